@@ -1,0 +1,3 @@
+//! clerk: raftkv's client library (skeleton; filled in by the KV issue).
+
+#![deny(missing_docs)]

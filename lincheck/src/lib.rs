@@ -1,0 +1,3 @@
+//! lincheck: a linearizability checker for test histories (skeleton).
+
+#![deny(missing_docs)]

@@ -1,0 +1,79 @@
+//! Errors of the raft crate. API errors (the caller can act on them: not the leader,
+//! a proposal too large) are kept apart from fatal ones (storage failed, node stopped).
+
+use crate::types::{LogIndex, NodeId};
+use std::path::PathBuf;
+
+/// A bad [`crate::Config`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid raft config: {0}")]
+pub struct ConfigError(pub String);
+
+/// Why a proposal, read or transfer was refused by the core.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProposeError {
+    /// This node is not the leader. `leader_hint` is the leader it last heard from.
+    #[error("not the leader (leader hint: {leader_hint:?})")]
+    NotLeader {
+        /// The current leader, when known.
+        leader_hint: Option<NodeId>,
+    },
+    /// A leadership transfer is in progress; proposals are paused until it ends.
+    #[error("leadership transfer in progress")]
+    TransferInProgress,
+    /// The proposal exceeds `Config::max_proposal_bytes`.
+    #[error("proposal of {size_bytes} bytes exceeds the limit of {max_bytes}")]
+    TooLarge {
+        /// Size of the proposal.
+        size_bytes: usize,
+        /// The configured limit.
+        max_bytes: usize,
+    },
+}
+
+/// Why durable storage failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// An I/O error, with the file it concerned.
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A record before the tail of the log is corrupt: data would be lost by skipping it.
+    #[error("corrupt write-ahead log {path} at byte {offset}: {reason}")]
+    Corrupt {
+        /// The segment file.
+        path: PathBuf,
+        /// Byte offset of the bad record.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The log does not hold the requested index (compacted or not yet written).
+    #[error("log index {index} is unavailable (first {first}, last {last})")]
+    Unavailable {
+        /// Requested index.
+        index: LogIndex,
+        /// First available index.
+        first: LogIndex,
+        /// Last available index.
+        last: LogIndex,
+    },
+    /// The caller broke the storage contract (e.g. a gap between appended entries).
+    #[error("storage contract violated: {0}")]
+    Contract(String),
+    /// The data directory belongs to another cluster or node.
+    #[error("data directory {path} belongs to {found}, not {expected}")]
+    WrongIdentity {
+        /// The data directory.
+        path: PathBuf,
+        /// What the directory says.
+        found: String,
+        /// What this node is.
+        expected: String,
+    },
+}
