@@ -6,7 +6,9 @@ pub mod config;
 pub mod core;
 pub mod error;
 pub mod message;
+pub mod node;
 pub mod storage;
+pub mod transport;
 pub mod types;
 
 pub use config::Config;

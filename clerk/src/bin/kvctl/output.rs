@@ -1,0 +1,92 @@
+//! Output formats: text and `--json` lines for results and status, and reading endpoints
+//! from a cluster configuration file.
+
+use crate::command::Outcome;
+use clerk::Clerk;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+/// One result as a JSON object (DESIGN.md's shell contract).
+pub fn outcome_json(outcome: &Outcome) -> Value {
+    match outcome {
+        Outcome::Written => json!({"ok": true}),
+        Outcome::Value(v) => json!({"ok": true, "value": v}),
+        Outcome::Swapped(s) => json!({"ok": true, "swapped": s}),
+        Outcome::Failed(e) => json!({"ok": false, "error": e.message, "definite": e.definite}),
+    }
+}
+
+/// One result as a text line.
+pub fn outcome_text(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Written => "OK".into(),
+        Outcome::Value(Some(v)) => v.clone(),
+        Outcome::Value(None) => "(nil)".into(),
+        Outcome::Swapped(true) => "swapped".into(),
+        Outcome::Swapped(false) => "not swapped".into(),
+        Outcome::Failed(e) => format!("error: {e}"),
+    }
+}
+
+/// `kvctl status`: one line per node; exit 0 if a leader answered, else 1.
+pub fn print_status(clerk: &Clerk, json: bool) -> ExitCode {
+    let mut saw_leader = false;
+    let mut out = std::io::stdout().lock();
+    for (i, (endpoint, result)) in clerk.status_all().into_iter().enumerate() {
+        let line = match result {
+            Ok(s) => {
+                saw_leader |= s.role == "leader";
+                let leader = if s.leader_id == 0 { "none".to_string() } else { s.leader_id.to_string() };
+                if json {
+                    json!({"id": s.id, "addr": endpoint, "role": s.role, "term": s.term, "commit": s.commit,
+                           "applied": s.applied, "leader": if s.leader_id == 0 { Value::Null } else { json!(s.leader_id) }})
+                    .to_string()
+                } else {
+                    format!(
+                        "id={} addr={} role={} term={} commit={} applied={} leader={}",
+                        s.id, endpoint, s.role, s.term, s.commit, s.applied, leader
+                    )
+                }
+            }
+            Err(e) => {
+                if json {
+                    json!({"id": Value::Null, "addr": endpoint, "role": "unreachable", "error": e.to_string()})
+                        .to_string()
+                } else {
+                    format!("id=? addr={endpoint} role=unreachable error={:?}", e.to_string())
+                }
+            }
+        };
+        let _ = writeln!(out, "{line}");
+        let _ = i;
+    }
+    if saw_leader {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+#[derive(Deserialize)]
+struct ConfigFile {
+    nodes: Vec<ConfigNode>,
+}
+
+#[derive(Deserialize)]
+struct ConfigNode {
+    addr: String,
+}
+
+/// The `addr` of every `[[nodes]]` entry of a cluster configuration file.
+pub fn endpoints_from_config(path: &Path) -> Result<Vec<String>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let config: ConfigFile = toml::from_str(&text)
+        .map_err(|e| format!("{}: {}", path.display(), e.message().replace('\n', " ")))?;
+    if config.nodes.is_empty() {
+        return Err(format!("{}: no [[nodes]]", path.display()));
+    }
+    Ok(config.nodes.into_iter().map(|n| n.addr).collect())
+}

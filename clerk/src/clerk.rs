@@ -1,0 +1,264 @@
+//! [`Clerk`]: the client of a raftkv cluster. Finds the leader, caches it, follows leader
+//! hints, rotates through the servers on errors with capped backoff, and tags every
+//! write with (client id, sequence number) so that retries are applied exactly once.
+
+use crate::error::{ClerkError, ErrorKind};
+use crate::leader::LeaderCache;
+use crate::retry::Retry;
+use crate::session::Session;
+use bytes::Bytes;
+use proto::kv::{
+    write_request::Op, Append, Cas, Delete, ErrorCode, GetRequest, KvError, KvServiceClient, Put,
+    StatusRequest, StatusResponse, WriteRequest, WriteResponse,
+};
+use rpc_framework::{CallOptions, Channel, ChannelConfig, RpcError};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Settings of a [`Clerk`].
+#[derive(Clone, Debug)]
+pub struct ClerkConfig {
+    /// `host:port` of every server.
+    pub endpoints: Vec<String>,
+    /// Give up on an operation after this long. `None` (the default): keep retrying until
+    /// it succeeds, as 6.824's clerk does.
+    pub op_timeout: Option<Duration>,
+    /// Deadline of one attempt against one server.
+    pub attempt_timeout: Duration,
+    /// First pause after every server failed once.
+    pub backoff_min: Duration,
+    /// Longest pause between rounds.
+    pub backoff_max: Duration,
+    /// Connection settings.
+    pub channel: ChannelConfig,
+}
+
+impl ClerkConfig {
+    /// Defaults for these endpoints.
+    pub fn new(endpoints: Vec<String>) -> ClerkConfig {
+        ClerkConfig {
+            endpoints,
+            op_timeout: None,
+            attempt_timeout: Duration::from_secs(2),
+            backoff_min: Duration::from_millis(10),
+            backoff_max: Duration::from_millis(500),
+            channel: ChannelConfig::default(),
+        }
+    }
+}
+
+/// A thread-safe client of a raftkv cluster. Cloning shares the connections, the leader
+/// cache and the session; many threads may run operations on one clerk concurrently.
+#[derive(Clone, Debug)]
+pub struct Clerk {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: ClerkConfig,
+    servers: Vec<KvServiceClient>,
+    leader: LeaderCache,
+    session: Session,
+}
+
+/// Where the next attempt goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Next {
+    /// The leader cache now points at the hinted leader.
+    Hinted,
+    /// Move on to the next server.
+    Rotate,
+    /// Same server, after a pause (it asked us to retry).
+    PauseSame,
+}
+
+/// How one attempt ended.
+enum Attempt<T> {
+    Done(T),
+    /// Try again (maybe elsewhere); `may_have_executed` says if this attempt might have
+    /// taken effect.
+    Again { may_have_executed: bool, next: Next },
+    Fail(ClerkError),
+}
+
+impl Clerk {
+    /// A clerk for the cluster at `config.endpoints`. Connections open lazily.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Unavailable`] when no endpoint is given.
+    pub fn new(config: ClerkConfig) -> Result<Clerk, ClerkError> {
+        if config.endpoints.is_empty() {
+            return Err(ClerkError::new(ErrorKind::Unavailable, true, "no endpoints given"));
+        }
+        let servers = config
+            .endpoints
+            .iter()
+            .map(|e| KvServiceClient::new(Channel::new(e.clone(), config.channel.clone())))
+            .collect();
+        let leader = LeaderCache::new(config.endpoints.clone());
+        Ok(Clerk { inner: Arc::new(Inner { config, servers, leader, session: Session::new() }) })
+    }
+
+    /// This clerk's client id.
+    pub fn client_id(&self) -> u64 {
+        self.inner.session.client_id
+    }
+
+    /// Reads `key` (linearizable). `Ok(None)` when absent.
+    ///
+    /// # Errors
+    /// [`ClerkError`]; reads never take effect, so errors are always `definite`.
+    pub fn get(&self, key: impl Into<Bytes>) -> Result<Option<Bytes>, ClerkError> {
+        let request = GetRequest { key: key.into() };
+        self.run(|client, options| match client.get(&request, options) {
+            Ok(resp) => match resp.error {
+                Some(e) if e.code != ErrorCode::Ok as i32 => self.on_kv_error(&e, false),
+                _ => Attempt::Done(resp.found.then_some(resp.value)),
+            },
+            Err(e) => Self::on_rpc_error(&e, false),
+        })
+        .map_err(|mut e| {
+            e.definite = true;
+            e
+        })
+    }
+
+    /// Sets `key` to `value`.
+    ///
+    /// # Errors
+    /// [`ClerkError`], saying whether the write may have happened.
+    pub fn put(&self, key: impl Into<Bytes>, value: impl Into<Bytes>) -> Result<(), ClerkError> {
+        self.write(Op::Put(Put { key: key.into(), value: value.into() })).map(|_| ())
+    }
+
+    /// Appends `value` to the value of `key` (absent counts as empty).
+    ///
+    /// # Errors
+    /// [`ClerkError`], saying whether the write may have happened.
+    pub fn append(&self, key: impl Into<Bytes>, value: impl Into<Bytes>) -> Result<(), ClerkError> {
+        self.write(Op::Append(Append { key: key.into(), value: value.into() })).map(|_| ())
+    }
+
+    /// Deletes `key`; returns whether it existed.
+    ///
+    /// # Errors
+    /// [`ClerkError`], saying whether the delete may have happened.
+    pub fn delete(&self, key: impl Into<Bytes>) -> Result<bool, ClerkError> {
+        self.write(Op::Delete(Delete { key: key.into() })).map(|r| r.swapped)
+    }
+
+    /// Sets `key` to `new_value` if its value equals `expected` (empty `expected`: the key
+    /// must be absent). Returns whether the swap happened.
+    ///
+    /// # Errors
+    /// [`ClerkError`], saying whether the swap may have happened.
+    pub fn cas(
+        &self,
+        key: impl Into<Bytes>,
+        expected: impl Into<Bytes>,
+        new_value: impl Into<Bytes>,
+    ) -> Result<bool, ClerkError> {
+        let op = Op::Cas(Cas { key: key.into(), expected: expected.into(), new_value: new_value.into() });
+        self.write(op).map(|r| r.swapped)
+    }
+
+    /// Asks every server for its status, in endpoint order.
+    pub fn status_all(&self) -> Vec<(String, Result<StatusResponse, RpcError>)> {
+        let options = CallOptions { timeout: Some(self.inner.config.attempt_timeout) };
+        self.inner
+            .servers
+            .iter()
+            .zip(&self.inner.config.endpoints)
+            .map(|(client, endpoint)| (endpoint.clone(), client.status(&StatusRequest {}, &options)))
+            .collect()
+    }
+
+    fn write(&self, op: Op) -> Result<WriteResponse, ClerkError> {
+        let session = &self.inner.session;
+        let seq = session.begin();
+        let result = self.run(|client, options| {
+            let request = WriteRequest {
+                client_id: session.client_id,
+                seq,
+                first_unacked_seq: session.first_unacked(),
+                op: Some(op.clone()),
+            };
+            match client.write(&request, options) {
+                Ok(resp) => match &resp.error {
+                    Some(e) if e.code != ErrorCode::Ok as i32 => self.on_kv_error(e, true),
+                    _ => Attempt::Done(resp),
+                },
+                Err(e) => Self::on_rpc_error(&e, true),
+            }
+        });
+        session.end(seq);
+        result
+    }
+
+    /// The retry loop shared by every operation.
+    fn run<T>(
+        &self,
+        mut attempt: impl FnMut(&KvServiceClient, &CallOptions) -> Attempt<T>,
+    ) -> Result<T, ClerkError> {
+        let c = &self.inner.config;
+        let mut retry = Retry::new(c.op_timeout, c.backoff_min, c.backoff_max, self.inner.servers.len());
+        let mut may_have_executed = false;
+        loop {
+            let server = self.inner.leader.current();
+            let options = CallOptions { timeout: Some(retry.attempt_timeout(c.attempt_timeout)) };
+            match attempt(&self.inner.servers[server], &options) {
+                Attempt::Done(v) => return Ok(v),
+                Attempt::Fail(mut e) => {
+                    e.definite &= !may_have_executed;
+                    return Err(e);
+                }
+                Attempt::Again { may_have_executed: maybe, next } => {
+                    may_have_executed |= maybe;
+                    match next {
+                        // A hint counts towards the round too: during an election two
+                        // servers may point at each other.
+                        Next::Hinted => retry.failed(),
+                        Next::Rotate => {
+                            self.inner.leader.rotate_from(server);
+                            retry.failed();
+                        }
+                        Next::PauseSame => retry.pause(),
+                    }
+                }
+            }
+            if retry.expired() {
+                let message = "operation timed out before a leader answered";
+                return Err(ClerkError::new(ErrorKind::Timeout, !may_have_executed, message));
+            }
+        }
+    }
+
+    fn on_kv_error<T>(&self, e: &KvError, is_write: bool) -> Attempt<T> {
+        let code = ErrorCode::try_from(e.code).unwrap_or(ErrorCode::Unavailable);
+        match code {
+            ErrorCode::Ok => Attempt::Again { may_have_executed: false, next: Next::PauseSame },
+            ErrorCode::NotLeader => {
+                let next =
+                    if self.inner.leader.follow_hint(&e.leader_addr) { Next::Hinted } else { Next::Rotate };
+                Attempt::Again { may_have_executed: false, next }
+            }
+            ErrorCode::LeadershipLost | ErrorCode::Timeout => {
+                Attempt::Again { may_have_executed: is_write, next: Next::Rotate }
+            }
+            ErrorCode::Retry => Attempt::Again { may_have_executed: false, next: Next::PauseSame },
+            ErrorCode::Unavailable => Attempt::Again { may_have_executed: false, next: Next::Rotate },
+            ErrorCode::InvalidArgument => {
+                Attempt::Fail(ClerkError::new(ErrorKind::InvalidArgument, true, e.message.clone()))
+            }
+            ErrorCode::SessionExpired => {
+                Attempt::Fail(ClerkError::new(ErrorKind::SessionExpired, false, e.message.clone()))
+            }
+        }
+    }
+
+    fn on_rpc_error<T>(e: &RpcError, is_write: bool) -> Attempt<T> {
+        tracing::debug!(error = %e, "attempt failed");
+        Attempt::Again { may_have_executed: is_write && e.may_have_executed(), next: Next::Rotate }
+    }
+}

@@ -1,0 +1,298 @@
+//! The cluster configuration file (TOML), shared by every node and by `kvctl --config`.
+//!
+//! ```toml
+//! cluster_id = "local-dev"        # peers from another cluster are rejected
+//! [[nodes]]
+//! id = 1
+//! addr = "127.0.0.1:7001"         # one port for both the Raft and the KV service
+//! # ... one [[nodes]] table per node
+//! # optional: data_dir, [raft], [snapshot], [limits], [storage]
+//! ```
+//!
+//! Validation turns every mistake into a one-line [`ConfigFileError`] naming the setting,
+//! so `kvserver` can print it and exit non-zero.
+
+use serde::Deserialize;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+/// A configuration file that cannot be used, with a one-line reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: {reason}")]
+pub struct ConfigFileError {
+    /// The file.
+    pub path: String,
+    /// What is wrong, on one line.
+    pub reason: String,
+}
+
+/// The whole cluster's configuration.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// Names the cluster; nodes of another cluster are rejected.
+    pub cluster_id: String,
+    /// Every node of the cluster.
+    pub nodes: Vec<NodeEntry>,
+    /// Parent directory of the nodes' data directories (`<data_dir>/node-<id>`), used when
+    /// `kvserver --data-dir` is not given. Relative paths are relative to the working directory.
+    #[serde(default)]
+    pub data_dir: Option<PathBuf>,
+    /// Raft timing and batching.
+    #[serde(default)]
+    pub raft: RaftSection,
+    /// When to snapshot.
+    #[serde(default)]
+    pub snapshot: SnapshotSection,
+    /// Request limits.
+    #[serde(default)]
+    pub limits: LimitsSection,
+    /// Durable storage.
+    #[serde(default)]
+    pub storage: StorageSection,
+}
+
+/// One node.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct NodeEntry {
+    /// Its id (non-zero, unique).
+    pub id: u64,
+    /// `host:port` serving both the Raft and the KV service.
+    pub addr: String,
+}
+
+/// `[raft]`: timing and batching.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RaftSection {
+    /// Length of one Raft tick.
+    pub tick_ms: u64,
+    /// Heartbeat interval, in ticks.
+    pub heartbeat_ticks: u32,
+    /// Base election timeout, in ticks (randomized up to twice this).
+    pub election_ticks: u32,
+    /// Run PreVote before elections.
+    pub pre_vote: bool,
+    /// Leaders step down without a live majority; followers keep a leader lease.
+    pub check_quorum: bool,
+    /// AppendEntries batches: most entries.
+    pub max_entries_per_append: usize,
+    /// AppendEntries batches: most bytes.
+    pub max_bytes_per_append: usize,
+    /// AppendEntries in flight per peer.
+    pub max_inflight_appends: usize,
+}
+
+impl Default for RaftSection {
+    fn default() -> Self {
+        RaftSection {
+            tick_ms: 10,
+            heartbeat_ticks: 5,
+            election_ticks: 50,
+            pre_vote: true,
+            check_quorum: true,
+            max_entries_per_append: 1024,
+            max_bytes_per_append: 1 << 20,
+            max_inflight_appends: 64,
+        }
+    }
+}
+
+/// `[snapshot]`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SnapshotSection {
+    /// Snapshot once the Raft log since the last snapshot exceeds this many bytes.
+    pub threshold_bytes: u64,
+}
+
+impl Default for SnapshotSection {
+    fn default() -> Self {
+        SnapshotSection { threshold_bytes: 64 << 20 }
+    }
+}
+
+/// `[limits]`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsSection {
+    /// Largest key.
+    pub max_key_bytes: usize,
+    /// Largest value (also after an append).
+    pub max_value_bytes: usize,
+    /// Client sessions kept for exactly-once writes.
+    pub max_sessions: usize,
+    /// Writes waiting for commit on one node.
+    pub max_pending_writes: usize,
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        LimitsSection {
+            max_key_bytes: 4 << 10,
+            max_value_bytes: 1 << 20,
+            max_sessions: 100_000,
+            max_pending_writes: 64 << 10,
+        }
+    }
+}
+
+/// `[storage]`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageSection {
+    /// fsync before acknowledging. Turning this off loses acknowledged writes on power
+    /// loss; it exists for experiments only.
+    pub fsync: bool,
+    /// Size at which a WAL segment is rotated.
+    pub segment_bytes: u64,
+}
+
+impl Default for StorageSection {
+    fn default() -> Self {
+        StorageSection { fsync: true, segment_bytes: 64 << 20 }
+    }
+}
+
+impl ClusterConfig {
+    /// Reads and validates a configuration file.
+    ///
+    /// # Errors
+    /// [`ConfigFileError`] with a one-line reason.
+    pub fn load(path: &Path) -> Result<ClusterConfig, ConfigFileError> {
+        let err = |reason: String| ConfigFileError { path: path.display().to_string(), reason };
+        let text = std::fs::read_to_string(path).map_err(|e| err(format!("cannot read: {e}")))?;
+        Self::parse(&text).map_err(err)
+    }
+
+    /// Parses and validates configuration text.
+    ///
+    /// # Errors
+    /// A one-line reason.
+    pub fn parse(text: &str) -> Result<ClusterConfig, String> {
+        let config: ClusterConfig =
+            toml::from_str(text).map_err(|e| e.message().replace('\n', " ").trim().to_string())?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks every setting.
+    ///
+    /// # Errors
+    /// A one-line reason.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.cluster_id.trim().is_empty() {
+            return Err("cluster_id must not be empty".into());
+        }
+        if self.nodes.is_empty() {
+            return Err("at least one [[nodes]] entry is required".into());
+        }
+        let mut ids = BTreeSet::new();
+        let mut addrs = BTreeSet::new();
+        for node in &self.nodes {
+            if node.id == 0 {
+                return Err("node id 0 is not allowed".into());
+            }
+            if !ids.insert(node.id) {
+                return Err(format!("node id {} appears twice", node.id));
+            }
+            if !addrs.insert(node.addr.as_str()) {
+                return Err(format!("address {} appears twice", node.addr));
+            }
+            validate_addr(&node.addr).map_err(|e| format!("node {}: {e}", node.id))?;
+        }
+        let r = &self.raft;
+        if r.tick_ms == 0 || r.heartbeat_ticks == 0 {
+            return Err("raft.tick_ms and raft.heartbeat_ticks must be at least 1".into());
+        }
+        if r.election_ticks <= r.heartbeat_ticks {
+            return Err(format!(
+                "raft.election_ticks ({}) must exceed raft.heartbeat_ticks ({})",
+                r.election_ticks, r.heartbeat_ticks
+            ));
+        }
+        if r.max_entries_per_append == 0 || r.max_bytes_per_append == 0 || r.max_inflight_appends == 0 {
+            return Err("raft batching limits must be at least 1".into());
+        }
+        if self.snapshot.threshold_bytes < 4096 {
+            return Err("snapshot.threshold_bytes must be at least 4096".into());
+        }
+        let l = &self.limits;
+        if l.max_key_bytes == 0 || l.max_value_bytes == 0 || l.max_sessions == 0 || l.max_pending_writes == 0 {
+            return Err("limits must be at least 1".into());
+        }
+        if self.storage.segment_bytes < 4096 {
+            return Err("storage.segment_bytes must be at least 4096".into());
+        }
+        Ok(())
+    }
+
+    /// The node with this id.
+    pub fn node(&self, id: u64) -> Option<&NodeEntry> {
+        self.nodes.iter().find(|n| n.id == id)
+    }
+}
+
+fn validate_addr(addr: &str) -> Result<(), String> {
+    let (host, port) = addr
+        .rsplit_once(':')
+        .ok_or_else(|| format!("address {addr:?} is not host:port"))?;
+    if host.is_empty() {
+        return Err(format!("address {addr:?} has no host"));
+    }
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 => Ok(()),
+        _ => Err(format!("address {addr:?} has a bad port")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+cluster_id = "local-dev"
+[[nodes]]
+id = 1
+addr = "127.0.0.1:7001"
+[[nodes]]
+id = 2
+addr = "127.0.0.1:7002"
+[[nodes]]
+id = 3
+addr = "127.0.0.1:7003"
+"#;
+
+    #[test]
+    fn a_good_config_parses_with_defaults() {
+        let c = ClusterConfig::parse(GOOD).unwrap();
+        assert_eq!(c.cluster_id, "local-dev");
+        assert_eq!(c.nodes.len(), 3);
+        assert_eq!(c.raft, RaftSection::default());
+        assert!(c.storage.fsync);
+        assert_eq!(c.node(2).unwrap().addr, "127.0.0.1:7002");
+    }
+
+    fn error_of(text: &str) -> String {
+        let e = ClusterConfig::parse(text).unwrap_err();
+        assert!(!e.contains('\n'), "error must be one line: {e:?}");
+        e
+    }
+
+    #[test]
+    fn bad_configs_give_one_line_reasons() {
+        assert!(error_of("cluster_id = ").contains("string") || !error_of("cluster_id = ").is_empty());
+        assert!(error_of("cluster_id = \"x\"\nnodes = []").contains("at least one"));
+        let dup = GOOD.replace("id = 2", "id = 1");
+        assert!(error_of(&dup).contains("appears twice"));
+        let zero = GOOD.replace("id = 3", "id = 0");
+        assert!(error_of(&zero).contains("id 0"));
+        let bad_port = GOOD.replace("7003", "notaport");
+        assert!(error_of(&bad_port).contains("bad port"));
+        let unknown = format!("{GOOD}\nbogus = 1");
+        assert!(error_of(&unknown).contains("bogus"));
+        let timing = format!("{GOOD}\n[raft]\nelection_ticks = 2\nheartbeat_ticks = 5");
+        assert!(error_of(&timing).contains("election_ticks"));
+    }
+}

@@ -1,0 +1,187 @@
+//! Starting a whole node from a [`ClusterConfig`]: storage, Raft node, KV server and the
+//! Provider serving both services on one port. Used by the `kvserver` binary, the local
+//! cluster example and in-process cluster tests.
+
+use crate::config::ClusterConfig;
+use crate::server::{KvServer, ServerConfig};
+use crate::service::KvServiceImpl;
+use crate::state_machine::Limits;
+use proto::kv::KvServiceServer;
+use proto::raft::RaftServiceServer;
+use raft::node::{NodeConfig, RaftNode, RaftServiceImpl, RpcTransport, RpcTransportConfig};
+use raft::storage::{DiskOptions, DiskStorage};
+use raft::{Config, NodeId};
+use rpc_framework::{Provider, ProviderConfig, ProviderHandle};
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Why a node could not start: one line each, for the binary to print.
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    /// The node id is not in the configuration.
+    #[error("node {0} is not listed in the configuration's [[nodes]]")]
+    UnknownNode(u64),
+    /// The address does not resolve.
+    #[error("cannot resolve address {addr}: {reason}")]
+    Address {
+        /// The address.
+        addr: String,
+        /// Why.
+        reason: String,
+    },
+    /// The data directory cannot be used.
+    #[error("data directory {dir}: {source}")]
+    Storage {
+        /// The directory.
+        dir: PathBuf,
+        /// What went wrong.
+        #[source]
+        source: raft::StorageError,
+    },
+    /// Raft refused to start.
+    #[error("raft: {0}")]
+    Raft(#[from] raft::node::StartError),
+    /// The port cannot be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A thread could not be started.
+    #[error("spawning a thread failed: {0}")]
+    Spawn(#[from] std::io::Error),
+}
+
+/// A running node: stop it with [`RunningNode::shutdown`].
+#[derive(Debug)]
+pub struct RunningNode {
+    /// The KV layer.
+    pub server: Arc<KvServer>,
+    /// The Raft node.
+    pub node: Arc<RaftNode>,
+    /// The Provider serving both services.
+    provider: Option<ProviderHandle>,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its data directory.
+    pub data_dir: PathBuf,
+}
+
+impl RunningNode {
+    /// Stops serving, then stops the KV layer and Raft, joining every thread.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        if let Some(p) = self.provider.take() {
+            p.shutdown();
+        }
+        self.server.shutdown();
+        self.node.shutdown();
+    }
+}
+
+impl Drop for RunningNode {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The data directory of node `id`: `--data-dir` if given, else `<data_dir>/node-<id>`
+/// from the configuration, else `./data/node-<id>`.
+pub fn data_dir_for(config: &ClusterConfig, id: u64, explicit: Option<&Path>) -> PathBuf {
+    match explicit {
+        Some(dir) => dir.to_path_buf(),
+        None => config.data_dir.clone().unwrap_or_else(|| PathBuf::from("data")).join(format!("node-{id}")),
+    }
+}
+
+/// Starts node `id` of `config` with its data in `data_dir`.
+///
+/// # Errors
+/// [`LaunchError`] with a one-line reason.
+pub fn launch(config: &ClusterConfig, id: u64, data_dir: &Path) -> Result<RunningNode, LaunchError> {
+    let me = config.node(id).ok_or(LaunchError::UnknownNode(id))?;
+    let addr = resolve(&me.addr)?;
+    let options = DiskOptions {
+        fsync: config.storage.fsync,
+        segment_bytes: config.storage.segment_bytes,
+        ..DiskOptions::new(config.cluster_id.clone(), id)
+    };
+    let storage = DiskStorage::open(data_dir, options)
+        .map_err(|source| LaunchError::Storage { dir: data_dir.to_path_buf(), source })?;
+    let addrs: BTreeMap<NodeId, String> =
+        config.nodes.iter().map(|n| (NodeId(n.id), n.addr.clone())).collect();
+    let voters: Vec<NodeId> = addrs.keys().copied().collect();
+    let node_config = node_config(config, NodeId(id), voters.clone());
+    let transport = RpcTransport::new(RpcTransportConfig::new(config.cluster_id.clone(), NodeId(id)), &addrs);
+    let (apply_tx, apply_rx) = crossbeam_channel::bounded(4096);
+    let node = Arc::new(RaftNode::new(node_config, Box::new(storage), Arc::new(transport), apply_tx)?);
+    let server_config = ServerConfig {
+        id: NodeId(id),
+        addrs,
+        limits: limits(config),
+        max_pending_writes: config.limits.max_pending_writes,
+        write_timeout: Duration::from_secs(10),
+        snapshot_threshold_bytes: config.snapshot.threshold_bytes,
+    };
+    let server = KvServer::start(server_config, node.clone(), apply_rx)?;
+    let mut provider = Provider::new(ProviderConfig::default());
+    provider.register_inline(RaftServiceServer::new(RaftServiceImpl::new(
+        node.clone(),
+        config.cluster_id.clone(),
+        voters,
+    )));
+    provider.register_inline(KvServiceServer::new(KvServiceImpl::new(server.clone())));
+    let handle = match provider.serve(addr) {
+        Ok(h) => h,
+        Err(source) => {
+            server.shutdown();
+            node.shutdown();
+            return Err(LaunchError::Bind { addr, source });
+        }
+    };
+    tracing::info!(node = id, %addr, cluster = %config.cluster_id, dir = %data_dir.display(), "serving");
+    Ok(RunningNode { server, node, provider: Some(handle), addr, data_dir: data_dir.to_path_buf() })
+}
+
+fn node_config(config: &ClusterConfig, id: NodeId, voters: Vec<NodeId>) -> NodeConfig {
+    let r = &config.raft;
+    let raft = Config {
+        election_timeout_ticks: r.election_ticks,
+        heartbeat_interval_ticks: r.heartbeat_ticks,
+        pre_vote: r.pre_vote,
+        check_quorum: r.check_quorum,
+        max_entries_per_append: r.max_entries_per_append,
+        max_bytes_per_append: r.max_bytes_per_append,
+        max_inflight_appends: r.max_inflight_appends,
+        max_proposal_bytes: config.limits.max_key_bytes + config.limits.max_value_bytes + 1024,
+        seed: id.0 ^ std::process::id() as u64,
+        ..Config::new(id, voters)
+    };
+    NodeConfig { raft, tick_interval: Duration::from_millis(r.tick_ms), ..NodeConfig::new(Config::new(id, vec![id])) }
+}
+
+fn limits(config: &ClusterConfig) -> Limits {
+    Limits {
+        max_key_bytes: config.limits.max_key_bytes,
+        max_value_bytes: config.limits.max_value_bytes,
+        max_sessions: config.limits.max_sessions,
+        ..Limits::default()
+    }
+}
+
+fn resolve(addr: &str) -> Result<SocketAddr, LaunchError> {
+    let err = |reason: String| LaunchError::Address { addr: addr.to_string(), reason };
+    addr.to_socket_addrs()
+        .map_err(|e| err(e.to_string()))?
+        .next()
+        .ok_or_else(|| err("no addresses".into()))
+}

@@ -1,0 +1,77 @@
+//! The `kvserver` binary: runs one node of a raftkv cluster.
+//!
+//! `kvserver --config CLUSTER.toml --id N [--data-dir DIR]`. A bad configuration or data
+//! directory exits non-zero with a one-line reason; SIGTERM/SIGINT shut down cleanly.
+
+use clap::Parser;
+use kvserver::config::ClusterConfig;
+use kvserver::launch::{data_dir_for, launch};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Runs one node of a raftkv cluster.
+#[derive(Debug, Parser)]
+#[command(name = "kvserver", version, about)]
+struct Args {
+    /// The cluster configuration file (TOML).
+    #[arg(long)]
+    config: PathBuf,
+    /// This node's id (one of the config's [[nodes]]).
+    #[arg(long)]
+    id: u64,
+    /// Data directory (default: <config data_dir or ./data>/node-<id>).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(reason) => {
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!("kvserver: {reason}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> Result<(), String> {
+    let config = ClusterConfig::load(&args.config).map_err(|e| e.to_string())?;
+    let dir = data_dir_for(&config, args.id, args.data_dir.as_deref());
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(signal, stop.clone()).map_err(|e| format!("signal handler: {e}"))?;
+    }
+    let node = launch(&config, args.id, &dir).map_err(|e| e.to_string())?;
+    let failure = loop {
+        if stop.load(Ordering::Relaxed) {
+            break None;
+        }
+        if let Some(reason) = node.server.fatal_error() {
+            break Some(reason);
+        }
+        if let (true, Some(reason)) = node.node.stopped() {
+            break Some(reason);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    tracing::info!(node = args.id, "shutting down");
+    node.shutdown();
+    match failure {
+        None => Ok(()),
+        Some(reason) => Err(reason),
+    }
+}

@@ -1,0 +1,62 @@
+//! The KV service (generated trait `proto::kv::KvService`) on top of [`KvServer`].
+//! Registered inline on the Provider: handlers validate, hand work to Raft and return;
+//! replies are completed later from the Raft driver or the applier thread.
+
+use crate::server::{get_error, write_error, KvServer};
+use proto::kv::{ErrorCode, GetRequest, GetResponse, StatusRequest, StatusResponse, WriteRequest, WriteResponse};
+use prost::Message as _;
+use rpc_framework::Reply;
+use std::sync::Arc;
+
+/// The KV service of one node.
+#[derive(Debug, Clone)]
+pub struct KvServiceImpl {
+    server: Arc<KvServer>,
+}
+
+impl KvServiceImpl {
+    /// Serves `server`.
+    pub fn new(server: Arc<KvServer>) -> Self {
+        KvServiceImpl { server }
+    }
+}
+
+impl proto::kv::KvService for KvServiceImpl {
+    fn get(&self, request: GetRequest, reply: Reply<GetResponse>) {
+        let s = &self.server;
+        if request.key.len() > s.config.limits.max_key_bytes {
+            let msg = format!("key of {} bytes exceeds {}", request.key.len(), s.config.limits.max_key_bytes);
+            return reply.ok(get_error(crate::waiters::kv_error(ErrorCode::InvalidArgument, msg)));
+        }
+        if !s.node.state().is_leader {
+            return reply.ok(get_error(s.not_leader(None)));
+        }
+        let server = s.clone();
+        s.node.read_index_with(move |result| match result {
+            Ok(index) => server.serve_read_at(index, request.key, reply),
+            Err(e) => reply.ok(get_error(server.node_error(e))),
+        });
+    }
+
+    fn write(&self, request: WriteRequest, reply: Reply<WriteResponse>) {
+        let s = &self.server;
+        if let Err(error) = s.config.limits.validate_write(&request) {
+            return reply.ok(WriteResponse { error: Some(error), swapped: false });
+        }
+        if !s.node.state().is_leader {
+            return reply.ok(WriteResponse { error: s.not_leader(None), swapped: false });
+        }
+        if s.waiters.pending_writes() >= s.config.max_pending_writes {
+            return reply.ok(write_error(ErrorCode::Unavailable, "too many writes in flight; retry"));
+        }
+        let server = s.clone();
+        s.node.start_with(request.encode_to_vec().into(), move |result| match result {
+            Ok((index, term)) => server.wait_for_write(index, term, reply),
+            Err(e) => reply.ok(WriteResponse { error: server.node_error(e), swapped: false }),
+        });
+    }
+
+    fn status(&self, _request: StatusRequest, reply: Reply<StatusResponse>) {
+        reply.ok(self.server.status());
+    }
+}

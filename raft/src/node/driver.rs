@@ -1,0 +1,381 @@
+//! The driver thread: the sole owner of the [`RaftCore`]. It turns inputs (messages,
+//! proposals, reads, ticks, "persisted" notices) into core calls, and each resulting
+//! [`crate::core::Ready`] into work for the transport, the persister and the application.
+
+use super::handle::NodeError;
+use super::persister::{PersistJob, PersistTask};
+use super::shared::Shared;
+use super::ApplyMsg;
+use crate::core::{RaftCore, Ready, Role};
+use crate::error::ProposeError;
+use crate::message::Message;
+use crate::transport::Transport;
+use crate::types::{EntryKind, LogIndex, NodeId, Term};
+use bytes::Bytes;
+use crossbeam_channel::{Receiver, Select, Sender};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Called on the driver thread once a proposal is accepted (with its index and term)
+/// or refused. It must be quick: the driver waits for it.
+pub(crate) type ProposeDone = Box<dyn FnOnce(Result<(LogIndex, Term), NodeError>) + Send>;
+/// Called on the driver thread with the read index once leadership is confirmed.
+pub(crate) type ReadDone = Box<dyn FnOnce(Result<LogIndex, NodeError>) + Send>;
+/// Called on the driver thread when a leadership transfer starts (or is refused).
+pub(crate) type TransferDone = Box<dyn FnOnce(Result<(), NodeError>) + Send>;
+
+/// Everything the driver reacts to, besides ticks.
+pub(crate) enum DriverInput {
+    /// Messages from peers.
+    Messages(Vec<Message>),
+    /// A command to replicate.
+    Propose { data: Bytes, done: ProposeDone },
+    /// A linearizable read.
+    ReadIndex { done: ReadDone },
+    /// The persister made these (index, term) durable.
+    Persisted(Vec<(LogIndex, Term)>),
+    /// The application snapshotted its state at `index`.
+    Compact { index: LogIndex, data: Bytes },
+    /// Hand leadership to `to`.
+    Transfer { to: NodeId, done: TransferDone },
+    /// The persister hit a storage error: stop.
+    PersisterFailed(String),
+    /// Stop the node.
+    Shutdown,
+}
+
+/// Inputs handled per wake-up before the driver produces a Ready; bounds latency.
+const MAX_INPUTS_PER_ROUND: usize = 256;
+
+/// A read waiting for its ReadState.
+struct PendingRead {
+    done: ReadDone,
+    deadline: Instant,
+}
+
+pub(crate) struct Driver {
+    pub(crate) core: RaftCore,
+    pub(crate) inbox: Receiver<DriverInput>,
+    pub(crate) persist_tx: Sender<PersistTask>,
+    pub(crate) transport: Arc<dyn Transport>,
+    pub(crate) apply_tx: Sender<ApplyMsg>,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) tick_interval: Duration,
+    pub(crate) read_timeout: Duration,
+    apply_backlog: VecDeque<ApplyMsg>,
+    persist_overflow: VecDeque<PersistTask>,
+    pending_reads: BTreeMap<u64, PendingRead>,
+    next_read_ctx: u64,
+    last_role: (Term, Role, Option<NodeId>),
+    running: bool,
+}
+
+impl Driver {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        core: RaftCore,
+        inbox: Receiver<DriverInput>,
+        persist_tx: Sender<PersistTask>,
+        transport: Arc<dyn Transport>,
+        apply_tx: Sender<ApplyMsg>,
+        shared: Arc<Shared>,
+        tick_interval: Duration,
+        read_timeout: Duration,
+    ) -> Driver {
+        let status = core.status();
+        Driver {
+            core,
+            inbox,
+            persist_tx,
+            transport,
+            apply_tx,
+            shared,
+            tick_interval,
+            read_timeout,
+            apply_backlog: VecDeque::new(),
+            persist_overflow: VecDeque::new(),
+            pending_reads: BTreeMap::new(),
+            next_read_ctx: 1,
+            last_role: (status.term, status.role, status.leader),
+            running: true,
+        }
+    }
+
+    /// The thread body: runs until shutdown or a fatal error.
+    pub(crate) fn run(mut self) {
+        let ticker = crossbeam_channel::tick(self.tick_interval);
+        self.process_ready();
+        while self.running {
+            self.wait_for_input(&ticker);
+            self.drain_inbox();
+            self.process_ready();
+            self.flush_persist_overflow();
+            self.flush_apply_backlog();
+            self.expire_reads();
+            self.shared.publish(self.core.status());
+        }
+        self.fail_all_reads(NodeError::Stopped);
+        self.transport.shutdown();
+    }
+
+    /// Blocks until there is an input, a tick, or room for the next applied entry.
+    fn wait_for_input(&mut self, ticker: &Receiver<Instant>) {
+        let mut select = Select::new();
+        let inbox_op = select.recv(&self.inbox);
+        let tick_op = select.recv(ticker);
+        let apply_op = if self.apply_backlog.is_empty() {
+            None
+        } else {
+            Some(select.send(&self.apply_tx))
+        };
+        let op = select.select();
+        match op.index() {
+            i if i == inbox_op => match op.recv(&self.inbox) {
+                Ok(input) => self.handle(input),
+                Err(_) => self.running = false,
+            },
+            i if i == tick_op => {
+                if op.recv(ticker).is_ok() {
+                    self.core.tick();
+                }
+            }
+            i if Some(i) == apply_op => {
+                if let Some(msg) = self.apply_backlog.pop_front() {
+                    if op.send(&self.apply_tx, msg).is_err() {
+                        // The application is gone; nothing more to apply.
+                        self.apply_backlog.clear();
+                    }
+                }
+            }
+            _ => unreachable!("select returned an operation that was not registered"),
+        }
+    }
+
+    fn drain_inbox(&mut self) {
+        for _ in 0..MAX_INPUTS_PER_ROUND {
+            match self.inbox.try_recv() {
+                Ok(input) => self.handle(input),
+                Err(_) => break,
+            }
+        }
+    }
+
+    fn handle(&mut self, input: DriverInput) {
+        match input {
+            DriverInput::Messages(messages) => {
+                for msg in messages {
+                    self.core.step(msg);
+                }
+            }
+            DriverInput::Propose { data, done } => {
+                let result = self.core.propose(data).map_err(NodeError::from);
+                done(result);
+            }
+            DriverInput::ReadIndex { done } => self.start_read(done),
+            DriverInput::Persisted(targets) => {
+                for (index, term) in targets {
+                    self.core.on_persisted(index, term);
+                }
+            }
+            DriverInput::Compact { index, data } => self.compact(index, data),
+            DriverInput::Transfer { to, done } => {
+                done(self.core.transfer_leader(to).map_err(NodeError::from));
+            }
+            DriverInput::PersisterFailed(reason) => {
+                tracing::error!(node = %self.core.status().id, %reason, "storage failed; stopping");
+                self.shared.stop(Some(reason));
+                self.running = false;
+            }
+            DriverInput::Shutdown => self.running = false,
+        }
+    }
+
+    fn start_read(&mut self, done: ReadDone) {
+        let ctx = self.next_read_ctx;
+        self.next_read_ctx += 1;
+        match self.core.read_index(ctx) {
+            Ok(()) => {
+                let deadline = Instant::now() + self.read_timeout;
+                self.pending_reads.insert(ctx, PendingRead { done, deadline });
+            }
+            Err(e) => done(Err(NodeError::from(e))),
+        }
+    }
+
+    fn compact(&mut self, index: LogIndex, data: Bytes) {
+        let before = self.core.status().snapshot_index;
+        self.core.compact(index, data.clone());
+        let meta = self.core.snapshot_meta();
+        if meta.index > before && meta.index == index {
+            let snapshot = crate::types::Snapshot { meta, data };
+            self.send_persist(PersistTask::SaveSnapshot(snapshot));
+        }
+    }
+
+    /// Takes the core's Ready and hands its parts out, in the order the contract requires.
+    fn process_ready(&mut self) {
+        if !self.core.has_ready() {
+            self.note_role_change();
+            return;
+        }
+        let rd = self.core.ready();
+        self.dispatch(rd);
+        self.note_role_change();
+    }
+
+    fn dispatch(&mut self, rd: Ready) {
+        let Ready {
+            number: _,
+            hard_state,
+            snapshot,
+            entries,
+            must_sync,
+            messages,
+            messages_after_persist,
+            apply_snapshot,
+            committed,
+            read_states,
+            dropped_reads,
+        } = rd;
+        if !messages.is_empty() {
+            self.transport.send(messages);
+        }
+        let target = entries
+            .last()
+            .map(|e| (e.index, e.term))
+            .or_else(|| snapshot.as_ref().map(|s| (s.meta.index, s.meta.term)));
+        if hard_state.is_some() || snapshot.is_some() || !entries.is_empty() || !messages_after_persist.is_empty() {
+            self.send_persist(PersistTask::Ready(PersistJob {
+                hard_state,
+                snapshot,
+                entries,
+                must_sync,
+                after_persist: messages_after_persist,
+                target,
+            }));
+        }
+        if let Some(snap) = apply_snapshot {
+            self.apply_backlog.push_back(ApplyMsg::Snapshot {
+                index: snap.meta.index,
+                term: snap.meta.term,
+                data: snap.data,
+            });
+        }
+        for entry in committed {
+            self.apply_backlog.push_back(match entry.kind {
+                EntryKind::Normal => ApplyMsg::Command { index: entry.index, term: entry.term, data: entry.data },
+                EntryKind::Noop => ApplyMsg::Noop { index: entry.index, term: entry.term },
+            });
+        }
+        for rs in read_states {
+            if let Some(read) = self.pending_reads.remove(&rs.ctx) {
+                (read.done)(Ok(rs.index));
+            }
+        }
+        for ctx in dropped_reads {
+            if let Some(read) = self.pending_reads.remove(&ctx) {
+                (read.done)(Err(NodeError::NotLeader { leader_hint: self.core.status().leader }));
+            }
+        }
+    }
+
+    /// Queues work for the persister without ever blocking the driver (a blocked driver
+    /// could deadlock with a persister waiting for room in the driver's inbox, and would
+    /// stop heartbeats). Overflow waits here, in order; it is bounded in practice by the
+    /// core's in-memory log, which holds the same entries.
+    fn send_persist(&mut self, task: PersistTask) {
+        self.persist_overflow.push_back(task);
+        self.flush_persist_overflow();
+    }
+
+    fn flush_persist_overflow(&mut self) {
+        while let Some(task) = self.persist_overflow.pop_front() {
+            match self.persist_tx.try_send(task) {
+                Ok(()) => {}
+                Err(crossbeam_channel::TrySendError::Full(task)) => {
+                    self.persist_overflow.push_front(task);
+                    return;
+                }
+                Err(crossbeam_channel::TrySendError::Disconnected(_)) => {
+                    self.shared.stop(Some("persister thread exited".into()));
+                    self.running = false;
+                    self.persist_overflow.clear();
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Tells the application (in order with the entries) when leadership changes, and
+    /// fails reads a deposed leader can no longer serve.
+    fn note_role_change(&mut self) {
+        let status = self.core.status();
+        let now = (status.term, status.role, status.leader);
+        if now == self.last_role {
+            return;
+        }
+        let was_leader = self.last_role.1 == Role::Leader;
+        self.last_role = now;
+        let is_leader = status.role == Role::Leader;
+        tracing::info!(node = %status.id, term = %status.term, role = ?status.role, leader = ?status.leader, "role change");
+        if was_leader && !is_leader {
+            self.fail_all_reads(NodeError::NotLeader { leader_hint: status.leader });
+        }
+        self.apply_backlog.push_back(ApplyMsg::RoleChange {
+            term: status.term,
+            is_leader,
+            leader: status.leader,
+        });
+    }
+
+    fn flush_apply_backlog(&mut self) {
+        while let Some(msg) = self.apply_backlog.pop_front() {
+            match self.apply_tx.try_send(msg) {
+                Ok(()) => {}
+                Err(crossbeam_channel::TrySendError::Full(msg)) => {
+                    self.apply_backlog.push_front(msg);
+                    break;
+                }
+                Err(crossbeam_channel::TrySendError::Disconnected(_)) => {
+                    self.apply_backlog.clear();
+                    break;
+                }
+            }
+        }
+    }
+
+    fn expire_reads(&mut self) {
+        if self.pending_reads.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let expired: Vec<u64> = self
+            .pending_reads
+            .iter()
+            .filter(|(_, r)| r.deadline <= now)
+            .map(|(ctx, _)| *ctx)
+            .collect();
+        for ctx in expired {
+            if let Some(read) = self.pending_reads.remove(&ctx) {
+                (read.done)(Err(NodeError::Timeout));
+            }
+        }
+    }
+
+    fn fail_all_reads(&mut self, error: NodeError) {
+        for (_, read) in std::mem::take(&mut self.pending_reads) {
+            (read.done)(Err(error.clone()));
+        }
+    }
+}
+
+impl From<ProposeError> for NodeError {
+    fn from(e: ProposeError) -> NodeError {
+        match e {
+            ProposeError::NotLeader { leader_hint } => NodeError::NotLeader { leader_hint },
+            ProposeError::TransferInProgress => NodeError::TransferInProgress,
+            ProposeError::TooLarge { size_bytes, max_bytes } => NodeError::TooLarge { size_bytes, max_bytes },
+        }
+    }
+}
