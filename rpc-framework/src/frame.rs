@@ -273,7 +273,10 @@ mod tests {
                 RpcHeader::error(7, &Status::new(Code::NotFound, "nope")),
                 Bytes::new(),
             ),
-            (RpcHeader::request(u64::MAX, "", ""), Bytes::from(vec![0xAB; 3000])),
+            (
+                RpcHeader::request(u64::MAX, "", ""),
+                Bytes::from(vec![0xAB; 3000]),
+            ),
         ]
     }
 
@@ -312,7 +315,11 @@ mod tests {
             .collect();
         for split in 0..=bytes.len() {
             let (a, b) = bytes.split_at(split);
-            assert_eq!(decode_chunks(&[a, b]).unwrap(), expected, "split at {split}");
+            assert_eq!(
+                decode_chunks(&[a, b]).unwrap(),
+                expected,
+                "split at {split}"
+            );
         }
         // And byte by byte.
         let singles: Vec<&[u8]> = bytes.chunks(1).collect();
@@ -331,7 +338,10 @@ mod tests {
                 max_bytes: 1024
             }
         );
-        assert!(buf.capacity() < 1024, "decoder grew the buffer for a rejected frame");
+        assert!(
+            buf.capacity() < 1024,
+            "decoder grew the buffer for a rejected frame"
+        );
     }
 
     #[test]
@@ -347,10 +357,16 @@ mod tests {
         let mut decoder = FrameDecoder::new(1024);
         // frame_len 2 (< 4).
         let mut buf = BytesMut::from(&[0u8, 0, 0, 2, 0, 0][..]);
-        assert!(matches!(decoder.decode(&mut buf), Err(FrameError::Malformed(_))));
+        assert!(matches!(
+            decoder.decode(&mut buf),
+            Err(FrameError::Malformed(_))
+        ));
         // header_len 10 > frame_len - 4 = 4.
         let mut buf = BytesMut::from(&[0u8, 0, 0, 8, 0, 0, 0, 10, 1, 2, 3, 4][..]);
-        assert!(matches!(decoder.decode(&mut buf), Err(FrameError::Malformed(_))));
+        assert!(matches!(
+            decoder.decode(&mut buf),
+            Err(FrameError::Malformed(_))
+        ));
     }
 
     #[test]
@@ -358,7 +374,10 @@ mod tests {
         let mut decoder = FrameDecoder::new(1024);
         // header_len 2 with bytes 0xFF 0xFF: an invalid varint key.
         let mut buf = BytesMut::from(&[0u8, 0, 0, 6, 0, 0, 0, 2, 0xFF, 0xFF][..]);
-        assert!(matches!(decoder.decode(&mut buf), Err(FrameError::BadHeader(_))));
+        assert!(matches!(
+            decoder.decode(&mut buf),
+            Err(FrameError::BadHeader(_))
+        ));
     }
 
     #[test]
@@ -376,16 +395,24 @@ mod tests {
     }
 
     fn arb_header() -> impl Strategy<Value = RpcHeader> {
-        (any::<u64>(), ".{0,20}", ".{0,20}", 0i32..3, any::<u32>(), ".{0,40}").prop_map(
-            |(request_id, service, method, kind, error_code, error_message)| RpcHeader {
-                request_id,
-                service,
-                method,
-                kind,
-                error_code,
-                error_message,
-            },
+        (
+            any::<u64>(),
+            ".{0,20}",
+            ".{0,20}",
+            0i32..3,
+            any::<u32>(),
+            ".{0,40}",
         )
+            .prop_map(
+                |(request_id, service, method, kind, error_code, error_message)| RpcHeader {
+                    request_id,
+                    service,
+                    method,
+                    kind,
+                    error_code,
+                    error_message,
+                },
+            )
     }
 
     proptest! {

@@ -109,7 +109,9 @@ impl fmt::Debug for Responder {
             Some(ResponderTarget::Callback(_)) => "callback".to_owned(),
             None => "done".to_owned(),
         };
-        f.debug_struct("Responder").field("target", &target).finish()
+        f.debug_struct("Responder")
+            .field("target", &target)
+            .finish()
     }
 }
 
@@ -195,11 +197,9 @@ impl ServiceRegistry {
             None => Route::Unimplemented(Status::unimplemented(format!(
                 "unknown service {service:?}"
             ))),
-            Some(entry) if !entry.service.methods().contains(&method) => {
-                Route::Unimplemented(Status::unimplemented(format!(
-                    "unknown method {method:?} of service {service:?}"
-                )))
-            }
+            Some(entry) if !entry.service.methods().contains(&method) => Route::Unimplemented(
+                Status::unimplemented(format!("unknown method {method:?} of service {service:?}")),
+            ),
             Some(entry) => Route::Found(entry),
         }
     }
@@ -241,7 +241,9 @@ mod tests {
         }
     }
 
-    fn capture() -> (Responder, Arc<Mutex<Option<Result<Bytes, Status>>>>) {
+    type ReplySlot = Arc<Mutex<Option<Result<Bytes, Status>>>>;
+
+    fn capture() -> (Responder, ReplySlot) {
         let slot = Arc::new(Mutex::new(None));
         let sink = slot.clone();
         (Responder::from_fn(move |r| *sink.lock() = Some(r)), slot)
@@ -251,7 +253,10 @@ mod tests {
     fn registry_routes_known_methods_and_rejects_others() {
         let mut registry = ServiceRegistry::default();
         registry.insert(Arc::new(Upper), false);
-        assert!(matches!(registry.route("test.Upper", "Shout"), Route::Found(_)));
+        assert!(matches!(
+            registry.route("test.Upper", "Shout"),
+            Route::Found(_)
+        ));
         for (service, method) in [("test.Upper", "Whisper"), ("test.Lower", "Shout")] {
             match registry.route(service, method) {
                 Route::Unimplemented(status) => assert_eq!(status.code, crate::Code::Unimplemented),

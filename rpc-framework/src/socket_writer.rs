@@ -30,7 +30,10 @@ pub(crate) enum SubmitError<E> {
     /// The writer was closed; the string says why.
     Closed(String),
     /// Accepting the frame would exceed the queued-bytes cap.
-    QueueFull { queued_bytes: usize, max_bytes: usize },
+    QueueFull {
+        queued_bytes: usize,
+        max_bytes: usize,
+    },
     /// The `before_enqueue` hook refused.
     Refused(E),
 }
@@ -194,7 +197,8 @@ impl SocketWriter {
             drop(state);
 
             let (written, outcome) = write_nonblocking(&self.stream, &batch);
-            self.written_total.fetch_add(written as u64, Ordering::AcqRel);
+            self.written_total
+                .fetch_add(written as u64, Ordering::AcqRel);
 
             state = self.state.lock();
             if written < batch.len() && state.closed.is_none() {

@@ -53,9 +53,15 @@ fn many_async_calls_in_flight_from_one_thread() {
     for i in 0..1000u32 {
         let tx = tx.clone();
         let body = Bytes::from(i.to_be_bytes().to_vec());
-        channel.call_async(SERVICE, "Echo", body.clone(), &CallOptions::default(), move |r| {
-            tx.send((body, r)).unwrap();
-        });
+        channel.call_async(
+            SERVICE,
+            "Echo",
+            body.clone(),
+            &CallOptions::default(),
+            move |r| {
+                tx.send((body, r)).unwrap();
+            },
+        );
     }
     for _ in 0..1000 {
         let (body, reply) = rx.recv().unwrap();
@@ -78,12 +84,24 @@ fn slow_handler_does_not_delay_a_fast_one() {
         move |r| slow_tx.send(r).unwrap(),
     );
     let fast = channel
-        .call(SERVICE, "Echo", Bytes::from_static(b"fast"), &CallOptions::default())
+        .call(
+            SERVICE,
+            "Echo",
+            Bytes::from_static(b"fast"),
+            &CallOptions::default(),
+        )
         .unwrap();
     assert_eq!(fast, Bytes::from_static(b"fast"));
-    assert_eq!(slow_rx.try_recv(), Err(TryRecvError::Empty), "slow call finished early");
+    assert_eq!(
+        slow_rx.try_recv(),
+        Err(TryRecvError::Empty),
+        "slow call finished early"
+    );
     control.latch.release();
-    assert_eq!(slow_rx.recv().unwrap().unwrap(), Bytes::from_static(b"slow"));
+    assert_eq!(
+        slow_rx.recv().unwrap().unwrap(),
+        Bytes::from_static(b"slow")
+    );
 }
 
 /// Inline handlers keep their responders; the test answers them in reverse order and the
@@ -95,9 +113,13 @@ fn replies_on_one_connection_complete_in_any_order() {
     let (tx, rx) = crossbeam_channel::unbounded();
     for i in 0..5u8 {
         let tx = tx.clone();
-        channel.call_async(SERVICE, "Hold", Bytes::from(vec![i]), &CallOptions::default(), move |r| {
-            tx.send(r.unwrap()).unwrap()
-        });
+        channel.call_async(
+            SERVICE,
+            "Hold",
+            Bytes::from(vec![i]),
+            &CallOptions::default(),
+            move |r| tx.send(r.unwrap()).unwrap(),
+        );
     }
     control.wait_held(5);
     let mut held: Vec<_> = control.held.lock().drain(..).collect();
@@ -115,10 +137,20 @@ fn responder_completes_from_another_thread() {
     let channel = Arc::new(channel_to(&server));
     let caller = {
         let channel = channel.clone();
-        thread::spawn(move || channel.call(SERVICE, "Hold", Bytes::from_static(b"later"), &CallOptions::default()))
+        thread::spawn(move || {
+            channel.call(
+                SERVICE,
+                "Hold",
+                Bytes::from_static(b"later"),
+                &CallOptions::default(),
+            )
+        })
     };
     control.wait_held(1);
     let releaser = thread::spawn(move || control.release_held());
     releaser.join().unwrap();
-    assert_eq!(caller.join().unwrap().unwrap(), Bytes::from_static(b"later"));
+    assert_eq!(
+        caller.join().unwrap().unwrap(),
+        Bytes::from_static(b"later")
+    );
 }

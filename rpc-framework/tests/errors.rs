@@ -19,7 +19,9 @@ use util::{channel_to, start_probe_server, SERVICE};
 fn echo_ok(channel: &Channel) {
     let body = Bytes::from_static(b"still here");
     assert_eq!(
-        channel.call(SERVICE, "Echo", body.clone(), &CallOptions::default()).unwrap(),
+        channel
+            .call(SERVICE, "Echo", body.clone(), &CallOptions::default())
+            .unwrap(),
         body
     );
 }
@@ -36,10 +38,15 @@ fn unknown_service_or_method_is_unimplemented_and_the_connection_stays_open() {
     let (server, _control) = start_probe_server(ProviderConfig::default(), false);
     let channel = channel_to(&server);
     let opts = CallOptions::default();
-    let err = channel.call("no.Such", "Echo", Bytes::new(), &opts).unwrap_err();
+    let err = channel
+        .call("no.Such", "Echo", Bytes::new(), &opts)
+        .unwrap_err();
     assert!(!err.may_have_executed());
     assert_eq!(remote_code(Err(err)), Code::Unimplemented);
-    assert_eq!(remote_code(channel.call(SERVICE, "Nope", Bytes::new(), &opts)), Code::Unimplemented);
+    assert_eq!(
+        remote_code(channel.call(SERVICE, "Nope", Bytes::new(), &opts)),
+        Code::Unimplemented
+    );
     echo_ok(&channel);
 }
 
@@ -48,9 +55,17 @@ fn handler_status_reaches_the_caller() {
     let (server, _control) = start_probe_server(ProviderConfig::default(), false);
     let channel = channel_to(&server);
     let err = channel
-        .call(SERVICE, "Fail", Bytes::from_static(b"key 7"), &CallOptions::default())
+        .call(
+            SERVICE,
+            "Fail",
+            Bytes::from_static(b"key 7"),
+            &CallOptions::default(),
+        )
         .unwrap_err();
-    assert_eq!(err, RpcError::Remote(rpc_framework::Status::not_found("key 7")));
+    assert_eq!(
+        err,
+        RpcError::Remote(rpc_framework::Status::not_found("key 7"))
+    );
 }
 
 #[test]
@@ -59,8 +74,14 @@ fn dropped_responder_and_panicking_handler_answer_internal() {
         let (server, _control) = start_probe_server(ProviderConfig::default(), inline);
         let channel = channel_to(&server);
         let opts = CallOptions::default();
-        assert_eq!(remote_code(channel.call(SERVICE, "Drop", Bytes::new(), &opts)), Code::Internal);
-        assert_eq!(remote_code(channel.call(SERVICE, "Panic", Bytes::new(), &opts)), Code::Internal);
+        assert_eq!(
+            remote_code(channel.call(SERVICE, "Drop", Bytes::new(), &opts)),
+            Code::Internal
+        );
+        assert_eq!(
+            remote_code(channel.call(SERVICE, "Panic", Bytes::new(), &opts)),
+            Code::Internal
+        );
         echo_ok(&channel);
     }
 }
@@ -71,7 +92,9 @@ fn blocking_call_times_out_while_the_handler_holds_its_reply() {
     let channel = channel_to(&server);
     echo_ok(&channel); // connected, so the request is certainly sent
     let opts = CallOptions::with_timeout(Duration::from_millis(50));
-    let err = channel.call(SERVICE, "Hold", Bytes::from_static(b"h"), &opts).unwrap_err();
+    let err = channel
+        .call(SERVICE, "Hold", Bytes::from_static(b"h"), &opts)
+        .unwrap_err();
     assert_eq!(err, RpcError::Timeout { sent: true });
     assert!(err.may_have_executed());
     control.wait_held(1);
@@ -86,7 +109,9 @@ fn async_call_times_out_on_the_io_thread() {
     echo_ok(&channel);
     let (tx, rx) = crossbeam_channel::bounded(1);
     let opts = CallOptions::with_timeout(Duration::from_millis(30));
-    channel.call_async(SERVICE, "Hold", Bytes::new(), &opts, move |r| tx.send(r).unwrap());
+    channel.call_async(SERVICE, "Hold", Bytes::new(), &opts, move |r| {
+        tx.send(r).unwrap()
+    });
     assert_eq!(rx.recv().unwrap(), Err(RpcError::Timeout { sent: true }));
     control.release_held();
 }
@@ -102,9 +127,13 @@ fn too_many_pending_calls_per_connection_are_resource_exhausted() {
     let (tx, rx) = crossbeam_channel::unbounded();
     for _ in 0..2 {
         let tx = tx.clone();
-        channel.call_async(SERVICE, "Hold", Bytes::new(), &CallOptions::default(), move |r| {
-            tx.send(r).unwrap()
-        });
+        channel.call_async(
+            SERVICE,
+            "Hold",
+            Bytes::new(),
+            &CallOptions::default(),
+            move |r| tx.send(r).unwrap(),
+        );
     }
     control.wait_held(2);
     let third = channel.call(SERVICE, "Echo", Bytes::new(), &CallOptions::default());
@@ -125,14 +154,31 @@ fn client_side_limits_fail_fast_without_sending() {
         ..ChannelConfig::default()
     };
     let channel = Channel::new(server.local_addr().to_string(), config);
-    let big = channel.call(SERVICE, "Echo", Bytes::from(vec![0; 2000]), &CallOptions::default());
-    assert!(matches!(big, Err(RpcError::FrameTooLarge { max_bytes: 1024, .. })));
+    let big = channel.call(
+        SERVICE,
+        "Echo",
+        Bytes::from(vec![0; 2000]),
+        &CallOptions::default(),
+    );
+    assert!(matches!(
+        big,
+        Err(RpcError::FrameTooLarge {
+            max_bytes: 1024,
+            ..
+        })
+    ));
     let (tx, rx) = crossbeam_channel::bounded(1);
-    channel.call_async(SERVICE, "Hold", Bytes::new(), &CallOptions::default(), move |r| {
-        tx.send(r).unwrap()
-    });
+    channel.call_async(
+        SERVICE,
+        "Hold",
+        Bytes::new(),
+        &CallOptions::default(),
+        move |r| tx.send(r).unwrap(),
+    );
     control.wait_held(1);
-    let err = channel.call(SERVICE, "Echo", Bytes::new(), &CallOptions::default()).unwrap_err();
+    let err = channel
+        .call(SERVICE, "Echo", Bytes::new(), &CallOptions::default())
+        .unwrap_err();
     assert!(matches!(err, RpcError::Overloaded(_)), "{err:?}");
     assert!(!err.may_have_executed());
     control.release_held();
@@ -141,13 +187,21 @@ fn client_side_limits_fail_fast_without_sending() {
 
 #[test]
 fn nothing_listening_is_unreachable() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let channel = Channel::new(format!("127.0.0.1:{port}"), ChannelConfig::default());
-    let err = channel.call(SERVICE, "Echo", Bytes::new(), &CallOptions::default()).unwrap_err();
+    let err = channel
+        .call(SERVICE, "Echo", Bytes::new(), &CallOptions::default())
+        .unwrap_err();
     assert!(matches!(err, RpcError::Unreachable(_)), "{err:?}");
     assert!(!err.may_have_executed());
     let unresolvable = Channel::new("no-such-host.invalid:1", ChannelConfig::default());
-    let err = unresolvable.call(SERVICE, "Echo", Bytes::new(), &CallOptions::default()).unwrap_err();
+    let err = unresolvable
+        .call(SERVICE, "Echo", Bytes::new(), &CallOptions::default())
+        .unwrap_err();
     assert!(matches!(err, RpcError::Unreachable(_)), "{err:?}");
 }
 
@@ -156,7 +210,9 @@ fn nothing_listening_is_unreachable() {
 fn raw_connection(server: &ProviderHandle) -> TcpStream {
     let stream = TcpStream::connect(server.local_addr()).unwrap();
     // A safety net so a broken server fails the test instead of hanging it.
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     stream
 }
 
@@ -188,7 +244,9 @@ fn hostile_streams_close_only_their_own_connection() {
     let (server, _control) = start_probe_server(config, false);
     let channel = channel_to(&server);
     echo_ok(&channel);
-    let garbage: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let garbage: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
     let over_max = (2u32 * 1024 * 1024).to_be_bytes().to_vec();
     let mut bad_header = vec![0, 0, 0, 8, 0, 0, 0, 4];
     bad_header.extend_from_slice(&[0xFF, 0xFF, 0xFF, 0xFF]);
@@ -222,7 +280,10 @@ fn raw_client_gets_unimplemented_and_then_its_echo_on_the_same_connection() {
     let (server, _control) = start_probe_server(ProviderConfig::default(), false);
     let mut stream = raw_connection(&server);
     let mut bytes = frame_bytes(&RpcHeader::request(1, SERVICE, "Missing"), b"");
-    bytes.extend(frame_bytes(&RpcHeader::request(2, SERVICE, "Echo"), b"pong"));
+    bytes.extend(frame_bytes(
+        &RpcHeader::request(2, SERVICE, "Echo"),
+        b"pong",
+    ));
     stream.write_all(&bytes).unwrap();
     let mut decoder = FrameDecoder::new(1024 * 1024);
     let mut buf = BytesMut::new();
@@ -238,7 +299,10 @@ fn raw_client_gets_unimplemented_and_then_its_echo_on_the_same_connection() {
     }
     frames.sort_by_key(|f| f.header.request_id);
     assert_eq!(frames[0].header.frame_kind(), Some(FrameKind::Error));
-    assert_eq!(Code::from_u32(frames[0].header.error_code), Code::Unimplemented);
+    assert_eq!(
+        Code::from_u32(frames[0].header.error_code),
+        Code::Unimplemented
+    );
     assert_eq!(frames[1].header.frame_kind(), Some(FrameKind::Response));
     assert_eq!(frames[1].body, Bytes::from_static(b"pong"));
 }

@@ -12,7 +12,12 @@ use rpc_framework::{CallOptions, ProviderConfig, RpcError};
 use util::{channel_to, start_probe_server, start_probe_server_at, wait_for, SERVICE};
 
 fn echo(channel: &rpc_framework::Channel) -> Result<Bytes, RpcError> {
-    channel.call(SERVICE, "Echo", Bytes::from_static(b"e"), &CallOptions::default())
+    channel.call(
+        SERVICE,
+        "Echo",
+        Bytes::from_static(b"e"),
+        &CallOptions::default(),
+    )
 }
 
 #[test]
@@ -24,13 +29,20 @@ fn client_reconnects_after_the_server_restarts_on_the_same_port() {
 
     // A call pending when the server goes away fails as Disconnected, sent.
     let (tx, rx) = crossbeam_channel::bounded(1);
-    channel.call_async(SERVICE, "Hold", Bytes::new(), &CallOptions::default(), move |r| {
-        tx.send(r).unwrap()
-    });
+    channel.call_async(
+        SERVICE,
+        "Hold",
+        Bytes::new(),
+        &CallOptions::default(),
+        move |r| tx.send(r).unwrap(),
+    );
     control.wait_held(1);
     // The held responder dies with the service, after its connection is closed.
     server.shutdown();
-    assert_eq!(rx.recv().unwrap(), Err(RpcError::Disconnected { sent: true }));
+    assert_eq!(
+        rx.recv().unwrap(),
+        Err(RpcError::Disconnected { sent: true })
+    );
 
     // While the server is down, calls fail without being sent.
     let err = echo(&channel).unwrap_err();
@@ -53,7 +65,13 @@ fn provider_shutdown_joins_its_threads_and_releases_its_services() {
         // Every thread that held the service has been joined and dropped it.
         assert!(control.dropped.load(Ordering::SeqCst), "inline={inline}");
         let err = echo(&channel).unwrap_err();
-        assert!(matches!(err, RpcError::Disconnected { .. } | RpcError::Unreachable(_)), "{err:?}");
+        assert!(
+            matches!(
+                err,
+                RpcError::Disconnected { .. } | RpcError::Unreachable(_)
+            ),
+            "{err:?}"
+        );
     }
 }
 
@@ -69,9 +87,13 @@ fn channel_shutdown_fails_pending_and_later_calls() {
     let (server, control) = start_probe_server(ProviderConfig::default(), true);
     let channel = channel_to(&server);
     let (tx, rx) = crossbeam_channel::bounded(1);
-    channel.call_async(SERVICE, "Hold", Bytes::new(), &CallOptions::default(), move |r| {
-        tx.send(r).unwrap()
-    });
+    channel.call_async(
+        SERVICE,
+        "Hold",
+        Bytes::new(),
+        &CallOptions::default(),
+        move |r| tx.send(r).unwrap(),
+    );
     control.wait_held(1);
     channel.shutdown();
     assert_eq!(rx.recv().unwrap(), Err(RpcError::Shutdown));
@@ -85,9 +107,13 @@ fn dropping_the_last_channel_clone_fails_pending_async_calls() {
     let channel = channel_to(&server);
     let clone = channel.clone();
     let (tx, rx) = crossbeam_channel::bounded(1);
-    channel.call_async(SERVICE, "Hold", Bytes::new(), &CallOptions::default(), move |r| {
-        tx.send(r).unwrap()
-    });
+    channel.call_async(
+        SERVICE,
+        "Hold",
+        Bytes::new(),
+        &CallOptions::default(),
+        move |r| tx.send(r).unwrap(),
+    );
     control.wait_held(1);
     drop(channel);
     echo(&clone).unwrap(); // a clone keeps the channel alive

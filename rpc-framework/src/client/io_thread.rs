@@ -151,7 +151,11 @@ impl IoThread {
         let id = self.next_conn_id;
         self.next_conn_id += 1;
         let interest = Interest::READABLE | Interest::WRITABLE;
-        if let Err(e) = self.poll.registry().register(&mut stream, Token(id), interest) {
+        if let Err(e) = self
+            .poll
+            .registry()
+            .register(&mut stream, Token(id), interest)
+        {
             return self.attempt_failed(&format!("could not register the socket: {e}"));
         }
         let config = &self.shared.config;
@@ -264,7 +268,8 @@ impl IoThread {
             return Ok(());
         };
         loop {
-            let read = (&*active.conn.writer.stream()).read(&mut self.scratch);
+            let mut stream = active.conn.writer.stream();
+            let read = stream.read(&mut self.scratch);
             match read {
                 Ok(0) => return Err("the server closed the connection".to_owned()),
                 Ok(n) => active.read_buf.extend_from_slice(&self.scratch[..n]),

@@ -260,7 +260,7 @@ impl Channel {
         let waiter = Arc::new(CallWaiter::default());
         let completion = Completion::Waiter(waiter.clone());
         let id = self
-            .submit(service, method, &body, deadline, false, completion)
+            .submit(service, method, &body, deadline, completion)
             .map_err(|(error, _)| error)?;
         if let Some(result) = waiter.wait_until(deadline) {
             return result;
@@ -291,7 +291,7 @@ impl Channel {
     ) {
         let deadline = options.deadline(Instant::now());
         let completion = Completion::Callback(Box::new(done));
-        let submitted = self.submit(service, method, &body, deadline, true, completion);
+        let submitted = self.submit(service, method, &body, deadline, completion);
         if let Err((error, Some(completion))) = submitted {
             completion.complete(Err(error));
         }
@@ -311,17 +311,19 @@ impl Channel {
 
     /// Encodes, registers and writes one call; returns its request id. On failure, returns
     /// the error and the completion (if it was not consumed) so the caller can deliver it.
-    /// With `track_deadline`, the I/O thread enforces `deadline` (async calls).
+    /// The I/O thread enforces the deadline of async calls; blocking callers their own.
     fn submit(
         &self,
         service: &str,
         method: &str,
         body: &[u8],
         deadline: Option<Instant>,
-        track_deadline: bool,
         completion: Completion,
     ) -> Result<u64, (RpcError, Option<Completion>)> {
-        let tracked_deadline = if track_deadline { deadline } else { None };
+        let tracked_deadline = match completion {
+            Completion::Callback(_) => deadline,
+            Completion::Waiter(_) => None,
+        };
         let shared = &self.shared;
         let id = shared.next_request_id.fetch_add(1, Ordering::Relaxed);
         let mut frame = BytesMut::new();
@@ -403,7 +405,11 @@ impl Channel {
                 Link::Shutdown => return Err(RpcError::Shutdown),
                 Link::Resolving => match deadline {
                     Some(deadline) => {
-                        if shared.link_changed.wait_until(&mut link, deadline).timed_out() {
+                        if shared
+                            .link_changed
+                            .wait_until(&mut link, deadline)
+                            .timed_out()
+                        {
                             return Err(RpcError::Timeout { sent: false });
                         }
                     }

@@ -88,7 +88,9 @@ impl<T> PendingCalls<T> {
                 self.planned_wake = Some(deadline);
             }
         }
-        Ok(Inserted { must_wake_io_thread })
+        Ok(Inserted {
+            must_wake_io_thread,
+        })
     }
 
     /// Removes the call `id`, if still pending.
@@ -190,10 +192,20 @@ mod tests {
         let earlier = pending.insert(2, 0, Some(at(base, 40)), ()).unwrap();
         assert!(earlier.must_wake_io_thread);
         // The wake-up is now planned at 40: a call due at 45 needs none.
-        assert!(!pending.insert(3, 0, Some(at(base, 45)), ()).unwrap().must_wake_io_thread);
+        assert!(
+            !pending
+                .insert(3, 0, Some(at(base, 45)), ())
+                .unwrap()
+                .must_wake_io_thread
+        );
         assert!(!pending.insert(4, 0, None, ()).unwrap().must_wake_io_thread);
         pending.set_planned_wake(None);
-        assert!(pending.insert(5, 0, Some(at(base, 500)), ()).unwrap().must_wake_io_thread);
+        assert!(
+            pending
+                .insert(5, 0, Some(at(base, 500)), ())
+                .unwrap()
+                .must_wake_io_thread
+        );
     }
 
     #[test]

@@ -62,9 +62,17 @@ impl ConnShared {
         let frame = match result {
             Ok(body) => {
                 let mut frame = BytesMut::new();
-                match encode_frame(&mut frame, &RpcHeader::response(request_id), &body, self.max_frame_bytes) {
+                match encode_frame(
+                    &mut frame,
+                    &RpcHeader::response(request_id),
+                    &body,
+                    self.max_frame_bytes,
+                ) {
                     Ok(()) => frame,
-                    Err(e) => self.error_frame(request_id, &Status::resource_exhausted(format!("response not sent: {e}"))),
+                    Err(e) => self.error_frame(
+                        request_id,
+                        &Status::resource_exhausted(format!("response not sent: {e}")),
+                    ),
                 }
             }
             Err(status) => self.error_frame(request_id, &status),
@@ -74,14 +82,21 @@ impl ConnShared {
     }
 
     /// Completes a call begun with `try_begin_call`, encoding the message in place.
-    pub(crate) fn send_reply_message<M: Message>(&self, request_id: u64, result: Result<M, Status>) {
+    pub(crate) fn send_reply_message<M: Message>(
+        &self,
+        request_id: u64,
+        result: Result<M, Status>,
+    ) {
         let frame = match result {
             Ok(body) => {
                 let mut frame = BytesMut::new();
                 let header = RpcHeader::response(request_id);
                 match encode_frame_with_message(&mut frame, &header, &body, self.max_frame_bytes) {
                     Ok(()) => frame,
-                    Err(e) => self.error_frame(request_id, &Status::resource_exhausted(format!("response not sent: {e}"))),
+                    Err(e) => self.error_frame(
+                        request_id,
+                        &Status::resource_exhausted(format!("response not sent: {e}")),
+                    ),
                 }
             }
             Err(status) => self.error_frame(request_id, &status),
@@ -98,7 +113,10 @@ impl ConnShared {
 
     fn end_call(&self) {
         let previous = self.pending_calls.fetch_sub(1, Ordering::AcqRel);
-        assert!(previous > 0, "a reply was sent for a call that was never begun");
+        assert!(
+            previous > 0,
+            "a reply was sent for a call that was never begun"
+        );
     }
 
     fn error_frame(&self, request_id: u64, status: &Status) -> BytesMut {
@@ -129,7 +147,10 @@ impl ConnShared {
             Err(SubmitError::Closed(reason)) => {
                 tracing::debug!(peer = %self.peer, %reason, "reply dropped: connection closed");
             }
-            Err(SubmitError::QueueFull { queued_bytes, max_bytes }) => {
+            Err(SubmitError::QueueFull {
+                queued_bytes,
+                max_bytes,
+            }) => {
                 let reason = format!(
                     "client is not reading its replies ({queued_bytes} bytes queued, max {max_bytes})"
                 );
@@ -203,7 +224,8 @@ impl Connection {
         mut on_frame: impl FnMut(&Arc<ConnShared>, Frame) -> Result<(), CloseReason>,
     ) -> Result<ReadProgress, CloseReason> {
         for _ in 0..MAX_READS_PER_TURN {
-            let read = (&*self.shared.writer.stream()).read(scratch);
+            let mut stream = self.shared.writer.stream();
+            let read = stream.read(scratch);
             match read {
                 Ok(0) => return Err(self.eof_reason()),
                 Ok(n) => {

@@ -79,9 +79,9 @@ impl Dispatcher {
         }
         match self.jobs.as_ref().map(|jobs| jobs.try_send(job)) {
             Some(Ok(())) => {}
-            Some(Err(TrySendError::Full(job))) => job
-                .responder
-                .respond(Err(Status::resource_exhausted("the server's handler queue is full"))),
+            Some(Err(TrySendError::Full(job))) => job.responder.respond(Err(
+                Status::resource_exhausted("the server's handler queue is full"),
+            )),
             Some(Err(TrySendError::Disconnected(job))) => job
                 .responder
                 .respond(Err(Status::unavailable("the server is shutting down"))),
@@ -189,11 +189,19 @@ impl EventLoop {
         let token = self.next_token;
         self.next_token += 1;
         let interest = Interest::READABLE | Interest::WRITABLE;
-        if let Err(e) = self.poll.registry().register(&mut stream, Token(token), interest) {
+        if let Err(e) = self
+            .poll
+            .registry()
+            .register(&mut stream, Token(token), interest)
+        {
             tracing::warn!(%peer, "could not register connection: {e}");
             return;
         }
-        let writer = SocketWriter::new(stream, true, self.config.max_queued_reply_bytes_per_connection);
+        let writer = SocketWriter::new(
+            stream,
+            true,
+            self.config.max_queued_reply_bytes_per_connection,
+        );
         let shared = Arc::new(ConnShared::new(writer, peer, self.config.max_frame_bytes));
         tracing::debug!(%peer, token, "connection accepted");
         self.connections

@@ -103,7 +103,12 @@ impl Provider {
         let waker = Arc::new(Waker::new(poll.registry(), WAKER_TOKEN)?);
         let has_pooled_services = self.registry.has_pooled_services();
         let mut pool = has_pooled_services
-            .then(|| WorkerPool::start(self.config.worker_threads, self.config.worker_queue_capacity))
+            .then(|| {
+                WorkerPool::start(
+                    self.config.worker_threads,
+                    self.config.worker_queue_capacity,
+                )
+            })
             .transpose()?;
         let shutdown = Arc::new(AtomicBool::new(false));
         let event_loop = EventLoop::new(

@@ -68,7 +68,11 @@ impl ProbeControl {
     /// Waits until `n` more calls are being held.
     pub fn wait_held(&self, n: usize) -> Vec<Bytes> {
         (0..n)
-            .map(|_| self.held_rx.recv_timeout(Duration::from_secs(10)).expect("call not held"))
+            .map(|_| {
+                self.held_rx
+                    .recv_timeout(Duration::from_secs(10))
+                    .expect("call not held")
+            })
             .collect()
     }
     /// Replies to every held call with its own request (in the order given by `order`).
