@@ -1,0 +1,253 @@
+//! THREAD: the Provider's mio event loop. Accepts connections, reads and decodes frames,
+//! routes each request to an inline handler or the worker pool, and flushes replies when a
+//! socket becomes writable again.
+//!
+//! Invariants:
+//! - it never blocks on anything but `Poll::poll` (handler hand-off is `try_send`);
+//! - every connection gets at most `MAX_READS_PER_TURN` reads per round, and one that had
+//!   more is revisited next round without waiting for a new edge;
+//! - connection tokens are never reused, so a late event for a closed socket is ignored;
+//! - replies produced while a connection's read batch is being dispatched are corked and
+//!   leave in one write at the end of the batch.
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_channel::{Sender, TrySendError};
+use mio::event::Event;
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token};
+
+use super::connection::{CloseReason, ConnShared, Connection, ReadProgress};
+use super::workers::Job;
+use super::ProviderConfig;
+use crate::frame::{Frame, FrameKind};
+use crate::service::{Responder, Route, ServiceRegistry};
+use crate::socket_writer::SocketWriter;
+use crate::Status;
+
+pub(crate) const LISTENER_TOKEN: Token = Token(0);
+pub(crate) const WAKER_TOKEN: Token = Token(1);
+const FIRST_CONNECTION_TOKEN: usize = 2;
+const READ_SCRATCH_BYTES: usize = 64 * 1024;
+
+/// Routes decoded requests. Kept apart from the connection map so both can be borrowed.
+struct Dispatcher {
+    registry: Arc<ServiceRegistry>,
+    jobs: Option<Sender<Job>>,
+    max_pending_calls_per_connection: usize,
+}
+
+impl Dispatcher {
+    fn dispatch(&self, conn: &Arc<ConnShared>, frame: Frame) -> Result<(), CloseReason> {
+        let Frame { header, body } = frame;
+        if header.frame_kind() != Some(FrameKind::Request) {
+            return Err(CloseReason::warning(format!(
+                "client sent a frame of kind {} (only requests are allowed)",
+                header.kind
+            )));
+        }
+        let request_id = header.request_id;
+        let entry = match self.registry.route(&header.service, &header.method) {
+            Route::Found(entry) => entry,
+            Route::Unimplemented(status) => {
+                tracing::debug!(peer = %conn.peer, "{}", status.message);
+                conn.send_error(request_id, &status);
+                return Ok(());
+            }
+        };
+        if !conn.try_begin_call(self.max_pending_calls_per_connection) {
+            let status = Status::resource_exhausted(format!(
+                "too many pending calls on this connection (max {})",
+                self.max_pending_calls_per_connection
+            ));
+            conn.send_error(request_id, &status);
+            return Ok(());
+        }
+        let job = Job {
+            service: entry.service.clone(),
+            method: header.method,
+            body,
+            responder: Responder::for_connection(conn.clone(), request_id),
+        };
+        if entry.inline {
+            job.run();
+            return Ok(());
+        }
+        match self.jobs.as_ref().map(|jobs| jobs.try_send(job)) {
+            Some(Ok(())) => {}
+            Some(Err(TrySendError::Full(job))) => job.responder.respond(Err(
+                Status::resource_exhausted("the server's handler queue is full"),
+            )),
+            Some(Err(TrySendError::Disconnected(job))) => job
+                .responder
+                .respond(Err(Status::unavailable("the server is shutting down"))),
+            None => {}
+        }
+        Ok(())
+    }
+}
+
+/// The event loop's state; `run` consumes it on its own thread.
+pub(crate) struct EventLoop {
+    poll: Poll,
+    listener: TcpListener,
+    connections: HashMap<usize, Connection>,
+    next_token: usize,
+    /// Connections whose last turn ended before `WouldBlock`.
+    unfinished_reads: Vec<usize>,
+    dispatcher: Dispatcher,
+    config: ProviderConfig,
+    shutdown: Arc<AtomicBool>,
+    scratch: Vec<u8>,
+}
+
+impl EventLoop {
+    pub(crate) fn new(
+        poll: Poll,
+        listener: TcpListener,
+        registry: Arc<ServiceRegistry>,
+        jobs: Option<Sender<Job>>,
+        config: ProviderConfig,
+        shutdown: Arc<AtomicBool>,
+    ) -> Self {
+        EventLoop {
+            poll,
+            listener,
+            connections: HashMap::new(),
+            next_token: FIRST_CONNECTION_TOKEN,
+            unfinished_reads: Vec::new(),
+            dispatcher: Dispatcher {
+                registry,
+                jobs,
+                max_pending_calls_per_connection: config.max_pending_calls_per_connection,
+            },
+            config,
+            shutdown,
+            scratch: vec![0; READ_SCRATCH_BYTES],
+        }
+    }
+
+    /// Runs until the shutdown flag is set (and the waker fired), then closes everything.
+    pub(crate) fn run(mut self) {
+        let mut events = Events::with_capacity(1024);
+        while !self.shutdown.load(Ordering::Acquire) {
+            let timeout = (!self.unfinished_reads.is_empty()).then_some(Duration::ZERO);
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                tracing::error!("rpc server poll failed, stopping: {e}");
+                break;
+            }
+            for token in std::mem::take(&mut self.unfinished_reads) {
+                self.read_connection(token);
+            }
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER_TOKEN => self.accept_all(),
+                    WAKER_TOKEN => {}
+                    Token(token) => self.handle_connection_event(token, event),
+                }
+            }
+        }
+        for (_, connection) in self.connections.drain() {
+            connection.shared.writer.close("server shutting down");
+        }
+        tracing::debug!("rpc server event loop stopped");
+    }
+
+    fn accept_all(&mut self) {
+        loop {
+            match self.listener.accept() {
+                Ok((stream, peer)) => self.add_connection(stream, peer),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    tracing::warn!("accept failed: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn add_connection(&mut self, mut stream: TcpStream, peer: std::net::SocketAddr) {
+        if self.connections.len() >= self.config.max_connections {
+            tracing::warn!(
+                %peer,
+                max_connections = self.config.max_connections,
+                "refusing connection: connection limit reached"
+            );
+            return; // dropping the stream closes it
+        }
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(%peer, "could not set TCP_NODELAY: {e}");
+        }
+        let token = self.next_token;
+        self.next_token += 1;
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        if let Err(e) = self
+            .poll
+            .registry()
+            .register(&mut stream, Token(token), interest)
+        {
+            tracing::warn!(%peer, "could not register connection: {e}");
+            return;
+        }
+        let writer = SocketWriter::new(
+            stream,
+            true,
+            self.config.max_queued_reply_bytes_per_connection,
+        );
+        let shared = Arc::new(ConnShared::new(writer, peer, self.config.max_frame_bytes));
+        tracing::debug!(%peer, token, "connection accepted");
+        self.connections
+            .insert(token, Connection::new(shared, self.config.max_frame_bytes));
+    }
+
+    fn handle_connection_event(&mut self, token: usize, event: &Event) {
+        let Some(connection) = self.connections.get(&token) else {
+            return; // a late event for a closed connection
+        };
+        if event.is_writable() {
+            connection.shared.writer.flush();
+        }
+        if event.is_readable() || event.is_read_closed() || event.is_error() {
+            self.read_connection(token);
+        }
+    }
+
+    fn read_connection(&mut self, token: usize) {
+        let Some(connection) = self.connections.get_mut(&token) else {
+            return;
+        };
+        let dispatcher = &self.dispatcher;
+        let writer = &connection.shared.writer;
+        writer.cork();
+        let result = connection.read_frames(&mut self.scratch, |conn, frame| {
+            dispatcher.dispatch(conn, frame)
+        });
+        connection.shared.writer.uncork();
+        match result {
+            Ok(ReadProgress::Drained) => {}
+            Ok(ReadProgress::MoreAvailable) => self.unfinished_reads.push(token),
+            Err(reason) => self.close_connection(token, &reason),
+        }
+    }
+
+    fn close_connection(&mut self, token: usize, reason: &CloseReason) {
+        let Some(connection) = self.connections.remove(&token) else {
+            return;
+        };
+        let peer = connection.shared.peer;
+        if reason.is_warning {
+            tracing::warn!(%peer, reason = %reason.message, "closing connection");
+        } else {
+            tracing::debug!(%peer, reason = %reason.message, "closing connection");
+        }
+        connection.shared.writer.close(&reason.message);
+    }
+}
