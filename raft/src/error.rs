@@ -66,6 +66,20 @@ pub enum StorageError {
     /// The caller broke the storage contract (e.g. a gap between appended entries).
     #[error("storage contract violated: {0}")]
     Contract(String),
+    /// A file other than a WAL segment (a snapshot, the identity file) is damaged, or
+    /// the files of a data directory contradict each other (e.g. WAL entries missing
+    /// between the snapshot and the rest of the log). `path` names the file or directory.
+    #[error("corrupt or inconsistent {path}: {reason}")]
+    CorruptFile {
+        /// The file or directory.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An earlier I/O failure left the durable state unknown; the storage refuses all
+    /// further work. Restart the node so recovery reads what is really on disk.
+    #[error("storage unusable after an earlier failure ({0}); restart the node")]
+    Poisoned(String),
     /// The data directory belongs to another cluster or node.
     #[error("data directory {path} belongs to {found}, not {expected}")]
     WrongIdentity {

@@ -6,9 +6,72 @@
 //! Readies (group commit), and only then sends the Readies' `messages_after_persist` and
 //! reports `on_persisted`. At start-up, [`Storage::initial_state`] gives the core back
 //! exactly what was durable.
+//!
+//! Two implementations: [`DiskStorage`] (write-ahead log + snapshot files, see
+//! `disk.rs`, `wal.rs`, `record.rs`, `snapshot.rs`) and [`MemStorage`] (tests and the
+//! simulator). Both enforce the same contract (`log_state.rs`) and pass the same
+//! conformance suite (`conformance.rs`, with the `sim` feature or in tests).
+//!
+//! ```text
+//!  runtime persister thread                      disk
+//!  ----------------------------------------------------------------------------
+//!  append(entries) / set_hard_state(hs)  --> records buffered in memory
+//!  ... more Readies ...                       (written early past 1 MiB)
+//!  sync()                                --> ONE write() of the batch + ONE fdatasync
+//!  save_snapshot(s)                      --> sync; snap .tmp, fsync, rename, fsync dir;
+//!                                            marker + fdatasync; purge covered segments
+//! ```
+//!
+//! The file-system seam ([`fs::Fs`]) lets tests run `DiskStorage` on `SimFs`, an
+//! in-memory disk that loses unsynced data on a simulated crash.
 
 use crate::error::StorageError;
 use crate::types::{Entry, HardState, InitialState, Snapshot};
+use std::ops::Add;
+
+#[cfg(any(test, feature = "sim"))]
+pub mod conformance;
+mod disk;
+pub mod fs;
+mod identity;
+mod log_state;
+mod mem;
+pub mod record;
+mod replay;
+pub mod scan;
+#[cfg(any(test, feature = "sim"))]
+pub mod sim_fs;
+mod snapshot;
+mod wal;
+
+pub use disk::{DataDirIdentity, DiskOptions, DiskStorage};
+pub use mem::MemStorage;
+
+/// Counters of what a storage has done, for tests and benchmarks (fsyncs per committed
+/// entry is a target metric).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StorageStats {
+    /// fsync-family calls issued: `fdatasync` of WAL segments and snapshot files, and
+    /// directory fsyncs. 0 when `DiskOptions::fsync` is off. For `MemStorage`: syncs
+    /// that had something to make durable, plus one per snapshot.
+    pub syncs: u64,
+    /// Bytes written to files (WAL and snapshots).
+    pub bytes_written: u64,
+    /// WAL records written (entries, hard states, snapshot markers, segment heads).
+    pub records_written: u64,
+}
+
+impl Add for StorageStats {
+    type Output = StorageStats;
+
+    fn add(self, other: StorageStats) -> StorageStats {
+        StorageStats {
+            syncs: self.syncs + other.syncs,
+            bytes_written: self.bytes_written + other.bytes_written,
+            records_written: self.records_written + other.records_written,
+        }
+    }
+}
 
 /// Durable Raft state.
 ///
@@ -20,6 +83,14 @@ use crate::types::{Entry, HardState, InitialState, Snapshot};
 /// - After a crash, `initial_state` returns a prefix-consistent state: the hard state
 ///   and entries as of some point at or after the last successful `sync` (writes after
 ///   it may or may not survive, but never partially: a torn record is cut off).
+/// - `save_snapshot` also makes every earlier write durable, as `sync` does.
+/// - Contract checks (violations are `StorageError::Contract`, nothing is written):
+///   appended entries are contiguous, start after the snapshot and no later than
+///   last index + 1, and their terms are >= 1 and never decrease along the log; the
+///   hard state's term never decreases and its vote never changes within a term once
+///   cast; a snapshot must be past the current one (higher index, term not lower).
+/// - After an I/O error (`Io`), a `DiskStorage` refuses all further calls
+///   (`StorageError::Poisoned`): the node must restart and recover.
 pub trait Storage: Send {
     /// What is durable now: hard state, latest snapshot, and the entries after it.
     ///
@@ -54,4 +125,7 @@ pub trait Storage: Send {
     /// # Errors
     /// [`StorageError`] on I/O failure.
     fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StorageError>;
+
+    /// Counters of what this storage has done (fsyncs, bytes, records).
+    fn stats(&self) -> StorageStats;
 }

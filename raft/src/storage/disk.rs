@@ -1,0 +1,338 @@
+//! `DiskStorage`: the durable [`Storage`] of one node: an identity file, a write-ahead log
+//! and snapshot files in one data directory.
+//!
+//! ```text
+//! <dir>/IDENTITY                          cluster id + node id (checked at every open)
+//! <dir>/wal/wal-<seq:020>.log             WAL segments (wal.rs)
+//! <dir>/snap/snap-<term:020>-<index:020>.snap   the latest snapshot (snapshot.rs)
+//! ```
+//!
+//! # Invariants
+//! - The in-memory [`LogState`] equals what replaying the files would give, plus what
+//!   is buffered: every write goes to the WAL first, then to the in-memory state.
+//! - After any I/O failure the storage is *poisoned*: every later call fails with
+//!   `StorageError::Poisoned`. Retrying an fsync after a failure can falsely report
+//!   success (the kernel may have dropped the dirty pages), so the node must restart
+//!   and recover from what is really on disk.
+//! - `save_snapshot` order: WAL synced, snapshot durable (tmp, fsync, rename, dir
+//!   fsync), marker appended and synced, covered segments purged, older snapshot files
+//!   deleted. A crash at any point recovers to the state before or after the snapshot.
+
+use super::fs::{Fs, RealFs};
+use super::identity::{self, Identity};
+use super::log_state::LogState;
+use super::record::{
+    encoded_entry_bytes, SnapshotMarker, DEFAULT_MAX_RECORD_BYTES, RECORD_HEADER_BYTES,
+};
+use super::snapshot::SnapshotStore;
+use super::wal::{Wal, WalOptions};
+use super::{Storage, StorageStats};
+use crate::error::StorageError;
+use crate::types::{Entry, HardState, InitialState, LogIndex, NodeId, Snapshot, SnapshotMeta};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Which cluster and node a data directory belongs to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DataDirIdentity {
+    /// The cluster's id (non-empty, one line).
+    pub cluster_id: String,
+    /// This node's id.
+    pub node_id: NodeId,
+}
+
+/// How [`DiskStorage`] stores data.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DiskOptions {
+    /// The cluster and node this data directory must belong to.
+    pub identity: DataDirIdentity,
+    /// Rotate to a new WAL segment once the active one holds this many bytes
+    /// (default 64 MiB).
+    pub segment_bytes: u64,
+    /// Issue fsyncs. Default `true`.
+    ///
+    /// **`false` IS UNSAFE: acknowledged writes can be lost on a crash or power loss,
+    /// which breaks Raft's safety (a node may forget a vote or an acknowledged entry).
+    /// Use it only in tests and benchmarks that do not care about durability.**
+    pub fsync: bool,
+    /// Largest WAL record body, i.e. largest entry data + 18 bytes (default 64 MiB).
+    pub max_record_bytes: u32,
+    /// Buffered WAL bytes that trigger a write before `sync` (default 1 MiB).
+    pub write_buffer_bytes: usize,
+}
+
+impl DiskOptions {
+    /// Defaults for a node of a cluster: 64 MiB segments, fsync on.
+    pub fn new(cluster_id: impl Into<String>, node_id: NodeId) -> DiskOptions {
+        DiskOptions {
+            identity: DataDirIdentity {
+                cluster_id: cluster_id.into(),
+                node_id,
+            },
+            segment_bytes: 64 * 1024 * 1024,
+            fsync: true,
+            max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+            write_buffer_bytes: 1024 * 1024,
+        }
+    }
+
+    fn validate(&self) -> Result<(), StorageError> {
+        if self.segment_bytes == 0 || self.write_buffer_bytes == 0 || self.max_record_bytes < 64 {
+            return Err(StorageError::Contract(format!(
+                "invalid disk options: segment_bytes {}, write_buffer_bytes {}, \
+                 max_record_bytes {} (need > 0, > 0, >= 64)",
+                self.segment_bytes, self.write_buffer_bytes, self.max_record_bytes
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Durable Raft storage in a data directory. See the module docs for the layout.
+pub struct DiskStorage {
+    dir: PathBuf,
+    options: DiskOptions,
+    state: LogState,
+    wal: Wal,
+    snapshots: SnapshotStore,
+    /// Counters of snapshot-file writes (the WAL keeps its own).
+    snapshot_stats: StorageStats,
+    /// Set after an I/O failure: the storage refuses all further work.
+    failure: Option<String>,
+}
+
+impl fmt::Debug for DiskStorage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DiskStorage")
+            .field("dir", &self.dir)
+            .field("snapshot", &self.state.snapshot_meta())
+            .field("last_index", &self.state.last_index())
+            .field("hard_state", &self.state.hard_state)
+            .field("failure", &self.failure)
+            .finish_non_exhaustive()
+    }
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> StorageError + '_ {
+    move |source| StorageError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+impl DiskStorage {
+    /// Opens (creating if needed) the data directory `dir` on the real file system and
+    /// recovers its state.
+    ///
+    /// # Errors
+    /// `WrongIdentity` if the directory belongs to another cluster or node; `Corrupt` /
+    /// `CorruptFile` for damage recovery must not paper over; `Io` (naming the path)
+    /// when the directory cannot be created, read or written; `Contract` for invalid
+    /// options.
+    pub fn open(dir: &Path, options: DiskOptions) -> Result<DiskStorage, StorageError> {
+        DiskStorage::open_with_fs(Arc::new(RealFs), dir, options)
+    }
+
+    /// [`DiskStorage::open`] on any [`Fs`], e.g. the crashable `SimFs` in tests.
+    ///
+    /// # Errors
+    /// As [`DiskStorage::open`].
+    pub fn open_with_fs(
+        fs: Arc<dyn Fs>,
+        dir: &Path,
+        options: DiskOptions,
+    ) -> Result<DiskStorage, StorageError> {
+        options.validate()?;
+        let (wal_dir, snap_dir) = prepare_dirs(fs.as_ref(), dir, &options)?;
+        let (snapshots, snapshot, skipped) =
+            SnapshotStore::open(fs.clone(), &snap_dir, options.fsync)?;
+        let wal_options = WalOptions {
+            segment_bytes: options.segment_bytes,
+            fsync: options.fsync,
+            max_record_bytes: options.max_record_bytes,
+            write_buffer_bytes: options.write_buffer_bytes,
+        };
+        let meta = snapshot.as_ref().map(|s| s.meta);
+        let (wal, replayed) = match Wal::open(fs.clone(), &wal_dir, wal_options, meta) {
+            Ok(opened) => opened,
+            Err(err) => match skipped.first() {
+                Some(bad) => {
+                    return Err(StorageError::CorruptFile {
+                        path: bad.path.clone(),
+                        reason: format!("{}; no older snapshot can replace it ({err})", bad.reason),
+                    })
+                }
+                None => return Err(err),
+            },
+        };
+        for bad in &skipped {
+            let aside = bad.path.with_extension("snap.corrupt");
+            tracing::warn!(file = %bad.path.display(), "moving an invalid snapshot aside");
+            fs.rename(&bad.path, &aside).map_err(io_error(&aside))?;
+            fs.sync_dir(&snap_dir).map_err(io_error(&snap_dir))?;
+        }
+        let mut snapshot_stats = StorageStats::default();
+        if let Some(meta) = meta {
+            snapshots.remove_all_but(meta, &mut snapshot_stats)?;
+        }
+        let state = LogState {
+            hard_state: replayed.hard_state,
+            snapshot,
+            entries: replayed.entries,
+        };
+        let storage = DiskStorage {
+            dir: dir.to_path_buf(),
+            options,
+            state,
+            wal,
+            snapshots,
+            snapshot_stats,
+            failure: None,
+        };
+        tracing::info!(storage = ?storage, "storage opened");
+        Ok(storage)
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The snapshot the log starts after (zeros when there is none).
+    pub fn snapshot_meta(&self) -> SnapshotMeta {
+        self.state.snapshot_meta()
+    }
+
+    /// The last index held (the snapshot index when there are no entries).
+    pub fn last_index(&self) -> LogIndex {
+        self.state.last_index()
+    }
+
+    /// Number of WAL segment files on disk.
+    pub fn wal_segment_count(&self) -> usize {
+        self.wal.segment_count()
+    }
+
+    fn check_usable(&self) -> Result<(), StorageError> {
+        match &self.failure {
+            Some(reason) => Err(StorageError::Poisoned(reason.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs a write step; any error other than a contract violation poisons the storage.
+    fn guarded<T>(
+        &mut self,
+        step: impl FnOnce(&mut DiskStorage) -> Result<T, StorageError>,
+    ) -> Result<T, StorageError> {
+        self.check_usable()?;
+        let result = step(self);
+        if let Err(err) = &result {
+            if !matches!(err, StorageError::Contract(_)) {
+                tracing::error!(dir = %self.dir.display(), error = %err, "storage failed; refusing further writes");
+                self.failure = Some(err.to_string());
+            }
+        }
+        result
+    }
+
+    fn check_entry_sizes(&self, entries: &[Entry]) -> Result<(), StorageError> {
+        let max = self.options.max_record_bytes as usize + RECORD_HEADER_BYTES;
+        match entries.iter().find(|e| encoded_entry_bytes(e) > max) {
+            Some(e) => Err(StorageError::Contract(format!(
+                "entry {} of {} bytes exceeds the record limit of {} bytes",
+                e.index,
+                e.data.len(),
+                self.options.max_record_bytes
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// The body of `save_snapshot`, after the contract check.
+    fn persist_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StorageError> {
+        self.wal.sync()?;
+        self.snapshots.save(snapshot, &mut self.snapshot_stats)?;
+        let log_kept = self.state.apply_snapshot(snapshot.clone());
+        self.wal.append_snapshot_marker(SnapshotMarker {
+            meta: snapshot.meta,
+            log_kept,
+        })?;
+        self.wal.sync()?;
+        self.wal.purge_covered(snapshot.meta.index)?;
+        self.snapshots
+            .remove_all_but(snapshot.meta, &mut self.snapshot_stats)
+    }
+}
+
+/// Creates the directory layout and checks (or writes) the identity file.
+fn prepare_dirs(
+    fs: &dyn Fs,
+    dir: &Path,
+    options: &DiskOptions,
+) -> Result<(PathBuf, PathBuf), StorageError> {
+    let existed = fs.exists(dir).map_err(io_error(dir))?;
+    fs.create_dir_all(dir).map_err(io_error(dir))?;
+    if !existed {
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            fs.sync_dir(parent).map_err(io_error(parent))?;
+        }
+    }
+    let wal_dir = dir.join("wal");
+    let snap_dir = dir.join("snap");
+    let has_data = fs.exists(&wal_dir).map_err(io_error(&wal_dir))?
+        || fs.exists(&snap_dir).map_err(io_error(&snap_dir))?;
+    let expected = Identity {
+        cluster_id: options.identity.cluster_id.clone(),
+        node_id: options.identity.node_id.get(),
+    };
+    identity::check_or_write(fs, dir, &expected, has_data)?;
+    if !has_data {
+        fs.create_dir_all(&wal_dir).map_err(io_error(&wal_dir))?;
+        fs.create_dir_all(&snap_dir).map_err(io_error(&snap_dir))?;
+        fs.sync_dir(dir).map_err(io_error(dir))?;
+    }
+    Ok((wal_dir, snap_dir))
+}
+
+impl Storage for DiskStorage {
+    fn initial_state(&self) -> Result<InitialState, StorageError> {
+        self.check_usable()?;
+        Ok(self.state.to_initial_state())
+    }
+
+    fn append(&mut self, entries: &[Entry]) -> Result<(), StorageError> {
+        self.guarded(|s| {
+            s.state.check_append(entries)?;
+            s.check_entry_sizes(entries)?;
+            s.wal.append_entries(entries)?;
+            s.state.append(entries);
+            Ok(())
+        })
+    }
+
+    fn set_hard_state(&mut self, hard_state: HardState) -> Result<(), StorageError> {
+        self.guarded(|s| {
+            s.state.check_hard_state(&hard_state)?;
+            s.wal.append_hard_state(hard_state)?;
+            s.state.hard_state = hard_state;
+            Ok(())
+        })
+    }
+
+    fn sync(&mut self) -> Result<(), StorageError> {
+        self.guarded(|s| s.wal.sync())
+    }
+
+    fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StorageError> {
+        self.guarded(|s| {
+            s.state.check_snapshot(&snapshot.meta)?;
+            s.persist_snapshot(snapshot)
+        })
+    }
+
+    fn stats(&self) -> StorageStats {
+        self.wal.stats() + self.snapshot_stats
+    }
+}

@@ -1,0 +1,180 @@
+//! The file-system seam of durable storage: every byte the WAL, the snapshot store and
+//! the identity file put on disk goes through [`Fs`] / [`FsFile`].
+//!
+//! Two implementations: [`RealFs`] (std::fs, used in production) and
+//! `SimFs` (`sim_fs.rs`, tests and the simulator), an in-memory disk that tracks what was
+//! written versus what was made durable and can "lose power". The seam is deliberately
+//! narrow: append-only files, whole-file reads, rename, remove, and the two durability
+//! calls (`FsFile::sync_data`, `Fs::sync_dir`). Anything not made durable by one of
+//! those two calls may be lost in a crash, and the storage code is written to that rule.
+
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::Path;
+
+/// An open file, written by appending.
+pub trait FsFile: Send + fmt::Debug {
+    /// Appends all of `buf` (one `write()` as far as the OS allows).
+    ///
+    /// # Errors
+    /// The OS error.
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()>;
+
+    /// Makes the file's data (and its size) durable: `fdatasync`.
+    ///
+    /// # Errors
+    /// The OS error. After a failed sync the file's durable contents are unknown.
+    fn sync_data(&mut self) -> io::Result<()>;
+
+    /// Truncates the file to `len` bytes; later writes append at `len`.
+    ///
+    /// # Errors
+    /// The OS error.
+    fn set_len(&mut self, len: u64) -> io::Result<()>;
+}
+
+/// The directory and file operations durable storage needs.
+pub trait Fs: Send + Sync + fmt::Debug {
+    /// Creates a directory and its missing parents.
+    ///
+    /// # Errors
+    /// The OS error.
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
+
+    /// The names of the regular files in `dir`.
+    ///
+    /// # Errors
+    /// The OS error (e.g. `dir` does not exist).
+    fn list_files(&self, dir: &Path) -> io::Result<Vec<String>>;
+
+    /// Whether `path` exists.
+    ///
+    /// # Errors
+    /// The OS error.
+    fn exists(&self, path: &Path) -> io::Result<bool>;
+
+    /// The size of the file at `path`.
+    ///
+    /// # Errors
+    /// The OS error.
+    fn file_len(&self, path: &Path) -> io::Result<u64>;
+
+    /// Reads the whole file. Callers check `file_len` against their limits first.
+    ///
+    /// # Errors
+    /// The OS error.
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
+
+    /// Creates a new, empty file; fails if it exists. Its name is durable only after
+    /// [`Fs::sync_dir`] on its directory.
+    ///
+    /// # Errors
+    /// The OS error.
+    fn create_new(&self, path: &Path) -> io::Result<Box<dyn FsFile>>;
+
+    /// Opens an existing file for appending at its end.
+    ///
+    /// # Errors
+    /// The OS error.
+    fn open_append(&self, path: &Path) -> io::Result<Box<dyn FsFile>>;
+
+    /// Renames `from` to `to`, replacing `to`. Durable only after `sync_dir`.
+    ///
+    /// # Errors
+    /// The OS error.
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+
+    /// Removes a file. Durable only after `sync_dir`.
+    ///
+    /// # Errors
+    /// The OS error.
+    fn remove_file(&self, path: &Path) -> io::Result<()>;
+
+    /// Makes the directory's entries (creations, renames, removals) durable.
+    ///
+    /// # Errors
+    /// The OS error.
+    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+}
+
+/// The real file system (std::fs).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RealFs;
+
+/// A real open file.
+#[derive(Debug)]
+struct RealFile {
+    file: File,
+}
+
+impl FsFile for RealFile {
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.file.write_all(buf)
+    }
+
+    fn sync_data(&mut self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+
+    fn set_len(&mut self, len: u64) -> io::Result<()> {
+        // The file is opened in append mode: writes always go to the (new) end.
+        self.file.set_len(len)
+    }
+}
+
+impl Fs for RealFs {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        std::fs::create_dir_all(dir)
+    }
+
+    fn list_files(&self, dir: &Path) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for item in std::fs::read_dir(dir)? {
+            let item = item?;
+            if item.file_type()?.is_file() {
+                if let Some(name) = item.file_name().to_str() {
+                    names.push(name.to_owned());
+                }
+            }
+        }
+        Ok(names)
+    }
+
+    fn exists(&self, path: &Path) -> io::Result<bool> {
+        path.try_exists()
+    }
+
+    fn file_len(&self, path: &Path) -> io::Result<u64> {
+        Ok(std::fs::metadata(path)?.len())
+    }
+
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        std::fs::read(path)
+    }
+
+    fn create_new(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
+        let file = OpenOptions::new()
+            .append(true)
+            .create_new(true)
+            .open(path)?;
+        Ok(Box::new(RealFile { file }))
+    }
+
+    fn open_append(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
+        let file = OpenOptions::new().append(true).open(path)?;
+        Ok(Box::new(RealFile { file }))
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::rename(from, to)
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        std::fs::remove_file(path)
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        File::open(dir)?.sync_all()
+    }
+}

@@ -1,0 +1,390 @@
+//! `SimFs`: an in-memory disk that knows what was written versus what was made durable,
+//! and can lose power. Tests (and the simulator) run `DiskStorage` on it to check crash
+//! safety without real power cuts.
+//!
+//! # Model (strict POSIX, the pessimistic reading)
+//! - File data is durable up to the last `sync_data` of that file; bytes written after
+//!   it are "unsynced".
+//! - A directory entry (a create, rename or remove) is durable only after `sync_dir` of
+//!   its directory. Directories themselves are durable as soon as they are created (a
+//!   simplification: storage creates its directories once, at first open).
+//! - [`SimFs::crash`] applies a [`CrashMode`]: unsynced names are dropped (or kept), and
+//!   each file's unsynced appended bytes are dropped, kept in part, or zero-filled.
+//!   Handles opened before the crash fail afterwards.
+//! - [`SimFs::cut_power_after`] makes every operation after the next `n` mutating ones
+//!   fail without effect, to stop the storage at an exact point (e.g. "after the
+//!   snapshot's rename, before the directory fsync").
+//!
+//! Everything is deterministic: the only randomness is the seed in `CrashMode`.
+
+use super::fs::{Fs, FsFile};
+use parking_lot::Mutex;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// What a crash does to data and directory entries that were not made durable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CrashMode {
+    /// Every unsynced byte and every unsynced directory entry is lost.
+    DropUnsynced,
+    /// Each file keeps a seeded pseudo-random prefix of its unsynced appended bytes (a
+    /// torn write); if `zero_fill`, the rest of the written length reads as zeros
+    /// instead of being cut (the size reached the disk, the data did not). Unsynced
+    /// directory entries are kept when `keep_unsynced_names` (metadata journaled eagerly).
+    TornWrites {
+        /// Seed for the kept prefix lengths.
+        seed: u64,
+        /// Zero-fill the lost bytes instead of cutting the file.
+        zero_fill: bool,
+        /// Keep directory entries that were not fsynced.
+        keep_unsynced_names: bool,
+    },
+}
+
+/// An in-memory, crashable file system. Cheap to clone: clones share the same disk.
+#[derive(Clone, Debug, Default)]
+pub struct SimFs {
+    disk: Arc<Mutex<SimDisk>>,
+}
+
+#[derive(Debug, Default)]
+struct Inode {
+    data: Vec<u8>,
+    durable: Vec<u8>,
+}
+
+#[derive(Debug, Default)]
+struct SimDisk {
+    dirs: BTreeSet<PathBuf>,
+    names: BTreeMap<PathBuf, u64>,
+    durable_names: BTreeMap<PathBuf, u64>,
+    inodes: BTreeMap<u64, Inode>,
+    next_inode: u64,
+    epoch: u64,
+    mutations: u64,
+    power_cut_at: Option<u64>,
+    syncs: u64,
+}
+
+fn power_cut_error() -> io::Error {
+    io::Error::other("simulated power cut")
+}
+
+fn not_found(path: &Path) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("{} not found", path.display()),
+    )
+}
+
+impl SimDisk {
+    /// Counts a mutating operation, failing it if the power is cut.
+    fn mutate(&mut self) -> io::Result<()> {
+        self.check_power()?;
+        self.mutations += 1;
+        Ok(())
+    }
+
+    fn check_power(&self) -> io::Result<()> {
+        match self.power_cut_at {
+            Some(limit) if self.mutations >= limit => Err(power_cut_error()),
+            _ => Ok(()),
+        }
+    }
+
+    fn parent_exists(&self, path: &Path) -> bool {
+        path.parent().is_some_and(|p| self.dirs.contains(p))
+    }
+
+    fn inode_of(&self, path: &Path) -> io::Result<u64> {
+        self.names.get(path).copied().ok_or_else(|| not_found(path))
+    }
+
+    fn inode_mut(&mut self, id: u64) -> io::Result<&mut Inode> {
+        self.inodes
+            .get_mut(&id)
+            .ok_or_else(|| io::Error::other("file was removed"))
+    }
+}
+
+impl SimFs {
+    /// An empty disk.
+    pub fn new() -> SimFs {
+        SimFs::default()
+    }
+
+    /// After `mutations` more mutating operations, every operation fails ("power cut")
+    /// until [`SimFs::crash`].
+    pub fn cut_power_after(&self, mutations: u64) {
+        let mut disk = self.disk.lock();
+        disk.power_cut_at = Some(disk.mutations + mutations);
+    }
+
+    /// Mutating operations done so far (writes, syncs, creates, renames, removes).
+    pub fn mutations(&self) -> u64 {
+        self.disk.lock().mutations
+    }
+
+    /// `sync_data` + `sync_dir` calls so far.
+    pub fn syncs(&self) -> u64 {
+        self.disk.lock().syncs
+    }
+
+    /// Loses power: applies `mode` to everything not durable, restores power, and
+    /// invalidates every open handle.
+    pub fn crash(&self, mode: CrashMode) {
+        let mut disk = self.disk.lock();
+        let disk = &mut *disk;
+        disk.power_cut_at = None;
+        disk.epoch += 1;
+        let (seed, zero_fill, keep_names) = match mode {
+            CrashMode::DropUnsynced => (None, false, false),
+            CrashMode::TornWrites {
+                seed,
+                zero_fill,
+                keep_unsynced_names,
+            } => (Some(seed), zero_fill, keep_unsynced_names),
+        };
+        if !keep_names {
+            disk.names = disk.durable_names.clone();
+        }
+        disk.durable_names = disk.names.clone();
+        let mut rng = seed.unwrap_or(0);
+        for inode in disk.inodes.values_mut() {
+            let extends_durable = inode.data.starts_with(&inode.durable);
+            let unsynced = inode.data.len().saturating_sub(inode.durable.len());
+            let keep = match seed {
+                Some(_) if extends_durable && unsynced > 0 => {
+                    (splitmix64(&mut rng) % (unsynced as u64 + 1)) as usize
+                }
+                _ => 0,
+            };
+            let written = inode.data.len();
+            let mut survived = inode.durable.clone();
+            if extends_durable {
+                survived.extend_from_slice(&inode.data[inode.durable.len()..][..keep]);
+                if zero_fill {
+                    survived.resize(written, 0);
+                }
+            }
+            inode.data = survived.clone();
+            inode.durable = survived;
+        }
+        let live: BTreeSet<u64> = disk.names.values().copied().collect();
+        disk.inodes.retain(|id, _| live.contains(id));
+    }
+
+    /// The current (not necessarily durable) contents of a file, for tests.
+    pub fn file_bytes(&self, path: &Path) -> Option<Vec<u8>> {
+        let disk = self.disk.lock();
+        let id = disk.names.get(path)?;
+        disk.inodes.get(id).map(|inode| inode.data.clone())
+    }
+
+    /// Replaces a file's contents, durably, as media corruption would. For tests.
+    ///
+    /// # Errors
+    /// `NotFound` when the file does not exist.
+    pub fn overwrite_durably(&self, path: &Path, bytes: Vec<u8>) -> io::Result<()> {
+        let mut disk = self.disk.lock();
+        let id = disk.inode_of(path)?;
+        let inode = disk.inode_mut(id)?;
+        inode.data = bytes.clone();
+        inode.durable = bytes;
+        Ok(())
+    }
+
+    /// The names of every file, current namespace, for tests.
+    pub fn all_files(&self) -> Vec<PathBuf> {
+        self.disk.lock().names.keys().cloned().collect()
+    }
+
+    fn handle(&self, disk: &SimDisk, inode: u64) -> Box<dyn FsFile> {
+        Box::new(SimFile {
+            disk: self.disk.clone(),
+            inode,
+            epoch: disk.epoch,
+        })
+    }
+}
+
+/// splitmix64: a tiny seeded PRNG, enough to pick torn-write lengths.
+fn splitmix64(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// A handle to a `SimFs` file.
+#[derive(Debug)]
+struct SimFile {
+    disk: Arc<Mutex<SimDisk>>,
+    inode: u64,
+    epoch: u64,
+}
+
+impl SimFile {
+    fn with_inode<T>(&self, f: impl FnOnce(&mut Inode, &mut u64) -> T) -> io::Result<T> {
+        let mut disk = self.disk.lock();
+        if disk.epoch != self.epoch {
+            return Err(io::Error::other("stale handle from before a crash"));
+        }
+        disk.mutate()?;
+        let disk = &mut *disk;
+        let inode = disk
+            .inodes
+            .get_mut(&self.inode)
+            .ok_or_else(|| io::Error::other("removed"))?;
+        Ok(f(inode, &mut disk.syncs))
+    }
+}
+
+impl FsFile for SimFile {
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.with_inode(|inode, _| inode.data.extend_from_slice(buf))
+    }
+
+    fn sync_data(&mut self) -> io::Result<()> {
+        self.with_inode(|inode, syncs| {
+            inode.durable = inode.data.clone();
+            *syncs += 1;
+        })
+    }
+
+    fn set_len(&mut self, len: u64) -> io::Result<()> {
+        let len = usize::try_from(len).map_err(io::Error::other)?;
+        self.with_inode(|inode, _| inode.data.resize(len, 0))
+    }
+}
+
+impl Fs for SimFs {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        let mut disk = self.disk.lock();
+        disk.mutate()?;
+        if disk.names.contains_key(dir) {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "a file has that name",
+            ));
+        }
+        for ancestor in dir.ancestors() {
+            if disk.names.contains_key(ancestor) {
+                return Err(io::Error::new(
+                    io::ErrorKind::NotADirectory,
+                    "not a directory",
+                ));
+            }
+            disk.dirs.insert(ancestor.to_path_buf());
+        }
+        Ok(())
+    }
+
+    fn list_files(&self, dir: &Path) -> io::Result<Vec<String>> {
+        let disk = self.disk.lock();
+        disk.check_power()?;
+        if !disk.dirs.contains(dir) {
+            return Err(not_found(dir));
+        }
+        let names = disk.names.keys().filter(|p| p.parent() == Some(dir));
+        Ok(names
+            .filter_map(|p| p.file_name()?.to_str().map(str::to_owned))
+            .collect())
+    }
+
+    fn exists(&self, path: &Path) -> io::Result<bool> {
+        let disk = self.disk.lock();
+        disk.check_power()?;
+        Ok(disk.names.contains_key(path) || disk.dirs.contains(path))
+    }
+
+    fn file_len(&self, path: &Path) -> io::Result<u64> {
+        let disk = self.disk.lock();
+        disk.check_power()?;
+        let id = disk.inode_of(path)?;
+        Ok(disk
+            .inodes
+            .get(&id)
+            .map_or(0, |inode| inode.data.len() as u64))
+    }
+
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        let disk = self.disk.lock();
+        disk.check_power()?;
+        let id = disk.inode_of(path)?;
+        Ok(disk
+            .inodes
+            .get(&id)
+            .map(|inode| inode.data.clone())
+            .unwrap_or_default())
+    }
+
+    fn create_new(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
+        let mut disk = self.disk.lock();
+        disk.mutate()?;
+        if !disk.parent_exists(path) {
+            return Err(not_found(path));
+        }
+        if disk.names.contains_key(path) || disk.dirs.contains(path) {
+            return Err(io::Error::new(io::ErrorKind::AlreadyExists, "file exists"));
+        }
+        let id = disk.next_inode;
+        disk.next_inode += 1;
+        disk.inodes.insert(id, Inode::default());
+        disk.names.insert(path.to_path_buf(), id);
+        Ok(self.handle(&disk, id))
+    }
+
+    fn open_append(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
+        let disk = self.disk.lock();
+        disk.check_power()?;
+        let id = disk.inode_of(path)?;
+        Ok(self.handle(&disk, id))
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let mut disk = self.disk.lock();
+        disk.mutate()?;
+        let id = disk.inode_of(from)?;
+        if !disk.parent_exists(to) {
+            return Err(not_found(to));
+        }
+        disk.names.remove(from);
+        disk.names.insert(to.to_path_buf(), id);
+        Ok(())
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        let mut disk = self.disk.lock();
+        disk.mutate()?;
+        disk.inode_of(path)?;
+        disk.names.remove(path);
+        Ok(())
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        let mut disk = self.disk.lock();
+        disk.mutate()?;
+        if !disk.dirs.contains(dir) {
+            return Err(not_found(dir));
+        }
+        let disk = &mut *disk;
+        disk.syncs += 1;
+        disk.durable_names.retain(|p, _| p.parent() != Some(dir));
+        for (path, id) in disk.names.iter().filter(|(p, _)| p.parent() == Some(dir)) {
+            disk.durable_names.insert(path.clone(), *id);
+        }
+        // Forget files no name (current or durable) refers to any more.
+        let live: BTreeSet<u64> = disk
+            .names
+            .values()
+            .chain(disk.durable_names.values())
+            .copied()
+            .collect();
+        disk.inodes.retain(|id, _| live.contains(id));
+        Ok(())
+    }
+}

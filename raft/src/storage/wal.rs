@@ -1,0 +1,524 @@
+//! The write-ahead log: segment files of records, batched writes, one fsync per batch,
+//! rotation, purge, and recovery.
+//!
+//! # Files
+//! `<dir>/wal-<seq:020>.log`, `seq` = 1, 2, 3, ... A sequence number, not the first
+//! index: an overwrite can move the log back below a segment's first index, and a
+//! segment may hold no entries at all (only hard states), so only a sequence number
+//! orders segments truthfully.
+//!
+//! Every new segment starts with a *head*: a snapshot marker for the snapshot in force
+//! (if any) and the hard state, as of the records written before it. So any suffix of
+//! segments replays to the right hard state and snapshot point, which lets a purge
+//! delete a prefix of segments freely.
+//!
+//! # Write path and durability
+//! `append_*` encode records into an in-memory buffer (flushed early past
+//! `write_buffer_bytes`, so it stays bounded). `sync` writes the buffer with one
+//! `write()` and then issues ONE `fdatasync` for everything written since the last sync:
+//! group commit is the caller batching many appends before one `sync`. A segment
+//! rotates (at a flush, once it holds `segment_bytes`) only after it is fsynced, and a
+//! new segment's file and directory entry are fsynced before anything relies on it. So
+//! every segment except the last is complete and durable on disk.
+//!
+//! # Recovery
+//! Segments are replayed in `seq` order (see `replay.rs`). The end of each is judged by
+//! `scan.rs`: a torn tail in the LAST segment is cut off (the file truncated there,
+//! with a warning); damage anywhere else is `StorageError::Corrupt` naming the file and
+//! offset. A gap in the sequence numbers is an error too (a prefix gap is a purge).
+//!
+//! # Purge
+//! After a snapshot at index `s` is durable and its marker synced, the longest prefix of
+//! non-active segments whose entries are all `<= s` is deleted, one file at a time,
+//! each removal made durable before the next, so the segments on disk are always a
+//! contiguous suffix. A crash mid-purge leaves redundant segments that replay skips.
+
+use super::fs::{Fs, FsFile};
+use super::record::{encode_entry, encode_record, SnapshotMarker, WalRecord};
+use super::replay::{Replayed, WalReplay};
+use super::scan::{scan_segment, ScanEnd};
+use super::StorageStats;
+use crate::error::StorageError;
+use crate::types::{Entry, HardState, LogIndex, SnapshotMeta};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Segments larger than this are refused at recovery (they would be read whole).
+const MIN_SEGMENT_READ_LIMIT_BYTES: u64 = 1 << 30;
+
+/// How the WAL writes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct WalOptions {
+    /// Rotate to a new segment once the active one holds this many bytes.
+    pub segment_bytes: u64,
+    /// Issue fsyncs (false only for tests and benches).
+    pub fsync: bool,
+    /// Largest record body.
+    pub max_record_bytes: u32,
+    /// Write the buffer out (without syncing) once it holds this many bytes.
+    pub write_buffer_bytes: usize,
+}
+
+/// One segment file.
+#[derive(Debug)]
+struct Segment {
+    seq: u64,
+    path: PathBuf,
+    /// Highest entry index written into this segment (0 if none).
+    max_entry_index: LogIndex,
+}
+
+/// What a new segment restates first.
+#[derive(Clone, Copy, Debug, Default)]
+struct SegmentHead {
+    snapshot: Option<SnapshotMarker>,
+    hard_state: HardState,
+}
+
+/// The write-ahead log of one data directory.
+#[derive(Debug)]
+pub(crate) struct Wal {
+    fs: Arc<dyn Fs>,
+    dir: PathBuf,
+    options: WalOptions,
+    /// One per segment file on disk, oldest first; the last is active. Unbounded in
+    /// type, bounded in practice: each snapshot purges the covered prefix.
+    segments: Vec<Segment>,
+    active: Box<dyn FsFile>,
+    active_bytes: u64,
+    /// Encoded records not yet written (bounded by `write_buffer_bytes` + one record).
+    buffer: Vec<u8>,
+    buffer_records: u64,
+    buffer_max_entry_index: LogIndex,
+    buffer_head: SegmentHead,
+    written_head: SegmentHead,
+    /// Bytes were written to the active segment since its last fdatasync.
+    unsynced: bool,
+    stats: StorageStats,
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> StorageError + '_ {
+    move |source| StorageError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn segment_name(seq: u64) -> String {
+    format!("wal-{seq:020}.log")
+}
+
+fn parse_segment_name(name: &str) -> Option<u64> {
+    let digits = name.strip_prefix("wal-")?.strip_suffix(".log")?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+impl Wal {
+    /// Opens (or creates) the WAL in `dir`, replays it against the newest valid snapshot
+    /// file's position, cuts a torn tail, and starts a fresh active segment.
+    ///
+    /// # Errors
+    /// `Io` on I/O failure, `Corrupt` for damage before the tail, `CorruptFile` when
+    /// the WAL and the snapshot disagree or entries are missing.
+    pub fn open(
+        fs: Arc<dyn Fs>,
+        dir: &Path,
+        options: WalOptions,
+        snapshot_file: Option<SnapshotMeta>,
+    ) -> Result<(Wal, Replayed), StorageError> {
+        let mut segments = list_segments(fs.as_ref(), dir)?;
+        let mut replay = WalReplay::default();
+        let count = segments.len();
+        for (i, segment) in segments.iter_mut().enumerate() {
+            replay_segment(fs.as_ref(), segment, i + 1 == count, &options, &mut replay)?;
+        }
+        let replayed =
+            replay
+                .finish(snapshot_file)
+                .map_err(|reason| StorageError::CorruptFile {
+                    path: dir.to_path_buf(),
+                    reason,
+                })?;
+        let mut stats = StorageStats::default();
+        remove_if_empty(fs.as_ref(), dir, &mut segments)?;
+        // Later heads restate the snapshot as "log kept" (a no-op on the log as it then
+        // is); only this first head may carry the discard decision replay just made.
+        let head = SegmentHead {
+            snapshot: replayed.snapshot.map(|meta| SnapshotMarker {
+                meta,
+                log_kept: true,
+            }),
+            hard_state: replayed.hard_state,
+        };
+        let first_head = SegmentHead {
+            snapshot: replayed.implicit_marker.or(head.snapshot),
+            ..head
+        };
+        let seq = segments.last().map_or(1, |s| s.seq + 1);
+        let (active, active_bytes) =
+            create_segment(fs.as_ref(), dir, seq, first_head, &options, &mut stats)?;
+        segments.push(Segment {
+            seq,
+            path: dir.join(segment_name(seq)),
+            max_entry_index: LogIndex::ZERO,
+        });
+        tracing::info!(
+            dir = %dir.display(),
+            segments = segments.len(),
+            entries = replayed.entries.len(),
+            "write-ahead log recovered"
+        );
+        let wal = Wal {
+            fs,
+            dir: dir.to_path_buf(),
+            options,
+            segments,
+            active,
+            active_bytes,
+            buffer: Vec::new(),
+            buffer_records: 0,
+            buffer_max_entry_index: LogIndex::ZERO,
+            buffer_head: head,
+            written_head: head,
+            unsynced: false,
+            stats,
+        };
+        Ok((wal, replayed))
+    }
+
+    /// Counters of what this WAL did.
+    pub fn stats(&self) -> StorageStats {
+        self.stats
+    }
+
+    /// Number of segment files on disk.
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// Buffers Entry records (the caller checked their sizes).
+    ///
+    /// # Errors
+    /// `Contract` if an entry exceeds the record size limit (nothing is buffered);
+    /// `Io` if an early flush fails.
+    pub fn append_entries(&mut self, entries: &[Entry]) -> Result<(), StorageError> {
+        let start = self.buffer.len();
+        for entry in entries {
+            if let Err(too_large) =
+                encode_entry(entry, self.options.max_record_bytes, &mut self.buffer)
+            {
+                self.buffer.truncate(start);
+                return Err(StorageError::Contract(format!(
+                    "entry {} needs a {}-byte record, over the limit of {}",
+                    entry.index, too_large.len, too_large.max
+                )));
+            }
+        }
+        self.buffer_records += entries.len() as u64;
+        if let Some(max) = entries.iter().map(|e| e.index).max() {
+            self.buffer_max_entry_index = self.buffer_max_entry_index.max(max);
+        }
+        self.maybe_flush()
+    }
+
+    /// Buffers a HardState record.
+    ///
+    /// # Errors
+    /// `Io` if an early flush fails.
+    pub fn append_hard_state(&mut self, hard_state: HardState) -> Result<(), StorageError> {
+        self.append_small(&WalRecord::HardState(hard_state))?;
+        self.buffer_head.hard_state = hard_state;
+        self.maybe_flush()
+    }
+
+    /// Buffers a SnapshotMarker record.
+    ///
+    /// # Errors
+    /// `Io` if an early flush fails.
+    pub fn append_snapshot_marker(&mut self, marker: SnapshotMarker) -> Result<(), StorageError> {
+        self.append_small(&WalRecord::SnapshotMarker(marker))?;
+        self.buffer_head.snapshot = Some(SnapshotMarker {
+            meta: marker.meta,
+            log_kept: true,
+        });
+        self.maybe_flush()
+    }
+
+    fn append_small(&mut self, record: &WalRecord) -> Result<(), StorageError> {
+        encode_record(record, self.options.max_record_bytes, &mut self.buffer).map_err(|e| {
+            StorageError::Contract(format!(
+                "record of {} bytes over the limit {}",
+                e.len, e.max
+            ))
+        })?;
+        self.buffer_records += 1;
+        Ok(())
+    }
+
+    fn maybe_flush(&mut self) -> Result<(), StorageError> {
+        if self.buffer.len() >= self.options.write_buffer_bytes {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the buffer to the active segment with one write (rotating first if the
+    /// segment is full). Not durable until [`Wal::sync`].
+    fn flush(&mut self) -> Result<(), StorageError> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        if self.active_bytes >= self.options.segment_bytes {
+            self.rotate()?;
+        }
+        let path = self.active_path().to_path_buf();
+        self.active
+            .write_all(&self.buffer)
+            .map_err(io_error(&path))?;
+        let written = self.buffer.len() as u64;
+        self.active_bytes += written;
+        self.unsynced = true;
+        self.stats.bytes_written += written;
+        self.stats.records_written += self.buffer_records;
+        if let Some(active) = self.segments.last_mut() {
+            active.max_entry_index = active.max_entry_index.max(self.buffer_max_entry_index);
+        }
+        self.written_head = self.buffer_head;
+        self.buffer.clear();
+        self.buffer_records = 0;
+        self.buffer_max_entry_index = LogIndex::ZERO;
+        Ok(())
+    }
+
+    /// Makes everything appended so far durable: one write, then one fdatasync.
+    ///
+    /// # Errors
+    /// `Io` on failure; the WAL's durable state is then unknown and it must not be used.
+    pub fn sync(&mut self) -> Result<(), StorageError> {
+        self.flush()?;
+        self.sync_active()
+    }
+
+    fn sync_active(&mut self) -> Result<(), StorageError> {
+        if self.unsynced && self.options.fsync {
+            let path = self.active_path().to_path_buf();
+            self.active.sync_data().map_err(io_error(&path))?;
+            self.stats.syncs += 1;
+        }
+        self.unsynced = false;
+        Ok(())
+    }
+
+    fn active_path(&self) -> &Path {
+        self.segments
+            .last()
+            .map_or(self.dir.as_path(), |s| s.path.as_path())
+    }
+
+    /// Seals the active segment (fsync) and starts the next one.
+    fn rotate(&mut self) -> Result<(), StorageError> {
+        self.sync_active()?;
+        let seq = self.segments.last().map_or(1, |s| s.seq + 1);
+        let (file, bytes) = create_segment(
+            self.fs.as_ref(),
+            &self.dir,
+            seq,
+            self.written_head,
+            &self.options,
+            &mut self.stats,
+        )?;
+        self.active = file;
+        self.active_bytes = bytes;
+        let path = self.dir.join(segment_name(seq));
+        self.segments.push(Segment {
+            seq,
+            path,
+            max_entry_index: LogIndex::ZERO,
+        });
+        tracing::debug!(seq, "write-ahead log rotated to a new segment");
+        Ok(())
+    }
+
+    /// Deletes the oldest segments whose entries are all covered by a snapshot at
+    /// `snapshot_index` (never the active one). Call only once the snapshot and its
+    /// marker are durable. Returns how many were deleted.
+    ///
+    /// # Errors
+    /// `Io` on failure (what was deleted stays deleted; the rest is still valid).
+    pub fn purge_covered(&mut self, snapshot_index: LogIndex) -> Result<usize, StorageError> {
+        let sealed = self.segments.len().saturating_sub(1);
+        let covered = self.segments[..sealed]
+            .iter()
+            .take_while(|s| s.max_entry_index <= snapshot_index)
+            .count();
+        for _ in 0..covered {
+            let segment = self.segments.remove(0);
+            self.fs
+                .remove_file(&segment.path)
+                .map_err(io_error(&segment.path))?;
+            if self.options.fsync {
+                self.fs.sync_dir(&self.dir).map_err(io_error(&self.dir))?;
+                self.stats.syncs += 1;
+            }
+        }
+        if covered > 0 {
+            tracing::info!(deleted = covered, %snapshot_index, "purged WAL segments covered by a snapshot");
+        }
+        Ok(covered)
+    }
+}
+
+/// The segment files in `dir`, in sequence order, checked for gaps.
+fn list_segments(fs: &dyn Fs, dir: &Path) -> Result<Vec<Segment>, StorageError> {
+    let mut segments = Vec::new();
+    for name in fs.list_files(dir).map_err(io_error(dir))? {
+        match parse_segment_name(&name) {
+            Some(seq) => segments.push(Segment {
+                seq,
+                path: dir.join(&name),
+                max_entry_index: LogIndex::ZERO,
+            }),
+            None => {
+                tracing::warn!(file = %dir.join(&name).display(), "ignoring unknown file in the WAL directory")
+            }
+        }
+    }
+    segments.sort_by_key(|s| s.seq);
+    for pair in segments.windows(2) {
+        if pair[1].seq != pair[0].seq + 1 {
+            return Err(StorageError::CorruptFile {
+                path: dir.to_path_buf(),
+                reason: format!(
+                    "WAL segments {} to {} are missing",
+                    segment_name(pair[0].seq + 1),
+                    segment_name(pair[1].seq - 1)
+                ),
+            });
+        }
+    }
+    Ok(segments)
+}
+
+/// Reads, judges and replays one segment; cuts a torn tail when it is the last.
+fn replay_segment(
+    fs: &dyn Fs,
+    segment: &mut Segment,
+    is_last: bool,
+    options: &WalOptions,
+    replay: &mut WalReplay,
+) -> Result<(), StorageError> {
+    let path = segment.path.clone();
+    let corrupt = |offset: u64, reason: String| StorageError::Corrupt {
+        path: path.clone(),
+        offset,
+        reason,
+    };
+    let len = fs.file_len(&path).map_err(io_error(&path))?;
+    let limit = MIN_SEGMENT_READ_LIMIT_BYTES.max(options.segment_bytes.saturating_mul(2));
+    if len > limit {
+        return Err(corrupt(
+            0,
+            format!("segment of {len} bytes exceeds the {limit}-byte limit"),
+        ));
+    }
+    let bytes = fs.read(&path).map_err(io_error(&path))?;
+    let scan = scan_segment(&bytes, options.max_record_bytes);
+    for (offset, record) in scan.records {
+        if let WalRecord::Entry(entry) = &record {
+            segment.max_entry_index = segment.max_entry_index.max(entry.index);
+        }
+        replay
+            .apply(record)
+            .map_err(|reason| corrupt(offset, reason))?;
+    }
+    match scan.end {
+        ScanEnd::Clean => Ok(()),
+        ScanEnd::Corrupt {
+            offset,
+            reason,
+            valid_record_at,
+        } => Err(corrupt(
+            offset,
+            format!("{reason}; a valid record follows at byte {valid_record_at}"),
+        )),
+        ScanEnd::TornTail { offset, reason } if !is_last => Err(corrupt(
+            offset,
+            format!("{reason} in a sealed (not the last) segment"),
+        )),
+        ScanEnd::TornTail { offset, reason } => {
+            tracing::warn!(
+                file = %path.display(), offset, cut_bytes = len - offset, %reason,
+                "cutting a torn tail off the write-ahead log"
+            );
+            let mut file = fs.open_append(&path).map_err(io_error(&path))?;
+            file.set_len(offset).map_err(io_error(&path))?;
+            file.sync_data().map_err(io_error(&path))
+        }
+    }
+}
+
+/// Removes the last segment if it holds no bytes (a crash right after creating it).
+fn remove_if_empty(
+    fs: &dyn Fs,
+    dir: &Path,
+    segments: &mut Vec<Segment>,
+) -> Result<(), StorageError> {
+    let Some(last) = segments.last() else {
+        return Ok(());
+    };
+    if fs.file_len(&last.path).map_err(io_error(&last.path))? == 0 {
+        fs.remove_file(&last.path).map_err(io_error(&last.path))?;
+        fs.sync_dir(dir).map_err(io_error(dir))?;
+        segments.pop();
+    }
+    Ok(())
+}
+
+/// Creates segment `seq` with its head records, durable (file and directory entry)
+/// before it is returned.
+fn create_segment(
+    fs: &dyn Fs,
+    dir: &Path,
+    seq: u64,
+    head: SegmentHead,
+    options: &WalOptions,
+    stats: &mut StorageStats,
+) -> Result<(Box<dyn FsFile>, u64), StorageError> {
+    let path = dir.join(segment_name(seq));
+    let mut buf = Vec::new();
+    let mut records = vec![WalRecord::HardState(head.hard_state)];
+    if let Some(marker) = head.snapshot {
+        records.insert(0, WalRecord::SnapshotMarker(marker));
+    }
+    for record in &records {
+        encode_record(record, options.max_record_bytes, &mut buf)
+            .map_err(|_| StorageError::Contract("head record over the size limit".into()))?;
+    }
+    let mut file = fs.create_new(&path).map_err(io_error(&path))?;
+    file.write_all(&buf).map_err(io_error(&path))?;
+    if options.fsync {
+        file.sync_data().map_err(io_error(&path))?;
+        fs.sync_dir(dir).map_err(io_error(dir))?;
+        stats.syncs += 2;
+    }
+    stats.bytes_written += buf.len() as u64;
+    stats.records_written += records.len() as u64;
+    Ok((file, buf.len() as u64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_names_round_trip_and_reject_strangers() {
+        assert_eq!(segment_name(7), "wal-00000000000000000007.log");
+        assert_eq!(parse_segment_name(&segment_name(7)), Some(7));
+        assert_eq!(parse_segment_name("wal-7.log"), None);
+        assert_eq!(parse_segment_name("wal-0000000000000000000x.log"), None);
+        assert_eq!(parse_segment_name("snap-00000000000000000007.log"), None);
+    }
+}
