@@ -106,15 +106,26 @@ pub enum SnapshotError {
 
 /// A `KvError` with `code` and `message` (no leader hint).
 pub fn kv_error(code: ErrorCode, message: impl Into<String>) -> KvError {
-    KvError { code: code as i32, message: message.into(), leader_id: 0, leader_addr: String::new() }
+    KvError {
+        code: code as i32,
+        message: message.into(),
+        leader_id: 0,
+        leader_addr: String::new(),
+    }
 }
 
 /// A failed `WriteResponse` carrying `code` and `message`.
 pub fn error_response(code: ErrorCode, message: impl Into<String>) -> WriteResponse {
-    WriteResponse { error: Some(kv_error(code, message)), swapped: false }
+    WriteResponse {
+        error: Some(kv_error(code, message)),
+        swapped: false,
+    }
 }
 
 /// A successful `WriteResponse`.
 pub fn ok_response(swapped: bool) -> WriteResponse {
-    WriteResponse { error: None, swapped }
+    WriteResponse {
+        error: None,
+        swapped,
+    }
 }

@@ -58,7 +58,11 @@ impl Session {
         first_unacked_seq: u64,
         last_active_index: LogIndex,
     ) -> Self {
-        Session { replies, first_unacked_seq, last_active_index }
+        Session {
+            replies,
+            first_unacked_seq,
+            last_active_index,
+        }
     }
 
     /// Cached replies of applied, not yet acknowledged writes, by sequence number.
@@ -188,14 +192,20 @@ impl Sessions {
         if id.first_unacked_seq > id.seq {
             return error_response(
                 ErrorCode::InvalidArgument,
-                format!("first_unacked_seq {} is above seq {}", id.first_unacked_seq, id.seq),
+                format!(
+                    "first_unacked_seq {} is above seq {}",
+                    id.first_unacked_seq, id.seq
+                ),
             );
         }
         if !self.sessions.contains_key(&id.client_id) {
             if id.first_unacked_seq > 1 {
                 return error_response(
                     ErrorCode::SessionExpired,
-                    format!("session of client {:#x} expired; outcome unknown", id.client_id),
+                    format!(
+                        "session of client {:#x} expired; outcome unknown",
+                        id.client_id
+                    ),
                 );
             }
             self.open_session(id.client_id, index);
@@ -216,7 +226,8 @@ impl Sessions {
         if let Some(old) = self.sessions.remove(&client_id) {
             self.by_activity.remove(&(old.last_active_index, client_id));
         }
-        self.by_activity.insert((session.last_active_index, client_id));
+        self.by_activity
+            .insert((session.last_active_index, client_id));
         self.sessions.insert(client_id, session);
     }
 

@@ -66,7 +66,11 @@ pub fn encode(state: &StateMachine) -> Bytes {
             }
         }
     }
-    debug_assert_eq!(out.len(), HEADER_BYTES + body_len, "snapshot size precomputed wrong");
+    debug_assert_eq!(
+        out.len(),
+        HEADER_BYTES + body_len,
+        "snapshot size precomputed wrong"
+    );
     let crc = crc32fast::hash(&out[HEADER_BYTES..]);
     out[HEADER_BYTES - 4..HEADER_BYTES].copy_from_slice(&crc.to_le_bytes());
     out.freeze()
@@ -78,7 +82,10 @@ fn body_len(state: &StateMachine) -> usize {
         .data()
         .iter()
         .map(|(k, v)| {
-            encoded_len_varint(k.len() as u64) + k.len() + encoded_len_varint(v.len() as u64) + v.len()
+            encoded_len_varint(k.len() as u64)
+                + k.len()
+                + encoded_len_varint(v.len() as u64)
+                + v.len()
         })
         .sum();
     let sessions: usize = state
@@ -116,9 +123,16 @@ pub fn decode_with_limits(data: &[u8], limits: Limits) -> Result<StateMachine, S
     let list = decode_data(&mut reader)?;
     let sessions = decode_sessions(&mut reader, &limits)?;
     if !reader.buf.is_empty() {
-        return Err(SnapshotError::TrailingBytes { count: reader.buf.len() as u64 });
+        return Err(SnapshotError::TrailingBytes {
+            count: reader.buf.len() as u64,
+        });
     }
-    Ok(StateMachine::from_parts(list, sessions, applied_index, limits))
+    Ok(StateMachine::from_parts(
+        list,
+        sessions,
+        applied_index,
+        limits,
+    ))
 }
 
 /// Verifies magic, version, body length and CRC; returns the body.
@@ -129,22 +143,33 @@ fn check_header(data: &[u8]) -> Result<&[u8], SnapshotError> {
     }
     let version = reader.u32("version")?;
     if version != VERSION {
-        return Err(SnapshotError::UnsupportedVersion { found: version, supported: VERSION });
+        return Err(SnapshotError::UnsupportedVersion {
+            found: version,
+            supported: VERSION,
+        });
     }
     let declared = reader.u64("body length")?;
     let expected_crc = reader.u32("checksum")?;
     let body = reader.buf;
     if declared != body.len() as u64 {
-        return Err(SnapshotError::BodyLength { declared, actual: body.len() as u64 });
+        return Err(SnapshotError::BodyLength {
+            declared,
+            actual: body.len() as u64,
+        });
     }
     let actual_crc = crc32fast::hash(body);
     if actual_crc != expected_crc {
-        return Err(SnapshotError::Checksum { expected: expected_crc, actual: actual_crc });
+        return Err(SnapshotError::Checksum {
+            expected: expected_crc,
+            actual: actual_crc,
+        });
     }
     Ok(body)
 }
 
-fn decode_data(reader: &mut Reader<'_>) -> Result<crate::skiplist::SkipList<Bytes, Bytes>, SnapshotError> {
+fn decode_data(
+    reader: &mut Reader<'_>,
+) -> Result<crate::skiplist::SkipList<Bytes, Bytes>, SnapshotError> {
     let count = reader.u64("key count")?;
     // Each entry takes at least two bytes (two length prefixes): never reserve more than the
     // input could hold.
@@ -167,7 +192,10 @@ fn decode_sessions(reader: &mut Reader<'_>, limits: &Limits) -> Result<Sessions,
     for _ in 0..count {
         let client_id = reader.u64("client id")?;
         if previous_client.is_some_and(|previous| previous >= client_id) {
-            return Err(SnapshotError::SessionsOutOfOrder { what: "client ids", client_id });
+            return Err(SnapshotError::SessionsOutOfOrder {
+                what: "client ids",
+                client_id,
+            });
         }
         previous_client = Some(client_id);
         let session = decode_session(reader, client_id)?;
@@ -185,10 +213,15 @@ fn decode_session(reader: &mut Reader<'_>, client_id: u64) -> Result<Session, Sn
     for _ in 0..reply_count {
         let seq = reader.u64("reply seq")?;
         if seq < first_unacked_seq {
-            return Err(SnapshotError::Malformed { what: "reply seq below the session watermark" });
+            return Err(SnapshotError::Malformed {
+                what: "reply seq below the session watermark",
+            });
         }
         if previous_seq.is_some_and(|previous| previous >= seq) {
-            return Err(SnapshotError::SessionsOutOfOrder { what: "reply seqs", client_id });
+            return Err(SnapshotError::SessionsOutOfOrder {
+                what: "reply seqs",
+                client_id,
+            });
         }
         previous_seq = Some(seq);
         let bytes = reader.prefixed("reply")?;
@@ -199,7 +232,11 @@ fn decode_session(reader: &mut Reader<'_>, client_id: u64) -> Result<Session, Sn
         })?;
         replies.insert(seq, reply);
     }
-    Ok(Session::from_parts(replies, first_unacked_seq, last_active_index))
+    Ok(Session::from_parts(
+        replies,
+        first_unacked_seq,
+        last_active_index,
+    ))
 }
 
 /// A cursor over the input that fails, rather than panics, at its end.

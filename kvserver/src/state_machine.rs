@@ -15,9 +15,7 @@ use proto::kv::{write_request::Op, Cas, ErrorCode, KvError, WriteRequest, WriteR
 use raft::LogIndex;
 
 use crate::error::{error_response, kv_error, ok_response, InvalidLimits};
-use crate::sessions::{
-    RequestId, Sessions, DEFAULT_MAX_REPLIES_PER_SESSION, DEFAULT_MAX_SESSIONS,
-};
+use crate::sessions::{RequestId, Sessions, DEFAULT_MAX_REPLIES_PER_SESSION, DEFAULT_MAX_SESSIONS};
 use crate::skiplist::SkipList;
 
 /// Default largest key, in bytes.
@@ -137,7 +135,10 @@ impl Store {
     /// Executes one (already deduplicated) operation.
     fn execute(&mut self, limits: &Limits, op: Option<&Op>) -> WriteResponse {
         if let Err(error) = limits.validate_op(op) {
-            return WriteResponse { error: Some(error), swapped: false };
+            return WriteResponse {
+                error: Some(error),
+                swapped: false,
+            };
         }
         match op {
             Some(Op::Put(put)) => {
@@ -173,7 +174,10 @@ impl Store {
         if new_len > limits.max_value_bytes {
             return error_response(
                 ErrorCode::InvalidArgument,
-                format!("append would make the value {new_len} bytes, limit {}", limits.max_value_bytes),
+                format!(
+                    "append would make the value {new_len} bytes, limit {}",
+                    limits.max_value_bytes
+                ),
             );
         }
         let value = match current {
@@ -226,7 +230,12 @@ pub struct StateMachine {
 impl StateMachine {
     /// An empty state machine (applied index 0).
     pub fn new(limits: Limits) -> Self {
-        Self::from_parts(SkipList::new(), Sessions::new(limits.max_sessions, limits.max_replies_per_session), LogIndex::ZERO, limits)
+        Self::from_parts(
+            SkipList::new(),
+            Sessions::new(limits.max_sessions, limits.max_replies_per_session),
+            LogIndex::ZERO,
+            limits,
+        )
     }
 
     /// A state machine made of restored parts (snapshot decoding).
@@ -236,7 +245,17 @@ impl StateMachine {
         applied_index: LogIndex,
         limits: Limits,
     ) -> Self {
-        StateMachine { store: Store::new(data), sessions, applied_index, limits }
+        StateMachine {
+            store: Store::new(data),
+            sessions,
+            applied_index,
+            limits,
+        }
+    }
+
+    /// The data, taken out of the state machine.
+    pub fn into_data(self) -> SkipList<Bytes, Bytes> {
+        self.store.data
     }
 
     /// Applies the write committed at `index` exactly once per (client, seq) and returns its
@@ -257,7 +276,12 @@ impl StateMachine {
             seq: request.seq,
             first_unacked_seq: request.first_unacked_seq,
         };
-        let StateMachine { store, sessions, limits, .. } = self;
+        let StateMachine {
+            store,
+            sessions,
+            limits,
+            ..
+        } = self;
         sessions.apply(index, id, || store.execute(limits, request.op.as_ref()))
     }
 
@@ -267,7 +291,11 @@ impl StateMachine {
     /// Returns `None` when `index` was already applied (replay after a snapshot; nothing
     /// changes) or when the entry does not decode (logged; the index counts as applied, on
     /// every replica alike).
-    pub fn apply_entry(&mut self, index: LogIndex, data: &[u8]) -> Option<(u64, u64, WriteResponse)> {
+    pub fn apply_entry(
+        &mut self,
+        index: LogIndex,
+        data: &[u8],
+    ) -> Option<(u64, u64, WriteResponse)> {
         if index <= self.applied_index {
             tracing::debug!(%index, applied = %self.applied_index, "skipping already applied entry");
             return None;

@@ -47,7 +47,9 @@ impl<K: Ord, V> SortedBuilder<K, V> {
     pub fn push(&mut self, key: K, value: V) -> Result<(), OutOfOrderKey> {
         let last = self.tails[0];
         if last != HEAD && *self.list.arena.key(last) >= key {
-            return Err(OutOfOrderKey { position: self.list.len });
+            return Err(OutOfOrderKey {
+                position: self.list.len,
+            });
         }
         let height = self.list.rng.random_height();
         let node = self.list.arena.alloc(key, value, height);
@@ -78,7 +80,9 @@ impl<K: Ord, V> SortedBuilder<K, V> {
 
 impl<K, V> std::fmt::Debug for SortedBuilder<K, V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SortedBuilder").field("len", &self.list.len).finish_non_exhaustive()
+        f.debug_struct("SortedBuilder")
+            .field("len", &self.list.len)
+            .finish_non_exhaustive()
     }
 }
 

@@ -17,7 +17,11 @@ pub struct Iter<'a, K, V> {
 
 impl<'a, K, V> Iter<'a, K, V> {
     pub(super) fn new(arena: &'a Arena<K, V>, first: u32, len: usize) -> Self {
-        Iter { arena, next: first, remaining: len }
+        Iter {
+            arena,
+            next: first,
+            remaining: len,
+        }
     }
 }
 
@@ -45,13 +49,19 @@ impl<K, V> FusedIterator for Iter<'_, K, V> {}
 
 impl<K, V> Clone for Iter<'_, K, V> {
     fn clone(&self) -> Self {
-        Iter { arena: self.arena, next: self.next, remaining: self.remaining }
+        Iter {
+            arena: self.arena,
+            next: self.next,
+            remaining: self.remaining,
+        }
     }
 }
 
 impl<K, V> std::fmt::Debug for Iter<'_, K, V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Iter").field("remaining", &self.remaining).finish()
+        f.debug_struct("Iter")
+            .field("remaining", &self.remaining)
+            .finish()
     }
 }
 
@@ -66,7 +76,11 @@ pub struct Range<'a, K, V> {
 
 impl<'a, K, V> Range<'a, K, V> {
     pub(super) fn new(arena: &'a Arena<K, V>, start: u32, stop: u32) -> Self {
-        Range { arena, next: start, stop }
+        Range {
+            arena,
+            next: start,
+            stop,
+        }
     }
 }
 
@@ -88,7 +102,11 @@ impl<K, V> FusedIterator for Range<'_, K, V> {}
 
 impl<K, V> Clone for Range<'_, K, V> {
     fn clone(&self) -> Self {
-        Range { arena: self.arena, next: self.next, stop: self.stop }
+        Range {
+            arena: self.arena,
+            next: self.next,
+            stop: self.stop,
+        }
     }
 }
 

@@ -32,8 +32,8 @@ use std::ops::{Bound, RangeBounds};
 
 pub use builder::SortedBuilder;
 pub use iter::{Iter, Range};
-use node::{Arena, LevelRng, DEFAULT_SEED, HEAD, NIL};
 pub(crate) use node::MAX_HEIGHT;
+use node::{Arena, LevelRng, DEFAULT_SEED, HEAD, NIL};
 
 /// An ordered map from `K` to `V`, implemented as a skip list.
 ///
@@ -74,7 +74,12 @@ impl<K, V> SkipList<K, V> {
     }
 
     fn with_seed_and_capacity(seed: u64, capacity: usize) -> Self {
-        SkipList { arena: Arena::with_capacity(capacity), height: 1, len: 0, rng: LevelRng::new(seed) }
+        SkipList {
+            arena: Arena::with_capacity(capacity),
+            height: 1,
+            len: 0,
+            rng: LevelRng::new(seed),
+        }
     }
 
     /// Number of entries.

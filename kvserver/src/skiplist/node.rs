@@ -81,8 +81,21 @@ impl<K, V> Arena<K, V> {
     }
 
     /// Slots in use or on the free list, including the head.
+    #[cfg(test)]
     pub(super) fn slots(&self) -> usize {
         self.nodes.len()
+    }
+
+    /// Length of the node free list.
+    #[cfg(test)]
+    pub(super) fn free_slots(&self) -> usize {
+        let mut count = 0;
+        let mut cur = self.free_node;
+        while cur != NIL {
+            count += 1;
+            cur = self.nodes[cur as usize].links[0];
+        }
+        count
     }
 
     /// The node after `node` at `level`. `level` must be below the node's height.
