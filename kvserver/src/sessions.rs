@@ -245,3 +245,175 @@ impl Sessions {
         self.by_activity.insert((index, client_id));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ok_response;
+
+    /// Applies (client, seq, first_unacked) at `index`; counts real applications in `applied`.
+    /// The reply's `swapped` flag is `seq % 2 == 0`, so replies of different seqs differ.
+    fn write(
+        sessions: &mut Sessions,
+        index: u64,
+        (client_id, seq, first_unacked_seq): (u64, u64, u64),
+        applied: &mut u32,
+    ) -> WriteResponse {
+        let id = RequestId {
+            client_id,
+            seq,
+            first_unacked_seq,
+        };
+        sessions.apply(LogIndex(index), id, || {
+            *applied += 1;
+            ok_response(seq % 2 == 0)
+        })
+    }
+
+    fn code(reply: &WriteResponse) -> Option<ErrorCode> {
+        reply
+            .error
+            .as_ref()
+            .map(|e| ErrorCode::try_from(e.code).unwrap())
+    }
+
+    #[test]
+    fn duplicate_returns_cached_reply_and_applies_once() {
+        let mut sessions = Sessions::new(10, 10);
+        let mut applied = 0;
+        let first = write(&mut sessions, 1, (7, 2, 1), &mut applied);
+        let retry = write(&mut sessions, 2, (7, 2, 1), &mut applied);
+        assert_eq!(applied, 1);
+        assert_eq!(first, retry);
+        assert!(retry.swapped);
+    }
+
+    #[test]
+    fn concurrent_out_of_order_seqs_both_apply() {
+        let mut sessions = Sessions::new(10, 10);
+        let mut applied = 0;
+        let two = write(&mut sessions, 1, (7, 2, 1), &mut applied);
+        let one = write(&mut sessions, 2, (7, 1, 1), &mut applied);
+        assert_eq!(applied, 2);
+        assert!(two.error.is_none() && one.error.is_none());
+        assert_eq!(sessions.get(7).unwrap().replies().len(), 2);
+    }
+
+    #[test]
+    fn watermark_forgets_acknowledged_replies() {
+        let mut sessions = Sessions::new(10, 10);
+        let mut applied = 0;
+        for seq in 1..=3 {
+            write(&mut sessions, seq, (7, seq, 1), &mut applied);
+        }
+        write(&mut sessions, 4, (7, 4, 3), &mut applied);
+        let session = sessions.get(7).unwrap();
+        assert_eq!(session.first_unacked_seq(), 3);
+        assert_eq!(
+            session.replies().keys().copied().collect::<Vec<_>>(),
+            [3, 4]
+        );
+        // A lower watermark on a later request never lowers it again.
+        write(&mut sessions, 5, (7, 5, 2), &mut applied);
+        assert_eq!(sessions.get(7).unwrap().first_unacked_seq(), 3);
+    }
+
+    #[test]
+    fn stale_seq_is_rejected_without_applying() {
+        let mut sessions = Sessions::new(10, 10);
+        let mut applied = 0;
+        write(&mut sessions, 1, (7, 1, 1), &mut applied);
+        write(&mut sessions, 2, (7, 2, 2), &mut applied);
+        let stale = write(&mut sessions, 3, (7, 1, 1), &mut applied);
+        assert_eq!(applied, 2);
+        assert_eq!(code(&stale), Some(ErrorCode::SessionExpired));
+    }
+
+    #[test]
+    fn unknown_client_with_acknowledged_history_gets_session_expired() {
+        let mut sessions = Sessions::new(10, 10);
+        let mut applied = 0;
+        let reply = write(&mut sessions, 1, (9, 5, 4), &mut applied);
+        assert_eq!(code(&reply), Some(ErrorCode::SessionExpired));
+        assert_eq!(applied, 0);
+        assert!(
+            sessions.get(9).is_none(),
+            "no session is created for an expired client"
+        );
+    }
+
+    #[test]
+    fn eviction_removes_least_recently_active_session() {
+        let mut sessions = Sessions::new(2, 10);
+        let mut applied = 0;
+        write(&mut sessions, 1, (1, 1, 1), &mut applied);
+        write(&mut sessions, 2, (2, 1, 1), &mut applied);
+        write(&mut sessions, 3, (1, 2, 1), &mut applied); // client 1 active again
+        write(&mut sessions, 4, (3, 1, 1), &mut applied); // evicts client 2
+        assert!(sessions.get(1).is_some() && sessions.get(3).is_some());
+        assert!(sessions.get(2).is_none());
+        // The evicted client, having acknowledged seq 1, is told its session expired.
+        let reply = write(&mut sessions, 5, (2, 2, 2), &mut applied);
+        assert_eq!(code(&reply), Some(ErrorCode::SessionExpired));
+    }
+
+    #[test]
+    fn eviction_ties_break_by_client_id() {
+        let mut sessions = Sessions::new(2, 10);
+        for client_id in [20, 10] {
+            let session = Session::from_parts(BTreeMap::new(), 1, LogIndex(5));
+            sessions.insert_restored(client_id, session);
+        }
+        let mut applied = 0;
+        write(&mut sessions, 6, (30, 1, 1), &mut applied);
+        assert!(
+            sessions.get(10).is_none(),
+            "smaller client id evicted first on a tie"
+        );
+        assert!(sessions.get(20).is_some() && sessions.get(30).is_some());
+    }
+
+    #[test]
+    fn same_operations_give_same_table() {
+        let run = || {
+            let mut sessions = Sessions::new(3, 4);
+            let mut applied = 0;
+            for i in 0..200u64 {
+                let client = i * 7 % 5;
+                write(
+                    &mut sessions,
+                    i + 1,
+                    (client, i / 5 + 1, i / 10 + 1),
+                    &mut applied,
+                );
+            }
+            sessions
+        };
+        assert_eq!(run(), run());
+    }
+
+    #[test]
+    fn reply_bound_rejects_until_acknowledged() {
+        let mut sessions = Sessions::new(10, 2);
+        let mut applied = 0;
+        write(&mut sessions, 1, (7, 1, 1), &mut applied);
+        write(&mut sessions, 2, (7, 2, 1), &mut applied);
+        let rejected = write(&mut sessions, 3, (7, 3, 1), &mut applied);
+        assert_eq!(code(&rejected), Some(ErrorCode::Unavailable));
+        assert_eq!(applied, 2);
+        // The retry acknowledges seq 1 and 2: room again, and it applies.
+        let retried = write(&mut sessions, 4, (7, 3, 3), &mut applied);
+        assert!(retried.error.is_none());
+        assert_eq!(applied, 3);
+    }
+
+    #[test]
+    fn first_unacked_above_seq_is_invalid() {
+        let mut sessions = Sessions::new(10, 10);
+        let mut applied = 0;
+        let reply = write(&mut sessions, 1, (7, 1, 2), &mut applied);
+        assert_eq!(code(&reply), Some(ErrorCode::InvalidArgument));
+        assert_eq!(applied, 0);
+        assert!(sessions.is_empty());
+    }
+}
