@@ -284,3 +284,218 @@ impl<'a> Reader<'a> {
         self.take(len as usize, what)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use proto::kv::{write_request::Op, Put, WriteRequest};
+
+    /// A state machine with data, several sessions with cached replies (one an error), and a
+    /// non-trivial applied index.
+    fn sample() -> StateMachine {
+        let mut sm = StateMachine::new(Limits::default());
+        let mut index = 10;
+        for client_id in [3u64, 1, 2] {
+            for seq in 1..=3 {
+                let key = format!("key-{client_id}-{seq}");
+                let op = Op::Put(Put {
+                    key: key.into(),
+                    value: vec![seq as u8; 40].into(),
+                });
+                let first_unacked_seq = if seq == 3 { 2 } else { 1 };
+                let request = WriteRequest {
+                    client_id,
+                    seq,
+                    first_unacked_seq,
+                    op: Some(op),
+                };
+                index += 1;
+                sm.apply(LogIndex(index), &request);
+            }
+        }
+        let bad = WriteRequest {
+            client_id: 9,
+            seq: 1,
+            first_unacked_seq: 1,
+            op: None,
+        };
+        sm.apply(LogIndex(index + 5), &bad);
+        sm
+    }
+
+    /// Wraps `body` in a header with a valid length and checksum.
+    fn with_header(body: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend_from_slice(&MAGIC);
+        out.extend_from_slice(&VERSION.to_le_bytes());
+        out.extend_from_slice(&(body.len() as u64).to_le_bytes());
+        out.extend_from_slice(&crc32fast::hash(body).to_le_bytes());
+        out.extend_from_slice(body);
+        out
+    }
+
+    #[test]
+    fn round_trip_keeps_data_sessions_and_applied_index() {
+        let sm = sample();
+        assert_eq!(sm.sessions().len(), 4);
+        let decoded = decode(&encode(&sm)).unwrap();
+        assert_eq!(decoded, sm);
+        assert_eq!(decoded.applied_index(), LogIndex(24));
+        assert_eq!(decoded.sessions().get(1).unwrap().first_unacked_seq(), 2);
+        assert_eq!(decoded.sessions().get(1).unwrap().replies().len(), 2);
+    }
+
+    #[test]
+    fn round_trip_of_empty_state_machine() {
+        let sm = StateMachine::new(Limits::default());
+        assert_eq!(decode(&encode(&sm)).unwrap(), sm);
+    }
+
+    #[test]
+    fn decoded_sessions_still_deduplicate() {
+        let sm = sample();
+        let mut decoded = decode(&encode(&sm)).unwrap();
+        let retry = WriteRequest {
+            client_id: 1,
+            seq: 3,
+            first_unacked_seq: 2,
+            op: Some(Op::Put(Put {
+                key: "key-1-3".into(),
+                value: "changed".into(),
+            })),
+        };
+        let reply = decoded.apply(LogIndex(100), &retry);
+        assert!(reply.error.is_none());
+        assert_eq!(decoded.get(b"key-1-3").unwrap(), vec![3u8; 40]);
+    }
+
+    #[test]
+    fn every_flipped_byte_is_detected() {
+        let encoded = encode(&sample());
+        for position in 0..encoded.len() {
+            let mut corrupt = encoded.to_vec();
+            corrupt[position] ^= 0x20;
+            assert!(
+                decode(&corrupt).is_err(),
+                "flip at byte {position} not detected"
+            );
+        }
+    }
+
+    #[test]
+    fn every_truncation_is_detected() {
+        let encoded = encode(&sample());
+        for len in 0..encoded.len() {
+            assert!(
+                decode(&encoded[..len]).is_err(),
+                "truncation to {len} bytes not detected"
+            );
+        }
+    }
+
+    #[test]
+    fn wrong_version_and_magic_are_reported() {
+        let mut encoded = encode(&sample()).to_vec();
+        encoded[4..8].copy_from_slice(&2u32.to_le_bytes());
+        assert_eq!(
+            decode(&encoded),
+            Err(SnapshotError::UnsupportedVersion {
+                found: 2,
+                supported: VERSION
+            })
+        );
+        encoded[0] = b'X';
+        assert_eq!(decode(&encoded), Err(SnapshotError::BadMagic));
+    }
+
+    #[test]
+    fn checksum_mismatch_is_reported() {
+        let mut encoded = encode(&sample()).to_vec();
+        let last = encoded.len() - 1;
+        encoded[last] ^= 1;
+        assert!(matches!(
+            decode(&encoded),
+            Err(SnapshotError::Checksum { .. })
+        ));
+    }
+
+    #[test]
+    fn huge_counts_with_valid_checksum_fail_without_allocating() {
+        let mut body = Vec::new();
+        body.extend_from_slice(&1u64.to_le_bytes()); // applied index
+        body.extend_from_slice(&u64::MAX.to_le_bytes()); // key count
+        body.push(0x7f); // key length 127, but no bytes follow
+        assert!(matches!(
+            decode(&with_header(&body)),
+            Err(SnapshotError::Truncated { .. })
+        ));
+    }
+
+    #[test]
+    fn keys_out_of_order_are_rejected() {
+        let mut body = Vec::new();
+        body.extend_from_slice(&1u64.to_le_bytes());
+        body.extend_from_slice(&2u64.to_le_bytes());
+        body.extend_from_slice(&[1, b'b', 0, 1, b'a', 0]);
+        body.extend_from_slice(&0u64.to_le_bytes());
+        assert_eq!(
+            decode(&with_header(&body)),
+            Err(SnapshotError::KeysOutOfOrder { position: 1 })
+        );
+    }
+
+    #[test]
+    fn trailing_bytes_are_rejected() {
+        let mut body = Vec::new();
+        body.extend_from_slice(&1u64.to_le_bytes());
+        body.extend_from_slice(&0u64.to_le_bytes());
+        body.extend_from_slice(&0u64.to_le_bytes());
+        body.push(0);
+        assert_eq!(
+            decode(&with_header(&body)),
+            Err(SnapshotError::TrailingBytes { count: 1 })
+        );
+    }
+
+    #[test]
+    fn sessions_out_of_order_are_rejected() {
+        let mut body = Vec::new();
+        body.extend_from_slice(&1u64.to_le_bytes());
+        body.extend_from_slice(&0u64.to_le_bytes()); // no keys
+        body.extend_from_slice(&2u64.to_le_bytes()); // two sessions
+        for client_id in [5u64, 4] {
+            for field in [client_id, 1, 1, 0] {
+                body.extend_from_slice(&field.to_le_bytes());
+            }
+        }
+        assert!(matches!(
+            decode(&with_header(&body)),
+            Err(SnapshotError::SessionsOutOfOrder { client_id: 4, .. })
+        ));
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(data in prop::collection::vec(any::<u8>(), 0..512)) {
+            let _ = decode(&data);
+        }
+
+        #[test]
+        fn arbitrary_bodies_with_valid_checksum_never_panic(
+            body in prop::collection::vec(any::<u8>(), 0..512),
+        ) {
+            let _ = decode(&with_header(&body));
+        }
+
+        #[test]
+        fn single_mutations_of_a_valid_body_never_panic(position in any::<usize>(), byte in any::<u8>()) {
+            // Re-checksummed, so the body parser itself sees the damage.
+            let encoded = encode(&sample());
+            let mut body = encoded[HEADER_BYTES..].to_vec();
+            let at = position % body.len();
+            body[at] = byte;
+            let _ = decode(&with_header(&body));
+        }
+    }
+}
