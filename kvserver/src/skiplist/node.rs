@@ -27,7 +27,7 @@ pub(super) const NIL: u32 = u32::MAX;
 /// The head node's index.
 pub(super) const HEAD: u32 = 0;
 /// Default seed of the level generator, so that a list's shape is reproducible.
-pub(super) const DEFAULT_SEED: u64 = 0x5EED_0F_5C1B_11A7;
+pub(super) const DEFAULT_SEED: u64 = 0x5EED_5C1B_11A7_0001;
 
 /// One arena slot.
 #[derive(Clone)]
