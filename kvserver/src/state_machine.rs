@@ -1,0 +1,626 @@
+//! The replicated key-value state machine: the data ([`SkipList`] of `Bytes` keys and values)
+//! plus the client sessions, advanced by the commands of the Raft log.
+//!
+//! PURE and deterministic: the same entries applied in the same order give the same state and
+//! the same replies on every replica. That is why a corrupt entry is skipped the same way
+//! everywhere, why limits checked at apply time (an `Append` growing a value past the limit)
+//! give the same `INVALID_ARGUMENT` reply everywhere, and why every replica must run with the
+//! same [`Limits`] (they come from the cluster configuration).
+//!
+//! Invariants: `applied_index` only grows; `data_bytes` is the sum of key and value lengths.
+
+use bytes::{Bytes, BytesMut};
+use prost::Message;
+use proto::kv::{write_request::Op, Cas, ErrorCode, KvError, WriteRequest, WriteResponse};
+use raft::LogIndex;
+
+use crate::error::{error_response, kv_error, ok_response, InvalidLimits};
+use crate::sessions::{RequestId, Sessions, DEFAULT_MAX_REPLIES_PER_SESSION, DEFAULT_MAX_SESSIONS};
+use crate::skiplist::SkipList;
+
+/// Default largest key, in bytes.
+pub const DEFAULT_MAX_KEY_BYTES: usize = 4 * 1024;
+/// Default largest value, in bytes.
+pub const DEFAULT_MAX_VALUE_BYTES: usize = 1024 * 1024;
+/// Rough per-entry memory beyond the key and value bytes (node, two `Bytes`, allocator).
+const ENTRY_OVERHEAD_BYTES: usize = 128;
+
+/// Size and count limits of the state machine. Part of its definition: every replica of a
+/// cluster must use the same values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest key accepted (default 4 KiB). Keys must also be non-empty.
+    pub max_key_bytes: usize,
+    /// Largest value accepted, also after an `Append` (default 1 MiB).
+    pub max_value_bytes: usize,
+    /// Most client sessions kept (default 100 000); the least recently active is evicted.
+    pub max_sessions: usize,
+    /// Most unacknowledged replies cached per client (default 1024).
+    pub max_replies_per_session: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_key_bytes: DEFAULT_MAX_KEY_BYTES,
+            max_value_bytes: DEFAULT_MAX_VALUE_BYTES,
+            max_sessions: DEFAULT_MAX_SESSIONS,
+            max_replies_per_session: DEFAULT_MAX_REPLIES_PER_SESSION,
+        }
+    }
+}
+
+impl Limits {
+    /// Checks that every limit is usable.
+    ///
+    /// # Errors
+    /// [`InvalidLimits`] naming the first limit that is zero.
+    pub fn validate(&self) -> Result<(), InvalidLimits> {
+        let fields = [
+            ("max_key_bytes", self.max_key_bytes),
+            ("max_value_bytes", self.max_value_bytes),
+            ("max_sessions", self.max_sessions),
+            ("max_replies_per_session", self.max_replies_per_session),
+        ];
+        match fields.iter().find(|(_, value)| *value == 0) {
+            Some((field, _)) => Err(InvalidLimits { field }),
+            None => Ok(()),
+        }
+    }
+
+    /// Checks a write before it is proposed: an operation is present, the key is non-empty
+    /// and within `max_key_bytes`, values are within `max_value_bytes`, `seq >= 1` and
+    /// `first_unacked_seq <= seq`.
+    ///
+    /// # Errors
+    /// An `INVALID_ARGUMENT` [`KvError`] saying what is wrong.
+    pub fn validate_write(&self, request: &WriteRequest) -> Result<(), KvError> {
+        if request.seq == 0 {
+            return Err(invalid("seq must be at least 1"));
+        }
+        if request.first_unacked_seq > request.seq {
+            return Err(invalid("first_unacked_seq must not be above seq"));
+        }
+        self.validate_op(request.op.as_ref())
+    }
+
+    /// The operation part of [`Limits::validate_write`].
+    fn validate_op(&self, op: Option<&Op>) -> Result<(), KvError> {
+        let (key, values): (&Bytes, &[&Bytes]) = match op {
+            None => return Err(invalid("write has no operation")),
+            Some(Op::Put(put)) => (&put.key, &[&put.value]),
+            Some(Op::Append(append)) => (&append.key, &[&append.value]),
+            Some(Op::Delete(delete)) => (&delete.key, &[]),
+            Some(Op::Cas(cas)) => (&cas.key, &[&cas.expected, &cas.new_value]),
+        };
+        if key.is_empty() {
+            return Err(invalid("key must not be empty"));
+        }
+        if key.len() > self.max_key_bytes {
+            return Err(invalid(format!(
+                "key is {} bytes, limit {}",
+                key.len(),
+                self.max_key_bytes
+            )));
+        }
+        match values.iter().find(|v| v.len() > self.max_value_bytes) {
+            Some(value) => Err(invalid(format!(
+                "value is {} bytes, limit {}",
+                value.len(),
+                self.max_value_bytes
+            ))),
+            None => Ok(()),
+        }
+    }
+}
+
+fn invalid(message: impl Into<String>) -> KvError {
+    kv_error(ErrorCode::InvalidArgument, message)
+}
+
+/// The key-value data and its byte count.
+#[derive(Debug, Clone, PartialEq)]
+struct Store {
+    data: SkipList<Bytes, Bytes>,
+    /// Sum of the lengths of all keys and values.
+    data_bytes: usize,
+}
+
+impl Store {
+    fn new(data: SkipList<Bytes, Bytes>) -> Self {
+        let data_bytes = data.iter().map(|(k, v)| k.len() + v.len()).sum();
+        Store { data, data_bytes }
+    }
+
+    /// Executes one (already deduplicated) operation.
+    fn execute(&mut self, limits: &Limits, op: Option<&Op>) -> WriteResponse {
+        if let Err(error) = limits.validate_op(op) {
+            return WriteResponse {
+                error: Some(error),
+                swapped: false,
+            };
+        }
+        match op {
+            Some(Op::Put(put)) => {
+                self.put(&put.key, put.value.clone());
+                ok_response(false)
+            }
+            Some(Op::Append(append)) => self.append(limits, &append.key, &append.value),
+            Some(Op::Delete(delete)) => ok_response(self.delete(&delete.key)),
+            Some(Op::Cas(cas)) => ok_response(self.compare_and_swap(cas)),
+            None => error_response(ErrorCode::InvalidArgument, "write has no operation"),
+        }
+    }
+
+    fn put(&mut self, key: &Bytes, value: Bytes) {
+        let added = value.len();
+        match self.data.get_mut(&key[..]) {
+            Some(slot) => {
+                self.data_bytes -= slot.len();
+                *slot = value;
+            }
+            None => {
+                self.data_bytes += key.len();
+                self.data.insert(key.clone(), value);
+            }
+        }
+        self.data_bytes += added;
+    }
+
+    fn append(&mut self, limits: &Limits, key: &Bytes, suffix: &Bytes) -> WriteResponse {
+        let current = self.data.get(&key[..]);
+        let current_len = current.map_or(0, Bytes::len);
+        let new_len = current_len + suffix.len();
+        if new_len > limits.max_value_bytes {
+            return error_response(
+                ErrorCode::InvalidArgument,
+                format!(
+                    "append would make the value {new_len} bytes, limit {}",
+                    limits.max_value_bytes
+                ),
+            );
+        }
+        let value = match current {
+            None => suffix.clone(),
+            Some(current) => {
+                let mut joined = BytesMut::with_capacity(new_len);
+                joined.extend_from_slice(current);
+                joined.extend_from_slice(suffix);
+                joined.freeze()
+            }
+        };
+        self.put(key, value);
+        ok_response(false)
+    }
+
+    /// Removes `key`; whether it existed.
+    fn delete(&mut self, key: &[u8]) -> bool {
+        match self.data.remove_entry(key) {
+            Some((key, value)) => {
+                self.data_bytes -= key.len() + value.len();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Sets `new_value` if the current value equals `expected` (empty `expected`: the key is
+    /// absent); whether it swapped.
+    fn compare_and_swap(&mut self, cas: &Cas) -> bool {
+        let matches = match self.data.get(&cas.key[..]) {
+            None => cas.expected.is_empty(),
+            Some(current) => !cas.expected.is_empty() && *current == cas.expected,
+        };
+        if matches {
+            self.put(&cas.key, cas.new_value.clone());
+        }
+        matches
+    }
+}
+
+/// The key-value state machine: data, client sessions and the last applied log index.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateMachine {
+    store: Store,
+    sessions: Sessions,
+    applied_index: LogIndex,
+    limits: Limits,
+}
+
+impl StateMachine {
+    /// An empty state machine (applied index 0).
+    pub fn new(limits: Limits) -> Self {
+        Self::from_parts(
+            SkipList::new(),
+            Sessions::new(limits.max_sessions, limits.max_replies_per_session),
+            LogIndex::ZERO,
+            limits,
+        )
+    }
+
+    /// A state machine made of restored parts (snapshot decoding).
+    pub(crate) fn from_parts(
+        data: SkipList<Bytes, Bytes>,
+        sessions: Sessions,
+        applied_index: LogIndex,
+        limits: Limits,
+    ) -> Self {
+        StateMachine {
+            store: Store::new(data),
+            sessions,
+            applied_index,
+            limits,
+        }
+    }
+
+    /// The data, taken out of the state machine.
+    pub fn into_data(self) -> SkipList<Bytes, Bytes> {
+        self.store.data
+    }
+
+    /// Applies the write committed at `index` exactly once per (client, seq) and returns its
+    /// reply (a cached one for a retry). Errors are replies, never panics.
+    ///
+    /// # Panics
+    /// If `index` is not above [`StateMachine::applied_index`]: entries are applied in log
+    /// order, once ([`StateMachine::apply_entry`] skips old indexes instead).
+    pub fn apply(&mut self, index: LogIndex, request: &WriteRequest) -> WriteResponse {
+        assert!(
+            index > self.applied_index,
+            "apply out of order: index {index} after applied index {}",
+            self.applied_index
+        );
+        self.applied_index = index;
+        let id = RequestId {
+            client_id: request.client_id,
+            seq: request.seq,
+            first_unacked_seq: request.first_unacked_seq,
+        };
+        let StateMachine {
+            store,
+            sessions,
+            limits,
+            ..
+        } = self;
+        sessions.apply(index, id, || store.execute(limits, request.op.as_ref()))
+    }
+
+    /// Decodes and applies the command bytes of the log entry at `index`. Returns the client id,
+    /// sequence number and reply, so the server can answer the waiting request.
+    ///
+    /// Returns `None` when `index` was already applied (replay after a snapshot; nothing
+    /// changes) or when the entry does not decode (logged; the index counts as applied, on
+    /// every replica alike).
+    pub fn apply_entry(
+        &mut self,
+        index: LogIndex,
+        data: &[u8],
+    ) -> Option<(u64, u64, WriteResponse)> {
+        if index <= self.applied_index {
+            tracing::debug!(%index, applied = %self.applied_index, "skipping already applied entry");
+            return None;
+        }
+        match WriteRequest::decode(data) {
+            Ok(request) => {
+                let reply = self.apply(index, &request);
+                Some((request.client_id, request.seq, reply))
+            }
+            Err(error) => {
+                tracing::warn!(%index, %error, bytes = data.len(), "skipping undecodable log entry");
+                self.applied_index = index;
+                None
+            }
+        }
+    }
+
+    /// Records that `index` (a no-op or other non-command entry) was applied. Old indexes are
+    /// ignored.
+    pub fn apply_noop(&mut self, index: LogIndex) {
+        self.applied_index = self.applied_index.max(index);
+    }
+
+    /// The value stored under `key`.
+    pub fn get(&self, key: &[u8]) -> Option<Bytes> {
+        self.store.data.get(key).cloned()
+    }
+
+    /// The last applied log index.
+    pub fn applied_index(&self) -> LogIndex {
+        self.applied_index
+    }
+
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.store.data.len()
+    }
+
+    /// Whether there are no keys.
+    pub fn is_empty(&self) -> bool {
+        self.store.data.is_empty()
+    }
+
+    /// Approximate memory held by data and sessions, in bytes (for snapshot decisions).
+    pub fn approx_bytes(&self) -> usize {
+        self.store.data_bytes
+            + self.store.data.len() * ENTRY_OVERHEAD_BYTES
+            + self.sessions.approx_bytes()
+    }
+
+    /// The data, for ordered scans.
+    pub fn data(&self) -> &SkipList<Bytes, Bytes> {
+        &self.store.data
+    }
+
+    /// The client sessions.
+    pub fn sessions(&self) -> &Sessions {
+        &self.sessions
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Checks a write before it is proposed; see [`Limits::validate_write`].
+    ///
+    /// # Errors
+    /// An `INVALID_ARGUMENT` [`KvError`].
+    pub fn validate_write(&self, request: &WriteRequest) -> Result<(), KvError> {
+        self.limits.validate_write(request)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proto::kv::{Append, Delete, Put};
+
+    fn request(client_id: u64, seq: u64, op: Op) -> WriteRequest {
+        WriteRequest {
+            client_id,
+            seq,
+            first_unacked_seq: 1,
+            op: Some(op),
+        }
+    }
+
+    fn put(key: &str, value: &str) -> Op {
+        Op::Put(Put {
+            key: Bytes::copy_from_slice(key.as_bytes()),
+            value: value.to_owned().into(),
+        })
+    }
+
+    fn append(key: &str, value: &str) -> Op {
+        Op::Append(Append {
+            key: key.to_owned().into(),
+            value: value.to_owned().into(),
+        })
+    }
+
+    fn delete(key: &str) -> Op {
+        Op::Delete(Delete {
+            key: key.to_owned().into(),
+        })
+    }
+
+    fn cas(key: &str, expected: &str, new_value: &str) -> Op {
+        Op::Cas(Cas {
+            key: key.to_owned().into(),
+            expected: expected.to_owned().into(),
+            new_value: new_value.to_owned().into(),
+        })
+    }
+
+    /// Applies `ops` from one client at consecutive indexes and seqs; returns the replies.
+    fn run(sm: &mut StateMachine, ops: Vec<Op>) -> Vec<WriteResponse> {
+        ops.into_iter()
+            .map(|op| {
+                let index = sm.applied_index().next();
+                sm.apply(index, &request(1, index.get(), op))
+            })
+            .collect()
+    }
+
+    fn value(sm: &StateMachine, key: &str) -> Option<String> {
+        sm.get(key.as_bytes())
+            .map(|v| String::from_utf8(v.to_vec()).unwrap())
+    }
+
+    fn code(reply: &WriteResponse) -> Option<ErrorCode> {
+        reply
+            .error
+            .as_ref()
+            .map(|e| ErrorCode::try_from(e.code).unwrap())
+    }
+
+    #[test]
+    fn put_append_delete() {
+        let mut sm = StateMachine::new(Limits::default());
+        let replies = run(
+            &mut sm,
+            vec![
+                put("a", "1"),
+                append("a", "2"),
+                append("b", "x"),
+                delete("a"),
+                delete("zz"),
+            ],
+        );
+        assert!(replies.iter().all(|r| r.error.is_none()));
+        assert!(
+            replies[3].swapped,
+            "delete of an existing key reports it existed"
+        );
+        assert!(!replies[4].swapped);
+        assert_eq!(value(&sm, "a"), None);
+        assert_eq!(value(&sm, "b").as_deref(), Some("x"));
+        assert_eq!(sm.len(), 1);
+        assert_eq!(sm.applied_index(), LogIndex(5));
+    }
+
+    #[test]
+    fn append_concatenates() {
+        let mut sm = StateMachine::new(Limits::default());
+        run(&mut sm, vec![put("k", "ab"), append("k", "cd")]);
+        assert_eq!(value(&sm, "k").as_deref(), Some("abcd"));
+    }
+
+    #[test]
+    fn cas_with_empty_expected_means_absent() {
+        let mut sm = StateMachine::new(Limits::default());
+        let r = run(
+            &mut sm,
+            vec![
+                cas("k", "", "v1"), // absent -> swaps
+                cas("k", "", "v2"), // present -> no swap
+                cas("k", "zz", "v3"),
+                cas("k", "v1", "v4"),
+                put("e", ""),
+                cas("e", "", "v5"), // present with an empty value: not "absent"
+            ],
+        );
+        let swapped: Vec<bool> = r.iter().map(|r| r.swapped).collect();
+        assert_eq!(swapped, [true, false, false, true, false, false]);
+        assert_eq!(value(&sm, "k").as_deref(), Some("v4"));
+        assert_eq!(value(&sm, "e").as_deref(), Some(""));
+    }
+
+    #[test]
+    fn append_beyond_value_limit_is_invalid_and_changes_nothing() {
+        let limits = Limits {
+            max_value_bytes: 4,
+            ..Limits::default()
+        };
+        let mut sm = StateMachine::new(limits);
+        let r = run(
+            &mut sm,
+            vec![put("k", "abc"), append("k", "de"), append("k", "d")],
+        );
+        assert_eq!(code(&r[1]), Some(ErrorCode::InvalidArgument));
+        assert!(r[2].error.is_none());
+        assert_eq!(value(&sm, "k").as_deref(), Some("abcd"));
+    }
+
+    #[test]
+    fn oversized_writes_are_rejected_at_apply_too() {
+        let limits = Limits {
+            max_key_bytes: 2,
+            max_value_bytes: 2,
+            ..Limits::default()
+        };
+        let mut sm = StateMachine::new(limits);
+        let r = run(
+            &mut sm,
+            vec![put("key", "v"), put("k", "value"), put("k", "")],
+        );
+        assert_eq!(code(&r[0]), Some(ErrorCode::InvalidArgument));
+        assert_eq!(code(&r[1]), Some(ErrorCode::InvalidArgument));
+        assert!(r[2].error.is_none());
+        assert_eq!(sm.len(), 1);
+    }
+
+    #[test]
+    fn validate_write_checks_sizes_and_fields() {
+        let limits = Limits {
+            max_key_bytes: 3,
+            max_value_bytes: 3,
+            ..Limits::default()
+        };
+        let ok = |op| limits.validate_write(&request(1, 1, op));
+        assert!(ok(put("k", "v")).is_ok());
+        assert!(ok(put("", "v")).is_err());
+        assert!(ok(put("long", "v")).is_err());
+        assert!(ok(put("k", "long")).is_err());
+        assert!(ok(append("k", "long")).is_err());
+        assert!(ok(cas("k", "long", "v")).is_err());
+        assert!(ok(cas("k", "v", "long")).is_err());
+        assert!(ok(delete("long")).is_err());
+        let missing = WriteRequest {
+            client_id: 1,
+            seq: 1,
+            first_unacked_seq: 1,
+            op: None,
+        };
+        let error = limits.validate_write(&missing).unwrap_err();
+        assert_eq!(error.code, ErrorCode::InvalidArgument as i32);
+        let seq_zero = WriteRequest {
+            seq: 0,
+            first_unacked_seq: 0,
+            ..request(1, 1, put("k", "v"))
+        };
+        assert!(limits.validate_write(&seq_zero).is_err());
+        let acked_ahead = WriteRequest {
+            first_unacked_seq: 2,
+            ..request(1, 1, put("k", "v"))
+        };
+        assert!(limits.validate_write(&acked_ahead).is_err());
+    }
+
+    #[test]
+    fn limits_validate_rejects_zero() {
+        assert!(Limits::default().validate().is_ok());
+        let limits = Limits {
+            max_sessions: 0,
+            ..Limits::default()
+        };
+        assert_eq!(limits.validate().unwrap_err().field, "max_sessions");
+    }
+
+    #[test]
+    fn duplicate_entry_returns_cached_reply_without_reapplying() {
+        let mut sm = StateMachine::new(Limits::default());
+        let append_once = request(5, 1, append("k", "x")).encode_to_vec();
+        let first = sm.apply_entry(LogIndex(1), &append_once);
+        let retry = sm.apply_entry(LogIndex(2), &append_once);
+        assert_eq!(first, retry);
+        assert_eq!(first.map(|(client, seq, _)| (client, seq)), Some((5, 1)));
+        assert_eq!(value(&sm, "k").as_deref(), Some("x"));
+        assert_eq!(sm.applied_index(), LogIndex(2));
+    }
+
+    #[test]
+    fn corrupt_entry_is_skipped_and_counts_as_applied() {
+        let mut sm = StateMachine::new(Limits::default());
+        assert_eq!(sm.apply_entry(LogIndex(3), &[0xff, 0xff, 0xff]), None);
+        assert_eq!(sm.applied_index(), LogIndex(3));
+        assert!(sm.is_empty());
+    }
+
+    #[test]
+    fn old_entries_are_ignored() {
+        let mut sm = StateMachine::new(Limits::default());
+        let entry = request(5, 1, put("k", "v")).encode_to_vec();
+        assert!(sm.apply_entry(LogIndex(4), &entry).is_some());
+        let other = request(5, 2, put("k", "w")).encode_to_vec();
+        assert_eq!(sm.apply_entry(LogIndex(4), &other), None);
+        assert_eq!(value(&sm, "k").as_deref(), Some("v"));
+        sm.apply_noop(LogIndex(6));
+        sm.apply_noop(LogIndex(5));
+        assert_eq!(sm.applied_index(), LogIndex(6));
+    }
+
+    #[test]
+    fn missing_op_replies_invalid_argument() {
+        let mut sm = StateMachine::new(Limits::default());
+        let entry = WriteRequest {
+            client_id: 1,
+            seq: 1,
+            first_unacked_seq: 1,
+            op: None,
+        };
+        let reply = sm.apply(LogIndex(1), &entry);
+        assert_eq!(code(&reply), Some(ErrorCode::InvalidArgument));
+    }
+
+    #[test]
+    fn approx_bytes_tracks_data() {
+        let mut sm = StateMachine::new(Limits::default());
+        let empty = sm.approx_bytes();
+        run(&mut sm, vec![put("k", "0123456789")]);
+        let one = sm.approx_bytes();
+        assert!(one > empty + 11);
+        run(&mut sm, vec![put("k", "0"), delete("k")]);
+        assert_eq!(sm.store.data_bytes, 0);
+    }
+}
