@@ -78,7 +78,10 @@ enum Attempt<T> {
     Done(T),
     /// Try again (maybe elsewhere); `may_have_executed` says if this attempt might have
     /// taken effect.
-    Again { may_have_executed: bool, next: Next },
+    Again {
+        may_have_executed: bool,
+        next: Next,
+    },
     Fail(ClerkError),
 }
 
@@ -89,7 +92,11 @@ impl Clerk {
     /// [`ErrorKind::Unavailable`] when no endpoint is given.
     pub fn new(config: ClerkConfig) -> Result<Clerk, ClerkError> {
         if config.endpoints.is_empty() {
-            return Err(ClerkError::new(ErrorKind::Unavailable, true, "no endpoints given"));
+            return Err(ClerkError::new(
+                ErrorKind::Unavailable,
+                true,
+                "no endpoints given",
+            ));
         }
         let servers = config
             .endpoints
@@ -97,7 +104,14 @@ impl Clerk {
             .map(|e| KvServiceClient::new(Channel::new(e.clone(), config.channel.clone())))
             .collect();
         let leader = LeaderCache::new(config.endpoints.clone());
-        Ok(Clerk { inner: Arc::new(Inner { config, servers, leader, session: Session::new() }) })
+        Ok(Clerk {
+            inner: Arc::new(Inner {
+                config,
+                servers,
+                leader,
+                session: Session::new(),
+            }),
+        })
     }
 
     /// This clerk's client id.
@@ -129,7 +143,11 @@ impl Clerk {
     /// # Errors
     /// [`ClerkError`], saying whether the write may have happened.
     pub fn put(&self, key: impl Into<Bytes>, value: impl Into<Bytes>) -> Result<(), ClerkError> {
-        self.write(Op::Put(Put { key: key.into(), value: value.into() })).map(|_| ())
+        self.write(Op::Put(Put {
+            key: key.into(),
+            value: value.into(),
+        }))
+        .map(|_| ())
     }
 
     /// Appends `value` to the value of `key` (absent counts as empty).
@@ -137,7 +155,11 @@ impl Clerk {
     /// # Errors
     /// [`ClerkError`], saying whether the write may have happened.
     pub fn append(&self, key: impl Into<Bytes>, value: impl Into<Bytes>) -> Result<(), ClerkError> {
-        self.write(Op::Append(Append { key: key.into(), value: value.into() })).map(|_| ())
+        self.write(Op::Append(Append {
+            key: key.into(),
+            value: value.into(),
+        }))
+        .map(|_| ())
     }
 
     /// Deletes `key`; returns whether it existed.
@@ -145,7 +167,8 @@ impl Clerk {
     /// # Errors
     /// [`ClerkError`], saying whether the delete may have happened.
     pub fn delete(&self, key: impl Into<Bytes>) -> Result<bool, ClerkError> {
-        self.write(Op::Delete(Delete { key: key.into() })).map(|r| r.swapped)
+        self.write(Op::Delete(Delete { key: key.into() }))
+            .map(|r| r.swapped)
     }
 
     /// Sets `key` to `new_value` if its value equals `expected` (empty `expected`: the key
@@ -159,18 +182,26 @@ impl Clerk {
         expected: impl Into<Bytes>,
         new_value: impl Into<Bytes>,
     ) -> Result<bool, ClerkError> {
-        let op = Op::Cas(Cas { key: key.into(), expected: expected.into(), new_value: new_value.into() });
+        let op = Op::Cas(Cas {
+            key: key.into(),
+            expected: expected.into(),
+            new_value: new_value.into(),
+        });
         self.write(op).map(|r| r.swapped)
     }
 
     /// Asks every server for its status, in endpoint order.
     pub fn status_all(&self) -> Vec<(String, Result<StatusResponse, RpcError>)> {
-        let options = CallOptions { timeout: Some(self.inner.config.attempt_timeout) };
+        let options = CallOptions {
+            timeout: Some(self.inner.config.attempt_timeout),
+        };
         self.inner
             .servers
             .iter()
             .zip(&self.inner.config.endpoints)
-            .map(|(client, endpoint)| (endpoint.clone(), client.status(&StatusRequest {}, &options)))
+            .map(|(client, endpoint)| {
+                (endpoint.clone(), client.status(&StatusRequest {}, &options))
+            })
             .collect()
     }
 
@@ -202,18 +233,28 @@ impl Clerk {
         mut attempt: impl FnMut(&KvServiceClient, &CallOptions) -> Attempt<T>,
     ) -> Result<T, ClerkError> {
         let c = &self.inner.config;
-        let mut retry = Retry::new(c.op_timeout, c.backoff_min, c.backoff_max, self.inner.servers.len());
+        let mut retry = Retry::new(
+            c.op_timeout,
+            c.backoff_min,
+            c.backoff_max,
+            self.inner.servers.len(),
+        );
         let mut may_have_executed = false;
         loop {
             let server = self.inner.leader.current();
-            let options = CallOptions { timeout: Some(retry.attempt_timeout(c.attempt_timeout)) };
+            let options = CallOptions {
+                timeout: Some(retry.attempt_timeout(c.attempt_timeout)),
+            };
             match attempt(&self.inner.servers[server], &options) {
                 Attempt::Done(v) => return Ok(v),
                 Attempt::Fail(mut e) => {
                     e.definite &= !may_have_executed;
                     return Err(e);
                 }
-                Attempt::Again { may_have_executed: maybe, next } => {
+                Attempt::Again {
+                    may_have_executed: maybe,
+                    next,
+                } => {
                     may_have_executed |= maybe;
                     match next {
                         // A hint counts towards the round too: during an election two
@@ -229,7 +270,11 @@ impl Clerk {
             }
             if retry.expired() {
                 let message = "operation timed out before a leader answered";
-                return Err(ClerkError::new(ErrorKind::Timeout, !may_have_executed, message));
+                return Err(ClerkError::new(
+                    ErrorKind::Timeout,
+                    !may_have_executed,
+                    message,
+                ));
             }
         }
     }
@@ -237,28 +282,51 @@ impl Clerk {
     fn on_kv_error<T>(&self, e: &KvError, is_write: bool) -> Attempt<T> {
         let code = ErrorCode::try_from(e.code).unwrap_or(ErrorCode::Unavailable);
         match code {
-            ErrorCode::Ok => Attempt::Again { may_have_executed: false, next: Next::PauseSame },
+            ErrorCode::Ok => Attempt::Again {
+                may_have_executed: false,
+                next: Next::PauseSame,
+            },
             ErrorCode::NotLeader => {
-                let next =
-                    if self.inner.leader.follow_hint(&e.leader_addr) { Next::Hinted } else { Next::Rotate };
-                Attempt::Again { may_have_executed: false, next }
+                let next = if self.inner.leader.follow_hint(&e.leader_addr) {
+                    Next::Hinted
+                } else {
+                    Next::Rotate
+                };
+                Attempt::Again {
+                    may_have_executed: false,
+                    next,
+                }
             }
-            ErrorCode::LeadershipLost | ErrorCode::Timeout => {
-                Attempt::Again { may_have_executed: is_write, next: Next::Rotate }
-            }
-            ErrorCode::Retry => Attempt::Again { may_have_executed: false, next: Next::PauseSame },
-            ErrorCode::Unavailable => Attempt::Again { may_have_executed: false, next: Next::Rotate },
-            ErrorCode::InvalidArgument => {
-                Attempt::Fail(ClerkError::new(ErrorKind::InvalidArgument, true, e.message.clone()))
-            }
-            ErrorCode::SessionExpired => {
-                Attempt::Fail(ClerkError::new(ErrorKind::SessionExpired, false, e.message.clone()))
-            }
+            ErrorCode::LeadershipLost | ErrorCode::Timeout => Attempt::Again {
+                may_have_executed: is_write,
+                next: Next::Rotate,
+            },
+            ErrorCode::Retry => Attempt::Again {
+                may_have_executed: false,
+                next: Next::PauseSame,
+            },
+            ErrorCode::Unavailable => Attempt::Again {
+                may_have_executed: false,
+                next: Next::Rotate,
+            },
+            ErrorCode::InvalidArgument => Attempt::Fail(ClerkError::new(
+                ErrorKind::InvalidArgument,
+                true,
+                e.message.clone(),
+            )),
+            ErrorCode::SessionExpired => Attempt::Fail(ClerkError::new(
+                ErrorKind::SessionExpired,
+                false,
+                e.message.clone(),
+            )),
         }
     }
 
     fn on_rpc_error<T>(e: &RpcError, is_write: bool) -> Attempt<T> {
         tracing::debug!(error = %e, "attempt failed");
-        Attempt::Again { may_have_executed: is_write && e.may_have_executed(), next: Next::Rotate }
+        Attempt::Again {
+            may_have_executed: is_write && e.may_have_executed(),
+            next: Next::Rotate,
+        }
     }
 }

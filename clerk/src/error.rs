@@ -30,13 +30,21 @@ pub struct ClerkError {
 
 impl ClerkError {
     pub(crate) fn new(kind: ErrorKind, definite: bool, message: impl Into<String>) -> ClerkError {
-        ClerkError { kind, definite, message: message.into() }
+        ClerkError {
+            kind,
+            definite,
+            message: message.into(),
+        }
     }
 }
 
 impl fmt::Display for ClerkError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let outcome = if self.definite { "not applied" } else { "outcome unknown" };
+        let outcome = if self.definite {
+            "not applied"
+        } else {
+            "outcome unknown"
+        };
         write!(f, "{} ({outcome})", self.message)
     }
 }

@@ -12,7 +12,10 @@ pub(crate) struct LeaderCache {
 
 impl LeaderCache {
     pub(crate) fn new(endpoints: Vec<String>) -> LeaderCache {
-        LeaderCache { current: AtomicUsize::new(0), endpoints }
+        LeaderCache {
+            current: AtomicUsize::new(0),
+            endpoints,
+        }
     }
 
     /// The endpoint to try.
@@ -23,7 +26,9 @@ impl LeaderCache {
     /// `tried` failed: move on to the next endpoint, unless another thread already did.
     pub(crate) fn rotate_from(&self, tried: usize) {
         let next = (tried + 1) % self.endpoints.len().max(1);
-        let _ = self.current.compare_exchange(tried, next, Ordering::Relaxed, Ordering::Relaxed);
+        let _ = self
+            .current
+            .compare_exchange(tried, next, Ordering::Relaxed, Ordering::Relaxed);
     }
 
     /// A server named the leader's address: switch to it if we know it. Returns whether

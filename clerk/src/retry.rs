@@ -14,7 +14,12 @@ pub(crate) struct Retry {
 }
 
 impl Retry {
-    pub(crate) fn new(timeout: Option<Duration>, min: Duration, max: Duration, servers: usize) -> Retry {
+    pub(crate) fn new(
+        timeout: Option<Duration>,
+        min: Duration,
+        max: Duration,
+        servers: usize,
+    ) -> Retry {
         Retry {
             deadline: timeout.map(|t| Instant::now() + t),
             backoff: min,
@@ -26,7 +31,8 @@ impl Retry {
 
     /// Time left before the deadline (`None`: no deadline).
     pub(crate) fn remaining(&self) -> Option<Duration> {
-        self.deadline.map(|d| d.saturating_duration_since(Instant::now()))
+        self.deadline
+            .map(|d| d.saturating_duration_since(Instant::now()))
     }
 
     /// Whether the deadline passed.

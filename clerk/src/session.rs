@@ -27,7 +27,13 @@ impl Session {
     }
 
     pub(crate) fn with_id(client_id: u64) -> Session {
-        Session { client_id, seqs: Mutex::new(Seqs { next: 1, outstanding: BTreeSet::new() }) }
+        Session {
+            client_id,
+            seqs: Mutex::new(Seqs {
+                next: 1,
+                outstanding: BTreeSet::new(),
+            }),
+        }
     }
 
     /// Starts an operation: its sequence number.

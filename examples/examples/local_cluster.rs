@@ -46,7 +46,9 @@ fn main() -> ExitCode {
 }
 
 fn run() -> Result<(), String> {
-    let base = std::env::args().nth(1).map_or_else(|| PathBuf::from("data"), PathBuf::from);
+    let base = std::env::args()
+        .nth(1)
+        .map_or_else(|| PathBuf::from("data"), PathBuf::from);
     std::fs::create_dir_all(&base).map_err(|e| format!("{}: {e}", base.display()))?;
     let config_path = base.join("cluster.toml");
     std::fs::write(&config_path, CONFIG).map_err(|e| format!("{}: {e}", config_path.display()))?;
@@ -61,8 +63,14 @@ fn run() -> Result<(), String> {
         let dir = data_dir_for(&config, node.id, None);
         nodes.push(launch(&config, node.id, &dir).map_err(|e| format!("node {}: {e}", node.id))?);
     }
-    println!("raftkv: 3 nodes serving on 127.0.0.1:7001, :7002, :7003 (data in {})", base.display());
-    println!("connect:  cargo run --release -p clerk --bin kvctl -- --config {} shell", config_path.display());
+    println!(
+        "raftkv: 3 nodes serving on 127.0.0.1:7001, :7002, :7003 (data in {})",
+        base.display()
+    );
+    println!(
+        "connect:  cargo run --release -p clerk --bin kvctl -- --config {} shell",
+        config_path.display()
+    );
     println!("status:   cargo run --release -p clerk --bin kvctl -- status");
     println!("Ctrl-C stops the cluster.");
     while !stop.load(Ordering::Relaxed) {

@@ -109,7 +109,9 @@ pub struct SnapshotSection {
 
 impl Default for SnapshotSection {
     fn default() -> Self {
-        SnapshotSection { threshold_bytes: 64 << 20 }
+        SnapshotSection {
+            threshold_bytes: 64 << 20,
+        }
     }
 }
 
@@ -151,7 +153,10 @@ pub struct StorageSection {
 
 impl Default for StorageSection {
     fn default() -> Self {
-        StorageSection { fsync: true, segment_bytes: 64 << 20 }
+        StorageSection {
+            fsync: true,
+            segment_bytes: 64 << 20,
+        }
     }
 }
 
@@ -161,7 +166,10 @@ impl ClusterConfig {
     /// # Errors
     /// [`ConfigFileError`] with a one-line reason.
     pub fn load(path: &Path) -> Result<ClusterConfig, ConfigFileError> {
-        let err = |reason: String| ConfigFileError { path: path.display().to_string(), reason };
+        let err = |reason: String| ConfigFileError {
+            path: path.display().to_string(),
+            reason,
+        };
         let text = std::fs::read_to_string(path).map_err(|e| err(format!("cannot read: {e}")))?;
         Self::parse(&text).map_err(err)
     }
@@ -212,14 +220,21 @@ impl ClusterConfig {
                 r.election_ticks, r.heartbeat_ticks
             ));
         }
-        if r.max_entries_per_append == 0 || r.max_bytes_per_append == 0 || r.max_inflight_appends == 0 {
+        if r.max_entries_per_append == 0
+            || r.max_bytes_per_append == 0
+            || r.max_inflight_appends == 0
+        {
             return Err("raft batching limits must be at least 1".into());
         }
         if self.snapshot.threshold_bytes < 4096 {
             return Err("snapshot.threshold_bytes must be at least 4096".into());
         }
         let l = &self.limits;
-        if l.max_key_bytes == 0 || l.max_value_bytes == 0 || l.max_sessions == 0 || l.max_pending_writes == 0 {
+        if l.max_key_bytes == 0
+            || l.max_value_bytes == 0
+            || l.max_sessions == 0
+            || l.max_pending_writes == 0
+        {
             return Err("limits must be at least 1".into());
         }
         if self.storage.segment_bytes < 4096 {
@@ -282,7 +297,9 @@ addr = "127.0.0.1:7003"
 
     #[test]
     fn bad_configs_give_one_line_reasons() {
-        assert!(error_of("cluster_id = ").contains("string") || !error_of("cluster_id = ").is_empty());
+        assert!(
+            error_of("cluster_id = ").contains("string") || !error_of("cluster_id = ").is_empty()
+        );
         assert!(error_of("cluster_id = \"x\"\nnodes = []").contains("at least one"));
         let dup = GOOD.replace("id = 2", "id = 1");
         assert!(error_of(&dup).contains("appears twice"));

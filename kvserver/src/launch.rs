@@ -99,7 +99,11 @@ impl Drop for RunningNode {
 pub fn data_dir_for(config: &ClusterConfig, id: u64, explicit: Option<&Path>) -> PathBuf {
     match explicit {
         Some(dir) => dir.to_path_buf(),
-        None => config.data_dir.clone().unwrap_or_else(|| PathBuf::from("data")).join(format!("node-{id}")),
+        None => config
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("data"))
+            .join(format!("node-{id}")),
     }
 }
 
@@ -107,23 +111,40 @@ pub fn data_dir_for(config: &ClusterConfig, id: u64, explicit: Option<&Path>) ->
 ///
 /// # Errors
 /// [`LaunchError`] with a one-line reason.
-pub fn launch(config: &ClusterConfig, id: u64, data_dir: &Path) -> Result<RunningNode, LaunchError> {
+pub fn launch(
+    config: &ClusterConfig,
+    id: u64,
+    data_dir: &Path,
+) -> Result<RunningNode, LaunchError> {
     let me = config.node(id).ok_or(LaunchError::UnknownNode(id))?;
     let addr = resolve(&me.addr)?;
     let options = DiskOptions {
         fsync: config.storage.fsync,
         segment_bytes: config.storage.segment_bytes,
-        ..DiskOptions::new(config.cluster_id.clone(), id)
+        ..DiskOptions::new(config.cluster_id.clone(), NodeId(id))
     };
-    let storage = DiskStorage::open(data_dir, options)
-        .map_err(|source| LaunchError::Storage { dir: data_dir.to_path_buf(), source })?;
-    let addrs: BTreeMap<NodeId, String> =
-        config.nodes.iter().map(|n| (NodeId(n.id), n.addr.clone())).collect();
+    let storage = DiskStorage::open(data_dir, options).map_err(|source| LaunchError::Storage {
+        dir: data_dir.to_path_buf(),
+        source,
+    })?;
+    let addrs: BTreeMap<NodeId, String> = config
+        .nodes
+        .iter()
+        .map(|n| (NodeId(n.id), n.addr.clone()))
+        .collect();
     let voters: Vec<NodeId> = addrs.keys().copied().collect();
     let node_config = node_config(config, NodeId(id), voters.clone());
-    let transport = RpcTransport::new(RpcTransportConfig::new(config.cluster_id.clone(), NodeId(id)), &addrs);
+    let transport = RpcTransport::new(
+        RpcTransportConfig::new(config.cluster_id.clone(), NodeId(id)),
+        &addrs,
+    );
     let (apply_tx, apply_rx) = crossbeam_channel::bounded(4096);
-    let node = Arc::new(RaftNode::new(node_config, Box::new(storage), Arc::new(transport), apply_tx)?);
+    let node = Arc::new(RaftNode::new(
+        node_config,
+        Box::new(storage),
+        Arc::new(transport),
+        apply_tx,
+    )?);
     let server_config = ServerConfig {
         id: NodeId(id),
         addrs,
@@ -149,7 +170,13 @@ pub fn launch(config: &ClusterConfig, id: u64, data_dir: &Path) -> Result<Runnin
         }
     };
     tracing::info!(node = id, %addr, cluster = %config.cluster_id, dir = %data_dir.display(), "serving");
-    Ok(RunningNode { server, node, provider: Some(handle), addr, data_dir: data_dir.to_path_buf() })
+    Ok(RunningNode {
+        server,
+        node,
+        provider: Some(handle),
+        addr,
+        data_dir: data_dir.to_path_buf(),
+    })
 }
 
 fn node_config(config: &ClusterConfig, id: NodeId, voters: Vec<NodeId>) -> NodeConfig {
@@ -166,7 +193,11 @@ fn node_config(config: &ClusterConfig, id: NodeId, voters: Vec<NodeId>) -> NodeC
         seed: id.0 ^ std::process::id() as u64,
         ..Config::new(id, voters)
     };
-    NodeConfig { raft, tick_interval: Duration::from_millis(r.tick_ms), ..NodeConfig::new(Config::new(id, vec![id])) }
+    NodeConfig {
+        raft,
+        tick_interval: Duration::from_millis(r.tick_ms),
+        ..NodeConfig::new(Config::new(id, vec![id]))
+    }
 }
 
 fn limits(config: &ClusterConfig) -> Limits {
@@ -179,7 +210,10 @@ fn limits(config: &ClusterConfig) -> Limits {
 }
 
 fn resolve(addr: &str) -> Result<SocketAddr, LaunchError> {
-    let err = |reason: String| LaunchError::Address { addr: addr.to_string(), reason };
+    let err = |reason: String| LaunchError::Address {
+        addr: addr.to_string(),
+        reason,
+    };
     addr.to_socket_addrs()
         .map_err(|e| err(e.to_string()))?
         .next()

@@ -53,7 +53,8 @@ fn run(args: &Args) -> Result<(), String> {
     let dir = data_dir_for(&config, args.id, args.data_dir.as_deref());
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register(signal, stop.clone()).map_err(|e| format!("signal handler: {e}"))?;
+        signal_hook::flag::register(signal, stop.clone())
+            .map_err(|e| format!("signal handler: {e}"))?;
     }
     let node = launch(&config, args.id, &dir).map_err(|e| e.to_string())?;
     let failure = loop {

@@ -49,9 +49,15 @@ const MAX_APPLY_BATCH: usize = 512;
 
 /// What applying one message means for the waiters.
 enum Outcome {
-    Applied { index: LogIndex, term: Term, reply: Option<WriteResponse> },
+    Applied {
+        index: LogIndex,
+        term: Term,
+        reply: Option<WriteResponse>,
+    },
     LostLeadership,
-    Installed { index: LogIndex },
+    Installed {
+        index: LogIndex,
+    },
 }
 
 /// The KV layer of one node. Implements the generated `KvService` (see `service.rs`).
@@ -79,7 +85,7 @@ impl KvServer {
         node: Arc<RaftNode>,
         apply_rx: Receiver<ApplyMsg>,
     ) -> std::io::Result<Arc<KvServer>> {
-        let sm = StateMachine::new(config.limits.clone());
+        let sm = StateMachine::new(config.limits);
         let server = Arc::new(KvServer {
             config,
             node,
@@ -121,10 +127,21 @@ impl KvServer {
             let _ = h.join();
         }
         for w in self.waiters.take_all_writes() {
-            w.reply.ok(write_error(ErrorCode::Timeout, "server shutting down; outcome unknown"));
+            w.reply.ok(write_error(
+                ErrorCode::Timeout,
+                "server shutting down; outcome unknown",
+            ));
         }
-        for r in self.waiters.take_all_reads().into_iter().chain(self.deferred_reads.lock().drain(..)) {
-            r.reply.ok(get_error(kv_error(ErrorCode::Unavailable, "server shutting down")));
+        for r in self
+            .waiters
+            .take_all_reads()
+            .into_iter()
+            .chain(self.deferred_reads.lock().drain(..))
+        {
+            r.reply.ok(get_error(kv_error(
+                ErrorCode::Unavailable,
+                "server shutting down",
+            )));
         }
     }
 
@@ -166,21 +183,28 @@ impl KvServer {
                     outcomes.push(Outcome::Applied { index, term, reply });
                 }
                 ApplyMsg::Noop { index, term } => {
-                    sm.note_applied(index);
-                    outcomes.push(Outcome::Applied { index, term, reply: None });
+                    sm.apply_noop(index);
+                    outcomes.push(Outcome::Applied {
+                        index,
+                        term,
+                        reply: None,
+                    });
                 }
-                ApplyMsg::Snapshot { index, data, .. } => match snapshot::decode(&data) {
-                    Ok(restored) => {
-                        *sm = restored.with_limits(self.config.limits.clone());
-                        outcomes.push(Outcome::Installed { index });
+                ApplyMsg::Snapshot { index, data, .. } => {
+                    match snapshot::decode_with_limits(&data, self.config.limits) {
+                        Ok(restored) => {
+                            *sm = restored;
+                            outcomes.push(Outcome::Installed { index });
+                        }
+                        Err(e) => {
+                            let reason =
+                                format!("cannot decode the snapshot at index {index}: {e}");
+                            tracing::error!(node = %self.config.id, %reason);
+                            *self.fatal.lock() = Some(reason);
+                            return outcomes;
+                        }
                     }
-                    Err(e) => {
-                        let reason = format!("cannot decode the snapshot at index {index}: {e}");
-                        tracing::error!(node = %self.config.id, %reason);
-                        *self.fatal.lock() = Some(reason);
-                        return outcomes;
-                    }
-                },
+                }
                 ApplyMsg::RoleChange { is_leader, .. } => {
                     if !is_leader {
                         outcomes.push(Outcome::LostLeadership);
@@ -195,7 +219,9 @@ impl KvServer {
         for outcome in outcomes {
             match outcome {
                 Outcome::Applied { index, term, reply } => {
-                    let Some(waiter) = self.waiters.take_write(index) else { continue };
+                    let Some(waiter) = self.waiters.take_write(index) else {
+                        continue;
+                    };
                     match reply {
                         Some(reply) if waiter.term == term => waiter.reply.ok(reply),
                         _ => waiter.reply.ok(write_error(
@@ -216,7 +242,9 @@ impl KvServer {
                     for w in self.waiters.take_all_writes() {
                         w.reply.ok(write_error(
                             ErrorCode::LeadershipLost,
-                            format!("a snapshot at index {index} replaced the state; outcome unknown"),
+                            format!(
+                                "a snapshot at index {index} replaced the state; outcome unknown"
+                            ),
                         ));
                     }
                 }
@@ -240,7 +268,10 @@ impl KvServer {
 
     fn expire_writes(&self) {
         for w in self.waiters.take_expired_writes(Instant::now()) {
-            w.reply.ok(write_error(ErrorCode::Timeout, "the write did not commit in time; outcome unknown"));
+            w.reply.ok(write_error(
+                ErrorCode::Timeout,
+                "the write did not commit in time; outcome unknown",
+            ));
         }
     }
 
@@ -269,7 +300,9 @@ impl KvServer {
     /// Serves a read whose read index is confirmed, now or once applied (called on the
     /// Raft driver thread: never blocks on the state machine lock).
     pub(crate) fn serve_read_at(&self, index: LogIndex, key: Bytes, reply: proto_reply::GetReply) {
-        let Some(waiter) = self.waiters.add_read(index, ReadWaiter { key, reply }) else { return };
+        let Some(waiter) = self.waiters.add_read(index, ReadWaiter { key, reply }) else {
+            return;
+        };
         match self.sm.try_read() {
             Some(sm) => waiter.reply.ok(found(sm.get(&waiter.key))),
             None => self.deferred_reads.lock().push(waiter),
@@ -278,8 +311,12 @@ impl KvServer {
 
     /// A NOT_LEADER error with the best leader hint we have.
     pub(crate) fn not_leader(&self, hint: Option<NodeId>) -> Option<KvError> {
-        let hint = hint.or(self.node.state().leader).filter(|l| *l != self.config.id);
-        let addr = hint.and_then(|id| self.config.addrs.get(&id).cloned()).unwrap_or_default();
+        let hint = hint
+            .or(self.node.state().leader)
+            .filter(|l| *l != self.config.id);
+        let addr = hint
+            .and_then(|id| self.config.addrs.get(&id).cloned())
+            .unwrap_or_default();
         Some(KvError {
             code: ErrorCode::NotLeader as i32,
             message: format!("node {} is not the leader", self.config.id),
@@ -292,10 +329,14 @@ impl KvServer {
     pub(crate) fn node_error(&self, e: NodeError) -> Option<KvError> {
         match e {
             NodeError::NotLeader { leader_hint } => self.not_leader(leader_hint),
-            NodeError::TransferInProgress => {
-                kv_error(ErrorCode::NotLeader, "leadership transfer in progress; retry")
-            }
-            NodeError::TooLarge { size_bytes, max_bytes } => kv_error(
+            NodeError::TransferInProgress => kv_error(
+                ErrorCode::NotLeader,
+                "leadership transfer in progress; retry",
+            ),
+            NodeError::TooLarge {
+                size_bytes,
+                max_bytes,
+            } => kv_error(
                 ErrorCode::InvalidArgument,
                 format!("request of {size_bytes} bytes exceeds {max_bytes}"),
             ),
@@ -306,10 +347,25 @@ impl KvServer {
     }
 
     /// Registers a write accepted by Raft at (index, term).
-    pub(crate) fn wait_for_write(&self, index: LogIndex, term: Term, reply: proto_reply::WriteReply) {
+    pub(crate) fn wait_for_write(
+        &self,
+        index: LogIndex,
+        term: Term,
+        reply: proto_reply::WriteReply,
+    ) {
         let deadline = Instant::now() + self.config.write_timeout;
-        if let Some(old) = self.waiters.add_write(index, WriteWaiter { term, reply, deadline }) {
-            old.reply.ok(write_error(ErrorCode::Retry, "another entry took this write's log index"));
+        if let Some(old) = self.waiters.add_write(
+            index,
+            WriteWaiter {
+                term,
+                reply,
+                deadline,
+            },
+        ) {
+            old.reply.ok(write_error(
+                ErrorCode::Retry,
+                "another entry took this write's log index",
+            ));
         }
     }
 
@@ -326,7 +382,10 @@ impl KvServer {
             role: role.into(),
             term: s.term.0,
             commit: s.commit.0,
-            applied: self.sm.try_read().map_or(s.applied.0, |sm| sm.applied_index().0),
+            applied: self
+                .sm
+                .try_read()
+                .map_or(s.applied.0, |sm| sm.applied_index().0),
             leader_id: s.leader.map_or(0, |l| l.0),
             addr: self.config.addrs.get(&s.id).cloned().unwrap_or_default(),
             last_log_index: s.last_index.0,
@@ -344,16 +403,31 @@ pub(crate) mod proto_reply {
 }
 
 pub(crate) fn write_error(code: ErrorCode, message: impl Into<String>) -> WriteResponse {
-    WriteResponse { error: kv_error(code, message), swapped: false }
+    WriteResponse {
+        error: kv_error(code, message),
+        swapped: false,
+    }
 }
 
 pub(crate) fn get_error(error: Option<KvError>) -> GetResponse {
-    GetResponse { error, found: false, value: Bytes::new() }
+    GetResponse {
+        error,
+        found: false,
+        value: Bytes::new(),
+    }
 }
 
 fn found(value: Option<Bytes>) -> GetResponse {
     match value {
-        Some(value) => GetResponse { error: None, found: true, value },
-        None => GetResponse { error: None, found: false, value: Bytes::new() },
+        Some(value) => GetResponse {
+            error: None,
+            found: true,
+            value,
+        },
+        None => GetResponse {
+            error: None,
+            found: false,
+            value: Bytes::new(),
+        },
     }
 }

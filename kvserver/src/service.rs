@@ -3,8 +3,10 @@
 //! replies are completed later from the Raft driver or the applier thread.
 
 use crate::server::{get_error, write_error, KvServer};
-use proto::kv::{ErrorCode, GetRequest, GetResponse, StatusRequest, StatusResponse, WriteRequest, WriteResponse};
 use prost::Message as _;
+use proto::kv::{
+    ErrorCode, GetRequest, GetResponse, StatusRequest, StatusResponse, WriteRequest, WriteResponse,
+};
 use rpc_framework::Reply;
 use std::sync::Arc;
 
@@ -25,8 +27,15 @@ impl proto::kv::KvService for KvServiceImpl {
     fn get(&self, request: GetRequest, reply: Reply<GetResponse>) {
         let s = &self.server;
         if request.key.len() > s.config.limits.max_key_bytes {
-            let msg = format!("key of {} bytes exceeds {}", request.key.len(), s.config.limits.max_key_bytes);
-            return reply.ok(get_error(crate::waiters::kv_error(ErrorCode::InvalidArgument, msg)));
+            let msg = format!(
+                "key of {} bytes exceeds {}",
+                request.key.len(),
+                s.config.limits.max_key_bytes
+            );
+            return reply.ok(get_error(crate::waiters::kv_error(
+                ErrorCode::InvalidArgument,
+                msg,
+            )));
         }
         if !s.node.state().is_leader {
             return reply.ok(get_error(s.not_leader(None)));
@@ -41,19 +50,32 @@ impl proto::kv::KvService for KvServiceImpl {
     fn write(&self, request: WriteRequest, reply: Reply<WriteResponse>) {
         let s = &self.server;
         if let Err(error) = s.config.limits.validate_write(&request) {
-            return reply.ok(WriteResponse { error: Some(error), swapped: false });
+            return reply.ok(WriteResponse {
+                error: Some(error),
+                swapped: false,
+            });
         }
         if !s.node.state().is_leader {
-            return reply.ok(WriteResponse { error: s.not_leader(None), swapped: false });
+            return reply.ok(WriteResponse {
+                error: s.not_leader(None),
+                swapped: false,
+            });
         }
         if s.waiters.pending_writes() >= s.config.max_pending_writes {
-            return reply.ok(write_error(ErrorCode::Unavailable, "too many writes in flight; retry"));
+            return reply.ok(write_error(
+                ErrorCode::Unavailable,
+                "too many writes in flight; retry",
+            ));
         }
         let server = s.clone();
-        s.node.start_with(request.encode_to_vec().into(), move |result| match result {
-            Ok((index, term)) => server.wait_for_write(index, term, reply),
-            Err(e) => reply.ok(WriteResponse { error: server.node_error(e), swapped: false }),
-        });
+        s.node
+            .start_with(request.encode_to_vec().into(), move |result| match result {
+                Ok((index, term)) => server.wait_for_write(index, term, reply),
+                Err(e) => reply.ok(WriteResponse {
+                    error: server.node_error(e),
+                    swapped: false,
+                }),
+            });
     }
 
     fn status(&self, _request: StatusRequest, reply: Reply<StatusResponse>) {

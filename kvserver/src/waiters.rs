@@ -42,7 +42,12 @@ pub(crate) struct Waiters {
 
 /// An error reply.
 pub(crate) fn kv_error(code: ErrorCode, message: impl Into<String>) -> Option<KvError> {
-    Some(KvError { code: code as i32, message: message.into(), leader_id: 0, leader_addr: String::new() })
+    Some(KvError {
+        code: code as i32,
+        message: message.into(),
+        leader_id: 0,
+        leader_addr: String::new(),
+    })
 }
 
 impl Waiters {
@@ -64,15 +69,24 @@ impl Waiters {
 
     /// Takes every write waiter (leadership lost).
     pub(crate) fn take_all_writes(&self) -> Vec<WriteWaiter> {
-        std::mem::take(&mut self.inner.lock().writes).into_values().collect()
+        std::mem::take(&mut self.inner.lock().writes)
+            .into_values()
+            .collect()
     }
 
     /// Takes the writes whose deadline passed.
     pub(crate) fn take_expired_writes(&self, now: Instant) -> Vec<WriteWaiter> {
         let mut inner = self.inner.lock();
-        let expired: Vec<LogIndex> =
-            inner.writes.iter().filter(|(_, w)| w.deadline <= now).map(|(i, _)| *i).collect();
-        expired.into_iter().filter_map(|i| inner.writes.remove(&i)).collect()
+        let expired: Vec<LogIndex> = inner
+            .writes
+            .iter()
+            .filter(|(_, w)| w.deadline <= now)
+            .map(|(i, _)| *i)
+            .collect();
+        expired
+            .into_iter()
+            .filter_map(|i| inner.writes.remove(&i))
+            .collect()
     }
 
     /// Returns the read back if it can be served now (applied >= index), else keeps it.
@@ -96,6 +110,9 @@ impl Waiters {
 
     /// Takes every read (shutdown).
     pub(crate) fn take_all_reads(&self) -> Vec<ReadWaiter> {
-        std::mem::take(&mut self.inner.lock().reads).into_values().flatten().collect()
+        std::mem::take(&mut self.inner.lock().reads)
+            .into_values()
+            .flatten()
+            .collect()
     }
 }

@@ -294,6 +294,11 @@ impl RaftCore {
         }
     }
 
+    /// Where the latest snapshot sits (index 0 when there is none).
+    pub fn snapshot_meta(&self) -> crate::types::SnapshotMeta {
+        self.log.snapshot_meta()
+    }
+
     /// Whether `ready()` would return something.
     pub fn has_ready(&self) -> bool {
         let flush = self.role == Role::Leader

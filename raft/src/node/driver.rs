@@ -197,7 +197,8 @@ impl Driver {
         match self.core.read_index(ctx) {
             Ok(()) => {
                 let deadline = Instant::now() + self.read_timeout;
-                self.pending_reads.insert(ctx, PendingRead { done, deadline });
+                self.pending_reads
+                    .insert(ctx, PendingRead { done, deadline });
             }
             Err(e) => done(Err(NodeError::from(e))),
         }
@@ -245,7 +246,11 @@ impl Driver {
             .last()
             .map(|e| (e.index, e.term))
             .or_else(|| snapshot.as_ref().map(|s| (s.meta.index, s.meta.term)));
-        if hard_state.is_some() || snapshot.is_some() || !entries.is_empty() || !messages_after_persist.is_empty() {
+        if hard_state.is_some()
+            || snapshot.is_some()
+            || !entries.is_empty()
+            || !messages_after_persist.is_empty()
+        {
             self.send_persist(PersistTask::Ready(PersistJob {
                 hard_state,
                 snapshot,
@@ -264,8 +269,15 @@ impl Driver {
         }
         for entry in committed {
             self.apply_backlog.push_back(match entry.kind {
-                EntryKind::Normal => ApplyMsg::Command { index: entry.index, term: entry.term, data: entry.data },
-                EntryKind::Noop => ApplyMsg::Noop { index: entry.index, term: entry.term },
+                EntryKind::Normal => ApplyMsg::Command {
+                    index: entry.index,
+                    term: entry.term,
+                    data: entry.data,
+                },
+                EntryKind::Noop => ApplyMsg::Noop {
+                    index: entry.index,
+                    term: entry.term,
+                },
             });
         }
         for rs in read_states {
@@ -275,7 +287,9 @@ impl Driver {
         }
         for ctx in dropped_reads {
             if let Some(read) = self.pending_reads.remove(&ctx) {
-                (read.done)(Err(NodeError::NotLeader { leader_hint: self.core.status().leader }));
+                (read.done)(Err(NodeError::NotLeader {
+                    leader_hint: self.core.status().leader,
+                }));
             }
         }
     }
@@ -320,7 +334,9 @@ impl Driver {
         let is_leader = status.role == Role::Leader;
         tracing::info!(node = %status.id, term = %status.term, role = ?status.role, leader = ?status.leader, "role change");
         if was_leader && !is_leader {
-            self.fail_all_reads(NodeError::NotLeader { leader_hint: status.leader });
+            self.fail_all_reads(NodeError::NotLeader {
+                leader_hint: status.leader,
+            });
         }
         self.apply_backlog.push_back(ApplyMsg::RoleChange {
             term: status.term,
@@ -375,7 +391,13 @@ impl From<ProposeError> for NodeError {
         match e {
             ProposeError::NotLeader { leader_hint } => NodeError::NotLeader { leader_hint },
             ProposeError::TransferInProgress => NodeError::TransferInProgress,
-            ProposeError::TooLarge { size_bytes, max_bytes } => NodeError::TooLarge { size_bytes, max_bytes },
+            ProposeError::TooLarge {
+                size_bytes,
+                max_bytes,
+            } => NodeError::TooLarge {
+                size_bytes,
+                max_bytes,
+            },
         }
     }
 }

@@ -40,7 +40,11 @@ impl NodeConfig {
     /// Defaults for a node: 10 ms ticks, heartbeats every 50 ms, elections after 500-1000 ms.
     pub fn new(raft: Config) -> NodeConfig {
         NodeConfig {
-            raft: Config { election_timeout_ticks: 50, heartbeat_interval_ticks: 5, ..raft },
+            raft: Config {
+                election_timeout_ticks: 50,
+                heartbeat_interval_ticks: 5,
+                ..raft
+            },
             tick_interval: Duration::from_millis(10),
             read_timeout: Duration::from_secs(2),
             inbox_capacity: 16 * 1024,
@@ -192,21 +196,32 @@ impl RaftNode {
         command: Bytes,
         done: impl FnOnce(Result<(LogIndex, Term), NodeError>) + Send + 'static,
     ) {
-        self.submit(DriverInput::Propose { data: command, done: Box::new(done) }, |input| {
-            if let DriverInput::Propose { done, .. } = input {
-                done(Err(NodeError::Busy));
-            }
-        });
+        self.submit(
+            DriverInput::Propose {
+                data: command,
+                done: Box::new(done),
+            },
+            |input| {
+                if let DriverInput::Propose { done, .. } = input {
+                    done(Err(NodeError::Busy));
+                }
+            },
+        );
     }
 
     /// Confirms leadership (ReadIndex); `done` runs with the index the application must
     /// have applied before serving a linearizable read. `done` must be quick.
     pub fn read_index_with(&self, done: impl FnOnce(Result<LogIndex, NodeError>) + Send + 'static) {
-        self.submit(DriverInput::ReadIndex { done: Box::new(done) }, |input| {
-            if let DriverInput::ReadIndex { done } = input {
-                done(Err(NodeError::Busy));
-            }
-        });
+        self.submit(
+            DriverInput::ReadIndex {
+                done: Box::new(done),
+            },
+            |input| {
+                if let DriverInput::ReadIndex { done } = input {
+                    done(Err(NodeError::Busy));
+                }
+            },
+        );
     }
 
     /// Blocking form of [`RaftNode::read_index_with`].
@@ -257,7 +272,11 @@ impl RaftNode {
     /// Term, leadership and leader, without a round trip to the driver.
     pub fn state(&self) -> NodeState {
         let s = self.shared.status();
-        NodeState { term: s.term, is_leader: s.role == Role::Leader, leader: s.leader }
+        NodeState {
+            term: s.term,
+            is_leader: s.role == Role::Leader,
+            leader: s.leader,
+        }
     }
 
     /// The core's latest published status.

@@ -132,7 +132,9 @@ impl Persister {
         if !job.entries.is_empty() {
             self.storage.append(&job.entries)?;
             self.track_append(&job.entries);
-            self.shared.entries_persisted.fetch_add(job.entries.len() as u64, Ordering::Relaxed);
+            self.shared
+                .entries_persisted
+                .fetch_add(job.entries.len() as u64, Ordering::Relaxed);
         }
         if let Some(hs) = job.hard_state {
             self.storage.set_hard_state(hs)?;
@@ -160,7 +162,9 @@ impl Persister {
             self.entry_sizes.push_back((e.index, size));
             self.log_bytes += size;
         }
-        self.shared.log_bytes.store(self.log_bytes, Ordering::Relaxed);
+        self.shared
+            .log_bytes
+            .store(self.log_bytes, Ordering::Relaxed);
     }
 
     fn track_compaction(&mut self, upto: LogIndex) {
@@ -171,6 +175,8 @@ impl Persister {
             self.entry_sizes.pop_front();
             self.log_bytes -= size;
         }
-        self.shared.log_bytes.store(self.log_bytes, Ordering::Relaxed);
+        self.shared
+            .log_bytes
+            .store(self.log_bytes, Ordering::Relaxed);
     }
 }

@@ -140,11 +140,17 @@ impl PeerSender {
         }
         q.inflight += 1;
         let messages = q.queued.drain(..).map(to_wire).collect();
-        Some(RaftBatch { cluster_id: this.config.cluster_id.clone(), from: this.config.from.0, messages })
+        Some(RaftBatch {
+            cluster_id: this.config.cluster_id.clone(),
+            from: this.config.from.0,
+            messages,
+        })
     }
 
     fn send_batch(this: &Arc<PeerSender>, batch: RaftBatch) {
-        let options = CallOptions { timeout: Some(this.config.batch_timeout) };
+        let options = CallOptions {
+            timeout: Some(this.config.batch_timeout),
+        };
         let me = this.clone();
         this.client.send_async(&batch, &options, move |result| {
             if let Err(e) = result {

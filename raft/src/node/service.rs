@@ -22,7 +22,12 @@ pub struct RaftServiceImpl {
 impl RaftServiceImpl {
     /// A service delivering to `node`, accepting only batches of `cluster_id` from `voters`.
     pub fn new(node: Arc<RaftNode>, cluster_id: impl Into<String>, voters: Vec<NodeId>) -> Self {
-        RaftServiceImpl { node, cluster_id: cluster_id.into(), voters, rejected: AtomicU64::new(0) }
+        RaftServiceImpl {
+            node,
+            cluster_id: cluster_id.into(),
+            voters,
+            rejected: AtomicU64::new(0),
+        }
     }
 
     fn reject(&self, reply: Reply<RaftBatchAck>, code: Code, reason: String) {
@@ -45,7 +50,10 @@ impl proto::raft::RaftService for RaftServiceImpl {
         }
         let from = NodeId(request.from);
         if !self.voters.contains(&from) {
-            let reason = format!("node {from} is not a member of cluster {:?}", self.cluster_id);
+            let reason = format!(
+                "node {from} is not a member of cluster {:?}",
+                self.cluster_id
+            );
             return self.reject(reply, Code::FailedPrecondition, reason);
         }
         let mut messages = Vec::with_capacity(request.messages.len());
@@ -53,7 +61,8 @@ impl proto::raft::RaftService for RaftServiceImpl {
             match from_wire(wire) {
                 Ok(m) if m.from == from && m.to == self.node.id() => messages.push(m),
                 Ok(m) => {
-                    let reason = format!("message from {} to {} in a batch from {from}", m.from, m.to);
+                    let reason =
+                        format!("message from {} to {} in a batch from {from}", m.from, m.to);
                     return self.reject(reply, Code::InvalidArgument, reason);
                 }
                 Err(e) => return self.reject(reply, Code::InvalidArgument, e.to_string()),

@@ -43,12 +43,13 @@ pub fn to_wire(msg: Message) -> pb::RaftMessage {
                 last_log_index: r.last_log_index.0,
             })
         }
-        MessageBody::Heartbeat(h) => {
-            Body::Heartbeat(pb::Heartbeat { commit: h.commit.0, read_seq: h.read_seq })
-        }
-        MessageBody::HeartbeatResponse(h) => {
-            Body::HeartbeatResponse(pb::HeartbeatResponse { read_seq: h.read_seq })
-        }
+        MessageBody::Heartbeat(h) => Body::Heartbeat(pb::Heartbeat {
+            commit: h.commit.0,
+            read_seq: h.read_seq,
+        }),
+        MessageBody::HeartbeatResponse(h) => Body::HeartbeatResponse(pb::HeartbeatResponse {
+            read_seq: h.read_seq,
+        }),
         MessageBody::InstallSnapshot(s) => Body::InstallSnapshot(pb::InstallSnapshot {
             meta: Some(meta_to_wire(s.meta)),
             offset: s.offset,
@@ -66,7 +67,12 @@ pub fn to_wire(msg: Message) -> pb::RaftMessage {
         }
         MessageBody::TimeoutNow => Body::TimeoutNow(pb::TimeoutNow {}),
     };
-    pb::RaftMessage { from: msg.from.0, to: msg.to.0, term: msg.term.0, body: Some(body) }
+    pb::RaftMessage {
+        from: msg.from.0,
+        to: msg.to.0,
+        term: msg.term.0,
+        body: Some(body),
+    }
 }
 
 /// Decodes a message from the wire.
@@ -74,7 +80,10 @@ pub fn to_wire(msg: Message) -> pb::RaftMessage {
 /// # Errors
 /// [`WireError`] when a field is missing or out of range.
 pub fn from_wire(msg: pb::RaftMessage) -> Result<Message, WireError> {
-    let body = match msg.body.ok_or_else(|| WireError("message has no body".into()))? {
+    let body = match msg
+        .body
+        .ok_or_else(|| WireError("message has no body".into()))?
+    {
         Body::RequestVote(v) => MessageBody::RequestVote(RequestVote {
             pre_vote: v.pre_vote,
             last_log_index: LogIndex(v.last_log_index),
@@ -100,12 +109,13 @@ pub fn from_wire(msg: pb::RaftMessage) -> Result<Message, WireError> {
                 last_log_index: LogIndex(r.last_log_index),
             })
         }
-        Body::Heartbeat(h) => {
-            MessageBody::Heartbeat(Heartbeat { commit: LogIndex(h.commit), read_seq: h.read_seq })
-        }
-        Body::HeartbeatResponse(h) => {
-            MessageBody::HeartbeatResponse(HeartbeatResponse { read_seq: h.read_seq })
-        }
+        Body::Heartbeat(h) => MessageBody::Heartbeat(Heartbeat {
+            commit: LogIndex(h.commit),
+            read_seq: h.read_seq,
+        }),
+        Body::HeartbeatResponse(h) => MessageBody::HeartbeatResponse(HeartbeatResponse {
+            read_seq: h.read_seq,
+        }),
         Body::InstallSnapshot(s) => MessageBody::InstallSnapshot(InstallSnapshot {
             meta: meta_from_wire(s.meta)?,
             offset: s.offset,
@@ -126,7 +136,12 @@ pub fn from_wire(msg: pb::RaftMessage) -> Result<Message, WireError> {
     if msg.from == 0 || msg.to == 0 {
         return Err(WireError("node id 0".into()));
     }
-    Ok(Message { from: NodeId(msg.from), to: NodeId(msg.to), term: Term(msg.term), body })
+    Ok(Message {
+        from: NodeId(msg.from),
+        to: NodeId(msg.to),
+        term: Term(msg.term),
+        body,
+    })
 }
 
 fn entry_to_wire(e: Entry) -> pb::Entry {
@@ -134,36 +149,60 @@ fn entry_to_wire(e: Entry) -> pb::Entry {
         EntryKind::Normal => pb::EntryKind::Normal,
         EntryKind::Noop => pb::EntryKind::Noop,
     };
-    pb::Entry { index: e.index.0, term: e.term.0, kind: kind as i32, data: e.data }
+    pb::Entry {
+        index: e.index.0,
+        term: e.term.0,
+        kind: kind as i32,
+        data: e.data,
+    }
 }
 
 /// Entries must be contiguous right after `prev_log_index`: the core relies on it.
-fn entries_from_wire(entries: Vec<pb::Entry>, prev_log_index: u64) -> Result<Vec<Entry>, WireError> {
+fn entries_from_wire(
+    entries: Vec<pb::Entry>,
+    prev_log_index: u64,
+) -> Result<Vec<Entry>, WireError> {
     let mut expected = prev_log_index;
     entries
         .into_iter()
         .map(|e| {
-            expected = expected.checked_add(1).ok_or_else(|| WireError("index overflow".into()))?;
+            expected = expected
+                .checked_add(1)
+                .ok_or_else(|| WireError("index overflow".into()))?;
             if e.index != expected {
-                return Err(WireError(format!("entry index {} where {} was expected", e.index, expected)));
+                return Err(WireError(format!(
+                    "entry index {} where {} was expected",
+                    e.index, expected
+                )));
             }
             let kind = match pb::EntryKind::try_from(e.kind) {
                 Ok(pb::EntryKind::Normal) => EntryKind::Normal,
                 Ok(pb::EntryKind::Noop) => EntryKind::Noop,
                 Err(_) => return Err(WireError(format!("unknown entry kind {}", e.kind))),
             };
-            Ok(Entry { index: LogIndex(e.index), term: Term(e.term), kind, data: e.data })
+            Ok(Entry {
+                index: LogIndex(e.index),
+                term: Term(e.term),
+                kind,
+                data: e.data,
+            })
         })
         .collect()
 }
 
 fn meta_to_wire(m: SnapshotMeta) -> pb::SnapshotMeta {
-    pb::SnapshotMeta { index: m.index.0, term: m.term.0 }
+    pb::SnapshotMeta {
+        index: m.index.0,
+        term: m.term.0,
+    }
 }
 
 fn meta_from_wire(m: Option<pb::SnapshotMeta>) -> Result<SnapshotMeta, WireError> {
     let m = m.ok_or_else(|| WireError("snapshot message without meta".into()))?;
-    Ok(SnapshotMeta { index: LogIndex(m.index), term: Term(m.term) })
+    Ok(SnapshotMeta {
+        index: LogIndex(m.index),
+        term: Term(m.term),
+    })
 }
 
 #[cfg(test)]
@@ -172,7 +211,12 @@ mod tests {
     use bytes::Bytes;
 
     fn roundtrip(body: MessageBody) {
-        let msg = Message { from: NodeId(1), to: NodeId(2), term: Term(7), body };
+        let msg = Message {
+            from: NodeId(1),
+            to: NodeId(2),
+            term: Term(7),
+            body,
+        };
         assert_eq!(from_wire(to_wire(msg.clone())).unwrap(), msg);
     }
 
@@ -184,13 +228,26 @@ mod tests {
             last_log_term: Term(2),
             leadership_transfer: true,
         }));
-        roundtrip(MessageBody::RequestVoteResponse(RequestVoteResponse { pre_vote: false, granted: true }));
+        roundtrip(MessageBody::RequestVoteResponse(RequestVoteResponse {
+            pre_vote: false,
+            granted: true,
+        }));
         roundtrip(MessageBody::AppendEntries(AppendEntries {
             prev_log_index: LogIndex(4),
             prev_log_term: Term(1),
             entries: vec![
-                Entry { index: LogIndex(5), term: Term(7), kind: EntryKind::Noop, data: Bytes::new() },
-                Entry { index: LogIndex(6), term: Term(7), kind: EntryKind::Normal, data: Bytes::from_static(b"x") },
+                Entry {
+                    index: LogIndex(5),
+                    term: Term(7),
+                    kind: EntryKind::Noop,
+                    data: Bytes::new(),
+                },
+                Entry {
+                    index: LogIndex(6),
+                    term: Term(7),
+                    kind: EntryKind::Normal,
+                    data: Bytes::from_static(b"x"),
+                },
             ],
             leader_commit: LogIndex(4),
         }));
@@ -201,27 +258,45 @@ mod tests {
             conflict_term: Term(2),
             last_log_index: LogIndex(9),
         }));
-        roundtrip(MessageBody::Heartbeat(Heartbeat { commit: LogIndex(8), read_seq: 4 }));
-        roundtrip(MessageBody::HeartbeatResponse(HeartbeatResponse { read_seq: 4 }));
+        roundtrip(MessageBody::Heartbeat(Heartbeat {
+            commit: LogIndex(8),
+            read_seq: 4,
+        }));
+        roundtrip(MessageBody::HeartbeatResponse(HeartbeatResponse {
+            read_seq: 4,
+        }));
         roundtrip(MessageBody::InstallSnapshot(InstallSnapshot {
-            meta: SnapshotMeta { index: LogIndex(10), term: Term(3) },
+            meta: SnapshotMeta {
+                index: LogIndex(10),
+                term: Term(3),
+            },
             offset: 5,
             total_bytes: 20,
             data: Bytes::from_static(b"chunk"),
             done: false,
         }));
-        roundtrip(MessageBody::InstallSnapshotResponse(InstallSnapshotResponse {
-            meta: SnapshotMeta { index: LogIndex(10), term: Term(3) },
-            next_offset: 10,
-            done: false,
-            rejected: true,
-        }));
+        roundtrip(MessageBody::InstallSnapshotResponse(
+            InstallSnapshotResponse {
+                meta: SnapshotMeta {
+                    index: LogIndex(10),
+                    term: Term(3),
+                },
+                next_offset: 10,
+                done: false,
+                rejected: true,
+            },
+        ));
         roundtrip(MessageBody::TimeoutNow);
     }
 
     #[test]
     fn malformed_messages_are_errors() {
-        let mut m = to_wire(Message { from: NodeId(1), to: NodeId(2), term: Term(1), body: MessageBody::TimeoutNow });
+        let mut m = to_wire(Message {
+            from: NodeId(1),
+            to: NodeId(2),
+            term: Term(1),
+            body: MessageBody::TimeoutNow,
+        });
         m.body = None;
         assert!(from_wire(m).is_err());
         let gap = pb::RaftMessage {
@@ -231,7 +306,12 @@ mod tests {
             body: Some(Body::AppendEntries(pb::AppendEntries {
                 prev_log_index: 1,
                 prev_log_term: 1,
-                entries: vec![pb::Entry { index: 3, term: 1, kind: 0, data: Bytes::new() }],
+                entries: vec![pb::Entry {
+                    index: 3,
+                    term: 1,
+                    kind: 0,
+                    data: Bytes::new(),
+                }],
                 leader_commit: 0,
             })),
         };
@@ -243,7 +323,12 @@ mod tests {
             body: Some(Body::AppendEntries(pb::AppendEntries {
                 prev_log_index: 0,
                 prev_log_term: 0,
-                entries: vec![pb::Entry { index: 1, term: 1, kind: 99, data: Bytes::new() }],
+                entries: vec![pb::Entry {
+                    index: 1,
+                    term: 1,
+                    kind: 99,
+                    data: Bytes::new(),
+                }],
                 leader_commit: 0,
             })),
         };

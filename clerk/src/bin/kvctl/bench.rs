@@ -57,9 +57,14 @@ pub fn run(config: ClerkConfig, args: &BenchArgs) -> Result<std::process::ExitCo
     if args.clients == 0 || args.keys == 0 || !(0.0..=1.0).contains(&args.read_ratio) {
         return Err("bench: --clients and --keys must be > 0 and --read-ratio within 0..1".into());
     }
-    let connections = args.connections.unwrap_or(args.clients.min(8)).clamp(1, args.clients);
-    let clerks: Vec<Clerk> =
-        (0..connections).map(|_| Clerk::new(config.clone())).collect::<Result<_, _>>().map_err(|e| e.to_string())?;
+    let connections = args
+        .connections
+        .unwrap_or(args.clients.min(8))
+        .clamp(1, args.clients);
+    let clerks: Vec<Clerk> = (0..connections)
+        .map(|_| Clerk::new(config.clone()))
+        .collect::<Result<_, _>>()
+        .map_err(|e| e.to_string())?;
     let run = Arc::new(Run {
         measuring: AtomicBool::new(false),
         stop: AtomicBool::new(false),
@@ -72,7 +77,9 @@ pub fn run(config: ClerkConfig, args: &BenchArgs) -> Result<std::process::ExitCo
             let clerk = clerks[i % connections].clone();
             let run = run.clone();
             let (value_size, keys, read_ratio) = (args.value_size, args.keys, args.read_ratio);
-            std::thread::spawn(move || client_loop(i as u64, &clerk, &run, value_size, keys, read_ratio))
+            std::thread::spawn(move || {
+                client_loop(i as u64, &clerk, &run, value_size, keys, read_ratio)
+            })
         })
         .collect();
     std::thread::sleep(Duration::from_secs(args.warmup_secs));
@@ -87,13 +94,20 @@ pub fn run(config: ClerkConfig, args: &BenchArgs) -> Result<std::process::ExitCo
             let _ = hist.add(&h);
         }
     }
-    report(args, connections, &hist, elapsed, run.errors.load(Ordering::Relaxed));
+    report(
+        args,
+        connections,
+        &hist,
+        elapsed,
+        run.errors.load(Ordering::Relaxed),
+    );
     Ok(std::process::ExitCode::SUCCESS)
 }
 
 fn new_histogram() -> Histogram<u64> {
     // 1 us .. 60 s, 3 significant digits; the bounds are constants, so this cannot fail.
-    Histogram::new_with_bounds(1, 60_000_000, 3).unwrap_or_else(|_| Histogram::new(3).unwrap_or_else(|_| unreachable!()))
+    Histogram::new_with_bounds(1, 60_000_000, 3)
+        .unwrap_or_else(|_| Histogram::new(3).unwrap_or_else(|_| unreachable!()))
 }
 
 fn progress_until_done(run: &Run, started: Instant, duration: Duration) {
@@ -120,7 +134,14 @@ fn progress_until_done(run: &Run, started: Instant, duration: Duration) {
     }
 }
 
-fn client_loop(id: u64, clerk: &Clerk, run: &Run, value_size: usize, keys: u64, read_ratio: f64) -> Histogram<u64> {
+fn client_loop(
+    id: u64,
+    clerk: &Clerk,
+    run: &Run,
+    value_size: usize,
+    keys: u64,
+    read_ratio: f64,
+) -> Histogram<u64> {
     let mut hist = new_histogram();
     let mut rng = XorShift(0x9E37_79B9_7F4A_7C15 ^ (id + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9));
     let value = vec![b'v'; value_size];
@@ -129,7 +150,11 @@ fn client_loop(id: u64, clerk: &Clerk, run: &Run, value_size: usize, keys: u64, 
         let key = format!("bench-{:012}", rng.next() % keys).into_bytes();
         let is_read = read_ratio > 0.0 && rng.next() <= read_threshold;
         let start = Instant::now();
-        let ok = if is_read { clerk.get(key).is_ok() } else { clerk.put(key, value.clone()).is_ok() };
+        let ok = if is_read {
+            clerk.get(key).is_ok()
+        } else {
+            clerk.put(key, value.clone()).is_ok()
+        };
         let micros = start.elapsed().as_micros() as u64;
         if run.measuring.load(Ordering::Acquire) {
             if ok {
@@ -138,7 +163,10 @@ fn client_loop(id: u64, clerk: &Clerk, run: &Run, value_size: usize, keys: u64, 
             } else {
                 run.errors.fetch_add(1, Ordering::Relaxed);
             }
-            if run.ops_limit.is_some_and(|l| run.done_ops.load(Ordering::Relaxed) >= l) {
+            if run
+                .ops_limit
+                .is_some_and(|l| run.done_ops.load(Ordering::Relaxed) >= l)
+            {
                 break;
             }
         }
@@ -146,7 +174,13 @@ fn client_loop(id: u64, clerk: &Clerk, run: &Run, value_size: usize, keys: u64, 
     hist
 }
 
-fn report(args: &BenchArgs, connections: usize, hist: &Histogram<u64>, elapsed: Duration, errors: u64) {
+fn report(
+    args: &BenchArgs,
+    connections: usize,
+    hist: &Histogram<u64>,
+    elapsed: Duration,
+    errors: u64,
+) {
     let ops = hist.len();
     let throughput = ops as f64 / elapsed.as_secs_f64();
     let ms = |q: f64| hist.value_at_quantile(q) as f64 / 1000.0;
@@ -164,7 +198,13 @@ fn report(args: &BenchArgs, connections: usize, hist: &Histogram<u64>, elapsed: 
     } else {
         println!(
             "clients={} connections={} value_size={} read_ratio={} ops={} errors={} seconds={:.2}",
-            args.clients, connections, args.value_size, args.read_ratio, ops, errors, elapsed.as_secs_f64()
+            args.clients,
+            connections,
+            args.value_size,
+            args.read_ratio,
+            ops,
+            errors,
+            elapsed.as_secs_f64()
         );
         println!("throughput {throughput:.0} ops/s");
         println!(

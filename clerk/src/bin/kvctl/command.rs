@@ -5,11 +5,25 @@ use clerk::{Clerk, ClerkError};
 /// A key-value command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
-    Get { key: String },
-    Put { key: String, value: String },
-    Append { key: String, value: String },
-    Delete { key: String },
-    Cas { key: String, expected: String, new: String },
+    Get {
+        key: String,
+    },
+    Put {
+        key: String,
+        value: String,
+    },
+    Append {
+        key: String,
+        value: String,
+    },
+    Delete {
+        key: String,
+    },
+    Cas {
+        key: String,
+        expected: String,
+        new: String,
+    },
 }
 
 /// What a command did.
@@ -34,11 +48,19 @@ pub fn execute(clerk: &Clerk, command: &Command) -> Outcome {
                 Err(e) => Outcome::Failed(e),
             }
         }
-        Command::Put { key, value } => clerk.put(key.clone().into_bytes(), value.clone().into_bytes()),
-        Command::Append { key, value } => clerk.append(key.clone().into_bytes(), value.clone().into_bytes()),
+        Command::Put { key, value } => {
+            clerk.put(key.clone().into_bytes(), value.clone().into_bytes())
+        }
+        Command::Append { key, value } => {
+            clerk.append(key.clone().into_bytes(), value.clone().into_bytes())
+        }
         Command::Delete { key } => clerk.delete(key.clone().into_bytes()).map(|_| ()),
         Command::Cas { key, expected, new } => {
-            return match clerk.cas(key.clone().into_bytes(), expected.clone().into_bytes(), new.clone().into_bytes()) {
+            return match clerk.cas(
+                key.clone().into_bytes(),
+                expected.clone().into_bytes(),
+                new.clone().into_bytes(),
+            ) {
                 Ok(s) => Outcome::Swapped(s),
                 Err(e) => Outcome::Failed(e),
             }
@@ -60,8 +82,12 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, String> {
     }
     let (verb, rest) = split_word(line);
     let cmd = match verb.to_ascii_lowercase().as_str() {
-        "get" => Command::Get { key: only_token(rest, "get KEY")? },
-        "delete" | "del" => Command::Delete { key: only_token(rest, "delete KEY")? },
+        "get" => Command::Get {
+            key: only_token(rest, "get KEY")?,
+        },
+        "delete" | "del" => Command::Delete {
+            key: only_token(rest, "delete KEY")?,
+        },
         "put" | "append" => {
             let (key, value) = token(rest)?;
             let key = key.ok_or_else(|| format!("usage: {verb} KEY VALUE"))?;
@@ -77,9 +103,17 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, String> {
             let (key, rest) = token(rest)?;
             let (expected, rest) = token(rest)?;
             let new = unquote_rest(rest)?;
-            Command::Cas { key: key.ok_or_else(usage)?, expected: expected.ok_or_else(usage)?, new }
+            Command::Cas {
+                key: key.ok_or_else(usage)?,
+                expected: expected.ok_or_else(usage)?,
+                new,
+            }
         }
-        other => return Err(format!("unknown command {other:?} (get, put, append, delete, cas)")),
+        other => {
+            return Err(format!(
+                "unknown command {other:?} (get, put, append, delete, cas)"
+            ))
+        }
     };
     Ok(Some(cmd))
 }
@@ -143,18 +177,31 @@ mod tests {
 
     #[test]
     fn parses_commands() {
-        assert_eq!(parse_line("get k").unwrap(), Some(Command::Get { key: "k".into() }));
+        assert_eq!(
+            parse_line("get k").unwrap(),
+            Some(Command::Get { key: "k".into() })
+        );
         assert_eq!(
             parse_line("put k hello world").unwrap(),
-            Some(Command::Put { key: "k".into(), value: "hello world".into() })
+            Some(Command::Put {
+                key: "k".into(),
+                value: "hello world".into()
+            })
         );
         assert_eq!(
             parse_line("append \"a key\" \" x\"").unwrap(),
-            Some(Command::Append { key: "a key".into(), value: " x".into() })
+            Some(Command::Append {
+                key: "a key".into(),
+                value: " x".into()
+            })
         );
         assert_eq!(
             parse_line("cas k \"\" new value").unwrap(),
-            Some(Command::Cas { key: "k".into(), expected: "".into(), new: "new value".into() })
+            Some(Command::Cas {
+                key: "k".into(),
+                expected: "".into(),
+                new: "new value".into()
+            })
         );
         assert_eq!(parse_line("  ").unwrap(), None);
         assert!(parse_line("frob k").is_err());

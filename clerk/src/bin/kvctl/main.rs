@@ -50,7 +50,11 @@ enum Cmd {
     /// Delete KEY.
     Delete { key: String },
     /// Set KEY to NEW if its value is EXPECTED ("" = absent).
-    Cas { key: String, expected: String, new: String },
+    Cas {
+        key: String,
+        expected: String,
+        new: String,
+    },
     /// One line per node: role, term, commit, applied, leader.
     Status {
         /// One JSON object per line.
@@ -98,7 +102,9 @@ fn main() -> ExitCode {
             Cmd::Put { key, value } => Ok(one(config, Command::Put { key, value })?),
             Cmd::Append { key, value } => Ok(one(config, Command::Append { key, value })?),
             Cmd::Delete { key } => Ok(one(config, Command::Delete { key })?),
-            Cmd::Cas { key, expected, new } => Ok(one(config, Command::Cas { key, expected, new })?),
+            Cmd::Cas { key, expected, new } => {
+                Ok(one(config, Command::Cas { key, expected, new })?)
+            }
         }
     };
     match run(config) {
@@ -142,7 +148,12 @@ fn one(config: ClerkConfig, command: Command) -> Result<ExitCode, String> {
 /// The endpoints: --endpoints, else the config file's nodes, else the local default.
 fn endpoints(cli: &Cli) -> Result<Vec<String>, String> {
     if !cli.endpoints.is_empty() {
-        return Ok(cli.endpoints.iter().map(|e| e.trim().to_string()).filter(|e| !e.is_empty()).collect());
+        return Ok(cli
+            .endpoints
+            .iter()
+            .map(|e| e.trim().to_string())
+            .filter(|e| !e.is_empty())
+            .collect());
     }
     if let Some(path) = &cli.config {
         return output::endpoints_from_config(path);

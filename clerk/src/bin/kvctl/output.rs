@@ -39,7 +39,11 @@ pub fn print_status(clerk: &Clerk, json: bool) -> ExitCode {
         let line = match result {
             Ok(s) => {
                 saw_leader |= s.role == "leader";
-                let leader = if s.leader_id == 0 { "none".to_string() } else { s.leader_id.to_string() };
+                let leader = if s.leader_id == 0 {
+                    "none".to_string()
+                } else {
+                    s.leader_id.to_string()
+                };
                 if json {
                     json!({"id": s.id, "addr": endpoint, "role": s.role, "term": s.term, "commit": s.commit,
                            "applied": s.applied, "leader": if s.leader_id == 0 { Value::Null } else { json!(s.leader_id) }})
@@ -56,7 +60,10 @@ pub fn print_status(clerk: &Clerk, json: bool) -> ExitCode {
                     json!({"id": Value::Null, "addr": endpoint, "role": "unreachable", "error": e.to_string()})
                         .to_string()
                 } else {
-                    format!("id=? addr={endpoint} role=unreachable error={:?}", e.to_string())
+                    format!(
+                        "id=? addr={endpoint} role=unreachable error={:?}",
+                        e.to_string()
+                    )
                 }
             }
         };
