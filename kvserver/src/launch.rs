@@ -10,6 +10,7 @@ use proto::kv::KvServiceServer;
 use proto::raft::RaftServiceServer;
 use raft::node::{NodeConfig, RaftNode, RaftServiceImpl, RpcTransport, RpcTransportConfig};
 use raft::storage::{DiskOptions, DiskStorage};
+use raft::transport::Transport;
 use raft::{Config, NodeId};
 use rpc_framework::{Provider, ProviderConfig, ProviderHandle};
 use std::collections::BTreeMap;
@@ -118,15 +119,16 @@ pub fn launch(
 ) -> Result<RunningNode, LaunchError> {
     let me = config.node(id).ok_or(LaunchError::UnknownNode(id))?;
     let addr = resolve(&me.addr)?;
-    let options = DiskOptions {
+    let disk_options = DiskOptions {
         fsync: config.storage.fsync,
         segment_bytes: config.storage.segment_bytes,
         ..DiskOptions::new(config.cluster_id.clone(), NodeId(id))
     };
-    let storage = DiskStorage::open(data_dir, options).map_err(|source| LaunchError::Storage {
-        dir: data_dir.to_path_buf(),
-        source,
-    })?;
+    let storage =
+        DiskStorage::open(data_dir, disk_options).map_err(|source| LaunchError::Storage {
+            dir: data_dir.to_path_buf(),
+            source,
+        })?;
     let addrs: BTreeMap<NodeId, String> = config
         .nodes
         .iter()

@@ -36,6 +36,9 @@ fn a_restarted_node_keeps_committed_data() {
         cluster.start_node(i);
     }
     for i in 0..50 {
-        assert_eq!(clerk.get(format!("k{i}")).unwrap().unwrap(), format!("v{i}").as_bytes());
+        assert_eq!(
+            clerk.get(format!("k{i}")).unwrap().unwrap(),
+            format!("v{i}").as_bytes()
+        );
     }
 }

@@ -19,8 +19,13 @@ pub struct TestCluster {
 
 /// `n` distinct free loopback ports.
 fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..n).map(|_| TcpListener::bind("127.0.0.1:0").unwrap()).collect();
-    listeners.iter().map(|l| l.local_addr().unwrap().port()).collect()
+    let listeners: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect()
 }
 
 impl TestCluster {
@@ -29,13 +34,23 @@ impl TestCluster {
         let ports = free_ports(n);
         let mut toml = String::from("cluster_id = \"test\"\n");
         for (i, port) in ports.iter().enumerate() {
-            toml.push_str(&format!("[[nodes]]\nid = {}\naddr = \"127.0.0.1:{port}\"\n", i + 1));
+            toml.push_str(&format!(
+                "[[nodes]]\nid = {}\naddr = \"127.0.0.1:{port}\"\n",
+                i + 1
+            ));
         }
         toml.push_str(extra);
         let config = ClusterConfig::parse(&toml).unwrap();
         let tmp = tempfile::tempdir().unwrap();
-        let dirs: Vec<PathBuf> = (1..=n).map(|i| tmp.path().join(format!("node-{i}"))).collect();
-        let mut cluster = TestCluster { config, dirs, nodes: (0..n).map(|_| None).collect(), _tmp: tmp };
+        let dirs: Vec<PathBuf> = (1..=n)
+            .map(|i| tmp.path().join(format!("node-{i}")))
+            .collect();
+        let mut cluster = TestCluster {
+            config,
+            dirs,
+            nodes: (0..n).map(|_| None).collect(),
+            _tmp: tmp,
+        };
         for i in 0..n {
             cluster.start_node(i);
         }
@@ -72,7 +87,10 @@ impl TestCluster {
                     }
                 }
             }
-            assert!(Instant::now() < deadline, "no leader elected within {within:?}");
+            assert!(
+                Instant::now() < deadline,
+                "no leader elected within {within:?}"
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
     }
