@@ -4,7 +4,8 @@
 //!
 //! Run: `cargo bench -p rpc-framework --bench echo`
 //! Env: `RPC_BENCH_SECS` (per run, default 1), `RPC_BENCH_RUNS` (runs per case, the
-//! median is reported; default 3). Measures only; asserts nothing.
+//! median is reported; default 3), `RPC_BENCH_FILTER` (only rpc cases whose label
+//! contains it). Measures only; asserts nothing.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
@@ -95,7 +96,12 @@ fn process_cpu_secs() -> f64 {
     // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
     let after_name = stat.rsplit(')').next().unwrap_or("");
     let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     (ticks(11) + ticks(12)) / 100.0
 }
 
@@ -113,7 +119,13 @@ fn report(label: &str, samples: Vec<Sample>) -> f64 {
     p50
 }
 
-fn rpc_case(inline: bool, payload: usize, callers: usize, runs: usize, secs: Duration) -> Vec<Sample> {
+fn rpc_case(
+    inline: bool,
+    payload: usize,
+    callers: usize,
+    runs: usize,
+    secs: Duration,
+) -> Vec<Sample> {
     let mut provider = Provider::new(ProviderConfig::default());
     if inline {
         provider.register_inline(Echo);
@@ -128,12 +140,16 @@ fn rpc_case(inline: bool, payload: usize, callers: usize, runs: usize, secs: Dur
         let body = body.clone();
         let options = CallOptions::default();
         move || {
-            let reply = channel.call("bench.Echo", "Echo", body.clone(), &options).unwrap();
+            let reply = channel
+                .call("bench.Echo", "Echo", body.clone(), &options)
+                .unwrap();
             assert_eq!(reply.len(), body.len());
         }
     };
     closed_loop(callers, Duration::from_millis(200), make_caller); // warm-up
-    let samples = (0..runs).map(|_| closed_loop(callers, secs, make_caller)).collect();
+    let samples = (0..runs)
+        .map(|_| closed_loop(callers, secs, make_caller))
+        .collect();
     drop(channel);
     server.shutdown();
     samples
@@ -173,18 +189,31 @@ fn raw_case(payload: usize, runs: usize, secs: Duration) -> Vec<Sample> {
         }
     };
     closed_loop(1, Duration::from_millis(200), make_caller);
-    (0..runs).map(|_| closed_loop(1, secs, make_caller)).collect()
+    (0..runs)
+        .map(|_| closed_loop(1, secs, make_caller))
+        .collect()
 }
 
 fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing: run tiny then.
     let quick = !std::env::args().any(|arg| arg == "--bench");
-    let secs = Duration::from_millis(if quick { 50 } else { env_or("RPC_BENCH_SECS", 1) * 1000 });
-    let runs = if quick { 1 } else { env_or("RPC_BENCH_RUNS", 3).max(1) as usize };
+    let secs = Duration::from_millis(if quick {
+        50
+    } else {
+        env_or("RPC_BENCH_SECS", 1) * 1000
+    });
+    let runs = if quick {
+        1
+    } else {
+        env_or("RPC_BENCH_RUNS", 3).max(1) as usize
+    };
     println!(
         "echo over loopback: {runs} run(s) of {secs:?} per case, medians; {} cores",
         thread::available_parallelism().map_or(0, usize::from)
@@ -193,12 +222,19 @@ fn main() {
         "{:<34} {:>12} {:>10} {:>10} {:>12}",
         "case", "calls/s", "p50 us", "p99 us", "cpu us/call"
     );
+    let filter = std::env::var("RPC_BENCH_FILTER").unwrap_or_default();
     for payload in [64, 4096] {
-        let raw_p50 = report(&format!("raw ping-pong {payload} B"), raw_case(payload, runs, secs));
+        let raw_p50 = report(
+            &format!("raw ping-pong {payload} B"),
+            raw_case(payload, runs, secs),
+        );
         for inline in [true, false] {
             let mode = if inline { "inline" } else { "pool" };
             let mut single_calls = 0.0;
             for callers in [1, 16, 64] {
+                if !format!("rpc {mode} {payload} B x{callers}").contains(&filter) {
+                    continue;
+                }
                 let samples = rpc_case(inline, payload, callers, runs, secs);
                 let calls = median(samples.iter().map(|s| s.calls_per_sec).collect());
                 let label = format!("rpc {mode} {payload} B x{callers}");
@@ -207,7 +243,11 @@ fn main() {
                     single_calls = calls;
                     println!("{:<34} p50 = {:.2} x raw", "", p50 / raw_p50);
                 } else {
-                    println!("{:<34} {:.2} x single-caller throughput", "", calls / single_calls);
+                    println!(
+                        "{:<34} {:.2} x single-caller throughput",
+                        "",
+                        calls / single_calls
+                    );
                 }
             }
         }

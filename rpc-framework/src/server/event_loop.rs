@@ -16,13 +16,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crossbeam_channel::{Sender, TrySendError};
 use mio::event::Event;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 
 use super::connection::{CloseReason, ConnShared, Connection, ReadProgress};
-use super::workers::Job;
+use super::workers::{Job, JobQueue, PushError};
 use super::ProviderConfig;
 use crate::frame::{Frame, FrameKind};
 use crate::service::{Responder, Route, ServiceRegistry};
@@ -37,7 +36,7 @@ const READ_SCRATCH_BYTES: usize = 64 * 1024;
 /// Routes decoded requests. Kept apart from the connection map so both can be borrowed.
 struct Dispatcher {
     registry: Arc<ServiceRegistry>,
-    jobs: Option<Sender<Job>>,
+    jobs: Option<Arc<JobQueue>>,
     max_pending_calls_per_connection: usize,
 }
 
@@ -77,12 +76,12 @@ impl Dispatcher {
             job.run();
             return Ok(());
         }
-        match self.jobs.as_ref().map(|jobs| jobs.try_send(job)) {
+        match self.jobs.as_ref().map(|jobs| jobs.try_push(job)) {
             Some(Ok(())) => {}
-            Some(Err(TrySendError::Full(job))) => job.responder.respond(Err(
+            Some(Err(PushError::Full(job))) => job.responder.respond(Err(
                 Status::resource_exhausted("the server's handler queue is full"),
             )),
-            Some(Err(TrySendError::Disconnected(job))) => job
+            Some(Err(PushError::Closed(job))) => job
                 .responder
                 .respond(Err(Status::unavailable("the server is shutting down"))),
             None => {}
@@ -110,7 +109,7 @@ impl EventLoop {
         poll: Poll,
         listener: TcpListener,
         registry: Arc<ServiceRegistry>,
-        jobs: Option<Sender<Job>>,
+        jobs: Option<Arc<JobQueue>>,
         config: ProviderConfig,
         shutdown: Arc<AtomicBool>,
     ) -> Self {
