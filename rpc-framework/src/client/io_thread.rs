@@ -323,6 +323,12 @@ impl IoThread {
     }
 
     fn finish(&mut self) {
+        // Unless shutting down (then the link already says so), calls must not wait for a
+        // thread that is gone.
+        self.shared.set_link(Link::Failed(format!(
+            "the channel to {} stopped",
+            self.shared.addr
+        )));
         if let Some(active) = self.active.take() {
             active.conn.writer.close("channel shut down");
         }
