@@ -4,7 +4,8 @@
 //!
 //! Run: `cargo bench -p rpc-framework --bench echo`
 //! Env: `RPC_BENCH_SECS` (per run, default 1), `RPC_BENCH_RUNS` (runs per case, the
-//! median is reported; default 3). Measures only; asserts nothing.
+//! median is reported; default 3), `RPC_BENCH_FILTER` (only rpc cases whose label
+//! contains it). Measures only; asserts nothing.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
@@ -45,7 +46,7 @@ struct Sample {
 }
 
 fn new_histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 10_000_000, 3).unwrap()
+    Histogram::new_with_bounds(1, 10_000_000_000, 3).unwrap()
 }
 
 /// Runs `callers` threads, each doing `one_call` in a closed loop for `duration`.
@@ -65,8 +66,8 @@ where
                 while !stop.load(Ordering::Relaxed) {
                     let began = Instant::now();
                     one_call();
-                    let micros = u64::try_from(began.elapsed().as_micros()).unwrap_or(u64::MAX);
-                    histogram.saturating_record(micros.max(1));
+                    let nanos = u64::try_from(began.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                    histogram.saturating_record(nanos.max(1));
                 }
                 histogram
             })
@@ -83,8 +84,8 @@ where
     Sample {
         calls_per_sec: total.len() as f64 / elapsed,
         cpu_us_per_call: cpu * 1e6 / total.len().max(1) as f64,
-        p50_us: total.value_at_quantile(0.50) as f64,
-        p99_us: total.value_at_quantile(0.99) as f64,
+        p50_us: total.value_at_quantile(0.50) as f64 / 1000.0,
+        p99_us: total.value_at_quantile(0.99) as f64 / 1000.0,
     }
 }
 
@@ -114,17 +115,29 @@ fn report(label: &str, samples: Vec<Sample>) -> f64 {
     let p50 = median(samples.iter().map(|s| s.p50_us).collect());
     let p99 = median(samples.iter().map(|s| s.p99_us).collect());
     let cpu = median(samples.iter().map(|s| s.cpu_us_per_call).collect());
-    println!("{label:<34} {calls:>12.0} {p50:>10.0} {p99:>10.0} {cpu:>12.1}");
+    println!("{label:<34} {calls:>12.0} {p50:>10.1} {p99:>10.1} {cpu:>12.1}");
     p50
 }
 
-fn rpc_case(
-    inline: bool,
-    payload: usize,
-    callers: usize,
-    runs: usize,
-    secs: Duration,
-) -> Vec<Sample> {
+/// How the load is generated.
+#[derive(Clone, Copy)]
+enum Load {
+    /// `callers` threads, each making blocking calls in a closed loop.
+    Blocking { callers: usize },
+    /// One thread keeping `in_flight` async calls outstanding.
+    Async { in_flight: usize },
+}
+
+impl Load {
+    fn label(self) -> String {
+        match self {
+            Load::Blocking { callers } => format!("x{callers}"),
+            Load::Async { in_flight } => format!("async x{in_flight}"),
+        }
+    }
+}
+
+fn rpc_case(inline: bool, payload: usize, mode: Load, runs: usize, secs: Duration) -> Vec<Sample> {
     let mut provider = Provider::new(ProviderConfig::default());
     if inline {
         provider.register_inline(Echo);
@@ -145,13 +158,60 @@ fn rpc_case(
             assert_eq!(reply.len(), body.len());
         }
     };
-    closed_loop(callers, Duration::from_millis(200), make_caller); // warm-up
-    let samples = (0..runs)
-        .map(|_| closed_loop(callers, secs, make_caller))
-        .collect();
+    let samples = match mode {
+        Load::Blocking { callers } => {
+            closed_loop(callers, Duration::from_millis(200), make_caller); // warm-up
+            (0..runs)
+                .map(|_| closed_loop(callers, secs, make_caller))
+                .collect()
+        }
+        Load::Async { in_flight } => {
+            async_pipeline(&channel, &body, in_flight, Duration::from_millis(200));
+            (0..runs)
+                .map(|_| async_pipeline(&channel, &body, in_flight, secs))
+                .collect()
+        }
+    };
     drop(channel);
     server.shutdown();
     samples
+}
+
+/// One thread keeping `in_flight` async calls outstanding on `channel` for `duration`.
+fn async_pipeline(channel: &Channel, body: &Bytes, in_flight: usize, duration: Duration) -> Sample {
+    let (done_tx, done_rx) = crossbeam_channel::unbounded::<Instant>();
+    let options = CallOptions::default();
+    let issue = || {
+        let done_tx = done_tx.clone();
+        let started = Instant::now();
+        channel.call_async("bench.Echo", "Echo", body.clone(), &options, move |reply| {
+            reply.unwrap();
+            done_tx.send(started).unwrap();
+        });
+    };
+    for _ in 0..in_flight {
+        issue();
+    }
+    let start = Instant::now();
+    let cpu_start = process_cpu_secs();
+    let mut histogram = new_histogram();
+    while start.elapsed() < duration {
+        let started = done_rx.recv().unwrap();
+        let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        histogram.saturating_record(nanos.max(1));
+        issue();
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let cpu = process_cpu_secs() - cpu_start;
+    for _ in 0..in_flight {
+        done_rx.recv().unwrap();
+    }
+    Sample {
+        calls_per_sec: histogram.len() as f64 / elapsed,
+        cpu_us_per_call: cpu * 1e6 / histogram.len().max(1) as f64,
+        p50_us: histogram.value_at_quantile(0.50) as f64 / 1000.0,
+        p99_us: histogram.value_at_quantile(0.99) as f64 / 1000.0,
+    }
 }
 
 /// A blocking echo server: one thread per connection, reads `payload` bytes, writes them.
@@ -221,6 +281,7 @@ fn main() {
         "{:<34} {:>12} {:>10} {:>10} {:>12}",
         "case", "calls/s", "p50 us", "p99 us", "cpu us/call"
     );
+    let filter = std::env::var("RPC_BENCH_FILTER").unwrap_or_default();
     for payload in [64, 4096] {
         let raw_p50 = report(
             &format!("raw ping-pong {payload} B"),
@@ -229,15 +290,24 @@ fn main() {
         for inline in [true, false] {
             let mode = if inline { "inline" } else { "pool" };
             let mut single_calls = 0.0;
-            for callers in [1, 16, 64] {
-                let samples = rpc_case(inline, payload, callers, runs, secs);
+            let loads = [
+                Load::Blocking { callers: 1 },
+                Load::Blocking { callers: 16 },
+                Load::Blocking { callers: 64 },
+                Load::Async { in_flight: 64 },
+            ];
+            for load in loads {
+                let label = format!("rpc {mode} {payload} B {}", load.label());
+                if !label.contains(&filter) {
+                    continue;
+                }
+                let samples = rpc_case(inline, payload, load, runs, secs);
                 let calls = median(samples.iter().map(|s| s.calls_per_sec).collect());
-                let label = format!("rpc {mode} {payload} B x{callers}");
                 let p50 = report(&label, samples);
-                if callers == 1 {
+                if matches!(load, Load::Blocking { callers: 1 }) {
                     single_calls = calls;
                     println!("{:<34} p50 = {:.2} x raw", "", p50 / raw_p50);
-                } else {
+                } else if single_calls > 0.0 {
                     println!(
                         "{:<34} {:.2} x single-caller throughput",
                         "",

@@ -187,8 +187,16 @@ impl<T: {rust}> ::std::fmt::Debug for {rust}Server<T> {{
         f.write_str("{rust}Server")
     }}
 }}
+"#
+    );
+    generate_service_impl(service, names, buf);
+}
 
-impl<T: {rust}> ::rpc_framework::Service for {rust}Server<T> {{
+fn generate_service_impl(service: &prost_build::Service, names: &ServiceNames, buf: &mut String) {
+    let rust = &names.rust;
+    let _ = writeln!(
+        buf,
+        r#"impl<T: {rust}> ::rpc_framework::Service for {rust}Server<T> {{
     fn name(&self) -> &'static str {{
         {name_const}
     }}

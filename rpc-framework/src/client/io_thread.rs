@@ -270,13 +270,14 @@ impl IoThread {
         loop {
             let mut stream = active.conn.writer.stream();
             let read = stream.read(&mut self.scratch);
-            match read {
+            let n = match read {
                 Ok(0) => return Err("the server closed the connection".to_owned()),
-                Ok(n) => active.read_buf.extend_from_slice(&self.scratch[..n]),
+                Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(format!("read failed: {e}")),
-            }
+            };
+            active.read_buf.extend_from_slice(&self.scratch[..n]);
             let mut frames = Vec::new();
             loop {
                 match active.decoder.decode(&mut active.read_buf) {
@@ -294,6 +295,10 @@ impl IoThread {
             }
             active.replies_received += frames.len() as u64;
             deliver_replies(&self.shared, frames);
+            if n < self.scratch.len() {
+                // A short read drained the socket; new data raises a new edge.
+                return Ok(());
+            }
         }
     }
 
@@ -323,6 +328,12 @@ impl IoThread {
     }
 
     fn finish(&mut self) {
+        // Unless shutting down (then the link already says so), calls must not wait for a
+        // thread that is gone.
+        self.shared.set_link(Link::Failed(format!(
+            "the channel to {} stopped",
+            self.shared.addr
+        )));
         if let Some(active) = self.active.take() {
             active.conn.writer.close("channel shut down");
         }

@@ -27,83 +27,25 @@
 
 mod call;
 mod io_thread;
+mod options;
 mod pending;
+mod submit;
+
+pub use options::{CallOptions, ChannelConfig};
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use mio::Waker;
 use parking_lot::{Condvar, Mutex};
 
-use crate::frame::{encode_frame, FrameError, RpcHeader, DEFAULT_MAX_FRAME_BYTES};
-use crate::socket_writer::SubmitError;
 use crate::RpcError;
 use call::{CallRecord, CallResult, CallWaiter, ClientConn, Completion};
 use pending::PendingCalls;
-
-/// Limits and timings of a `Channel`.
-#[derive(Clone, Debug)]
-pub struct ChannelConfig {
-    /// How long one connect attempt may take.
-    pub connect_timeout: Duration,
-    /// Wait after the first failed connect attempt.
-    pub reconnect_backoff_min: Duration,
-    /// Cap of the doubling wait between failed attempts.
-    pub reconnect_backoff_max: Duration,
-    /// Largest frame sent or accepted (the length prefix's value).
-    pub max_frame_bytes: usize,
-    /// Calls pending at once; over it, calls fail with `Overloaded`.
-    pub max_pending_calls: usize,
-    /// Request bytes queued but not yet written; over it, calls fail with `Overloaded`.
-    pub max_queued_request_bytes: usize,
-}
-
-impl Default for ChannelConfig {
-    fn default() -> Self {
-        ChannelConfig {
-            connect_timeout: Duration::from_secs(3),
-            reconnect_backoff_min: Duration::from_millis(10),
-            reconnect_backoff_max: Duration::from_secs(1),
-            max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
-            max_pending_calls: 16 * 1024,
-            max_queued_request_bytes: 2 * DEFAULT_MAX_FRAME_BYTES,
-        }
-    }
-}
-
-/// Per-call options.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CallOptions {
-    /// How long to wait for the reply; `None` waits until the reply, a disconnect or
-    /// shutdown.
-    pub timeout: Option<Duration>,
-}
-
-impl CallOptions {
-    /// The default timeout: 10 s.
-    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
-
-    /// Options with the given timeout.
-    pub fn with_timeout(timeout: Duration) -> CallOptions {
-        CallOptions {
-            timeout: Some(timeout),
-        }
-    }
-
-    fn deadline(&self, now: Instant) -> Option<Instant> {
-        self.timeout.and_then(|timeout| now.checked_add(timeout))
-    }
-}
-
-impl Default for CallOptions {
-    fn default() -> Self {
-        CallOptions::with_timeout(CallOptions::DEFAULT_TIMEOUT)
-    }
-}
 
 /// The channel's connection state, as callers see it.
 #[derive(Debug)]
@@ -307,129 +249,6 @@ impl Channel {
     /// later).
     pub fn is_connected(&self) -> bool {
         matches!(*self.shared.link.lock(), Link::Connected(_))
-    }
-
-    /// Encodes, registers and writes one call; returns its request id. On failure, returns
-    /// the error and the completion (if it was not consumed) so the caller can deliver it.
-    /// The I/O thread enforces the deadline of async calls; blocking callers their own.
-    fn submit(
-        &self,
-        service: &str,
-        method: &str,
-        body: &[u8],
-        deadline: Option<Instant>,
-        completion: Completion,
-    ) -> Result<u64, (RpcError, Option<Completion>)> {
-        let tracked_deadline = match completion {
-            Completion::Callback(_) => deadline,
-            Completion::Waiter(_) => None,
-        };
-        let shared = &self.shared;
-        let id = shared.next_request_id.fetch_add(1, Ordering::Relaxed);
-        let mut frame = BytesMut::new();
-        let header = RpcHeader::request(id, service, method);
-        if let Err(e) = encode_frame(&mut frame, &header, body, shared.config.max_frame_bytes) {
-            return Err((frame_error(e), Some(completion)));
-        }
-        let (conn, connected) = match self.current_connection(deadline) {
-            Ok(found) => found,
-            Err(error) => return Err((error, Some(completion))),
-        };
-        let mut completion = Some(completion);
-        let mut must_wake = false;
-        let submitted = conn.writer.submit(&frame, |start_offset| {
-            let Some(completion_now) = completion.take() else {
-                return Err(RpcError::Shutdown); // unreachable: the hook runs once
-            };
-            let record = CallRecord {
-                conn: conn.clone(),
-                start_offset,
-                completion: completion_now,
-            };
-            let mut pending = shared.pending.lock();
-            match pending.insert(id, conn.id, tracked_deadline, record) {
-                Ok(inserted) => {
-                    must_wake = inserted.must_wake_io_thread;
-                    Ok(())
-                }
-                Err(record) => {
-                    completion = Some(record.completion);
-                    Err(RpcError::Overloaded(format!(
-                        "{} calls already pending on the channel to {}",
-                        pending.max_calls(),
-                        shared.addr
-                    )))
-                }
-            }
-        });
-        match submitted {
-            Ok(_) => {
-                if must_wake {
-                    shared.wake_io_thread();
-                }
-                Ok(id)
-            }
-            Err(SubmitError::Refused(error)) => Err((error, completion)),
-            Err(SubmitError::Closed(reason)) if connected => {
-                tracing::debug!(addr = %shared.addr, %reason, "call raced a disconnect");
-                Err((RpcError::Disconnected { sent: false }, completion))
-            }
-            Err(SubmitError::Closed(reason)) => Err((RpcError::Unreachable(reason), completion)),
-            Err(SubmitError::QueueFull {
-                queued_bytes,
-                max_bytes,
-            }) => Err((
-                RpcError::Overloaded(format!(
-                    "{queued_bytes} request bytes already queued (max {max_bytes})"
-                )),
-                completion,
-            )),
-        }
-    }
-}
-
-impl Channel {
-    /// The connection new calls go on, waiting (until `deadline`) while the address is
-    /// being resolved. `bool`: whether it is established.
-    fn current_connection(
-        &self,
-        deadline: Option<Instant>,
-    ) -> Result<(Arc<ClientConn>, bool), RpcError> {
-        let shared = &self.shared;
-        let mut link = shared.link.lock();
-        loop {
-            match &*link {
-                Link::Connecting(conn) => return Ok((conn.clone(), false)),
-                Link::Connected(conn) => return Ok((conn.clone(), true)),
-                Link::Failed(reason) => return Err(RpcError::Unreachable(reason.clone())),
-                Link::Shutdown => return Err(RpcError::Shutdown),
-                Link::Resolving => match deadline {
-                    Some(deadline) => {
-                        if shared
-                            .link_changed
-                            .wait_until(&mut link, deadline)
-                            .timed_out()
-                        {
-                            return Err(RpcError::Timeout { sent: false });
-                        }
-                    }
-                    None => shared.link_changed.wait(&mut link),
-                },
-            }
-        }
-    }
-}
-
-fn frame_error(error: FrameError) -> RpcError {
-    match error {
-        FrameError::TooLarge {
-            size_bytes,
-            max_bytes,
-        } => RpcError::FrameTooLarge {
-            size_bytes,
-            max_bytes,
-        },
-        other => RpcError::Decode(other.to_string()),
     }
 }
 

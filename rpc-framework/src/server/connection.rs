@@ -231,6 +231,10 @@ impl Connection {
                 Ok(n) => {
                     self.read_buf.extend_from_slice(&scratch[..n]);
                     self.decode_available(&mut on_frame)?;
+                    if n < scratch.len() {
+                        // A short read drained the socket; new data raises a new edge.
+                        return Ok(ReadProgress::Drained);
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     return Ok(ReadProgress::Drained)

@@ -16,13 +16,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crossbeam_channel::{Sender, TrySendError};
 use mio::event::Event;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 
 use super::connection::{CloseReason, ConnShared, Connection, ReadProgress};
-use super::workers::Job;
+use super::workers::{Job, JobQueue, PushError};
 use super::ProviderConfig;
 use crate::frame::{Frame, FrameKind};
 use crate::service::{Responder, Route, ServiceRegistry};
@@ -33,11 +32,12 @@ pub(crate) const LISTENER_TOKEN: Token = Token(0);
 pub(crate) const WAKER_TOKEN: Token = Token(1);
 const FIRST_CONNECTION_TOKEN: usize = 2;
 const READ_SCRATCH_BYTES: usize = 64 * 1024;
+const ACCEPT_RETRY_PAUSE: Duration = Duration::from_millis(50);
 
 /// Routes decoded requests. Kept apart from the connection map so both can be borrowed.
 struct Dispatcher {
     registry: Arc<ServiceRegistry>,
-    jobs: Option<Sender<Job>>,
+    jobs: Option<Arc<JobQueue>>,
     max_pending_calls_per_connection: usize,
 }
 
@@ -77,12 +77,12 @@ impl Dispatcher {
             job.run();
             return Ok(());
         }
-        match self.jobs.as_ref().map(|jobs| jobs.try_send(job)) {
+        match self.jobs.as_ref().map(|jobs| jobs.try_push(job)) {
             Some(Ok(())) => {}
-            Some(Err(TrySendError::Full(job))) => job.responder.respond(Err(
+            Some(Err(PushError::Full(job))) => job.responder.respond(Err(
                 Status::resource_exhausted("the server's handler queue is full"),
             )),
-            Some(Err(TrySendError::Disconnected(job))) => job
+            Some(Err(PushError::Closed(job))) => job
                 .responder
                 .respond(Err(Status::unavailable("the server is shutting down"))),
             None => {}
@@ -99,6 +99,9 @@ pub(crate) struct EventLoop {
     next_token: usize,
     /// Connections whose last turn ended before `WouldBlock`.
     unfinished_reads: Vec<usize>,
+    /// `accept` failed (e.g. out of file descriptors): the listener's edge is spent, so
+    /// try again after a pause instead of waiting for the next connection to arrive.
+    accept_retry_due: bool,
     dispatcher: Dispatcher,
     config: ProviderConfig,
     shutdown: Arc<AtomicBool>,
@@ -110,7 +113,7 @@ impl EventLoop {
         poll: Poll,
         listener: TcpListener,
         registry: Arc<ServiceRegistry>,
-        jobs: Option<Sender<Job>>,
+        jobs: Option<Arc<JobQueue>>,
         config: ProviderConfig,
         shutdown: Arc<AtomicBool>,
     ) -> Self {
@@ -120,6 +123,7 @@ impl EventLoop {
             connections: HashMap::new(),
             next_token: FIRST_CONNECTION_TOKEN,
             unfinished_reads: Vec::new(),
+            accept_retry_due: false,
             dispatcher: Dispatcher {
                 registry,
                 jobs,
@@ -135,13 +139,22 @@ impl EventLoop {
     pub(crate) fn run(mut self) {
         let mut events = Events::with_capacity(1024);
         while !self.shutdown.load(Ordering::Acquire) {
-            let timeout = (!self.unfinished_reads.is_empty()).then_some(Duration::ZERO);
+            let timeout = if !self.unfinished_reads.is_empty() {
+                Some(Duration::ZERO)
+            } else if self.accept_retry_due {
+                Some(ACCEPT_RETRY_PAUSE)
+            } else {
+                None
+            };
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
                 tracing::error!("rpc server poll failed, stopping: {e}");
                 break;
+            }
+            if std::mem::take(&mut self.accept_retry_due) {
+                self.accept_all();
             }
             for token in std::mem::take(&mut self.unfinished_reads) {
                 self.read_connection(token);
@@ -167,7 +180,8 @@ impl EventLoop {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    tracing::warn!("accept failed: {e}");
+                    tracing::warn!("accept failed, retrying in {ACCEPT_RETRY_PAUSE:?}: {e}");
+                    self.accept_retry_due = true;
                     return;
                 }
             }

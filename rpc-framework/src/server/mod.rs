@@ -115,7 +115,7 @@ impl Provider {
             poll,
             listener,
             Arc::new(self.registry),
-            pool.as_ref().and_then(WorkerPool::sender),
+            pool.as_ref().map(WorkerPool::queue),
             self.config,
             shutdown.clone(),
         );
