@@ -23,7 +23,8 @@ impl RaftCore {
         let flush = std::mem::take(&mut self.flush);
         if flush.appends || flush.commit {
             let commit = self.log.committed();
-            for peer in self.peers.clone() {
+            for k in 0..self.peers.len() {
+                let peer = self.peers[k];
                 let commit_unsent = flush.commit
                     && self
                         .progress

@@ -269,3 +269,79 @@ fn accessors_match_status() {
     );
     assert!(node.is_leader());
 }
+
+// Outbox rule: a heartbeat response reveals the follower's term; if that term was adopted
+// in this very Ready it waits for the persist, otherwise it goes out at once.
+#[test]
+fn heartbeat_response_waits_for_persist_only_when_the_term_just_changed() {
+    let mut node = core(2, 3);
+    node.step(heartbeat(1, 0));
+    let rd = node.ready();
+    assert!(rd.messages.is_empty());
+    assert_eq!(rd.messages_after_persist.len(), 1);
+    node.step(heartbeat(1, 0));
+    let rd = node.ready();
+    assert_eq!(rd.messages.len(), 1);
+    assert!(rd.messages_after_persist.is_empty());
+}
+
+#[test]
+fn oversized_proposal_is_refused() {
+    use crate::error::ProposeError;
+    let mut c = config(1, 1);
+    c.max_proposal_bytes = 4;
+    let mut node = core_with(c);
+    node.campaign(true);
+    assert_eq!(
+        node.propose(Bytes::from_static(b"12345")),
+        Err(ProposeError::TooLarge {
+            size_bytes: 5,
+            max_bytes: 4
+        })
+    );
+    assert!(node.propose(Bytes::from_static(b"1234")).is_ok());
+}
+
+// Messages not addressed to us, from ourselves, from non-voters or with absurd terms are
+// dropped without effect.
+#[test]
+fn misaddressed_and_absurd_messages_are_dropped() {
+    let mut node = core(2, 3);
+    for m in [
+        heartbeat(1, 0),
+        heartbeat(1, 0),
+        heartbeat(1, 0),
+        heartbeat(u64::MAX, 0),
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(k, mut m)| {
+        match k {
+            0 => m.to = n(3),
+            1 => m.from = n(2),
+            2 => m.from = n(9),
+            _ => {}
+        }
+        m
+    }) {
+        node.step(m);
+    }
+    assert_eq!((node.term(), node.leader()), (t(0), None));
+    assert!(!node.has_ready());
+}
+
+// Malformed AppendEntries (non-contiguous entries) is dropped, never a panic.
+#[test]
+fn malformed_append_is_dropped() {
+    let mut node = core(2, 3);
+    node.step(append(
+        1,
+        (0, 0),
+        vec![entry(1, 1, b"a"), entry(3, 1, b"c")],
+        0,
+    ));
+    node.step(append(1, (u64::MAX, 1), vec![entry(1, 1, b"a")], 0));
+    let rd = node.ready();
+    assert!(rd.entries.is_empty());
+    assert!(rd.messages_after_persist.is_empty());
+}
