@@ -94,8 +94,6 @@ pub struct CoreStatus {
 struct PendingFlush {
     /// New entries to replicate.
     appends: bool,
-    /// The commit index advanced: tell followers even without new entries.
-    commit: bool,
     /// Queued reads wait for a ReadIndex heartbeat round.
     read_round: bool,
 }

@@ -80,8 +80,7 @@ impl Ready {
 impl RaftCore {
     /// Whether a Ready would carry anything (see `RaftCore::has_ready`).
     pub(super) fn has_pending_output(&self) -> bool {
-        let flush = self.role == Role::Leader
-            && (self.flush.appends || self.flush.commit || self.flush.read_round);
+        let flush = self.role == Role::Leader && (self.flush.appends || self.flush.read_round);
         flush
             || self.hard_state() != self.last_hard_state
             || self.log.has_unsent()

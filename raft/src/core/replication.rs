@@ -15,22 +15,20 @@ use crate::types::{LogIndex, NodeId};
 
 impl RaftCore {
     /// Deferred leader work, done once per Ready: one AppendEntries per peer for all the
-    /// proposals since the last Ready, commit propagation, and the next ReadIndex round.
+    /// proposals since the last Ready, and the next ReadIndex round.
+    ///
+    /// A commit advance alone sends nothing: followers learn the commit index from the
+    /// next AppendEntries or heartbeat (at most a heartbeat interval later). That keeps
+    /// one request per peer per batch of proposals; only the leader's clients wait for
+    /// commits, and they wait on the leader.
     pub(super) fn flush_leader_work(&mut self) {
         if self.role != Role::Leader {
             return;
         }
         let flush = std::mem::take(&mut self.flush);
-        if flush.appends || flush.commit {
-            let commit = self.log.committed();
+        if flush.appends {
             for k in 0..self.peers.len() {
-                let peer = self.peers[k];
-                let commit_unsent = flush.commit
-                    && self
-                        .progress
-                        .get(&peer)
-                        .is_some_and(|p| p.commit_sent < commit);
-                self.maybe_send_append(peer, commit_unsent);
+                self.maybe_send_append(self.peers[k], false);
             }
         }
         if flush.read_round {
@@ -89,7 +87,6 @@ impl RaftCore {
         let leader_commit = self.log.committed();
         if let Some(pr) = self.progress.get_mut(&peer) {
             pr.on_append_sent(last_sent);
-            pr.commit_sent = pr.commit_sent.max(leader_commit);
         }
         let ae = AppendEntries {
             prev_log_index,
@@ -173,7 +170,6 @@ impl RaftCore {
         let first_commit_in_term = self.log.term(self.log.committed()) != Some(self.term);
         self.log.commit_to(candidate);
         tracing::trace!(node = %self.id, commit = %candidate, "commit advanced");
-        self.flush.commit = true;
         if first_commit_in_term {
             self.on_first_commit_in_term();
         }
