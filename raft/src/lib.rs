@@ -41,7 +41,8 @@
 //!    term/vote change, and false when only the commit index changed (write it, no
 //!    fsync needed). Several Readies may share one fsync (group commit), but they must be
 //!    persisted in `rd.number` order.
-//! 4. Once durable: send `rd.messages_after_persist`, then call
+//! 4. Once this Ready and every earlier one are durable (fsynced if any of them had
+//!    `must_sync`): send `rd.messages_after_persist`, then call
 //!    `on_persisted(index, term)` with `rd.persist_target()` (if `Some`). A report that
 //!    no longer matches the log (entries replaced since) is ignored.
 //! 5. Apply `rd.apply_snapshot` (if any), then `rd.committed`, in order. Committed
@@ -95,6 +96,17 @@
 //! 5. A message from an older term is not acted on; AppendEntries, heartbeats, snapshot
 //!    chunks and pre-votes from an older term are answered with the newer term so a stale
 //!    leader or pre-candidate steps down.
+//! 6. Flow control per follower: **Probe** (one append outstanding; probe again when the
+//!    follower answers a heartbeat), **Replicate** (up to `max_inflight_appends`
+//!    pipelined appends; if the match index did not move between two heartbeat responses,
+//!    one slot is freed and an append is resent), **Snapshot** (chunks of
+//!    `snapshot_chunk_bytes`, a few in flight; resumed at the offset a rejection names, or
+//!    from the last acknowledged offset after a stall of a few heartbeat intervals).
+//! 7. Requests per command: one AppendEntries per peer per batch of proposals. A commit
+//!    advance alone sends nothing; followers learn it from the next append or heartbeat.
+//! 8. A received snapshot whose last entry (index and term) is already in the log keeps
+//!    the log and only raises the commit index (paper 7, "retain log entries following
+//!    it"); otherwise it replaces the log.
 //!
 //! # Quick start
 //!
