@@ -108,7 +108,7 @@ impl RaftCore {
     }
 
     fn handle_append_success(&mut self, from: NodeId, match_index: LogIndex) {
-        let last_index = self.log.last_index();
+        let (first_index, last_index) = (self.log.first_index(), self.log.last_index());
         let Some(pr) = self.progress.get_mut(&from) else {
             return;
         };
@@ -119,6 +119,10 @@ impl RaftCore {
         let updated = pr.maybe_update(match_index);
         match pr.state {
             ProgressState::Probe if updated || pr.match_index == match_index => {
+                pr.become_replicate();
+            }
+            // A late ack shows the follower already has what the snapshot would give it.
+            ProgressState::Snapshot if pr.match_index.next() >= first_index => {
                 pr.become_replicate();
             }
             _ => {}
