@@ -43,8 +43,11 @@
 //!    persisted in `rd.number` order.
 //! 4. Once this Ready and every earlier one are durable (fsynced if any of them had
 //!    `must_sync`): send `rd.messages_after_persist`, then call
-//!    `on_persisted(index, term)` with `rd.persist_target()` (if `Some`). A report that
-//!    no longer matches the log (entries replaced since) is ignored.
+//!    `on_persisted(index, term)` with `rd.persist_target()` (if `Some`), for every
+//!    Ready, in order. The target is the last entry, else the snapshot, else (a term or
+//!    vote change alone) the log's last position: the report also tells the core its new
+//!    term and vote are durable. A report that no longer matches the log (entries
+//!    replaced since) does not move the log's persisted index.
 //! 5. Apply `rd.apply_snapshot` (if any), then `rd.committed`, in order. Committed
 //!    entries are handed out only up to the locally persisted index, so applying never
 //!    runs ahead of the local disk; `apply_snapshot` is handed out only after the
@@ -69,13 +72,14 @@
 //!    TimeoutNow. The leader sends entries before its own write finishes and counts
 //!    itself in the commit quorum only up to what `on_persisted` reported (thesis
 //!    10.2.1). Also pre-vote requests and responses, vote rejections, heartbeat responses
-//!    and snapshot chunk acknowledgements, as long as this node's term and vote did not
-//!    change since the previous Ready (a heartbeat response that waited for an fsync
-//!    would slow every ReadIndex down).
+//!    and snapshot chunk acknowledgements, as long as this node's current term and vote
+//!    are known durable (reported through `on_persisted`); a heartbeat response that
+//!    waited for an fsync would slow every ReadIndex down.
 //! 2. `messages_after_persist`: AppendEntries responses (they acknowledge entries), vote
 //!    grants, a candidate's RequestVote (its new term and self-vote must be durable), the
-//!    final snapshot acknowledgement, and every message produced after this node's term
-//!    or vote changed in the same Ready.
+//!    final snapshot acknowledgement, and every other message produced while this node's
+//!    current term or vote is not yet known durable (Figure 2: "updated on stable storage
+//!    before responding to RPCs").
 //!
 //! ## Protocol notes
 //!
