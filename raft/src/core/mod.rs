@@ -8,13 +8,15 @@
 //! is deterministic. One protocol concern per file: `election` (+PreVote, CheckQuorum),
 //! `replication` (leader), `append` (follower), `heartbeat`, `read_index`, `transfer`,
 //! `snapshot_send`/`snapshot_recv`, `role` (transitions), `step` (dispatch by term and
-//! role), `outbox` (which queue each message goes to).
+//! role), `outbox` (which queue each message goes to), `durability` (which term and vote
+//! are on disk), `ready` (building a Ready), `recovery` (checking the recovered state).
 //!
 //! Invariants kept across all files: `term` never decreases; `vote` is only set in the
 //! current term; a leader's `progress` has one entry per other voter; only the leader
 //! has a `transfer`, read rounds or pending flushes.
 
 mod append;
+mod durability;
 mod election;
 mod heartbeat;
 mod log;
@@ -23,6 +25,7 @@ mod progress;
 mod quorum;
 mod read_index;
 mod ready;
+mod recovery;
 mod replication;
 mod rng;
 mod role;
@@ -41,6 +44,7 @@ use crate::error::{ConfigError, ProposeError};
 use crate::message::Message;
 use crate::types::{Entry, EntryKind, HardState, InitialState, LogIndex, NodeId, Snapshot, Term};
 use bytes::Bytes;
+use durability::Durability;
 use log::RaftLog;
 use outbox::Outbox;
 use progress::Progress;
@@ -92,8 +96,6 @@ pub struct CoreStatus {
 struct PendingFlush {
     /// New entries to replicate.
     appends: bool,
-    /// The commit index advanced: tell followers even without new entries.
-    commit: bool,
     /// Queued reads wait for a ReadIndex heartbeat round.
     read_round: bool,
 }
@@ -129,6 +131,8 @@ pub struct RaftCore {
     snapshot_to_apply: Option<Snapshot>,
     /// The hard state last handed out (or recovered).
     last_hard_state: HardState,
+    /// The term and vote known durable.
+    durability: Durability,
     ready_number: u64,
     /// Reused buffer for commit-index calculation (keeps the hot path allocation-free).
     match_scratch: Vec<LogIndex>,
@@ -143,7 +147,7 @@ impl RaftCore {
     /// A [`ConfigError`] when the configuration or the recovered state is invalid.
     pub fn new(config: Config, initial: InitialState) -> Result<RaftCore, ConfigError> {
         config.validate()?;
-        validate_initial_state(&config, &initial)?;
+        recovery::validate_initial_state(&config, &initial)?;
         let InitialState {
             hard_state,
             snapshot,
@@ -181,6 +185,7 @@ impl RaftCore {
             snapshot_to_persist: None,
             snapshot_to_apply,
             last_hard_state: hard_state,
+            durability: Durability::recovered(&hard_state),
             ready_number: 0,
             config,
         };
@@ -266,6 +271,7 @@ impl RaftCore {
     /// Reports that the log is durable up to `(index, term)` (a Ready's
     /// `persist_target()`). A stale report (the entry was replaced since) is ignored.
     pub fn on_persisted(&mut self, index: LogIndex, term: Term) {
+        self.durability.persisted((index, term));
         if !self.log.persisted_to(index, term) {
             tracing::debug!(node = %self.id, %index, %term, "stale or duplicate persist report ignored");
             return;
@@ -301,48 +307,12 @@ impl RaftCore {
 
     /// Whether `ready()` would return something.
     pub fn has_ready(&self) -> bool {
-        let flush = self.role == Role::Leader
-            && (self.flush.appends || self.flush.commit || self.flush.read_round);
-        flush
-            || self.hard_state() != self.last_hard_state
-            || self.log.has_unsent()
-            || self.snapshot_to_persist.is_some()
-            || self.snapshot_to_apply.is_some()
-            || self.log.has_committed_to_apply()
-            || !self.outbox.is_empty()
+        self.has_pending_output()
     }
 
     /// Takes the pending output. See the crate docs for what to do with it.
     pub fn ready(&mut self) -> Ready {
-        self.flush_leader_work();
-        self.ready_number += 1;
-        let hard_state = self.hard_state();
-        let term_or_vote_changed = hard_state.term != self.last_hard_state.term
-            || hard_state.vote != self.last_hard_state.vote;
-        let changed_hard_state = (hard_state != self.last_hard_state).then_some(hard_state);
-        self.last_hard_state = hard_state;
-        let snapshot = self.snapshot_to_persist.take();
-        let entries = self.log.take_unsent();
-        let apply_snapshot = self.snapshot_to_apply.take();
-        if apply_snapshot.is_some() {
-            self.log.snapshot_applied();
-        }
-        let committed = self.log.take_committed();
-        let must_sync = !entries.is_empty() || snapshot.is_some() || term_or_vote_changed;
-        let out = self.outbox.take();
-        Ready {
-            number: self.ready_number,
-            hard_state: changed_hard_state,
-            snapshot,
-            entries,
-            must_sync,
-            messages: out.messages,
-            messages_after_persist: out.messages_after_persist,
-            apply_snapshot,
-            committed,
-            read_states: out.read_states,
-            dropped_reads: out.dropped_reads,
-        }
+        self.take_ready()
     }
 
     /// The current state.
@@ -399,10 +369,11 @@ impl RaftCore {
         }
     }
 
-    /// Whether the term or vote changed since the last Ready: such a change is not
-    /// durable yet, so anything revealing it must wait for the persist.
+    /// Whether the current term or vote is not known durable yet (changed since the
+    /// last Ready, or handed out but not yet reported persisted): anything revealing it
+    /// must wait for the persist.
     fn term_or_vote_unpersisted(&self) -> bool {
-        self.term != self.last_hard_state.term || self.vote != self.last_hard_state.vote
+        !self.durability.is_durable(self.term, self.vote)
     }
 
     /// Appends an entry of the current term on the leader and schedules replication.
@@ -425,52 +396,4 @@ impl RaftCore {
     fn quorum_size(&self) -> usize {
         quorum::majority(self.peers.len() + 1)
     }
-}
-
-/// Checks that the recovered state is internally consistent.
-fn validate_initial_state(config: &Config, initial: &InitialState) -> Result<(), ConfigError> {
-    let meta = initial
-        .snapshot
-        .as_ref()
-        .map(|s| s.meta)
-        .unwrap_or_default();
-    let mut expected = meta.index.next();
-    let mut prev_term = meta.term;
-    for entry in &initial.entries {
-        if entry.index != expected {
-            return Err(ConfigError(format!(
-                "recovered entries are not contiguous: expected index {expected}, found {}",
-                entry.index
-            )));
-        }
-        if entry.term < prev_term || entry.term > initial.hard_state.term {
-            return Err(ConfigError(format!(
-                "recovered entry {} has term {} (previous {prev_term}, current term {})",
-                entry.index, entry.term, initial.hard_state.term
-            )));
-        }
-        prev_term = entry.term;
-        expected = expected.next();
-    }
-    let last = expected.prev();
-    if initial.hard_state.commit > last {
-        return Err(ConfigError(format!(
-            "recovered commit index {} is beyond the last index {last}",
-            initial.hard_state.commit
-        )));
-    }
-    if meta.term > initial.hard_state.term {
-        return Err(ConfigError(format!(
-            "recovered snapshot term {} is beyond the current term {}",
-            meta.term, initial.hard_state.term
-        )));
-    }
-    if let Some(vote) = initial.hard_state.vote {
-        if !config.voters.contains(&vote) {
-            return Err(ConfigError(format!(
-                "recovered vote for {vote}, which is not a voter"
-            )));
-        }
-    }
-    Ok(())
 }

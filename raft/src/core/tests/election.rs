@@ -511,3 +511,18 @@ fn five_nodes_elect_one_leader_everyone_follows() {
         assert_eq!(net.core(id).leader(), Some(n(4)), "node {id}");
     }
 }
+
+// Thesis 9.6: a pre-vote from an older term is answered with our term, so a stale
+// pre-candidate catches up instead of retrying forever.
+#[test]
+fn stale_prevote_is_rejected_with_the_newer_term() {
+    let mut node = core_with_log(config(2, 3), 5, &[1]);
+    node.step(pre_vote_req(1, 2, 3, 9, 2));
+    assert_eq!(node.ready().messages, vec![vote_resp(2, 1, 5, true, false)]);
+    let mut c = config(1, 3);
+    c.pre_vote = true;
+    let mut stale = core_with_log(c, 2, &[1]);
+    tick_until_campaign(&mut stale);
+    stale.step(vote_resp(2, 1, 5, true, false));
+    assert_eq!((stale.role(), stale.term()), (Role::Follower, t(5)));
+}

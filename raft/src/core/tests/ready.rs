@@ -269,3 +269,116 @@ fn accessors_match_status() {
     );
     assert!(node.is_leader());
 }
+
+// Outbox rule (Figure 2): a heartbeat response reveals the follower's term; until the
+// Ready that changed the term is reported durable, responses wait for the persist; after
+// that they go out at once.
+#[test]
+fn heartbeat_response_waits_until_the_new_term_is_reported_durable() {
+    let mut node = core(2, 3);
+    node.step(heartbeat(1, 0));
+    let first = node.ready();
+    assert!(first.messages.is_empty());
+    assert_eq!(first.messages_after_persist.len(), 1);
+    assert_eq!(
+        first.persist_target(),
+        Some((i(0), t(0))),
+        "a term change alone is reported too"
+    );
+    node.step(heartbeat(1, 0));
+    let rd = node.ready();
+    assert!(
+        rd.messages.is_empty(),
+        "term 1 handed out but not yet durable"
+    );
+    assert_eq!(rd.messages_after_persist.len(), 1);
+    persist(&mut node, &first);
+    node.step(heartbeat(1, 0));
+    let rd = node.ready();
+    assert_eq!(rd.messages.len(), 1);
+    assert!(rd.messages_after_persist.is_empty());
+}
+
+// A vote rejection by a candidate whose new term is handed out but not yet durable waits
+// for the persist too (found by the simulator's Figure 2 conformance check).
+#[test]
+fn candidate_rejection_waits_until_its_term_is_durable() {
+    use crate::message::RequestVote;
+    let mut node = core(3, 3);
+    tick_until_campaign(&mut node);
+    let campaign = node.ready();
+    let rv = RequestVote {
+        pre_vote: false,
+        last_log_index: i(0),
+        last_log_term: t(0),
+        leadership_transfer: false,
+    };
+    node.step(msg(1, 3, 1, MessageBody::RequestVote(rv)));
+    let rd = node.ready();
+    assert!(rd.messages.is_empty());
+    assert_eq!(rd.messages_after_persist.len(), 1);
+    persist(&mut node, &campaign);
+    node.step(msg(1, 3, 1, MessageBody::RequestVote(rv)));
+    assert_eq!(node.ready().messages.len(), 1);
+}
+
+#[test]
+fn oversized_proposal_is_refused() {
+    use crate::error::ProposeError;
+    let mut c = config(1, 1);
+    c.max_proposal_bytes = 4;
+    let mut node = core_with(c);
+    node.campaign(true);
+    assert_eq!(
+        node.propose(Bytes::from_static(b"12345")),
+        Err(ProposeError::TooLarge {
+            size_bytes: 5,
+            max_bytes: 4
+        })
+    );
+    assert!(node.propose(Bytes::from_static(b"1234")).is_ok());
+}
+
+// Messages not addressed to us, from ourselves, from non-voters or with absurd terms are
+// dropped without effect.
+#[test]
+fn misaddressed_and_absurd_messages_are_dropped() {
+    let mut node = core(2, 3);
+    for m in [
+        heartbeat(1, 0),
+        heartbeat(1, 0),
+        heartbeat(1, 0),
+        heartbeat(u64::MAX, 0),
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(k, mut m)| {
+        match k {
+            0 => m.to = n(3),
+            1 => m.from = n(2),
+            2 => m.from = n(9),
+            _ => {}
+        }
+        m
+    }) {
+        node.step(m);
+    }
+    assert_eq!((node.term(), node.leader()), (t(0), None));
+    assert!(!node.has_ready());
+}
+
+// Malformed AppendEntries (non-contiguous entries) is dropped, never a panic.
+#[test]
+fn malformed_append_is_dropped() {
+    let mut node = core(2, 3);
+    node.step(append(
+        1,
+        (0, 0),
+        vec![entry(1, 1, b"a"), entry(3, 1, b"c")],
+        0,
+    ));
+    node.step(append(1, (u64::MAX, 1), vec![entry(1, 1, b"a")], 0));
+    let rd = node.ready();
+    assert!(rd.entries.is_empty());
+    assert!(rd.messages_after_persist.is_empty());
+}
