@@ -7,6 +7,7 @@
 
 use proptest::prelude::*;
 use raft::storage::conformance::entries;
+use raft::storage::fs::Fs;
 use raft::storage::record::{Decoded, RecordDecoder, WalRecord, DEFAULT_MAX_RECORD_BYTES};
 use raft::storage::sim_fs::{CrashMode, SimFs};
 use raft::storage::{DiskOptions, DiskStorage, MemStorage, Storage};
@@ -927,4 +928,48 @@ proptest! {
             prop_assert_eq!(state(&disk), state(&model), "after op {} {:?}", i, op);
         }
     }
+}
+
+#[test]
+fn a_deleted_wal_next_to_a_snapshot_is_an_error() {
+    let fs = SimFs::new();
+    let s = snapshot_setup(&fs, 200);
+    drop(s);
+    for file in fs.all_files() {
+        if file.starts_with(Path::new(DATA).join("wal")) {
+            fs.remove_file(&file).unwrap();
+        }
+    }
+    match open_sim(&fs, small_segments(200)) {
+        Err(StorageError::CorruptFile { reason, .. }) => {
+            assert!(reason.contains("no WAL segments"), "{reason}")
+        }
+        other => panic!("expected CorruptFile, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_crash_during_the_first_open_leaves_a_directory_that_opens() {
+    for cut in 0..MAX_CRASH_POINTS {
+        let mut finished = false;
+        let torn = CrashMode::TornWrites {
+            seed: cut,
+            zero_fill: false,
+            keep_unsynced_names: true,
+        };
+        for mode in [CrashMode::DropUnsynced, torn] {
+            let fs = SimFs::new();
+            fs.cut_power_after(cut);
+            finished = open_sim(&fs, options()).is_ok();
+            fs.crash(mode);
+            let mut s = open_sim(&fs, options()).unwrap_or_else(|e| panic!("cut {cut}: {e}"));
+            assert_eq!(state(&s), InitialState::default());
+            s.append(&entries(1..=1, 1)).unwrap();
+            s.sync().unwrap();
+        }
+        if finished {
+            return;
+        }
+    }
+    panic!("open never finished");
 }

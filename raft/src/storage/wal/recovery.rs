@@ -30,6 +30,14 @@ pub(super) fn recover(
     snapshot_file: Option<SnapshotMeta>,
 ) -> Result<(Vec<Segment>, Replayed), StorageError> {
     let mut segments = list_segments(fs, dir)?;
+    if let (true, Some(meta)) = (segments.is_empty(), snapshot_file) {
+        // Every open writes a segment before a snapshot can exist: the WAL, and with it
+        // the hard state (term, vote), was deleted. Starting would risk a double vote.
+        return Err(StorageError::CorruptFile {
+            path: dir.to_path_buf(),
+            reason: format!("no WAL segments, but a snapshot at {meta:?} exists"),
+        });
+    }
     let mut replay = WalReplay::default();
     let count = segments.len();
     for (i, segment) in segments.iter_mut().enumerate() {
