@@ -21,11 +21,20 @@ const ENTRY_BYTES: usize = 256;
 const WRITERS: usize = 64;
 
 fn open_storage(dir: &tempfile::TempDir) -> DiskStorage {
-    DiskStorage::open(&dir.path().join("node"), DiskOptions::new("bench", NodeId(1))).unwrap()
+    DiskStorage::open(
+        &dir.path().join("node"),
+        DiskOptions::new("bench", NodeId(1)),
+    )
+    .unwrap()
 }
 
 fn entry(index: u64, data: &Bytes) -> Entry {
-    Entry { index: LogIndex(index), term: Term(1), data: data.clone(), ..Entry::default() }
+    Entry {
+        index: LogIndex(index),
+        term: Term(1),
+        data: data.clone(),
+        ..Entry::default()
+    }
 }
 
 fn report(name: &str, stats: StorageStats, entries: u64, batches: u64) {
@@ -120,7 +129,10 @@ fn group_commit_64_writers(c: &mut Criterion) {
                     scope.spawn(move || {
                         let (ack_tx, ack_rx) = bounded(1);
                         for _ in 0..per_writer {
-                            let request = Request { data: data.clone(), ack: ack_tx.clone() };
+                            let request = Request {
+                                data: data.clone(),
+                                ack: ack_tx.clone(),
+                            };
                             requests.send(request).unwrap();
                             ack_rx.recv().unwrap();
                         }
