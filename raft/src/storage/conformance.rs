@@ -41,64 +41,40 @@ pub trait StorageHarness {
 /// A suite case.
 type Case<H> = fn(&mut H);
 
+/// Builds the (name, case) table from the case functions' names.
+macro_rules! case_table {
+    ($h:ty; $($case:ident),* $(,)?) => {
+        vec![$((stringify!($case), $case::<$h> as Case<$h>)),*]
+    };
+}
+
+/// Every case, by name.
+fn cases<H: StorageHarness>() -> Vec<(&'static str, Case<H>)> {
+    case_table![
+        H;
+        fresh_storage_is_empty,
+        append_then_restart_returns_entries,
+        overwrite_truncates_the_suffix,
+        overwrite_after_sync_survives_restart,
+        empty_append_is_a_no_op,
+        append_contract_violations_are_errors,
+        hard_state_last_write_wins,
+        hard_state_contract_violations_are_errors,
+        snapshot_keeps_the_matching_suffix,
+        snapshot_discards_a_divergent_log,
+        snapshot_beyond_the_log_discards_it,
+        snapshot_must_move_forward,
+        snapshot_is_durable_without_sync,
+        unsynced_writes_are_lost_on_power_loss,
+        synced_state_survives_power_loss,
+        one_sync_covers_a_batch,
+        many_batches_with_overwrites_survive_restart,
+    ]
+}
+
 /// Runs every case against `harness`, panicking with the case name on the first failure.
 pub fn run_all<H: StorageHarness>(harness: &mut H) {
-    let cases: Vec<(&str, Case<H>)> = vec![
-        ("fresh_storage_is_empty", fresh_storage_is_empty),
-        (
-            "append_then_restart_returns_entries",
-            append_then_restart_returns_entries,
-        ),
-        (
-            "overwrite_truncates_the_suffix",
-            overwrite_truncates_the_suffix,
-        ),
-        (
-            "overwrite_after_sync_survives_restart",
-            overwrite_after_sync_survives_restart,
-        ),
-        ("empty_append_is_a_no_op", empty_append_is_a_no_op),
-        (
-            "append_contract_violations_are_errors",
-            append_contract_violations_are_errors,
-        ),
-        ("hard_state_last_write_wins", hard_state_last_write_wins),
-        (
-            "hard_state_contract_violations_are_errors",
-            hard_state_contract_violations_are_errors,
-        ),
-        (
-            "snapshot_keeps_the_matching_suffix",
-            snapshot_keeps_the_matching_suffix,
-        ),
-        (
-            "snapshot_discards_a_divergent_log",
-            snapshot_discards_a_divergent_log,
-        ),
-        (
-            "snapshot_beyond_the_log_discards_it",
-            snapshot_beyond_the_log_discards_it,
-        ),
-        ("snapshot_must_move_forward", snapshot_must_move_forward),
-        (
-            "snapshot_is_durable_without_sync",
-            snapshot_is_durable_without_sync,
-        ),
-        (
-            "unsynced_writes_are_lost_on_power_loss",
-            unsynced_writes_are_lost_on_power_loss,
-        ),
-        (
-            "synced_state_survives_power_loss",
-            synced_state_survives_power_loss,
-        ),
-        ("one_sync_covers_a_batch", one_sync_covers_a_batch),
-        (
-            "many_batches_with_overwrites_survive_restart",
-            many_batches_with_overwrites_survive_restart,
-        ),
-    ];
-    for (name, case) in cases {
+    for (name, case) in cases::<H>() {
         tracing::debug!(case = name, "storage conformance case");
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| case(harness)));
         if let Err(panic) = result {

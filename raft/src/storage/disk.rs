@@ -14,6 +14,8 @@
 //!   `StorageError::Poisoned`. Retrying an fsync after a failure can falsely report
 //!   success (the kernel may have dropped the dirty pages), so the node must restart
 //!   and recover from what is really on disk.
+//! - Nothing is written when the storage is dropped: writes not yet synced are lost, as
+//!   in a crash (only `sync`'s result can tell the caller whether they are durable).
 //! - `save_snapshot` order: WAL synced, snapshot durable (tmp, fsync, rename, dir
 //!   fsync), marker appended and synced, covered segments purged, older snapshot files
 //!   deleted. A crash at any point recovers to the state before or after the snapshot.
@@ -52,9 +54,11 @@ pub struct DiskOptions {
     pub segment_bytes: u64,
     /// Issue fsyncs. Default `true`.
     ///
-    /// **`false` IS UNSAFE: acknowledged writes can be lost on a crash or power loss,
-    /// which breaks Raft's safety (a node may forget a vote or an acknowledged entry).
-    /// Use it only in tests and benchmarks that do not care about durability.**
+    /// **`false` IS UNSAFE: acknowledged writes can be lost on a power loss or OS
+    /// crash, which breaks Raft's safety (a node may forget a vote or an acknowledged
+    /// entry), and the WAL may even be left unrecoverable (a sealed segment with a torn
+    /// tail is reported as corruption). Use it only in tests and benchmarks that do
+    /// not care about durability.**
     pub fsync: bool,
     /// Largest WAL record body, i.e. largest entry data + 18 bytes (default 64 MiB).
     pub max_record_bytes: u32,
@@ -288,15 +292,23 @@ fn prepare_dirs(
         node_id: options.identity.node_id.get(),
     };
     identity::check_or_write(fs, dir, &expected, has_data)?;
-    if !has_data {
-        fs.create_dir_all(&wal_dir).map_err(io_error(&wal_dir))?;
-        fs.create_dir_all(&snap_dir).map_err(io_error(&snap_dir))?;
+    // Either may be missing after a crash during the first open.
+    let mut created = false;
+    for sub in [&wal_dir, &snap_dir] {
+        if !fs.exists(sub).map_err(io_error(sub))? {
+            fs.create_dir_all(sub).map_err(io_error(sub))?;
+            created = true;
+        }
+    }
+    if created {
         fs.sync_dir(dir).map_err(io_error(dir))?;
     }
     Ok((wal_dir, snap_dir))
 }
 
 impl Storage for DiskStorage {
+    /// Right after `open`, exactly what recovery found on disk. Later, what has been
+    /// written through this handle (synced or not): call it at start-up.
     fn initial_state(&self) -> Result<InitialState, StorageError> {
         self.check_usable()?;
         Ok(self.state.to_initial_state())

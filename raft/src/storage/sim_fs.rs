@@ -273,10 +273,7 @@ impl Fs for SimFs {
         }
         for ancestor in dir.ancestors() {
             if disk.names.contains_key(ancestor) {
-                return Err(io::Error::new(
-                    io::ErrorKind::NotADirectory,
-                    "not a directory",
-                ));
+                return Err(io::Error::other("not a directory"));
             }
             disk.dirs.insert(ancestor.to_path_buf());
         }

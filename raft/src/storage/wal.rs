@@ -35,16 +35,14 @@
 
 use super::fs::{Fs, FsFile};
 use super::record::{encode_entry, encode_record, SnapshotMarker, WalRecord};
-use super::replay::{Replayed, WalReplay};
-use super::scan::{scan_segment, ScanEnd};
+use super::replay::Replayed;
 use super::StorageStats;
 use crate::error::StorageError;
 use crate::types::{Entry, HardState, LogIndex, SnapshotMeta};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// Segments larger than this are refused at recovery (they would be read whole).
-const MIN_SEGMENT_READ_LIMIT_BYTES: u64 = 1 << 30;
+mod recovery;
 
 /// How the WAL writes.
 #[derive(Clone, Copy, Debug)]
@@ -61,11 +59,11 @@ pub(crate) struct WalOptions {
 
 /// One segment file.
 #[derive(Debug)]
-struct Segment {
-    seq: u64,
-    path: PathBuf,
+pub(super) struct Segment {
+    pub seq: u64,
+    pub path: PathBuf,
     /// Highest entry index written into this segment (0 if none).
-    max_entry_index: LogIndex,
+    pub max_entry_index: LogIndex,
 }
 
 /// What a new segment restates first.
@@ -97,18 +95,18 @@ pub(crate) struct Wal {
     stats: StorageStats,
 }
 
-fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> StorageError + '_ {
+pub(super) fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> StorageError + '_ {
     move |source| StorageError::Io {
         path: path.to_path_buf(),
         source,
     }
 }
 
-fn segment_name(seq: u64) -> String {
+pub(super) fn segment_name(seq: u64) -> String {
     format!("wal-{seq:020}.log")
 }
 
-fn parse_segment_name(name: &str) -> Option<u64> {
+pub(super) fn parse_segment_name(name: &str) -> Option<u64> {
     let digits = name.strip_prefix("wal-")?.strip_suffix(".log")?;
     if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -129,21 +127,9 @@ impl Wal {
         options: WalOptions,
         snapshot_file: Option<SnapshotMeta>,
     ) -> Result<(Wal, Replayed), StorageError> {
-        let mut segments = list_segments(fs.as_ref(), dir)?;
-        let mut replay = WalReplay::default();
-        let count = segments.len();
-        for (i, segment) in segments.iter_mut().enumerate() {
-            replay_segment(fs.as_ref(), segment, i + 1 == count, &options, &mut replay)?;
-        }
-        let replayed =
-            replay
-                .finish(snapshot_file)
-                .map_err(|reason| StorageError::CorruptFile {
-                    path: dir.to_path_buf(),
-                    reason,
-                })?;
+        let (mut segments, replayed) =
+            recovery::recover(fs.as_ref(), dir, &options, snapshot_file)?;
         let mut stats = StorageStats::default();
-        remove_if_empty(fs.as_ref(), dir, &mut segments)?;
         // Later heads restate the snapshot as "log kept" (a no-op on the log as it then
         // is); only this first head may carry the discard decision replay just made.
         let head = SegmentHead {
@@ -369,112 +355,6 @@ impl Wal {
         }
         Ok(covered)
     }
-}
-
-/// The segment files in `dir`, in sequence order, checked for gaps.
-fn list_segments(fs: &dyn Fs, dir: &Path) -> Result<Vec<Segment>, StorageError> {
-    let mut segments = Vec::new();
-    for name in fs.list_files(dir).map_err(io_error(dir))? {
-        match parse_segment_name(&name) {
-            Some(seq) => segments.push(Segment {
-                seq,
-                path: dir.join(&name),
-                max_entry_index: LogIndex::ZERO,
-            }),
-            None => {
-                tracing::warn!(file = %dir.join(&name).display(), "ignoring unknown file in the WAL directory")
-            }
-        }
-    }
-    segments.sort_by_key(|s| s.seq);
-    for pair in segments.windows(2) {
-        if pair[1].seq != pair[0].seq + 1 {
-            return Err(StorageError::CorruptFile {
-                path: dir.to_path_buf(),
-                reason: format!(
-                    "WAL segments {} to {} are missing",
-                    segment_name(pair[0].seq + 1),
-                    segment_name(pair[1].seq - 1)
-                ),
-            });
-        }
-    }
-    Ok(segments)
-}
-
-/// Reads, judges and replays one segment; cuts a torn tail when it is the last.
-fn replay_segment(
-    fs: &dyn Fs,
-    segment: &mut Segment,
-    is_last: bool,
-    options: &WalOptions,
-    replay: &mut WalReplay,
-) -> Result<(), StorageError> {
-    let path = segment.path.clone();
-    let corrupt = |offset: u64, reason: String| StorageError::Corrupt {
-        path: path.clone(),
-        offset,
-        reason,
-    };
-    let len = fs.file_len(&path).map_err(io_error(&path))?;
-    let limit = MIN_SEGMENT_READ_LIMIT_BYTES.max(options.segment_bytes.saturating_mul(2));
-    if len > limit {
-        return Err(corrupt(
-            0,
-            format!("segment of {len} bytes exceeds the {limit}-byte limit"),
-        ));
-    }
-    let bytes = fs.read(&path).map_err(io_error(&path))?;
-    let scan = scan_segment(&bytes, options.max_record_bytes);
-    for (offset, record) in scan.records {
-        if let WalRecord::Entry(entry) = &record {
-            segment.max_entry_index = segment.max_entry_index.max(entry.index);
-        }
-        replay
-            .apply(record)
-            .map_err(|reason| corrupt(offset, reason))?;
-    }
-    match scan.end {
-        ScanEnd::Clean => Ok(()),
-        ScanEnd::Corrupt {
-            offset,
-            reason,
-            valid_record_at,
-        } => Err(corrupt(
-            offset,
-            format!("{reason}; a valid record follows at byte {valid_record_at}"),
-        )),
-        ScanEnd::TornTail { offset, reason } if !is_last => Err(corrupt(
-            offset,
-            format!("{reason} in a sealed (not the last) segment"),
-        )),
-        ScanEnd::TornTail { offset, reason } => {
-            tracing::warn!(
-                file = %path.display(), offset, cut_bytes = len - offset, %reason,
-                "cutting a torn tail off the write-ahead log"
-            );
-            let mut file = fs.open_append(&path).map_err(io_error(&path))?;
-            file.set_len(offset).map_err(io_error(&path))?;
-            file.sync_data().map_err(io_error(&path))
-        }
-    }
-}
-
-/// Removes the last segment if it holds no bytes (a crash right after creating it).
-fn remove_if_empty(
-    fs: &dyn Fs,
-    dir: &Path,
-    segments: &mut Vec<Segment>,
-) -> Result<(), StorageError> {
-    let Some(last) = segments.last() else {
-        return Ok(());
-    };
-    if fs.file_len(&last.path).map_err(io_error(&last.path))? == 0 {
-        fs.remove_file(&last.path).map_err(io_error(&last.path))?;
-        fs.sync_dir(dir).map_err(io_error(dir))?;
-        segments.pop();
-    }
-    Ok(())
 }
 
 /// Creates segment `seq` with its head records, durable (file and directory entry)

@@ -1,0 +1,160 @@
+//! WAL recovery: list the segments, replay them in order, judge how each ends, cut a
+//! torn tail off the last one, and reconcile with the snapshot file.
+//!
+//! Rules (see `wal.rs` and `scan.rs`): a torn tail is cut only in the LAST segment; a
+//! torn or corrupt record anywhere else, a gap in sequence numbers, or a WAL that
+//! disagrees with the snapshot is an error that stops the node.
+
+use super::{io_error, parse_segment_name, segment_name, Segment, WalOptions};
+use crate::error::StorageError;
+use crate::storage::fs::Fs;
+use crate::storage::record::WalRecord;
+use crate::storage::replay::{Replayed, WalReplay};
+use crate::storage::scan::{scan_segment, ScanEnd};
+use crate::types::{LogIndex, SnapshotMeta};
+use std::path::Path;
+
+/// Segments larger than this are refused (they would be read whole).
+const MIN_SEGMENT_READ_LIMIT_BYTES: u64 = 1 << 30;
+
+/// Replays every segment in `dir` against the newest valid snapshot file's position.
+/// Returns the segments left on disk (an empty last segment is removed) and the state.
+///
+/// # Errors
+/// `Io`, `Corrupt` (damage before the tail), `CorruptFile` (missing segments or
+/// entries, disagreement with the snapshot).
+pub(super) fn recover(
+    fs: &dyn Fs,
+    dir: &Path,
+    options: &WalOptions,
+    snapshot_file: Option<SnapshotMeta>,
+) -> Result<(Vec<Segment>, Replayed), StorageError> {
+    let mut segments = list_segments(fs, dir)?;
+    if let (true, Some(meta)) = (segments.is_empty(), snapshot_file) {
+        // Every open writes a segment before a snapshot can exist: the WAL, and with it
+        // the hard state (term, vote), was deleted. Starting would risk a double vote.
+        return Err(StorageError::CorruptFile {
+            path: dir.to_path_buf(),
+            reason: format!("no WAL segments, but a snapshot at {meta:?} exists"),
+        });
+    }
+    let mut replay = WalReplay::default();
+    let count = segments.len();
+    for (i, segment) in segments.iter_mut().enumerate() {
+        replay_segment(fs, segment, i + 1 == count, options, &mut replay)?;
+    }
+    let replayed = replay
+        .finish(snapshot_file)
+        .map_err(|reason| StorageError::CorruptFile {
+            path: dir.to_path_buf(),
+            reason,
+        })?;
+    remove_if_empty(fs, dir, &mut segments)?;
+    Ok((segments, replayed))
+}
+
+/// The segment files in `dir`, in sequence order, checked for gaps.
+fn list_segments(fs: &dyn Fs, dir: &Path) -> Result<Vec<Segment>, StorageError> {
+    let mut segments = Vec::new();
+    for name in fs.list_files(dir).map_err(io_error(dir))? {
+        match parse_segment_name(&name) {
+            Some(seq) => segments.push(Segment {
+                seq,
+                path: dir.join(&name),
+                max_entry_index: LogIndex::ZERO,
+            }),
+            None => {
+                tracing::warn!(file = %dir.join(&name).display(), "ignoring unknown file in the WAL directory")
+            }
+        }
+    }
+    segments.sort_by_key(|s| s.seq);
+    for pair in segments.windows(2) {
+        if pair[1].seq != pair[0].seq + 1 {
+            return Err(StorageError::CorruptFile {
+                path: dir.to_path_buf(),
+                reason: format!(
+                    "WAL segments {} to {} are missing",
+                    segment_name(pair[0].seq + 1),
+                    segment_name(pair[1].seq - 1)
+                ),
+            });
+        }
+    }
+    Ok(segments)
+}
+
+/// Reads, judges and replays one segment; cuts a torn tail when it is the last.
+fn replay_segment(
+    fs: &dyn Fs,
+    segment: &mut Segment,
+    is_last: bool,
+    options: &WalOptions,
+    replay: &mut WalReplay,
+) -> Result<(), StorageError> {
+    let path = segment.path.clone();
+    let corrupt = |offset: u64, reason: String| StorageError::Corrupt {
+        path: path.clone(),
+        offset,
+        reason,
+    };
+    let len = fs.file_len(&path).map_err(io_error(&path))?;
+    let limit = MIN_SEGMENT_READ_LIMIT_BYTES.max(options.segment_bytes.saturating_mul(2));
+    if len > limit {
+        return Err(corrupt(
+            0,
+            format!("segment of {len} bytes exceeds the {limit}-byte limit"),
+        ));
+    }
+    let bytes = fs.read(&path).map_err(io_error(&path))?;
+    let scan = scan_segment(&bytes, options.max_record_bytes);
+    for (offset, record) in scan.records {
+        if let WalRecord::Entry(entry) = &record {
+            segment.max_entry_index = segment.max_entry_index.max(entry.index);
+        }
+        replay
+            .apply(record)
+            .map_err(|reason| corrupt(offset, reason))?;
+    }
+    match scan.end {
+        ScanEnd::Clean => Ok(()),
+        ScanEnd::Corrupt {
+            offset,
+            reason,
+            valid_record_at,
+        } => Err(corrupt(
+            offset,
+            format!("{reason}; a valid record follows at byte {valid_record_at}"),
+        )),
+        ScanEnd::TornTail { offset, reason } if !is_last => Err(corrupt(
+            offset,
+            format!("{reason} in a sealed (not the last) segment"),
+        )),
+        ScanEnd::TornTail { offset, reason } => {
+            tracing::warn!(
+                file = %path.display(), offset, cut_bytes = len - offset, %reason,
+                "cutting a torn tail off the write-ahead log"
+            );
+            let mut file = fs.open_append(&path).map_err(io_error(&path))?;
+            file.set_len(offset).map_err(io_error(&path))?;
+            file.sync_data().map_err(io_error(&path))
+        }
+    }
+}
+
+/// Removes the last segment if it holds no bytes (a crash right after creating it).
+fn remove_if_empty(
+    fs: &dyn Fs,
+    dir: &Path,
+    segments: &mut Vec<Segment>,
+) -> Result<(), StorageError> {
+    let Some(last) = segments.last() else {
+        return Ok(());
+    };
+    if fs.file_len(&last.path).map_err(io_error(&last.path))? == 0 {
+        fs.remove_file(&last.path).map_err(io_error(&last.path))?;
+        fs.sync_dir(dir).map_err(io_error(dir))?;
+        segments.pop();
+    }
+    Ok(())
+}

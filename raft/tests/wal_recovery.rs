@@ -1,0 +1,975 @@
+//! Crash recovery of `DiskStorage`: torn tails, corruption before the tail, crashes
+//! between write and fsync, crash points around snapshot-then-purge, many segments,
+//! identity and directory errors. Real-disk tests use a temp dir; crash tests use the
+//! simulated disk (`SimFs`), which drops exactly what was not made durable.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use proptest::prelude::*;
+use raft::storage::conformance::entries;
+use raft::storage::fs::Fs;
+use raft::storage::record::{Decoded, RecordDecoder, WalRecord, DEFAULT_MAX_RECORD_BYTES};
+use raft::storage::sim_fs::{CrashMode, SimFs};
+use raft::storage::{DiskOptions, DiskStorage, MemStorage, Storage};
+use raft::{
+    Entry, HardState, InitialState, LogIndex, NodeId, Snapshot, SnapshotMeta, StorageError, Term,
+};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+const DATA: &str = "/data";
+/// Bound on the crash points tried for one operation (a save takes a few dozen).
+const MAX_CRASH_POINTS: u64 = 500;
+
+fn options() -> DiskOptions {
+    DiskOptions::new("test-cluster", NodeId(1))
+}
+
+fn small_segments(segment_bytes: u64) -> DiskOptions {
+    DiskOptions {
+        segment_bytes,
+        ..options()
+    }
+}
+
+fn hard_state(term: u64, vote: Option<u64>, commit: u64) -> HardState {
+    HardState {
+        term: Term(term),
+        vote: vote.map(NodeId),
+        commit: LogIndex(commit),
+    }
+}
+
+fn snapshot(index: u64, term: u64) -> Snapshot {
+    Snapshot {
+        meta: SnapshotMeta {
+            index: LogIndex(index),
+            term: Term(term),
+        },
+        data: bytes::Bytes::from(format!("state@{index}@{term}")),
+    }
+}
+
+fn open_sim(fs: &SimFs, options: DiskOptions) -> Result<DiskStorage, StorageError> {
+    DiskStorage::open_with_fs(Arc::new(fs.clone()), Path::new(DATA), options)
+}
+
+/// The WAL segment files in a real data directory, oldest first.
+fn segment_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("wal"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// (offset, size, record) of every record in a segment's bytes.
+fn records_of(bytes: &[u8]) -> Vec<(u64, usize, WalRecord)> {
+    RecordDecoder::new(bytes, DEFAULT_MAX_RECORD_BYTES)
+        .map(|d| match d {
+            Decoded::Record {
+                offset,
+                size_bytes,
+                record,
+            } => (offset, size_bytes, record),
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect()
+}
+
+fn state(storage: &impl Storage) -> InitialState {
+    storage.initial_state().unwrap()
+}
+
+/// Copies a directory tree (for restoring a pristine data directory).
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for item in std::fs::read_dir(from).unwrap() {
+        let item = item.unwrap();
+        let target = to.join(item.file_name());
+        if item.file_type().unwrap().is_dir() {
+            copy_dir(&item.path(), &target);
+        } else {
+            std::fs::copy(item.path(), target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn torn_tail_cut_at_every_byte_of_the_last_record_keeps_exactly_the_complete_records() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pristine = tmp.path().join("pristine");
+    let mut s = DiskStorage::open(&pristine, options()).unwrap();
+    s.append(&entries(1..=4, 1)).unwrap();
+    s.set_hard_state(hard_state(1, Some(1), 3)).unwrap();
+    s.append(&entries(5..=5, 1)).unwrap();
+    s.sync().unwrap();
+    drop(s);
+    let segment = segment_files(&pristine).pop().unwrap();
+    let bytes = std::fs::read(&segment).unwrap();
+    let (last_offset, last_size, last) = records_of(&bytes).pop().unwrap();
+    assert_eq!(last, WalRecord::Entry(entries(5..=5, 1).remove(0)));
+    assert_eq!(last_offset as usize + last_size, bytes.len());
+
+    for cut in last_offset as usize..=bytes.len() {
+        let dir = tmp.path().join(format!("cut-{cut}"));
+        copy_dir(&pristine, &dir);
+        let segment = dir.join("wal").join(segment.file_name().unwrap());
+        std::fs::write(&segment, &bytes[..cut]).unwrap();
+        let mut s = DiskStorage::open(&dir, options()).unwrap();
+        let complete = if cut == bytes.len() { 5 } else { 4 };
+        assert_eq!(
+            state(&s).entries,
+            entries(1..=complete, 1),
+            "cut at byte {cut}"
+        );
+        assert_eq!(
+            state(&s).hard_state,
+            hard_state(1, Some(1), 3),
+            "cut at byte {cut}"
+        );
+        let expected_len = if cut == bytes.len() {
+            cut
+        } else {
+            last_offset as usize
+        };
+        assert_eq!(
+            std::fs::metadata(&segment).unwrap().len() as usize,
+            expected_len
+        );
+        // The log continues cleanly after the cut.
+        s.append(&entries(complete + 1..=complete + 1, 2)).unwrap();
+        s.sync().unwrap();
+        drop(s);
+        let s = DiskStorage::open(&dir, options()).unwrap();
+        let expected = [
+            entries(1..=complete, 1),
+            entries(complete + 1..=complete + 1, 2),
+        ]
+        .concat();
+        assert_eq!(
+            state(&s).entries,
+            expected,
+            "cut at byte {cut}, after reopening"
+        );
+        drop(s);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+#[test]
+fn a_flipped_byte_in_an_early_record_fails_open_naming_file_and_offset() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pristine = tmp.path().join("pristine");
+    let mut s = DiskStorage::open(&pristine, options()).unwrap();
+    s.append(&entries(1..=5, 1)).unwrap();
+    s.sync().unwrap();
+    drop(s);
+    let segment = segment_files(&pristine).pop().unwrap();
+    let bytes = std::fs::read(&segment).unwrap();
+    let records = records_of(&bytes);
+    let (offset, size, record) = records[2].clone();
+    assert_eq!(record, WalRecord::Entry(entries(2..=2, 1).remove(0)));
+
+    for at in offset as usize..offset as usize + size {
+        let dir = tmp.path().join(format!("flip-{at}"));
+        copy_dir(&pristine, &dir);
+        let segment = dir.join("wal").join(segment.file_name().unwrap());
+        let mut damaged = bytes.clone();
+        damaged[at] ^= 0x10;
+        std::fs::write(&segment, &damaged).unwrap();
+        match DiskStorage::open(&dir, options()) {
+            Err(StorageError::Corrupt {
+                path,
+                offset: found,
+                reason,
+            }) => {
+                assert_eq!(path, segment, "flip at {at}");
+                assert_eq!(found, offset, "flip at {at}: {reason}");
+            }
+            other => panic!("flip at {at}: expected Corrupt, got {other:?}"),
+        }
+        // The damaged file was not modified by the failed open.
+        assert_eq!(std::fs::read(&segment).unwrap(), damaged);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+#[test]
+fn damage_at_the_end_of_a_sealed_segment_is_corrupt_not_torn() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("node");
+    let mut s = DiskStorage::open(&dir, small_segments(300)).unwrap();
+    for i in 1..=40 {
+        s.append(&entries(i..=i, 1)).unwrap();
+        s.sync().unwrap();
+    }
+    drop(s);
+    let segments = segment_files(&dir);
+    assert!(
+        segments.len() >= 4,
+        "expected several segments, got {}",
+        segments.len()
+    );
+    let sealed = &segments[1];
+    let len = std::fs::metadata(sealed).unwrap().len();
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(sealed)
+        .unwrap();
+    file.set_len(len - 1).unwrap();
+    match DiskStorage::open(&dir, small_segments(300)) {
+        Err(StorageError::Corrupt { path, reason, .. }) => {
+            assert_eq!(&path, sealed);
+            assert!(reason.contains("sealed"), "{reason}");
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+}
+
+#[test]
+fn one_sync_makes_every_segment_written_since_the_last_sync_durable() {
+    let fs = SimFs::new();
+    // Each append is written at once and segments rotate every few entries, so one
+    // sync covers writes that went to several segments.
+    let options = DiskOptions {
+        write_buffer_bytes: 1,
+        segment_bytes: 120,
+        ..options()
+    };
+    let mut s = open_sim(&fs, options.clone()).unwrap();
+    for i in 1..=30 {
+        s.append(&entries(i..=i, 1)).unwrap();
+    }
+    s.sync().unwrap();
+    assert!(
+        s.wal_segment_count() > 5,
+        "only {} segments",
+        s.wal_segment_count()
+    );
+    drop(s);
+    fs.crash(CrashMode::DropUnsynced);
+    let s = open_sim(&fs, options).unwrap();
+    assert_eq!(state(&s).entries, entries(1..=30, 1));
+}
+
+#[test]
+fn a_missing_middle_segment_is_an_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("node");
+    let mut s = DiskStorage::open(&dir, small_segments(300)).unwrap();
+    for i in 1..=40 {
+        s.append(&entries(i..=i, 1)).unwrap();
+        s.sync().unwrap();
+    }
+    drop(s);
+    std::fs::remove_file(&segment_files(&dir)[2]).unwrap();
+    match DiskStorage::open(&dir, small_segments(300)) {
+        Err(StorageError::CorruptFile { reason, .. }) => {
+            assert!(reason.contains("missing"), "{reason}")
+        }
+        other => panic!("expected CorruptFile, got {other:?}"),
+    }
+}
+
+/// Candidate states after a crash: the synced state plus each prefix of the records
+/// written after the last sync (entries one at a time, as the WAL writes them).
+enum Write {
+    Entries(Vec<Entry>),
+    HardState(HardState),
+}
+
+fn candidate_states(synced: &MemStorage, unsynced: &[Write]) -> Vec<InitialState> {
+    let mut model = synced.clone();
+    let mut candidates = vec![state(&model)];
+    for write in unsynced {
+        match write {
+            Write::Entries(batch) => {
+                for entry in batch {
+                    model.append(std::slice::from_ref(entry)).unwrap();
+                    candidates.push(state(&model));
+                }
+            }
+            Write::HardState(hs) => {
+                model.set_hard_state(*hs).unwrap();
+                candidates.push(state(&model));
+            }
+        }
+    }
+    candidates
+}
+
+#[test]
+fn crash_between_write_and_fsync_recovers_a_prefix_at_or_after_the_last_sync() {
+    let unsynced = vec![
+        Write::Entries(entries(11..=14, 1)),
+        Write::HardState(hard_state(2, None, 8)),
+        Write::Entries(entries(12..=13, 2)),
+        Write::Entries(entries(14..=16, 2)),
+        Write::HardState(hard_state(2, Some(2), 10)),
+    ];
+    let mut synced_model = MemStorage::new();
+    synced_model.append(&entries(1..=10, 1)).unwrap();
+    synced_model
+        .set_hard_state(hard_state(1, Some(1), 5))
+        .unwrap();
+    let candidates = candidate_states(&synced_model, &unsynced);
+    let mut seen = std::collections::BTreeSet::new();
+    let modes = (0..400u64).map(|seed| match seed {
+        0 => CrashMode::DropUnsynced,
+        _ => CrashMode::TornWrites {
+            seed,
+            zero_fill: seed % 2 == 0,
+            keep_unsynced_names: seed % 3 == 0,
+        },
+    });
+    for mode in modes {
+        let fs = SimFs::new();
+        // Every append is written at once (not synced), so a crash can tear it.
+        let options = DiskOptions {
+            write_buffer_bytes: 1,
+            ..options()
+        };
+        let mut s = open_sim(&fs, options.clone()).unwrap();
+        s.append(&entries(1..=10, 1)).unwrap();
+        s.set_hard_state(hard_state(1, Some(1), 5)).unwrap();
+        s.sync().unwrap();
+        for write in &unsynced {
+            match write {
+                Write::Entries(batch) => s.append(batch).unwrap(),
+                Write::HardState(hs) => s.set_hard_state(*hs).unwrap(),
+            }
+        }
+        drop(s);
+        fs.crash(mode);
+        let mut s = open_sim(&fs, options.clone()).unwrap();
+        let recovered = state(&s);
+        let Some(position) = candidates.iter().position(|c| *c == recovered) else {
+            panic!("{mode:?}: recovered a state that never existed: {recovered:?}");
+        };
+        if mode == CrashMode::DropUnsynced {
+            assert_eq!(
+                position, 0,
+                "dropping unsynced data must give the synced state"
+            );
+        }
+        seen.insert(position);
+        // The recovered log accepts more writes and keeps them.
+        let next = recovered.entries.last().unwrap().index.get() + 1;
+        s.append(&entries(next..=next, 3)).unwrap();
+        s.sync().unwrap();
+        drop(s);
+        fs.crash(CrashMode::DropUnsynced);
+        let s = open_sim(&fs, options).unwrap();
+        assert_eq!(
+            state(&s).entries.last().unwrap().index,
+            LogIndex(next),
+            "{mode:?}"
+        );
+    }
+    assert!(
+        seen.len() >= candidates.len() / 2,
+        "torn writes explored too few states: {seen:?}"
+    );
+}
+
+/// A data directory with a snapshot at 10, entries 11..=30 spread over several
+/// segments, and a hard state, all synced.
+fn snapshot_setup(fs: &SimFs, segment_bytes: u64) -> DiskStorage {
+    let mut s = open_sim(fs, small_segments(segment_bytes)).unwrap();
+    for i in (1..=15).step_by(3) {
+        s.append(&entries(i..=i + 2, 1)).unwrap();
+        s.sync().unwrap();
+    }
+    s.save_snapshot(&snapshot(10, 1)).unwrap();
+    for i in (16..=30).step_by(3) {
+        s.append(&entries(i..=i + 2, 1)).unwrap();
+        s.sync().unwrap();
+    }
+    s.set_hard_state(hard_state(1, Some(1), 20)).unwrap();
+    s.sync().unwrap();
+    s
+}
+
+/// Crashes `save_snapshot(new)` after every possible number of file operations and
+/// checks that recovery gives exactly the state before or the state after it, and that
+/// the recovered log keeps working. The cut points include: after the temp file is
+/// written (not synced), after its fsync, after the rename (before the directory
+/// fsync), after the snapshot is durable but before its WAL marker, after the marker
+/// but before the purge, between purged segments, and before old snapshots are deleted.
+fn check_snapshot_crash_points(
+    segment_bytes: u64,
+    new: Snapshot,
+    post_entries: Vec<Entry>,
+    next: Entry,
+) {
+    let opts = small_segments(segment_bytes);
+    let pre = InitialState {
+        hard_state: hard_state(1, Some(1), 20),
+        snapshot: Some(snapshot(10, 1)),
+        entries: entries(11..=30, 1),
+    };
+    let post = InitialState {
+        snapshot: Some(new.clone()),
+        entries: post_entries,
+        ..pre.clone()
+    };
+    let modes = [
+        CrashMode::DropUnsynced,
+        CrashMode::TornWrites {
+            seed: 7,
+            zero_fill: false,
+            keep_unsynced_names: true,
+        },
+        CrashMode::TornWrites {
+            seed: 9,
+            zero_fill: true,
+            keep_unsynced_names: false,
+        },
+    ];
+    let (mut saw_pre, mut saw_post) = (false, false);
+    for cut in 0..MAX_CRASH_POINTS {
+        let mut finished = false;
+        for mode in modes {
+            let fs = SimFs::new();
+            let mut s = snapshot_setup(&fs, segment_bytes);
+            let segments_before = s.wal_segment_count();
+            fs.cut_power_after(cut);
+            finished = s.save_snapshot(&new).is_ok();
+            if finished {
+                assert!(
+                    s.wal_segment_count() < segments_before,
+                    "the purge deleted nothing"
+                );
+            }
+            drop(s);
+            fs.crash(mode);
+            let s = open_sim(&fs, opts.clone())
+                .unwrap_or_else(|e| panic!("cut {cut}, {mode:?}: recovery failed: {e}"));
+            let recovered = state(&s);
+            // Recovery is stable: a second restart (and crash) gives the same state.
+            drop(s);
+            fs.crash(CrashMode::DropUnsynced);
+            let mut s = open_sim(&fs, opts.clone()).unwrap();
+            assert_eq!(
+                state(&s),
+                recovered,
+                "cut {cut}, {mode:?}: second recovery differs"
+            );
+            let is_pre = recovered == pre;
+            assert!(
+                is_pre || recovered == post,
+                "cut {cut}, {mode:?}: inconsistent {recovered:?}"
+            );
+            saw_pre |= is_pre;
+            saw_post |= !is_pre;
+            // Continue the log from whichever state survived.
+            let next = if is_pre {
+                entries(31..=31, 1).remove(0)
+            } else {
+                next.clone()
+            };
+            s.append(std::slice::from_ref(&next)).unwrap();
+            s.sync().unwrap();
+            drop(s);
+            fs.crash(CrashMode::DropUnsynced);
+            let s = open_sim(&fs, opts.clone()).unwrap();
+            assert_eq!(state(&s).entries.last(), Some(&next), "cut {cut}, {mode:?}");
+        }
+        if finished {
+            break;
+        }
+        assert!(cut + 1 < MAX_CRASH_POINTS, "save_snapshot never finished");
+    }
+    assert!(
+        saw_pre && saw_post,
+        "crash points did not cover both outcomes"
+    );
+}
+
+#[test]
+fn crash_points_around_a_snapshot_that_keeps_the_log_recover_consistently() {
+    check_snapshot_crash_points(
+        200,
+        snapshot(25, 1),
+        entries(26..=30, 1),
+        entries(31..=31, 1).remove(0),
+    );
+}
+
+#[test]
+fn crash_points_around_a_snapshot_at_a_segment_boundary_recover_consistently() {
+    // One segment per synced batch of 3: the snapshot at 24 ends exactly where the
+    // segment holding 22..=24 ends, so the purge removes every segment up to it and the
+    // kept entries 25..=30 must not depend on anything purged.
+    check_snapshot_crash_points(
+        1,
+        snapshot(24, 1),
+        entries(25..=30, 1),
+        entries(31..=31, 1).remove(0),
+    );
+}
+
+#[test]
+fn crash_points_around_a_snapshot_that_discards_the_log_recover_consistently() {
+    check_snapshot_crash_points(
+        200,
+        snapshot(25, 2),
+        Vec::new(),
+        entries(26..=26, 2).remove(0),
+    );
+}
+
+#[test]
+fn a_corrupt_newest_snapshot_without_a_wal_marker_falls_back_to_the_older_one() {
+    let fs = SimFs::new();
+    let mut s = snapshot_setup(&fs, 200);
+    // Find the first crash point at which the new snapshot is durable next to the old
+    // one: right after its directory fsync, before its WAL marker is written.
+    let mut durable_at = None;
+    for cut in 0..MAX_CRASH_POINTS {
+        let trial = SimFs::new();
+        let mut t = snapshot_setup(&trial, 200);
+        trial.cut_power_after(cut);
+        let _ = t.save_snapshot(&snapshot(25, 1));
+        drop(t);
+        trial.crash(CrashMode::DropUnsynced);
+        let names: Vec<_> = trial
+            .all_files()
+            .into_iter()
+            .filter(|p| p.to_string_lossy().ends_with(".snap"))
+            .collect();
+        if names.len() == 2 {
+            durable_at = Some(cut);
+            break;
+        }
+    }
+    let cut = durable_at.expect("no crash point left both snapshots on disk");
+    fs.cut_power_after(cut);
+    let _ = s.save_snapshot(&snapshot(25, 1));
+    drop(s);
+    fs.crash(CrashMode::DropUnsynced);
+    let newest = PathBuf::from(DATA)
+        .join("snap")
+        .join(format!("snap-{:020}-{:020}.snap", 1, 25));
+    let mut bytes = fs.file_bytes(&newest).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    fs.overwrite_durably(&newest, bytes).unwrap();
+
+    let s = open_sim(&fs, small_segments(200)).unwrap();
+    assert_eq!(state(&s).snapshot, Some(snapshot(10, 1)));
+    assert_eq!(state(&s).entries, entries(11..=30, 1));
+    assert!(
+        fs.file_bytes(&newest.with_extension("snap.corrupt"))
+            .is_some(),
+        "not moved aside"
+    );
+}
+
+#[test]
+fn a_corrupt_snapshot_the_wal_relies_on_is_a_clear_error() {
+    let fs = SimFs::new();
+    let mut s = snapshot_setup(&fs, 200);
+    s.save_snapshot(&snapshot(25, 1)).unwrap();
+    drop(s);
+    let newest = PathBuf::from(DATA)
+        .join("snap")
+        .join(format!("snap-{:020}-{:020}.snap", 1, 25));
+    let mut bytes = fs.file_bytes(&newest).unwrap();
+    bytes[50] ^= 0x01;
+    fs.overwrite_durably(&newest, bytes).unwrap();
+    match open_sim(&fs, small_segments(200)) {
+        Err(StorageError::CorruptFile { path, reason }) => {
+            assert_eq!(path, newest);
+            assert!(reason.contains("checksum"), "{reason}");
+        }
+        other => panic!("expected CorruptFile, got {other:?}"),
+    }
+}
+
+#[test]
+fn many_segments_with_overwrites_across_boundaries_recover_like_the_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("node");
+    // Durability is not under test here (fsync off keeps thousands of batches fast).
+    let options = DiskOptions {
+        segment_bytes: 1024,
+        fsync: false,
+        ..options()
+    };
+    let mut disk = DiskStorage::open(&dir, options.clone()).unwrap();
+    let mut model = MemStorage::new();
+    let mut term = 1;
+    let mut max_segments = 0;
+    for round in 0..1500u64 {
+        let last = state(&model).entries.last().map_or(
+            state(&model).snapshot.map_or(0, |s| s.meta.index.get()),
+            |e| e.index.get(),
+        );
+        let snap_index = state(&model).snapshot.map_or(0, |s| s.meta.index.get());
+        let mut start = last + 1;
+        if round % 50 == 49 && last > snap_index + 20 {
+            term += 1;
+            start = last - 15; // overwrite back across several 1 KiB segments
+        }
+        let batch = entries(start..=start + round % 4, term);
+        disk.append(&batch).unwrap();
+        model.append(&batch).unwrap();
+        disk.set_hard_state(hard_state(term, Some(1), start))
+            .unwrap();
+        model
+            .set_hard_state(hard_state(term, Some(1), start))
+            .unwrap();
+        disk.sync().unwrap();
+        model.sync().unwrap();
+        max_segments = max_segments.max(disk.wal_segment_count());
+        if round % 400 == 399 {
+            let at = start.saturating_sub(10).max(snap_index + 1);
+            let snap_term = state(&model)
+                .entries
+                .iter()
+                .find(|e| e.index.get() == at)
+                .unwrap()
+                .term
+                .get();
+            let before = disk.wal_segment_count();
+            disk.save_snapshot(&snapshot(at, snap_term)).unwrap();
+            model.save_snapshot(&snapshot(at, snap_term)).unwrap();
+            assert!(
+                disk.wal_segment_count() < before,
+                "snapshot at {at} purged nothing"
+            );
+        }
+        if round % 300 == 150 {
+            drop(disk);
+            disk = DiskStorage::open(&dir, options.clone()).unwrap();
+        }
+        assert_eq!(state(&disk), state(&model), "round {round}");
+    }
+    assert!(
+        max_segments > 20,
+        "only {max_segments} segments: boundaries not exercised"
+    );
+    let entry_count = state(&model).entries.len();
+    assert!(
+        entry_count > 100,
+        "only {entry_count} entries after the last snapshot"
+    );
+    drop(disk);
+    let disk = DiskStorage::open(&dir, options).unwrap();
+    assert_eq!(state(&disk), state(&model));
+}
+
+#[test]
+fn opening_with_another_identity_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("node");
+    let mut s = DiskStorage::open(&dir, options()).unwrap();
+    s.append(&entries(1..=2, 1)).unwrap();
+    s.sync().unwrap();
+    drop(s);
+    let other_node = DiskOptions::new("test-cluster", NodeId(2));
+    let other_cluster = DiskOptions::new("other-cluster", NodeId(1));
+    for wrong in [other_node, other_cluster] {
+        match DiskStorage::open(&dir, wrong) {
+            Err(StorageError::WrongIdentity {
+                path,
+                found,
+                expected,
+            }) => {
+                assert_eq!(path, dir);
+                assert!(
+                    found.contains("test-cluster") && found.contains("node 1"),
+                    "{found}"
+                );
+                assert_ne!(found, expected);
+            }
+            other => panic!("expected WrongIdentity, got {other:?}"),
+        }
+    }
+    let s = DiskStorage::open(&dir, options()).unwrap();
+    assert_eq!(state(&s).entries, entries(1..=2, 1));
+}
+
+#[test]
+fn a_directory_that_cannot_be_created_or_written_gives_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("a-file");
+    std::fs::write(&file, b"not a directory").unwrap();
+    let under_file = file.join("node");
+    match DiskStorage::open(&under_file, options()) {
+        Err(err @ StorageError::Io { .. }) => {
+            let message = err.to_string();
+            assert!(
+                message.contains(&under_file.display().to_string()),
+                "{message}"
+            );
+        }
+        other => panic!("expected Io, got {other:?}"),
+    }
+
+    // A read-only parent directory. Root ignores permissions, so this part only runs
+    // when the probe write is actually refused.
+    use std::os::unix::fs::PermissionsExt;
+    let read_only = tmp.path().join("read-only");
+    std::fs::create_dir(&read_only).unwrap();
+    std::fs::set_permissions(&read_only, std::fs::Permissions::from_mode(0o555)).unwrap();
+    if std::fs::write(read_only.join("probe"), b"x").is_err() {
+        let dir = read_only.join("node");
+        match DiskStorage::open(&dir, options()) {
+            Err(err @ StorageError::Io { .. }) => {
+                assert!(
+                    err.to_string().contains(&dir.display().to_string()),
+                    "{err}"
+                );
+            }
+            other => panic!("expected Io, got {other:?}"),
+        }
+    }
+    std::fs::set_permissions(&read_only, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+#[test]
+fn one_batch_costs_one_fsync() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut s = DiskStorage::open(&tmp.path().join("node"), options()).unwrap();
+    let before = s.stats();
+    for i in 1..=64 {
+        s.append(&entries(i..=i, 1)).unwrap();
+    }
+    s.set_hard_state(hard_state(1, Some(1), 64)).unwrap();
+    s.sync().unwrap();
+    let after = s.stats();
+    assert_eq!(after.syncs - before.syncs, 1);
+    assert_eq!(after.records_written - before.records_written, 65);
+    s.sync().unwrap();
+    assert_eq!(
+        s.stats().syncs,
+        after.syncs,
+        "an empty sync issued an fsync"
+    );
+}
+
+#[test]
+fn an_io_failure_poisons_the_storage() {
+    let fs = SimFs::new();
+    let mut s = open_sim(&fs, options()).unwrap();
+    s.append(&entries(1..=2, 1)).unwrap();
+    fs.cut_power_after(0);
+    assert!(matches!(s.sync(), Err(StorageError::Io { .. })));
+    fs.crash(CrashMode::DropUnsynced);
+    assert!(matches!(
+        s.append(&entries(3..=3, 1)),
+        Err(StorageError::Poisoned(_))
+    ));
+    assert!(matches!(s.sync(), Err(StorageError::Poisoned(_))));
+    assert!(matches!(s.initial_state(), Err(StorageError::Poisoned(_))));
+    drop(s);
+    let s = open_sim(&fs, options()).unwrap();
+    assert!(state(&s).entries.is_empty());
+}
+
+#[test]
+fn leftover_temp_snapshot_files_are_removed_at_open() {
+    let fs = SimFs::new();
+    let mut s = snapshot_setup(&fs, 200);
+    let tmp_name = PathBuf::from(DATA)
+        .join("snap")
+        .join(format!("snap-{:020}-{:020}.snap.tmp", 1, 25));
+    // Crash after the temp file was created and written, with names kept.
+    fs.cut_power_after(2);
+    assert!(s.save_snapshot(&snapshot(25, 1)).is_err());
+    drop(s);
+    fs.crash(CrashMode::TornWrites {
+        seed: 1,
+        zero_fill: false,
+        keep_unsynced_names: true,
+    });
+    assert!(
+        fs.file_bytes(&tmp_name).is_some(),
+        "the test did not leave a temp file"
+    );
+    let s = open_sim(&fs, small_segments(200)).unwrap();
+    assert!(fs.file_bytes(&tmp_name).is_none());
+    assert_eq!(state(&s).snapshot, Some(snapshot(10, 1)));
+}
+
+/// Operations of the model test.
+#[derive(Clone, Debug)]
+enum Op {
+    /// Append `len` entries starting `back` before last + 1 (an overwrite when > 0).
+    Append {
+        back: u64,
+        len: u64,
+        new_term: bool,
+    },
+    HardState {
+        new_term: bool,
+        vote: bool,
+    },
+    Sync,
+    /// Snapshot at last - `back`; with the entry's term (log kept) or a newer one.
+    Snapshot {
+        back: u64,
+        divergent: bool,
+    },
+    Restart,
+    Crash,
+}
+
+fn arb_op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => (0..4u64, 1..5u64, proptest::bool::weighted(0.2))
+            .prop_map(|(back, len, new_term)| Op::Append { back, len, new_term }),
+        2 => (proptest::bool::weighted(0.3), any::<bool>()).prop_map(|(new_term, vote)| Op::HardState { new_term, vote }),
+        3 => Just(Op::Sync),
+        1 => (0..6u64, any::<bool>()).prop_map(|(back, divergent)| Op::Snapshot { back, divergent }),
+        1 => Just(Op::Restart),
+        1 => Just(Op::Crash),
+    ]
+}
+
+fn last_index(s: &InitialState) -> u64 {
+    s.entries
+        .last()
+        .map(|e| e.index.get())
+        .or(s.snapshot.as_ref().map(|s| s.meta.index.get()))
+        .unwrap_or(0)
+}
+
+/// Applies one op to both storages; returns the (possibly reopened) disk storage.
+fn apply_op(
+    op: &Op,
+    fs: &SimFs,
+    mut disk: DiskStorage,
+    model: &mut MemStorage,
+    term: &mut u64,
+) -> DiskStorage {
+    let now = state(model);
+    let snap_index = now.snapshot.as_ref().map_or(0, |s| s.meta.index.get());
+    match op {
+        Op::Append {
+            back,
+            len,
+            new_term,
+        } => {
+            *term += u64::from(*new_term);
+            let start = (last_index(&now) + 1)
+                .saturating_sub(*back)
+                .max(snap_index + 1);
+            let batch = entries(start..=start + len - 1, *term);
+            assert_eq!(disk.append(&batch).is_ok(), model.append(&batch).is_ok());
+        }
+        Op::HardState { new_term, vote } => {
+            let hs_term = now.hard_state.term.get() + u64::from(*new_term);
+            let vote = if *vote && now.hard_state.vote.is_none() {
+                Some(NodeId(2))
+            } else {
+                now.hard_state.vote
+            };
+            let vote = if *new_term { None } else { vote };
+            let hs = HardState {
+                term: Term(hs_term),
+                vote,
+                commit: LogIndex(last_index(&now)),
+            };
+            disk.set_hard_state(hs).unwrap();
+            model.set_hard_state(hs).unwrap();
+        }
+        Op::Sync => {
+            disk.sync().unwrap();
+            model.sync().unwrap();
+        }
+        Op::Snapshot { back, divergent } => {
+            let at = last_index(&now).saturating_sub(*back);
+            if at > snap_index {
+                let log_term = now
+                    .entries
+                    .iter()
+                    .find(|e| e.index.get() == at)
+                    .unwrap()
+                    .term
+                    .get();
+                let snap_term = if *divergent { *term + 1 } else { log_term };
+                *term = (*term).max(snap_term);
+                disk.save_snapshot(&snapshot(at, snap_term)).unwrap();
+                model.save_snapshot(&snapshot(at, snap_term)).unwrap();
+            }
+        }
+        Op::Restart | Op::Crash => {
+            drop(disk);
+            if matches!(op, Op::Crash) {
+                fs.crash(CrashMode::DropUnsynced);
+            }
+            model.crash();
+            disk = open_sim(fs, small_segments(256)).unwrap();
+        }
+    }
+    disk
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// DiskStorage on a crashable disk behaves exactly like MemStorage, the model, under
+    /// random appends, overwrites, hard states, syncs, snapshots, restarts and crashes.
+    /// (The write buffer is only flushed by `sync`, so "durable" means the same on both.)
+    #[test]
+    fn disk_storage_matches_the_model_through_crashes(ops in proptest::collection::vec(arb_op(), 1..60)) {
+        let fs = SimFs::new();
+        let mut disk = open_sim(&fs, small_segments(256)).unwrap();
+        let mut model = MemStorage::new();
+        let mut term = 1;
+        for (i, op) in ops.iter().enumerate() {
+            disk = apply_op(op, &fs, disk, &mut model, &mut term);
+            prop_assert_eq!(state(&disk), state(&model), "after op {} {:?}", i, op);
+        }
+    }
+}
+
+#[test]
+fn a_deleted_wal_next_to_a_snapshot_is_an_error() {
+    let fs = SimFs::new();
+    let s = snapshot_setup(&fs, 200);
+    drop(s);
+    for file in fs.all_files() {
+        if file.starts_with(Path::new(DATA).join("wal")) {
+            fs.remove_file(&file).unwrap();
+        }
+    }
+    match open_sim(&fs, small_segments(200)) {
+        Err(StorageError::CorruptFile { reason, .. }) => {
+            assert!(reason.contains("no WAL segments"), "{reason}")
+        }
+        other => panic!("expected CorruptFile, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_crash_during_the_first_open_leaves_a_directory_that_opens() {
+    for cut in 0..MAX_CRASH_POINTS {
+        let mut finished = false;
+        let torn = CrashMode::TornWrites {
+            seed: cut,
+            zero_fill: false,
+            keep_unsynced_names: true,
+        };
+        for mode in [CrashMode::DropUnsynced, torn] {
+            let fs = SimFs::new();
+            fs.cut_power_after(cut);
+            finished = open_sim(&fs, options()).is_ok();
+            fs.crash(mode);
+            let mut s = open_sim(&fs, options()).unwrap_or_else(|e| panic!("cut {cut}: {e}"));
+            assert_eq!(state(&s), InitialState::default());
+            s.append(&entries(1..=1, 1)).unwrap();
+            s.sync().unwrap();
+        }
+        if finished {
+            return;
+        }
+    }
+    panic!("open never finished");
+}
