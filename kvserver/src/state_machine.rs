@@ -22,6 +22,8 @@ use crate::skiplist::SkipList;
 pub const DEFAULT_MAX_KEY_BYTES: usize = 4 * 1024;
 /// Default largest value, in bytes.
 pub const DEFAULT_MAX_VALUE_BYTES: usize = 1024 * 1024;
+/// Keys and values must stay below 4 GiB (the snapshot's length prefixes assume it).
+const MAX_ITEM_BYTES: usize = u32::MAX as usize;
 /// Rough per-entry memory beyond the key and value bytes (node, two `Bytes`, allocator).
 const ENTRY_OVERHEAD_BYTES: usize = 128;
 
@@ -51,7 +53,7 @@ impl Default for Limits {
 }
 
 impl Limits {
-    /// Checks that every limit is usable.
+    /// Checks that every limit is usable: all at least 1, sizes below 4 GiB.
     ///
     /// # Errors
     /// [`InvalidLimits`] naming the first limit that is zero.
@@ -62,8 +64,18 @@ impl Limits {
             ("max_sessions", self.max_sessions),
             ("max_replies_per_session", self.max_replies_per_session),
         ];
-        match fields.iter().find(|(_, value)| *value == 0) {
-            Some((field, _)) => Err(InvalidLimits { field }),
+        if let Some((field, _)) = fields.iter().find(|(_, value)| *value == 0) {
+            return Err(InvalidLimits {
+                field,
+                reason: "must be at least 1",
+            });
+        }
+        let sizes = &fields[..2];
+        match sizes.iter().find(|(_, value)| *value > MAX_ITEM_BYTES) {
+            Some((field, _)) => Err(InvalidLimits {
+                field,
+                reason: "must be below 4 GiB",
+            }),
             None => Ok(()),
         }
     }
@@ -339,6 +351,11 @@ impl StateMachine {
         self.store.data.is_empty()
     }
 
+    /// Sum of the lengths of all keys and values, in bytes.
+    pub fn data_bytes(&self) -> usize {
+        self.store.data_bytes
+    }
+
     /// Approximate memory held by data and sessions, in bytes (for snapshot decisions).
     pub fn approx_bytes(&self) -> usize {
         self.store.data_bytes
@@ -565,6 +582,11 @@ mod tests {
             ..Limits::default()
         };
         assert_eq!(limits.validate().unwrap_err().field, "max_sessions");
+        let limits = Limits {
+            max_value_bytes: 1 << 33,
+            ..Limits::default()
+        };
+        assert_eq!(limits.validate().unwrap_err().field, "max_value_bytes");
     }
 
     #[test]

@@ -22,6 +22,7 @@
 mod builder;
 mod iter;
 mod node;
+mod prefix;
 #[cfg(test)]
 mod tests;
 
@@ -34,6 +35,7 @@ pub use builder::SortedBuilder;
 pub use iter::{Iter, Range};
 pub(crate) use node::MAX_HEIGHT;
 use node::{Arena, LevelRng, DEFAULT_SEED, HEAD, NIL};
+pub use prefix::OrderPrefix;
 
 /// An ordered map from `K` to `V`, implemented as a skip list.
 ///
@@ -126,12 +128,12 @@ impl<K, V> SkipList<K, V> {
     }
 }
 
-impl<K: Ord, V> SkipList<K, V> {
+impl<K: Ord + OrderPrefix, V> SkipList<K, V> {
     /// The value stored under `key`.
     pub fn get<Q>(&self, key: &Q) -> Option<&V>
     where
         K: Borrow<Q>,
-        Q: Ord + ?Sized,
+        Q: Ord + OrderPrefix + ?Sized,
     {
         let node = self.find(key);
         (node != NIL).then(|| self.arena.entry(node).1)
@@ -141,7 +143,7 @@ impl<K: Ord, V> SkipList<K, V> {
     pub fn get_mut<Q>(&mut self, key: &Q) -> Option<&mut V>
     where
         K: Borrow<Q>,
-        Q: Ord + ?Sized,
+        Q: Ord + OrderPrefix + ?Sized,
     {
         let node = self.find(key);
         (node != NIL).then(|| self.arena.value_mut(node))
@@ -151,7 +153,7 @@ impl<K: Ord, V> SkipList<K, V> {
     pub fn contains_key<Q>(&self, key: &Q) -> bool
     where
         K: Borrow<Q>,
-        Q: Ord + ?Sized,
+        Q: Ord + OrderPrefix + ?Sized,
     {
         self.find(key) != NIL
     }
@@ -171,7 +173,8 @@ impl<K: Ord, V> SkipList<K, V> {
         // Levels above the current height have the head as predecessor: `update` starts
         // filled with HEAD.
         self.height = self.height.max(height);
-        let node = self.arena.alloc(key, value, height);
+        let prefix = key.order_prefix();
+        let node = self.arena.alloc(key, prefix, value, height);
         for (level, &prev) in update.iter().enumerate().take(height) {
             let next = self.arena.next(prev, level);
             self.arena.set_next(node, level, next);
@@ -185,7 +188,7 @@ impl<K: Ord, V> SkipList<K, V> {
     pub fn remove<Q>(&mut self, key: &Q) -> Option<V>
     where
         K: Borrow<Q>,
-        Q: Ord + ?Sized,
+        Q: Ord + OrderPrefix + ?Sized,
     {
         self.remove_entry(key).map(|(_, value)| value)
     }
@@ -194,7 +197,7 @@ impl<K: Ord, V> SkipList<K, V> {
     pub fn remove_entry<Q>(&mut self, key: &Q) -> Option<(K, V)>
     where
         K: Borrow<Q>,
-        Q: Ord + ?Sized,
+        Q: Ord + OrderPrefix + ?Sized,
     {
         let mut update = [HEAD; MAX_HEIGHT];
         let found = self.find_path(key, &mut update, true);
@@ -218,7 +221,7 @@ impl<K: Ord, V> SkipList<K, V> {
     pub fn range<Q, R>(&self, range: R) -> Range<'_, K, V>
     where
         K: Borrow<Q>,
-        Q: Ord + ?Sized,
+        Q: Ord + OrderPrefix + ?Sized,
         R: RangeBounds<Q>,
     {
         let start = match range.start_bound() {
@@ -246,8 +249,9 @@ impl<K: Ord, V> SkipList<K, V> {
     fn find<Q>(&self, key: &Q) -> u32
     where
         K: Borrow<Q>,
-        Q: Ord + ?Sized,
+        Q: Ord + OrderPrefix + ?Sized,
     {
+        let key_prefix = key.order_prefix();
         let mut cur = HEAD;
         let mut known_greater = NIL;
         for level in (0..self.height).rev() {
@@ -256,7 +260,7 @@ impl<K: Ord, V> SkipList<K, V> {
                 if next == NIL || next == known_greater {
                     break;
                 }
-                match self.arena.key(next).borrow().cmp(key) {
+                match self.arena.cmp_key(next, key, key_prefix) {
                     Ordering::Less => cur = next,
                     Ordering::Equal => return next,
                     Ordering::Greater => {
@@ -275,8 +279,9 @@ impl<K: Ord, V> SkipList<K, V> {
     fn find_path<Q>(&self, key: &Q, update: &mut [u32; MAX_HEIGHT], full_path: bool) -> u32
     where
         K: Borrow<Q>,
-        Q: Ord + ?Sized,
+        Q: Ord + OrderPrefix + ?Sized,
     {
+        let key_prefix = key.order_prefix();
         let mut cur = HEAD;
         let mut known_greater = NIL;
         let mut found = NIL;
@@ -291,7 +296,7 @@ impl<K: Ord, V> SkipList<K, V> {
                     cur = next;
                     continue;
                 }
-                match self.arena.key(next).borrow().cmp(key) {
+                match self.arena.cmp_key(next, key, key_prefix) {
                     Ordering::Less => cur = next,
                     Ordering::Equal if !full_path => return next,
                     Ordering::Equal => {
@@ -313,8 +318,9 @@ impl<K: Ord, V> SkipList<K, V> {
     fn lower_bound<Q>(&self, key: &Q, inclusive: bool) -> u32
     where
         K: Borrow<Q>,
-        Q: Ord + ?Sized,
+        Q: Ord + OrderPrefix + ?Sized,
     {
+        let key_prefix = key.order_prefix();
         let mut cur = HEAD;
         let mut known_after = NIL;
         for level in (0..self.height).rev() {
@@ -323,7 +329,7 @@ impl<K: Ord, V> SkipList<K, V> {
                 if next == NIL || next == known_after {
                     break;
                 }
-                let before = match self.arena.key(next).borrow().cmp(key) {
+                let before = match self.arena.cmp_key(next, key, key_prefix) {
                     Ordering::Less => true,
                     Ordering::Equal => !inclusive,
                     Ordering::Greater => false,
@@ -360,7 +366,7 @@ impl<K: PartialEq, V: PartialEq> PartialEq for SkipList<K, V> {
 
 impl<K: Eq, V: Eq> Eq for SkipList<K, V> {}
 
-impl<K: Ord, V> Extend<(K, V)> for SkipList<K, V> {
+impl<K: Ord + OrderPrefix, V> Extend<(K, V)> for SkipList<K, V> {
     fn extend<I: IntoIterator<Item = (K, V)>>(&mut self, iter: I) {
         for (key, value) in iter {
             self.insert(key, value);
@@ -368,7 +374,7 @@ impl<K: Ord, V> Extend<(K, V)> for SkipList<K, V> {
     }
 }
 
-impl<K: Ord, V> FromIterator<(K, V)> for SkipList<K, V> {
+impl<K: Ord + OrderPrefix, V> FromIterator<(K, V)> for SkipList<K, V> {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
         let mut list = SkipList::new();
         list.extend(iter);
