@@ -645,4 +645,143 @@ mod tests {
         run(&mut sm, vec![put("k", "0"), delete("k")]);
         assert_eq!(sm.store.data_bytes, 0);
     }
+    // ---- Exactly-once model check ---------------------------------------------------------
+
+    /// What a test client does next.
+    #[derive(Debug, Clone)]
+    enum Action {
+        /// Send a new operation.
+        Send,
+        /// Send an outstanding operation again.
+        Retry(usize),
+        /// See the reply of an outstanding operation already in the log.
+        Receive(usize),
+        /// A copy of an earlier log entry arrives late (a duplicate from an old leader).
+        Duplicate(usize),
+        /// Round-trip the state machine through a snapshot, as a restart does.
+        Restart,
+    }
+
+    #[derive(Debug, Clone, Default)]
+    struct TestClient {
+        next_seq: u64,
+        outstanding: std::collections::BTreeSet<u64>,
+    }
+
+    enum Event {
+        Write(WriteRequest),
+        Restart,
+    }
+
+    /// Turns client actions into a log: requests carry the client's acknowledgement state at
+    /// send time. Each operation appends "seq," to the client's own key.
+    fn build_log(actions: &[(usize, Action)]) -> Vec<Event> {
+        let mut clients = vec![
+            TestClient {
+                next_seq: 1,
+                ..TestClient::default()
+            };
+            3
+        ];
+        let mut log: Vec<Event> = Vec::new();
+        let mut sent: Vec<WriteRequest> = Vec::new();
+        for (client_index, action) in actions {
+            let client = &mut clients[*client_index];
+            let client_id = *client_index as u64 + 1;
+            let seq = match action {
+                Action::Send => {
+                    client.next_seq += 1;
+                    client.outstanding.insert(client.next_seq - 1);
+                    client.next_seq - 1
+                }
+                Action::Retry(pick) if !client.outstanding.is_empty() => *client
+                    .outstanding
+                    .iter()
+                    .nth(pick % client.outstanding.len())
+                    .unwrap(),
+                Action::Receive(pick) if !client.outstanding.is_empty() => {
+                    let seq = *client
+                        .outstanding
+                        .iter()
+                        .nth(pick % client.outstanding.len())
+                        .unwrap();
+                    let in_log = sent
+                        .iter()
+                        .any(|r| r.client_id == client_id && r.seq == seq);
+                    if in_log {
+                        client.outstanding.remove(&seq);
+                    }
+                    continue;
+                }
+                Action::Duplicate(pick) if !sent.is_empty() => {
+                    log.push(Event::Write(sent[pick % sent.len()].clone()));
+                    continue;
+                }
+                Action::Restart => {
+                    log.push(Event::Restart);
+                    continue;
+                }
+                _ => continue,
+            };
+            let first_unacked_seq = client.outstanding.first().copied().unwrap_or(seq).min(seq);
+            let key = format!("c{client_id}");
+            let request = WriteRequest {
+                client_id,
+                seq,
+                first_unacked_seq,
+                op: Some(append(&key, &format!("{seq},"))),
+            };
+            sent.push(request.clone());
+            log.push(Event::Write(request));
+        }
+        log
+    }
+
+    fn action_strategy() -> impl proptest::strategy::Strategy<Value = (usize, Action)> {
+        use proptest::prelude::*;
+        let action = prop_oneof![
+            4 => Just(Action::Send),
+            2 => any::<usize>().prop_map(Action::Retry),
+            3 => any::<usize>().prop_map(Action::Receive),
+            1 => any::<usize>().prop_map(Action::Duplicate),
+            1 => Just(Action::Restart),
+        ];
+        (0usize..3, action)
+    }
+
+    proptest::proptest! {
+        /// Whatever the retries, duplicates and restarts, each operation in the log takes
+        /// effect exactly once, in the order of its first appearance.
+        #[test]
+        fn every_operation_applies_exactly_once(
+            actions in proptest::collection::vec(action_strategy(), 0..150),
+        ) {
+            let log = build_log(&actions);
+            let mut sm = StateMachine::new(Limits::default());
+            let mut first_seen: Vec<Vec<u64>> = vec![Vec::new(); 3];
+            for (position, event) in log.into_iter().enumerate() {
+                match event {
+                    Event::Restart => sm = crate::snapshot::decode(&crate::snapshot::encode(&sm)).unwrap(),
+                    Event::Write(request) => {
+                        let seen = &mut first_seen[request.client_id as usize - 1];
+                        if !seen.contains(&request.seq) {
+                            seen.push(request.seq);
+                        }
+                        let reply = sm.apply(LogIndex(position as u64 + 1), &request);
+                        if let Some(error) = reply.error {
+                            // Only a late duplicate of an acknowledged write may be refused.
+                            proptest::prop_assert_eq!(error.code, ErrorCode::SessionExpired as i32);
+                            proptest::prop_assert!(request.seq < request.first_unacked_seq
+                                || sm.sessions().get(request.client_id).unwrap().first_unacked_seq() > request.seq);
+                        }
+                    }
+                }
+            }
+            for (index, seen) in first_seen.iter().enumerate() {
+                let expected: String = seen.iter().map(|seq| format!("{seq},")).collect();
+                let actual = value(&sm, &format!("c{}", index + 1)).unwrap_or_default();
+                proptest::prop_assert_eq!(actual, expected);
+            }
+        }
+    }
 }
