@@ -21,8 +21,10 @@
 //! - [`SkipList::from_sorted_iter`] builds a list from sorted input in O(n) (snapshot load),
 //!   which also lays the nodes out in key order, the best case for scans.
 //!
-//! Known trade-off: nodes inserted in random order sit at random arena positions, so a range
-//! scan costs about one cache miss per entry, where `BTreeMap` reads 11 entries per leaf.
+//! Known trade-offs, measured at 1M random keys: a cold point get visits ~30 scattered nodes
+//! and is 2-3x slower than `BTreeMap` (which reads 11 keys per node); nodes inserted in
+//! random order sit at random arena positions, so a range scan costs about one cache miss
+//! per entry (tens of times slower than `BTreeMap`'s leaves). At 10k keys gets are within 2x.
 //!
 //! Invariants: at every level the live nodes are in strictly increasing key order; a node
 //! of height h is linked at levels 0..h; `len` counts the nodes reachable at level 0; the
