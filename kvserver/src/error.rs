@@ -19,10 +19,12 @@ pub struct OutOfOrderKey {
 
 /// A [`crate::state_machine::Limits`] value that cannot work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
-#[error("limit {field} must be at least 1")]
+#[error("limit {field} {reason}")]
 pub struct InvalidLimits {
-    /// The field that is zero.
+    /// The offending field.
     pub field: &'static str,
+    /// What is wrong with it.
+    pub reason: &'static str,
 }
 
 /// Why a state-machine snapshot could not be decoded.

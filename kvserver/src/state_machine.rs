@@ -22,6 +22,8 @@ use crate::skiplist::SkipList;
 pub const DEFAULT_MAX_KEY_BYTES: usize = 4 * 1024;
 /// Default largest value, in bytes.
 pub const DEFAULT_MAX_VALUE_BYTES: usize = 1024 * 1024;
+/// Keys and values must stay below 4 GiB (the snapshot's length prefixes assume it).
+const MAX_ITEM_BYTES: usize = u32::MAX as usize;
 /// Rough per-entry memory beyond the key and value bytes (node, two `Bytes`, allocator).
 const ENTRY_OVERHEAD_BYTES: usize = 128;
 
@@ -51,7 +53,7 @@ impl Default for Limits {
 }
 
 impl Limits {
-    /// Checks that every limit is usable.
+    /// Checks that every limit is usable: all at least 1, sizes below 4 GiB.
     ///
     /// # Errors
     /// [`InvalidLimits`] naming the first limit that is zero.
@@ -62,8 +64,18 @@ impl Limits {
             ("max_sessions", self.max_sessions),
             ("max_replies_per_session", self.max_replies_per_session),
         ];
-        match fields.iter().find(|(_, value)| *value == 0) {
-            Some((field, _)) => Err(InvalidLimits { field }),
+        if let Some((field, _)) = fields.iter().find(|(_, value)| *value == 0) {
+            return Err(InvalidLimits {
+                field,
+                reason: "must be at least 1",
+            });
+        }
+        let sizes = &fields[..2];
+        match sizes.iter().find(|(_, value)| *value > MAX_ITEM_BYTES) {
+            Some((field, _)) => Err(InvalidLimits {
+                field,
+                reason: "must be below 4 GiB",
+            }),
             None => Ok(()),
         }
     }
@@ -339,6 +351,11 @@ impl StateMachine {
         self.store.data.is_empty()
     }
 
+    /// Sum of the lengths of all keys and values, in bytes.
+    pub fn data_bytes(&self) -> usize {
+        self.store.data_bytes
+    }
+
     /// Approximate memory held by data and sessions, in bytes (for snapshot decisions).
     pub fn approx_bytes(&self) -> usize {
         self.store.data_bytes
@@ -371,256 +388,4 @@ impl StateMachine {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use proto::kv::{Append, Delete, Put};
-
-    fn request(client_id: u64, seq: u64, op: Op) -> WriteRequest {
-        WriteRequest {
-            client_id,
-            seq,
-            first_unacked_seq: 1,
-            op: Some(op),
-        }
-    }
-
-    fn put(key: &str, value: &str) -> Op {
-        Op::Put(Put {
-            key: Bytes::copy_from_slice(key.as_bytes()),
-            value: value.to_owned().into(),
-        })
-    }
-
-    fn append(key: &str, value: &str) -> Op {
-        Op::Append(Append {
-            key: key.to_owned().into(),
-            value: value.to_owned().into(),
-        })
-    }
-
-    fn delete(key: &str) -> Op {
-        Op::Delete(Delete {
-            key: key.to_owned().into(),
-        })
-    }
-
-    fn cas(key: &str, expected: &str, new_value: &str) -> Op {
-        Op::Cas(Cas {
-            key: key.to_owned().into(),
-            expected: expected.to_owned().into(),
-            new_value: new_value.to_owned().into(),
-        })
-    }
-
-    /// Applies `ops` from one client at consecutive indexes and seqs; returns the replies.
-    fn run(sm: &mut StateMachine, ops: Vec<Op>) -> Vec<WriteResponse> {
-        ops.into_iter()
-            .map(|op| {
-                let index = sm.applied_index().next();
-                sm.apply(index, &request(1, index.get(), op))
-            })
-            .collect()
-    }
-
-    fn value(sm: &StateMachine, key: &str) -> Option<String> {
-        sm.get(key.as_bytes())
-            .map(|v| String::from_utf8(v.to_vec()).unwrap())
-    }
-
-    fn code(reply: &WriteResponse) -> Option<ErrorCode> {
-        reply
-            .error
-            .as_ref()
-            .map(|e| ErrorCode::try_from(e.code).unwrap())
-    }
-
-    #[test]
-    fn put_append_delete() {
-        let mut sm = StateMachine::new(Limits::default());
-        let replies = run(
-            &mut sm,
-            vec![
-                put("a", "1"),
-                append("a", "2"),
-                append("b", "x"),
-                delete("a"),
-                delete("zz"),
-            ],
-        );
-        assert!(replies.iter().all(|r| r.error.is_none()));
-        assert!(
-            replies[3].swapped,
-            "delete of an existing key reports it existed"
-        );
-        assert!(!replies[4].swapped);
-        assert_eq!(value(&sm, "a"), None);
-        assert_eq!(value(&sm, "b").as_deref(), Some("x"));
-        assert_eq!(sm.len(), 1);
-        assert_eq!(sm.applied_index(), LogIndex(5));
-    }
-
-    #[test]
-    fn append_concatenates() {
-        let mut sm = StateMachine::new(Limits::default());
-        run(&mut sm, vec![put("k", "ab"), append("k", "cd")]);
-        assert_eq!(value(&sm, "k").as_deref(), Some("abcd"));
-    }
-
-    #[test]
-    fn cas_with_empty_expected_means_absent() {
-        let mut sm = StateMachine::new(Limits::default());
-        let r = run(
-            &mut sm,
-            vec![
-                cas("k", "", "v1"), // absent -> swaps
-                cas("k", "", "v2"), // present -> no swap
-                cas("k", "zz", "v3"),
-                cas("k", "v1", "v4"),
-                put("e", ""),
-                cas("e", "", "v5"), // present with an empty value: not "absent"
-            ],
-        );
-        let swapped: Vec<bool> = r.iter().map(|r| r.swapped).collect();
-        assert_eq!(swapped, [true, false, false, true, false, false]);
-        assert_eq!(value(&sm, "k").as_deref(), Some("v4"));
-        assert_eq!(value(&sm, "e").as_deref(), Some(""));
-    }
-
-    #[test]
-    fn append_beyond_value_limit_is_invalid_and_changes_nothing() {
-        let limits = Limits {
-            max_value_bytes: 4,
-            ..Limits::default()
-        };
-        let mut sm = StateMachine::new(limits);
-        let r = run(
-            &mut sm,
-            vec![put("k", "abc"), append("k", "de"), append("k", "d")],
-        );
-        assert_eq!(code(&r[1]), Some(ErrorCode::InvalidArgument));
-        assert!(r[2].error.is_none());
-        assert_eq!(value(&sm, "k").as_deref(), Some("abcd"));
-    }
-
-    #[test]
-    fn oversized_writes_are_rejected_at_apply_too() {
-        let limits = Limits {
-            max_key_bytes: 2,
-            max_value_bytes: 2,
-            ..Limits::default()
-        };
-        let mut sm = StateMachine::new(limits);
-        let r = run(
-            &mut sm,
-            vec![put("key", "v"), put("k", "value"), put("k", "")],
-        );
-        assert_eq!(code(&r[0]), Some(ErrorCode::InvalidArgument));
-        assert_eq!(code(&r[1]), Some(ErrorCode::InvalidArgument));
-        assert!(r[2].error.is_none());
-        assert_eq!(sm.len(), 1);
-    }
-
-    #[test]
-    fn validate_write_checks_sizes_and_fields() {
-        let limits = Limits {
-            max_key_bytes: 3,
-            max_value_bytes: 3,
-            ..Limits::default()
-        };
-        let ok = |op| limits.validate_write(&request(1, 1, op));
-        assert!(ok(put("k", "v")).is_ok());
-        assert!(ok(put("", "v")).is_err());
-        assert!(ok(put("long", "v")).is_err());
-        assert!(ok(put("k", "long")).is_err());
-        assert!(ok(append("k", "long")).is_err());
-        assert!(ok(cas("k", "long", "v")).is_err());
-        assert!(ok(cas("k", "v", "long")).is_err());
-        assert!(ok(delete("long")).is_err());
-        let missing = WriteRequest {
-            client_id: 1,
-            seq: 1,
-            first_unacked_seq: 1,
-            op: None,
-        };
-        let error = limits.validate_write(&missing).unwrap_err();
-        assert_eq!(error.code, ErrorCode::InvalidArgument as i32);
-        let seq_zero = WriteRequest {
-            seq: 0,
-            first_unacked_seq: 0,
-            ..request(1, 1, put("k", "v"))
-        };
-        assert!(limits.validate_write(&seq_zero).is_err());
-        let acked_ahead = WriteRequest {
-            first_unacked_seq: 2,
-            ..request(1, 1, put("k", "v"))
-        };
-        assert!(limits.validate_write(&acked_ahead).is_err());
-    }
-
-    #[test]
-    fn limits_validate_rejects_zero() {
-        assert!(Limits::default().validate().is_ok());
-        let limits = Limits {
-            max_sessions: 0,
-            ..Limits::default()
-        };
-        assert_eq!(limits.validate().unwrap_err().field, "max_sessions");
-    }
-
-    #[test]
-    fn duplicate_entry_returns_cached_reply_without_reapplying() {
-        let mut sm = StateMachine::new(Limits::default());
-        let append_once = request(5, 1, append("k", "x")).encode_to_vec();
-        let first = sm.apply_entry(LogIndex(1), &append_once);
-        let retry = sm.apply_entry(LogIndex(2), &append_once);
-        assert_eq!(first, retry);
-        assert_eq!(first.map(|(client, seq, _)| (client, seq)), Some((5, 1)));
-        assert_eq!(value(&sm, "k").as_deref(), Some("x"));
-        assert_eq!(sm.applied_index(), LogIndex(2));
-    }
-
-    #[test]
-    fn corrupt_entry_is_skipped_and_counts_as_applied() {
-        let mut sm = StateMachine::new(Limits::default());
-        assert_eq!(sm.apply_entry(LogIndex(3), &[0xff, 0xff, 0xff]), None);
-        assert_eq!(sm.applied_index(), LogIndex(3));
-        assert!(sm.is_empty());
-    }
-
-    #[test]
-    fn old_entries_are_ignored() {
-        let mut sm = StateMachine::new(Limits::default());
-        let entry = request(5, 1, put("k", "v")).encode_to_vec();
-        assert!(sm.apply_entry(LogIndex(4), &entry).is_some());
-        let other = request(5, 2, put("k", "w")).encode_to_vec();
-        assert_eq!(sm.apply_entry(LogIndex(4), &other), None);
-        assert_eq!(value(&sm, "k").as_deref(), Some("v"));
-        sm.apply_noop(LogIndex(6));
-        sm.apply_noop(LogIndex(5));
-        assert_eq!(sm.applied_index(), LogIndex(6));
-    }
-
-    #[test]
-    fn missing_op_replies_invalid_argument() {
-        let mut sm = StateMachine::new(Limits::default());
-        let entry = WriteRequest {
-            client_id: 1,
-            seq: 1,
-            first_unacked_seq: 1,
-            op: None,
-        };
-        let reply = sm.apply(LogIndex(1), &entry);
-        assert_eq!(code(&reply), Some(ErrorCode::InvalidArgument));
-    }
-
-    #[test]
-    fn approx_bytes_tracks_data() {
-        let mut sm = StateMachine::new(Limits::default());
-        let empty = sm.approx_bytes();
-        run(&mut sm, vec![put("k", "0123456789")]);
-        let one = sm.approx_bytes();
-        assert!(one > empty + 11);
-        run(&mut sm, vec![put("k", "0"), delete("k")]);
-        assert_eq!(sm.store.data_bytes, 0);
-    }
-}
+mod tests;

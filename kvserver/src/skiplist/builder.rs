@@ -5,7 +5,7 @@
 //! so each push links the new node after the tails of its levels without any search.
 
 use super::node::{DEFAULT_SEED, HEAD, MAX_HEIGHT};
-use super::SkipList;
+use super::{OrderPrefix, SkipList};
 use crate::error::OutOfOrderKey;
 
 /// Builds a [`SkipList`] from sorted entries; see [`SkipList::from_sorted_iter`].
@@ -25,7 +25,7 @@ pub struct SortedBuilder<K, V> {
     tails: [u32; MAX_HEIGHT],
 }
 
-impl<K: Ord, V> SortedBuilder<K, V> {
+impl<K: Ord + OrderPrefix, V> SortedBuilder<K, V> {
     /// A builder with room for `capacity` entries before the arena grows.
     pub fn with_capacity(capacity: usize) -> Self {
         Self::with_seed_and_capacity(DEFAULT_SEED, capacity)
@@ -52,7 +52,8 @@ impl<K: Ord, V> SortedBuilder<K, V> {
             });
         }
         let height = self.list.rng.random_height();
-        let node = self.list.arena.alloc(key, value, height);
+        let prefix = key.order_prefix();
+        let node = self.list.arena.alloc(key, prefix, value, height);
         for (level, tail) in self.tails.iter_mut().enumerate().take(height) {
             self.list.arena.set_next(*tail, level, node);
             *tail = node;
@@ -86,7 +87,7 @@ impl<K, V> std::fmt::Debug for SortedBuilder<K, V> {
     }
 }
 
-impl<K: Ord, V> SkipList<K, V> {
+impl<K: Ord + OrderPrefix, V> SkipList<K, V> {
     /// Builds a list in O(n) from entries in strictly increasing key order.
     ///
     /// # Errors

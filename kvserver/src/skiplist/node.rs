@@ -13,6 +13,9 @@
 //! - a node of height > `INLINE_LINKS` owns exactly one overflow segment, and freed
 //!   segments are chained through their first slot.
 
+use std::borrow::Borrow;
+use std::cmp::Ordering;
+
 /// The most levels a tower can have. With p = 1/4, 16 levels index 4^16 = 2^32 entries,
 /// which is all that `u32` node indexes can address.
 pub(crate) const MAX_HEIGHT: usize = 16;
@@ -38,6 +41,8 @@ pub(super) struct Node<K, V> {
     pub(super) overflow: u32,
     /// Tower height, `1..=MAX_HEIGHT`.
     pub(super) height: u8,
+    /// The key's [`OrderPrefix`](super::OrderPrefix), compared before the key itself.
+    pub(super) prefix: u64,
     /// The key and value; `None` while the slot is on the free list.
     pub(super) entry: Option<(K, V)>,
 }
@@ -65,6 +70,7 @@ impl<K, V> Arena<K, V> {
             links: [NIL; INLINE_LINKS],
             overflow: head_overflow,
             height: MAX_HEIGHT as u8,
+            prefix: 0,
             entry: None,
         });
         arena
@@ -133,6 +139,24 @@ impl<K, V> Arena<K, V> {
         }
     }
 
+    /// Compares a live node's key with `key`, whose prefix is `key_prefix`: the prefixes
+    /// first, the keys only when the prefixes are equal (same panics as [`Arena::key`]).
+    #[inline]
+    pub(super) fn cmp_key<Q>(&self, node: u32, key: &Q, key_prefix: u64) -> Ordering
+    where
+        K: Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
+        let n = &self.nodes[node as usize];
+        match n.prefix.cmp(&key_prefix) {
+            Ordering::Equal => match &n.entry {
+                Some((stored, _)) => stored.borrow().cmp(key),
+                None => panic!("skip list invariant broken: node {node} is linked but free"),
+            },
+            unequal => unequal,
+        }
+    }
+
     /// The key and value of a live node (same panics as [`Arena::key`]).
     #[inline]
     pub(super) fn entry(&self, node: u32) -> (&K, &V) {
@@ -155,7 +179,7 @@ impl<K, V> Arena<K, V> {
     ///
     /// # Panics
     /// When the arena would exceed `u32::MAX - 1` nodes.
-    pub(super) fn alloc(&mut self, key: K, value: V, height: usize) -> u32 {
+    pub(super) fn alloc(&mut self, key: K, prefix: u64, value: V, height: usize) -> u32 {
         let overflow = if height > INLINE_LINKS {
             self.alloc_overflow()
         } else {
@@ -165,6 +189,7 @@ impl<K, V> Arena<K, V> {
             links: [NIL; INLINE_LINKS],
             overflow,
             height: height as u8,
+            prefix,
             entry: Some((key, value)),
         };
         if self.free_node != NIL {
