@@ -255,6 +255,16 @@ impl Model for KvModel {
         }
     }
 
+    /// Reads, failed Cas and Deletes of an absent key never change the state.
+    fn is_read_only(&self, input: &KvInput, output: &KvOutput) -> bool {
+        matches!(
+            (input, output),
+            (KvInput::Get { .. }, KvOutput::Value(_) | KvOutput::Unknown)
+                | (KvInput::Cas { .. }, KvOutput::Swapped(false))
+                | (KvInput::Delete { .. }, KvOutput::Swapped(false))
+        )
+    }
+
     /// One partition per key, in key order; unknown-outcome Gets are left out.
     fn partition(&self, history: &[KvOperation]) -> Vec<Vec<usize>> {
         let mut by_key: std::collections::BTreeMap<&[u8], Vec<usize>> = Default::default();

@@ -29,6 +29,7 @@ use crate::history::Operation;
 ///   effect anywhere after its call, and "never happened" is the same as "happened after every
 ///   observed operation". See [`crate::history`] for how such operations are recorded.
 /// - [`Model::partition`] must only group operations that can be checked independently.
+/// - [`Model::is_read_only`] may only say `true` for operations that never change the state.
 pub trait Model {
     /// What a client asked for (e.g. `Get(key)`).
     type Input: Debug;
@@ -51,6 +52,18 @@ pub trait Model {
         input: &Self::Input,
         output: &Self::Output,
     ) -> Option<Self::State>;
+
+    /// Whether `input` with `output` never changes the state: for every state `s`, `step`
+    /// returns `None` or a state equal to `s` (a read, a failed compare-and-swap).
+    ///
+    /// Optional, and only a speed-up: the checker linearizes such an operation as soon as the
+    /// model accepts it, without trying alternatives first. That is sound because moving an
+    /// accepted, state-preserving operation that is free to go next to the front of any valid
+    /// continuation leaves that continuation valid. Answering `true` for an operation that
+    /// can change the state makes the checker wrong; the default, `false`, is always safe.
+    fn is_read_only(&self, _input: &Self::Input, _output: &Self::Output) -> bool {
+        false
+    }
 
     /// Splits a history into independently checkable parts, as lists of indexes into
     /// `history`.

@@ -15,6 +15,13 @@
 //! with nothing left to backtrack. The memo (Lowe's "configurations seen") makes the search
 //! visit every `(linearized set, state)` pair at most once.
 //!
+//! One reduction on top: after each linearization the walk first looks only at state-preserving
+//! candidates (`Model::is_read_only`: reads, failed compare-and-swaps). One the model accepts
+//! is linearized at once and never swapped for an alternative on backtracking, because any
+//! valid continuation stays valid with that read moved to its front. Without this, concurrent
+//! writes that the model always accepts (appends) get tried before reads that must precede
+//! them, and the search wanders through every subset of those reads.
+//!
 //! Invariants: list lifts and unlifts are strictly nested (stack order), which is what lets
 //! an unlifted entry reuse its stale `prev`/`next` links (dancing links). The linearized set's
 //! Zobrist hash is always the XOR of the keys of the operations in the set.
@@ -253,6 +260,34 @@ fn mix64(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
+/// One linearized operation on the search stack.
+#[derive(Debug)]
+struct Frame<S> {
+    /// Its call entry.
+    call: usize,
+    /// The state before it.
+    previous: S,
+    /// Linearized by the read-first reduction: no alternative needs trying in its place.
+    forced: bool,
+}
+
+/// Which candidates the walk from the list head is considering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Only state-preserving operations, each committed to as soon as the model accepts it.
+    Reads,
+    /// Every candidate in call order, with backtracking.
+    All,
+}
+
+/// What happened when the search tried to linearize one operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Attempt {
+    Linearized,
+    Rejected,
+    SeenBefore,
+}
+
 /// The state of one partition's search.
 struct Search<'a, M: Model> {
     model: &'a M,
@@ -260,8 +295,8 @@ struct Search<'a, M: Model> {
     list: EntryList,
     linearized: LinearizedSet,
     memo: Memo<M::State>,
-    /// Linearized call entries with the state before each, in linearization order.
-    stack: Vec<(usize, M::State)>,
+    /// Linearized operations, in linearization order.
+    stack: Vec<Frame<M::State>>,
     state: M::State,
     deepest: Option<Deepest<M::State>>,
 }
@@ -289,57 +324,92 @@ pub(crate) fn search_partition<M: Model>(
 }
 
 impl<M: Model> Search<'_, M> {
+    /// The walk. After every linearization it restarts from the head in the `Reads` phase
+    /// (commit to any accepted read among the candidates), then explores in the `All` phase.
     fn run(&mut self, meter: &mut StepMeter) -> SearchOutcome<M::State> {
         let mut entry = self.list.first();
+        let mut phase = Phase::Reads;
         while !self.list.is_empty() {
             if let Err(limit) = meter.spend() {
                 return SearchOutcome::OutOfBudget(limit);
             }
             assert!(entry != NIL, "lincheck: the walk ran off the end of the entry list");
-            if self.list.is_call(entry) {
-                entry = self.try_linearize(entry);
+            let dead_end = match (self.list.is_call(entry), phase) {
+                (true, Phase::Reads) if !self.is_read_only(entry) => false,
+                (true, Phase::Reads) => match self.attempt(entry, true) {
+                    Attempt::Linearized => {
+                        entry = self.list.first();
+                        continue;
+                    }
+                    Attempt::Rejected => false,
+                    // Committing to this read is sound, so if what follows it was already
+                    // explored and failed, this configuration fails too.
+                    Attempt::SeenBefore => true,
+                },
+                (true, Phase::All) => {
+                    if self.attempt(entry, false) == Attempt::Linearized {
+                        (entry, phase) = (self.list.first(), Phase::Reads);
+                        continue;
+                    }
+                    false
+                }
+                (false, Phase::Reads) => {
+                    (entry, phase) = (self.list.first(), Phase::All);
+                    continue;
+                }
+                // A return entry: its operation's deadline passed before it was linearized.
+                (false, Phase::All) => {
+                    self.note_depth(entry);
+                    true
+                }
+            };
+            if !dead_end {
+                entry = self.list.next[entry];
                 continue;
             }
-            // A return entry: its operation's deadline passed before it was linearized.
-            self.note_depth(entry);
             match self.backtrack() {
-                Some(next) => entry = next,
-                None => {
-                    let deepest = self.deepest.take();
-                    let deepest = deepest.unwrap_or_else(|| self.snapshot(entry));
-                    return SearchOutcome::NotLinearizable(deepest);
-                }
+                Some(next) => (entry, phase) = (next, Phase::All),
+                None => return SearchOutcome::NotLinearizable(self.take_deepest(entry)),
             }
         }
         SearchOutcome::Linearizable
     }
 
-    /// Tries to linearize the operation of `call` now; returns the next entry to visit.
-    fn try_linearize(&mut self, call: usize) -> usize {
+    fn is_read_only(&self, call: usize) -> bool {
+        let op = self.ops[self.list.op[call]];
+        self.model.is_read_only(&op.input, &op.output)
+    }
+
+    /// Tries to linearize the operation of `call` now.
+    fn attempt(&mut self, call: usize, forced: bool) -> Attempt {
         let op_index = self.list.op[call];
         let op = self.ops[op_index];
         let Some(next_state) = self.model.step(&self.state, &op.input, &op.output) else {
-            return self.list.next[call];
+            return Attempt::Rejected;
         };
         self.linearized.insert(op_index);
         if !self.memo.insert_if_new(&self.linearized, &next_state) {
             self.linearized.remove(op_index);
-            return self.list.next[call];
+            return Attempt::SeenBefore;
         }
         let previous = std::mem::replace(&mut self.state, next_state);
-        self.stack.push((call, previous));
+        self.stack.push(Frame { call, previous, forced });
         self.list.lift(call);
-        self.list.first()
+        Attempt::Linearized
     }
 
-    /// Undoes the last linearization; returns the entry after it, or `None` if there is
-    /// nothing left to undo.
+    /// Undoes linearizations up to and including the last one that had alternatives; returns
+    /// the entry after it (the next alternative), or `None` if there is nothing left to undo.
     fn backtrack(&mut self) -> Option<usize> {
-        let (call, previous) = self.stack.pop()?;
-        self.state = previous;
-        self.linearized.remove(self.list.op[call]);
-        self.list.unlift(call);
-        Some(self.list.next[call])
+        loop {
+            let Frame { call, previous, forced } = self.stack.pop()?;
+            self.state = previous;
+            self.linearized.remove(self.list.op[call]);
+            self.list.unlift(call);
+            if !forced {
+                return Some(self.list.next[call]);
+            }
+        }
     }
 
     /// Remembers this point if it is the deepest the search has reached.
@@ -350,19 +420,26 @@ impl<M: Model> Search<'_, M> {
         }
     }
 
-    fn snapshot(&self, blocked_return: usize) -> Deepest<M::State> {
+    fn take_deepest(&mut self, entry: usize) -> Deepest<M::State> {
+        match self.deepest.take() {
+            Some(deepest) => deepest,
+            None => self.snapshot(entry),
+        }
+    }
+
+    fn snapshot(&self, blocked: usize) -> Deepest<M::State> {
         let mut candidates = Vec::new();
         let mut entry = self.list.first();
-        while entry != blocked_return && entry != NIL {
+        while entry != blocked && entry != NIL {
             if self.list.is_call(entry) {
                 candidates.push(self.list.op[entry]);
             }
             entry = self.list.next[entry];
         }
         Deepest {
-            linearized: self.stack.iter().map(|&(call, _)| self.list.op[call]).collect(),
+            linearized: self.stack.iter().map(|frame| self.list.op[frame.call]).collect(),
             state: self.state.clone(),
-            blocked: self.list.op[blocked_return],
+            blocked: self.list.op[blocked],
             candidates,
         }
     }
