@@ -1,0 +1,517 @@
+//! The Wing-Gong/Lowe linearizability search over one partition, with memoization.
+//!
+//! The history is turned into a doubly linked list of call and return entries sorted by time
+//! (calls before returns at equal times, so touching intervals overlap). The search walks the
+//! list from the front:
+//! - at a call entry, it tries to linearize that operation now: if the model accepts it and
+//!   the resulting `(set of linearized operations, state)` was never seen before, the
+//!   operation's call and return entries are lifted out of the list, the old state is pushed
+//!   on a stack, and the walk restarts from the front;
+//! - at a return entry, that operation should already have been linearized (its deadline has
+//!   passed), so the search backtracks: it pops the last linearized operation, puts its
+//!   entries back, and tries the next candidate after it.
+//!
+//! The history is linearizable iff the list empties; it is not iff a return entry is reached
+//! with nothing left to backtrack. The memo (Lowe's "configurations seen") makes the search
+//! visit every `(linearized set, state)` pair at most once.
+//!
+//! One reduction on top: after each linearization the walk first looks only at state-preserving
+//! candidates (`Model::is_read_only`: reads, failed compare-and-swaps). One the model accepts
+//! is linearized at once and never swapped for an alternative on backtracking, because any
+//! valid continuation stays valid with that read moved to its front. Without this, concurrent
+//! writes that the model always accepts (appends) get tried before reads that must precede
+//! them, and the search wanders through every subset of those reads.
+//!
+//! Invariants: list lifts and unlifts are strictly nested (stack order), which is what lets
+//! an unlifted entry reuse its stale `prev`/`next` links (dancing links). The linearized set's
+//! Zobrist hash is always the XOR of the keys of the operations in the set.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, DefaultHasher, Hash, Hasher};
+use std::time::Instant;
+
+use crate::budget::{Budget, BudgetLimit};
+use crate::history::Operation;
+use crate::model::Model;
+
+/// Index of the list head sentinel.
+const HEAD: usize = 0;
+/// "No entry".
+const NIL: usize = usize::MAX;
+/// How many steps pass between two clock reads when a time limit is set.
+const STEPS_PER_CLOCK_READ: u64 = 1024;
+
+/// The furthest point the search reached: the longest linearizable prefix it found and the
+/// operation whose return it could not get past.
+#[derive(Debug, Clone)]
+pub(crate) struct Deepest<S> {
+    /// Partition-local indexes of the linearized operations, in linearization order.
+    pub linearized: Vec<usize>,
+    /// The model state after `linearized`.
+    pub state: S,
+    /// The operation whose return entry was reached before it could be linearized.
+    pub blocked: usize,
+    /// Every operation that had been called but not linearized at that point (the ones that
+    /// could have been linearized next), in call order. Includes `blocked`.
+    pub candidates: Vec<usize>,
+}
+
+/// How the search of one partition ended.
+#[derive(Debug)]
+pub(crate) enum SearchOutcome<S> {
+    /// A linearization exists.
+    Linearizable,
+    /// No linearization exists; `Deepest` says where every attempt got furthest.
+    NotLinearizable(Deepest<S>),
+    /// The budget ran out before the search finished.
+    OutOfBudget(BudgetLimit),
+}
+
+/// Counts steps and watches the clock across every partition of one check.
+#[derive(Debug)]
+pub(crate) struct StepMeter {
+    max_steps: u64,
+    deadline: Option<Instant>,
+    /// Steps taken so far.
+    pub steps: u64,
+    /// Memo entries created so far.
+    pub memo_entries: usize,
+}
+
+impl StepMeter {
+    pub fn new(budget: &Budget) -> Self {
+        let deadline = budget.time_limit.map(|limit| Instant::now() + limit);
+        Self { max_steps: budget.max_steps, deadline, steps: 0, memo_entries: 0 }
+    }
+
+    /// Takes one step, or says which limit stops us.
+    fn spend(&mut self) -> Result<(), BudgetLimit> {
+        if self.steps >= self.max_steps {
+            return Err(BudgetLimit::Steps);
+        }
+        self.steps += 1;
+        if let Some(deadline) = self.deadline {
+            if self.steps % STEPS_PER_CLOCK_READ == 0 && Instant::now() >= deadline {
+                return Err(BudgetLimit::Time);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Call and return entries of one partition as an index-linked list (entry 0 is the head).
+#[derive(Debug)]
+struct EntryList {
+    next: Vec<usize>,
+    prev: Vec<usize>,
+    /// Entry -> partition-local operation index (unused for the head).
+    op: Vec<usize>,
+    /// Call entry -> its return entry; `NIL` for return entries and the head.
+    partner: Vec<usize>,
+}
+
+impl EntryList {
+    /// Builds the list from each operation's `(call, ret)` times.
+    fn new(intervals: &[(u64, u64)]) -> Self {
+        // (time, 0 = call / 1 = return, op): calls sort before returns at equal times.
+        let mut events: Vec<(u64, u8, usize)> = Vec::with_capacity(intervals.len() * 2);
+        for (op, &(call, ret)) in intervals.iter().enumerate() {
+            events.push((call, 0, op));
+            events.push((ret, 1, op));
+        }
+        events.sort_unstable();
+        let len = events.len() + 1;
+        let mut list = Self {
+            next: (1..=len).map(|i| if i == len { NIL } else { i }).collect(),
+            prev: (0..len).map(|i| i.wrapping_sub(1)).collect(),
+            op: vec![NIL; len],
+            partner: vec![NIL; len],
+        };
+        let mut call_entry = vec![NIL; intervals.len()];
+        for (position, &(_, kind, op)) in events.iter().enumerate() {
+            let entry = position + 1;
+            list.op[entry] = op;
+            if kind == 0 {
+                call_entry[op] = entry;
+            } else {
+                list.partner[call_entry[op]] = entry;
+            }
+        }
+        list
+    }
+
+    fn first(&self) -> usize {
+        self.next[HEAD]
+    }
+
+    fn is_empty(&self) -> bool {
+        self.next[HEAD] == NIL
+    }
+
+    fn is_call(&self, entry: usize) -> bool {
+        self.partner[entry] != NIL
+    }
+
+    fn remove(&mut self, entry: usize) {
+        let (prev, next) = (self.prev[entry], self.next[entry]);
+        self.next[prev] = next;
+        if next != NIL {
+            self.prev[next] = prev;
+        }
+    }
+
+    fn restore(&mut self, entry: usize) {
+        let (prev, next) = (self.prev[entry], self.next[entry]);
+        self.next[prev] = entry;
+        if next != NIL {
+            self.prev[next] = entry;
+        }
+    }
+
+    /// Takes a call entry and its return entry out of the list.
+    fn lift(&mut self, call: usize) {
+        self.remove(call);
+        self.remove(self.partner[call]);
+    }
+
+    /// Undoes the most recent `lift` (which must have been of `call`).
+    fn unlift(&mut self, call: usize) {
+        self.restore(self.partner[call]);
+        self.restore(call);
+    }
+}
+
+/// The set of linearized operations, with an incrementally maintained Zobrist hash.
+#[derive(Debug)]
+struct LinearizedSet {
+    words: Vec<u64>,
+    keys: Vec<u64>,
+    hash: u64,
+}
+
+impl LinearizedSet {
+    fn new(len: usize) -> Self {
+        let keys = (0..len as u64).map(|i| mix64(i.wrapping_add(0x5eed))).collect();
+        Self { words: vec![0; len.div_ceil(64)], keys, hash: 0 }
+    }
+
+    fn insert(&mut self, op: usize) {
+        self.words[op / 64] |= 1 << (op % 64);
+        self.hash ^= self.keys[op];
+    }
+
+    fn remove(&mut self, op: usize) {
+        self.words[op / 64] &= !(1 << (op % 64));
+        self.hash ^= self.keys[op];
+    }
+}
+
+/// A `Hasher` for keys that are already well-mixed `u64`s.
+#[derive(Debug, Default)]
+struct PremixedHasher(u64);
+
+impl Hasher for PremixedHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = mix64(self.0 ^ u64::from(byte));
+        }
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.0 = value;
+    }
+}
+
+/// Every `(linearized set, state)` configuration the search has reached.
+#[derive(Debug)]
+struct Memo<S> {
+    // Unbounded on purpose: the step budget bounds how many entries can be added.
+    buckets: HashMap<u64, Vec<(Box<[u64]>, S)>, BuildHasherDefault<PremixedHasher>>,
+}
+
+impl<S: Eq + Hash + Clone> Memo<S> {
+    fn new() -> Self {
+        Self { buckets: HashMap::default() }
+    }
+
+    /// Records the configuration; returns false if it was already recorded.
+    fn insert_if_new(&mut self, set: &LinearizedSet, state: &S) -> bool {
+        let mut hasher = DefaultHasher::new();
+        state.hash(&mut hasher);
+        let key = mix64(set.hash ^ hasher.finish().rotate_left(29));
+        let bucket = self.buckets.entry(key).or_default();
+        let seen = bucket.iter().any(|(words, seen)| **words == set.words[..] && seen == state);
+        if !seen {
+            bucket.push((set.words.clone().into_boxed_slice(), state.clone()));
+        }
+        !seen
+    }
+}
+
+/// SplitMix64's finalizer: a cheap, well-distributed 64-bit mix.
+fn mix64(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+/// One linearized operation on the search stack.
+#[derive(Debug)]
+struct Frame<S> {
+    /// Its call entry.
+    call: usize,
+    /// The state before it.
+    previous: S,
+    /// Linearized by the read-first reduction: no alternative needs trying in its place.
+    forced: bool,
+}
+
+/// Which candidates the walk from the list head is considering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Only state-preserving operations, each committed to as soon as the model accepts it.
+    Reads,
+    /// Every candidate in call order, with backtracking.
+    All,
+}
+
+/// What happened when the search tried to linearize one operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Attempt {
+    Linearized,
+    Rejected,
+    SeenBefore,
+}
+
+/// The state of one partition's search.
+struct Search<'a, M: Model> {
+    model: &'a M,
+    ops: &'a [&'a Operation<M::Input, M::Output>],
+    list: EntryList,
+    linearized: LinearizedSet,
+    memo: Memo<M::State>,
+    /// Linearized operations, in linearization order.
+    stack: Vec<Frame<M::State>>,
+    state: M::State,
+    deepest: Option<Deepest<M::State>>,
+}
+
+/// Searches for a linearization of `ops` (one partition) under `model`.
+pub(crate) fn search_partition<M: Model>(
+    model: &M,
+    ops: &[&Operation<M::Input, M::Output>],
+    meter: &mut StepMeter,
+) -> SearchOutcome<M::State> {
+    let intervals: Vec<(u64, u64)> = ops.iter().map(|op| (op.call, op.ret)).collect();
+    let mut search = Search {
+        model,
+        ops,
+        list: EntryList::new(&intervals),
+        linearized: LinearizedSet::new(ops.len()),
+        memo: Memo::new(),
+        stack: Vec::with_capacity(ops.len()),
+        state: model.init(),
+        deepest: None,
+    };
+    let outcome = search.run(meter);
+    meter.memo_entries += search.memo.buckets.values().map(Vec::len).sum::<usize>();
+    outcome
+}
+
+impl<M: Model> Search<'_, M> {
+    /// The walk. After every linearization it restarts from the head in the `Reads` phase
+    /// (commit to any accepted read among the candidates), then explores in the `All` phase.
+    fn run(&mut self, meter: &mut StepMeter) -> SearchOutcome<M::State> {
+        let mut entry = self.list.first();
+        let mut phase = Phase::Reads;
+        while !self.list.is_empty() {
+            if let Err(limit) = meter.spend() {
+                return SearchOutcome::OutOfBudget(limit);
+            }
+            assert!(entry != NIL, "lincheck: the walk ran off the end of the entry list");
+            let dead_end = match (self.list.is_call(entry), phase) {
+                (true, Phase::Reads) if !self.is_read_only(entry) => false,
+                (true, Phase::Reads) => match self.attempt(entry, true) {
+                    Attempt::Linearized => {
+                        entry = self.list.first();
+                        continue;
+                    }
+                    Attempt::Rejected => false,
+                    // Committing to this read is sound, so if what follows it was already
+                    // explored and failed, this configuration fails too.
+                    Attempt::SeenBefore => true,
+                },
+                (true, Phase::All) => {
+                    if self.attempt(entry, false) == Attempt::Linearized {
+                        (entry, phase) = (self.list.first(), Phase::Reads);
+                        continue;
+                    }
+                    false
+                }
+                (false, Phase::Reads) => {
+                    (entry, phase) = (self.list.first(), Phase::All);
+                    continue;
+                }
+                // A return entry: its operation's deadline passed before it was linearized.
+                (false, Phase::All) => {
+                    self.note_depth(entry);
+                    true
+                }
+            };
+            if !dead_end {
+                entry = self.list.next[entry];
+                continue;
+            }
+            match self.backtrack() {
+                Some(next) => (entry, phase) = (next, Phase::All),
+                None => return SearchOutcome::NotLinearizable(self.take_deepest(entry)),
+            }
+        }
+        SearchOutcome::Linearizable
+    }
+
+    fn is_read_only(&self, call: usize) -> bool {
+        let op = self.ops[self.list.op[call]];
+        self.model.is_read_only(&op.input, &op.output)
+    }
+
+    /// Tries to linearize the operation of `call` now.
+    fn attempt(&mut self, call: usize, forced: bool) -> Attempt {
+        let op_index = self.list.op[call];
+        let op = self.ops[op_index];
+        let Some(next_state) = self.model.step(&self.state, &op.input, &op.output) else {
+            return Attempt::Rejected;
+        };
+        self.linearized.insert(op_index);
+        if !self.memo.insert_if_new(&self.linearized, &next_state) {
+            self.linearized.remove(op_index);
+            return Attempt::SeenBefore;
+        }
+        let previous = std::mem::replace(&mut self.state, next_state);
+        self.stack.push(Frame { call, previous, forced });
+        self.list.lift(call);
+        Attempt::Linearized
+    }
+
+    /// Undoes linearizations up to and including the last one that had alternatives; returns
+    /// the entry after it (the next alternative), or `None` if there is nothing left to undo.
+    fn backtrack(&mut self) -> Option<usize> {
+        loop {
+            let Frame { call, previous, forced } = self.stack.pop()?;
+            self.state = previous;
+            self.linearized.remove(self.list.op[call]);
+            self.list.unlift(call);
+            if !forced {
+                return Some(self.list.next[call]);
+            }
+        }
+    }
+
+    /// Remembers this point if it is the deepest the search has reached.
+    fn note_depth(&mut self, blocked_return: usize) {
+        let depth = self.stack.len();
+        if self.deepest.as_ref().map_or(true, |deepest| depth > deepest.linearized.len()) {
+            self.deepest = Some(self.snapshot(blocked_return));
+        }
+    }
+
+    fn take_deepest(&mut self, entry: usize) -> Deepest<M::State> {
+        match self.deepest.take() {
+            Some(deepest) => deepest,
+            None => self.snapshot(entry),
+        }
+    }
+
+    fn snapshot(&self, blocked: usize) -> Deepest<M::State> {
+        let mut candidates = Vec::new();
+        let mut entry = self.list.first();
+        while entry != blocked && entry != NIL {
+            if self.list.is_call(entry) {
+                candidates.push(self.list.op[entry]);
+            }
+            entry = self.list.next[entry];
+        }
+        Deepest {
+            linearized: self.stack.iter().map(|frame| self.list.op[frame.call]).collect(),
+            state: self.state.clone(),
+            blocked: self.list.op[blocked],
+            candidates,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn walk(list: &EntryList) -> Vec<(usize, bool)> {
+        let mut out = Vec::new();
+        let mut entry = list.first();
+        while entry != NIL {
+            out.push((list.op[entry], list.is_call(entry)));
+            entry = list.next[entry];
+        }
+        out
+    }
+
+    #[test]
+    fn entries_sort_by_time_with_calls_before_returns_on_ties() {
+        // op 0: [5, 10], op 1: [10, 20] -> touching intervals overlap.
+        let list = EntryList::new(&[(5, 10), (10, 20)]);
+        assert_eq!(walk(&list), vec![(0, true), (1, true), (0, false), (1, false)]);
+    }
+
+    #[test]
+    fn nested_lift_and_unlift_restore_the_list() {
+        let list_times = [(1, 4), (2, 3), (5, 6)];
+        let mut list = EntryList::new(&list_times);
+        let original = walk(&list);
+        let call_of = |list: &EntryList, op: usize| {
+            (1..list.op.len()).find(|&e| list.op[e] == op && list.is_call(e)).unwrap()
+        };
+        let (c1, c0, c2) = (call_of(&list, 1), call_of(&list, 0), call_of(&list, 2));
+        list.lift(c1);
+        assert_eq!(walk(&list), vec![(0, true), (0, false), (2, true), (2, false)]);
+        list.lift(c0);
+        list.lift(c2);
+        assert!(list.is_empty());
+        list.unlift(c2);
+        list.unlift(c0);
+        list.unlift(c1);
+        assert_eq!(walk(&list), original);
+    }
+
+    #[test]
+    fn zobrist_hash_depends_only_on_the_set() {
+        let mut set = LinearizedSet::new(130);
+        set.insert(3);
+        set.insert(129);
+        let both = set.hash;
+        set.remove(3);
+        set.insert(64);
+        set.remove(64);
+        set.insert(3);
+        assert_eq!(set.hash, both);
+        set.remove(3);
+        set.remove(129);
+        assert_eq!(set.hash, 0);
+        assert!(set.words.iter().all(|&w| w == 0));
+    }
+
+    #[test]
+    fn memo_rejects_a_configuration_seen_before() {
+        let mut memo = Memo::new();
+        let mut set = LinearizedSet::new(10);
+        set.insert(1);
+        assert!(memo.insert_if_new(&set, &7u32));
+        assert!(!memo.insert_if_new(&set, &7u32));
+        assert!(memo.insert_if_new(&set, &8u32), "same set, different state");
+        set.insert(2);
+        assert!(memo.insert_if_new(&set, &7u32), "same state, different set");
+    }
+}
