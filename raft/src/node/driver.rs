@@ -226,6 +226,7 @@ impl Driver {
     }
 
     fn dispatch(&mut self, rd: Ready) {
+        let target = rd.persist_target();
         let Ready {
             number: _,
             hard_state,
@@ -238,14 +239,11 @@ impl Driver {
             committed,
             read_states,
             dropped_reads,
+            hard_state_target: _,
         } = rd;
         if !messages.is_empty() {
             self.transport.send(messages);
         }
-        let target = entries
-            .last()
-            .map(|e| (e.index, e.term))
-            .or_else(|| snapshot.as_ref().map(|s| (s.meta.index, s.meta.term)));
         if hard_state.is_some()
             || snapshot.is_some()
             || !entries.is_empty()
