@@ -973,3 +973,33 @@ fn a_crash_during_the_first_open_leaves_a_directory_that_opens() {
     }
     panic!("open never finished");
 }
+
+#[test]
+fn records_over_a_lowered_size_limit_are_still_recovered_but_not_accepted() {
+    let fs = SimFs::new();
+    let big = Entry {
+        index: LogIndex(1),
+        term: Term(1),
+        data: bytes::Bytes::from(vec![9u8; 1000]),
+        ..Entry::default()
+    };
+    let mut s = open_sim(&fs, options()).unwrap();
+    s.append(std::slice::from_ref(&big)).unwrap();
+    s.sync().unwrap();
+    drop(s);
+    let lowered = DiskOptions {
+        max_record_bytes: 100,
+        ..options()
+    };
+    let mut s = open_sim(&fs, lowered).unwrap();
+    assert_eq!(state(&s).entries, vec![big.clone()]);
+    let too_big = Entry {
+        index: LogIndex(2),
+        ..big
+    };
+    assert!(matches!(
+        s.append(&[too_big]),
+        Err(StorageError::Contract(_))
+    ));
+    s.append(&entries(2..=2, 1)).unwrap();
+}

@@ -279,9 +279,12 @@ fn prepare_dirs(
     let existed = fs.exists(dir).map_err(io_error(dir))?;
     fs.create_dir_all(dir).map_err(io_error(dir))?;
     if !existed {
-        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-            fs.sync_dir(parent).map_err(io_error(parent))?;
-        }
+        // Make the new directory's own entry durable in its parent.
+        let parent = match dir.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        fs.sync_dir(parent).map_err(io_error(parent))?;
     }
     let wal_dir = dir.join("wal");
     let snap_dir = dir.join("snap");

@@ -261,16 +261,6 @@ impl<'a> RecordDecoder<'a> {
         }
     }
 
-    /// A decoder over `buf`, starting at `offset` (clamped to the end).
-    pub fn at(buf: &'a [u8], offset: usize, max_record_bytes: u32) -> RecordDecoder<'a> {
-        RecordDecoder {
-            buf,
-            offset: offset.min(buf.len()),
-            max_record_bytes,
-            done: false,
-        }
-    }
-
     /// Where the next record would start.
     pub fn offset(&self) -> usize {
         self.offset

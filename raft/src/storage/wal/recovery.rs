@@ -17,6 +17,12 @@ use std::path::Path;
 /// Segments larger than this are refused (they would be read whole).
 const MIN_SEGMENT_READ_LIMIT_BYTES: u64 = 1 << 30;
 
+/// The record length limit when reading. `max_record_bytes` limits what is written;
+/// reading accepts any length (a record is sliced out of the segment bytes already in
+/// memory, never allocated from its length), so lowering the option never turns
+/// records written under a higher limit into "garbage".
+const READ_MAX_RECORD_BYTES: u32 = u32::MAX;
+
 /// Replays every segment in `dir` against the newest valid snapshot file's position.
 /// Returns the segments left on disk (an empty last segment is removed) and the state.
 ///
@@ -107,7 +113,7 @@ fn replay_segment(
         ));
     }
     let bytes = fs.read(&path).map_err(io_error(&path))?;
-    let scan = scan_segment(&bytes, options.max_record_bytes);
+    let scan = scan_segment(&bytes, READ_MAX_RECORD_BYTES);
     for (offset, record) in scan.records {
         if let WalRecord::Entry(entry) = &record {
             segment.max_entry_index = segment.max_entry_index.max(entry.index);
