@@ -1,15 +1,17 @@
 //! The skip list's arena: nodes in one `Vec`, linked by `u32` indexes instead of pointers
 //! (the workspace forbids `unsafe`), plus the seeded level generator.
 //!
-//! Layout, chosen by measurement (see `benches/skiplist.rs` and the module docs of
-//! [`super`]): each node keeps its first [`INLINE_LINKS`] next-links inline, next to its key,
-//! so a search step touches one node; the rare taller towers (1 in 4^INLINE_LINKS nodes with
-//! p = 1/4) keep their upper links in fixed-size segments of a shared `overflow_links` vector.
+//! Layout, chosen by measurement (see the module docs of [`super`]): a node is split in two
+//! parallel vectors. Its 32-byte tower (key prefix, the first [`INLINE_LINKS`] next-links,
+//! height) is all a search step reads; its key and value sit in `entries`, read only when
+//! prefixes tie. The rare taller towers (1 in 4^INLINE_LINKS nodes with p = 1/4) keep their
+//! upper links in fixed-size segments of a shared `overflow_links` vector.
 //!
 //! Invariants:
+//! - `towers` and `entries` have the same length; index i of both is node i;
 //! - node 0 is the head: no entry, full height, never freed;
-//! - a node is either live (`entry` is `Some`, reachable at level 0) or on the free list
-//!   (`entry` is `None`, chained through `links[0]`);
+//! - a node is either live (entry `Some`, reachable at level 0) or on the free list
+//!   (entry `None`, chained through `links[0]`);
 //! - a node of height > `INLINE_LINKS` owns exactly one overflow segment, and freed
 //!   segments are chained through their first slot.
 
@@ -32,25 +34,27 @@ pub(super) const HEAD: u32 = 0;
 /// Default seed of the level generator, so that a list's shape is reproducible.
 pub(super) const DEFAULT_SEED: u64 = 0x5EED_5C1B_11A7_0001;
 
-/// One arena slot.
-#[derive(Clone)]
-pub(super) struct Node<K, V> {
-    /// Next-links for levels `0..min(height, INLINE_LINKS)`.
-    pub(super) links: [u32; INLINE_LINKS],
-    /// Start of this node's overflow segment, or `NIL` when `height <= INLINE_LINKS`.
-    pub(super) overflow: u32,
-    /// Tower height, `1..=MAX_HEIGHT`.
-    pub(super) height: u8,
+/// The part of a node a search reads: key prefix, links and height, 32 bytes, two per cache
+/// line. Keys and values live in a parallel vector, touched only when prefixes tie and at
+/// the end of a search.
+#[derive(Clone, Copy)]
+struct Tower {
     /// The key's [`OrderPrefix`](super::OrderPrefix), compared before the key itself.
-    pub(super) prefix: u64,
-    /// The key and value; `None` while the slot is on the free list.
-    pub(super) entry: Option<(K, V)>,
+    prefix: u64,
+    /// Next-links for levels `0..min(height, INLINE_LINKS)`.
+    links: [u32; INLINE_LINKS],
+    /// Start of this node's overflow segment, or `NIL` when `height <= INLINE_LINKS`.
+    overflow: u32,
+    /// Tower height, `1..=MAX_HEIGHT`.
+    height: u8,
 }
 
-/// Nodes, overflow links and their free lists.
+/// Nodes (towers plus entries, same index), overflow links and their free lists.
 #[derive(Clone)]
 pub(super) struct Arena<K, V> {
-    pub(super) nodes: Vec<Node<K, V>>,
+    towers: Vec<Tower>,
+    /// The key and value of each node; `None` for the head and for free slots.
+    entries: Vec<Option<(K, V)>>,
     overflow_links: Vec<u32>,
     free_node: u32,
     free_overflow: u32,
@@ -60,28 +64,30 @@ impl<K, V> Arena<K, V> {
     /// An arena holding only the head node, with room for `capacity` entries.
     pub(super) fn with_capacity(capacity: usize) -> Self {
         let mut arena = Arena {
-            nodes: Vec::with_capacity(capacity.saturating_add(1)),
+            towers: Vec::with_capacity(capacity.saturating_add(1)),
+            entries: Vec::with_capacity(capacity.saturating_add(1)),
             overflow_links: Vec::new(),
             free_node: NIL,
             free_overflow: NIL,
         };
         let head_overflow = arena.alloc_overflow();
-        arena.nodes.push(Node {
+        arena.towers.push(Tower {
+            prefix: 0,
             links: [NIL; INLINE_LINKS],
             overflow: head_overflow,
             height: MAX_HEIGHT as u8,
-            prefix: 0,
-            entry: None,
         });
+        arena.entries.push(None);
         arena
     }
 
     /// Drops every entry, keeping the allocations.
     pub(super) fn clear(&mut self) {
-        self.nodes.truncate(1);
+        self.towers.truncate(1);
+        self.entries.truncate(1);
         self.overflow_links.truncate(OVERFLOW_SEGMENT);
         self.overflow_links.fill(NIL);
-        self.nodes[HEAD as usize].links = [NIL; INLINE_LINKS];
+        self.towers[HEAD as usize].links = [NIL; INLINE_LINKS];
         self.free_node = NIL;
         self.free_overflow = NIL;
     }
@@ -89,7 +95,7 @@ impl<K, V> Arena<K, V> {
     /// Slots in use or on the free list, including the head.
     #[cfg(test)]
     pub(super) fn slots(&self) -> usize {
-        self.nodes.len()
+        self.towers.len()
     }
 
     /// Length of the node free list.
@@ -99,30 +105,36 @@ impl<K, V> Arena<K, V> {
         let mut cur = self.free_node;
         while cur != NIL {
             count += 1;
-            cur = self.nodes[cur as usize].links[0];
+            cur = self.towers[cur as usize].links[0];
         }
         count
+    }
+
+    /// The tower height of `node`.
+    #[inline]
+    pub(super) fn height(&self, node: u32) -> usize {
+        usize::from(self.towers[node as usize].height)
     }
 
     /// The node after `node` at `level`. `level` must be below the node's height.
     #[inline]
     pub(super) fn next(&self, node: u32, level: usize) -> u32 {
-        let n = &self.nodes[node as usize];
+        let tower = &self.towers[node as usize];
         if level < INLINE_LINKS {
-            n.links[level]
+            tower.links[level]
         } else {
-            self.overflow_links[n.overflow as usize + (level - INLINE_LINKS)]
+            self.overflow_links[tower.overflow as usize + (level - INLINE_LINKS)]
         }
     }
 
     /// Points `node`'s link at `level` to `to`.
     #[inline]
     pub(super) fn set_next(&mut self, node: u32, level: usize, to: u32) {
-        let n = &mut self.nodes[node as usize];
+        let tower = &mut self.towers[node as usize];
         if level < INLINE_LINKS {
-            n.links[level] = to;
+            tower.links[level] = to;
         } else {
-            let at = n.overflow as usize + (level - INLINE_LINKS);
+            let at = tower.overflow as usize + (level - INLINE_LINKS);
             self.overflow_links[at] = to;
         }
     }
@@ -133,10 +145,7 @@ impl<K, V> Arena<K, V> {
     /// If `node` is free: a link to a free node is a broken invariant.
     #[inline]
     pub(super) fn key(&self, node: u32) -> &K {
-        match &self.nodes[node as usize].entry {
-            Some((key, _)) => key,
-            None => panic!("skip list invariant broken: node {node} is linked but free"),
-        }
+        self.entry(node).0
     }
 
     /// Compares a live node's key with `key`, whose prefix is `key_prefix`: the prefixes
@@ -147,12 +156,8 @@ impl<K, V> Arena<K, V> {
         K: Borrow<Q>,
         Q: Ord + ?Sized,
     {
-        let n = &self.nodes[node as usize];
-        match n.prefix.cmp(&key_prefix) {
-            Ordering::Equal => match &n.entry {
-                Some((stored, _)) => stored.borrow().cmp(key),
-                None => panic!("skip list invariant broken: node {node} is linked but free"),
-            },
+        match self.towers[node as usize].prefix.cmp(&key_prefix) {
+            Ordering::Equal => self.key(node).borrow().cmp(key),
             unequal => unequal,
         }
     }
@@ -160,7 +165,7 @@ impl<K, V> Arena<K, V> {
     /// The key and value of a live node (same panics as [`Arena::key`]).
     #[inline]
     pub(super) fn entry(&self, node: u32) -> (&K, &V) {
-        match &self.nodes[node as usize].entry {
+        match &self.entries[node as usize] {
             Some((key, value)) => (key, value),
             None => panic!("skip list invariant broken: node {node} is linked but free"),
         }
@@ -169,7 +174,7 @@ impl<K, V> Arena<K, V> {
     /// The value of a live node, mutably (same panics as [`Arena::key`]).
     #[inline]
     pub(super) fn value_mut(&mut self, node: u32) -> &mut V {
-        match &mut self.nodes[node as usize].entry {
+        match &mut self.entries[node as usize] {
             Some((_, value)) => value,
             None => panic!("skip list invariant broken: node {node} is linked but free"),
         }
@@ -185,34 +190,35 @@ impl<K, V> Arena<K, V> {
         } else {
             NIL
         };
-        let node = Node {
+        let tower = Tower {
+            prefix,
             links: [NIL; INLINE_LINKS],
             overflow,
             height: height as u8,
-            prefix,
-            entry: Some((key, value)),
         };
         if self.free_node != NIL {
             let index = self.free_node;
-            self.free_node = self.nodes[index as usize].links[0];
-            self.nodes[index as usize] = node;
+            self.free_node = self.towers[index as usize].links[0];
+            self.towers[index as usize] = tower;
+            self.entries[index as usize] = Some((key, value));
             return index;
         }
-        let index = self.nodes.len();
+        let index = self.towers.len();
         assert!(index < NIL as usize, "skip list is full ({index} nodes)");
-        self.nodes.push(node);
+        self.towers.push(tower);
+        self.entries.push(Some((key, value)));
         index as u32
     }
 
     /// Unlinked node `index` goes to the free list; returns its entry.
     pub(super) fn free(&mut self, index: u32) -> (K, V) {
-        let node = &mut self.nodes[index as usize];
-        let entry = match node.entry.take() {
+        let entry = match self.entries[index as usize].take() {
             Some(entry) => entry,
             None => panic!("skip list invariant broken: node {index} freed twice"),
         };
-        let segment = std::mem::replace(&mut node.overflow, NIL);
-        node.links[0] = self.free_node;
+        let tower = &mut self.towers[index as usize];
+        let segment = std::mem::replace(&mut tower.overflow, NIL);
+        tower.links[0] = self.free_node;
         self.free_node = index;
         if segment != NIL {
             self.overflow_links[segment as usize] = self.free_overflow;
@@ -232,6 +238,12 @@ impl<K, V> Arena<K, V> {
         assert!(segment < NIL as usize, "skip list overflow links are full");
         self.overflow_links.resize(segment + OVERFLOW_SEGMENT, NIL);
         segment as u32
+    }
+
+    /// Every slot's height, in arena order (tests compare shapes).
+    #[cfg(test)]
+    pub(super) fn heights(&self) -> Vec<u8> {
+        self.towers.iter().map(|t| t.height).collect()
     }
 }
 

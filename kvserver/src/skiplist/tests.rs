@@ -36,7 +36,7 @@ fn check_invariants<K: Ord + std::fmt::Debug, V>(list: &SkipList<K, V>) {
         let mut prev: Option<&K> = None;
         let mut count = 0;
         while cur != NIL {
-            let height = usize::from(arena.nodes[cur as usize].height);
+            let height = arena.height(cur);
             assert!(
                 height > level,
                 "node {cur} of height {height} linked at level {level}"
@@ -196,11 +196,7 @@ fn same_seed_and_operations_build_the_same_shape() {
         for key in 0..500u32 {
             list.insert(key.wrapping_mul(2_654_435_761), key);
         }
-        list.arena
-            .nodes
-            .iter()
-            .map(|n| n.height)
-            .collect::<Vec<_>>()
+        list.arena.heights()
     };
     assert_eq!(build(1), build(1));
     assert_ne!(build(1), build(2));
