@@ -227,7 +227,8 @@ impl IoThread {
             }
         }
         if event.is_readable() || event.is_read_closed() || event.is_error() {
-            if let Err(reason) = self.read_replies() {
+            let fin_may_be_queued = event.is_read_closed() || event.is_error();
+            if let Err(reason) = self.read_replies(!fin_may_be_queued) {
                 self.connection_lost(&reason);
             }
         }
@@ -263,7 +264,9 @@ impl IoThread {
     }
 
     /// Reads and delivers every reply available. `Err(reason)` when the connection is lost.
-    fn read_replies(&mut self) -> Result<(), String> {
+    /// With `stop_at_short_read`, a read that does not fill the buffer ends the turn (see
+    /// the server's `Connection::read_frames`).
+    fn read_replies(&mut self, stop_at_short_read: bool) -> Result<(), String> {
         let Some(active) = self.active.as_mut() else {
             return Ok(());
         };
@@ -295,7 +298,7 @@ impl IoThread {
             }
             active.replies_received += frames.len() as u64;
             deliver_replies(&self.shared, frames);
-            if n < self.scratch.len() {
+            if stop_at_short_read && n < self.scratch.len() {
                 // A short read drained the socket; new data raises a new edge.
                 return Ok(());
             }
