@@ -3,24 +3,8 @@
 //!
 //! Callers encode their request and write it straight to the socket (through the combining
 //! `SocketWriter`); the channel's I/O thread reads replies, matches them to pending calls by
-//! request id, enforces async deadlines and reconnects.
-//!
-//! # Connection rules
-//! - The channel connects in the background from `Channel::new` on; nothing blocks.
-//! - While a connect attempt is in progress, new calls queue and wait for it (up to their
-//!   deadline). If it fails, they fail with `Unreachable`.
-//! - After a failed attempt the channel backs off (`reconnect_backoff_min`, doubling up to
-//!   `reconnect_backoff_max`); calls made meanwhile fail fast with `Unreachable` (the request
-//!   was definitely not sent), so a dead server never piles up calls.
-//! - When an established connection breaks, its pending calls fail with
-//!   `Disconnected { sent }`, and a new attempt starts at once if that connection had
-//!   delivered at least one reply (else after the backoff, so a server that accepts and
-//!   drops never makes us spin).
-//!
-//! # Limits
-//! At most `max_pending_calls` calls may be pending and `max_queued_request_bytes` request
-//! bytes queued; over either, a call fails at once with `RpcError::Overloaded` (nothing is
-//! sent). Blocking instead would deadlock callbacks that issue calls.
+//! request id, enforces async deadlines and reconnects. The connection rules callers see
+//! are documented on `Channel`.
 //!
 //! Invariant: every call is completed exactly once: with its reply, its error, a timeout, a
 //! disconnect, or `Shutdown` when the I/O thread exits.
@@ -129,6 +113,27 @@ impl Drop for ChannelOwner {
 /// A client connection to one server, multiplexing concurrent calls by request id.
 /// Cheap to clone; every clone shares the connection. Dropping the last clone shuts the
 /// channel down and joins its I/O thread.
+///
+/// # Connection rules
+/// - The channel connects in the background from `Channel::new` on; nothing blocks.
+/// - While a connect attempt is in progress, new calls queue and wait for it (up to their
+///   deadline). If it fails, they fail with `Unreachable`.
+/// - After a failed attempt the channel backs off (`reconnect_backoff_min`, doubling up to
+///   `reconnect_backoff_max`); calls made meanwhile fail fast with `Unreachable` (the request
+///   was definitely not sent), so a dead server never piles up calls.
+/// - When an established connection breaks, its pending calls fail with
+///   `Disconnected { sent }`, and a new attempt starts at once if that connection had
+///   delivered at least one reply (else after the backoff, so a server that accepts and
+///   drops never makes us spin).
+///
+/// # Limits
+/// At most `max_pending_calls` calls may be pending and `max_queued_request_bytes` request
+/// bytes queued; over either, a call fails at once with `RpcError::Overloaded` (nothing is
+/// sent). Blocking instead would deadlock callbacks that issue calls.
+///
+/// # Name resolution
+/// `host:port` is resolved with the system resolver on the I/O thread at every connect
+/// attempt (`Link::Resolving`); calls made meanwhile wait for it, up to their deadline.
 #[derive(Clone)]
 pub struct Channel {
     shared: Arc<ChannelShared>,
