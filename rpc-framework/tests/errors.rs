@@ -319,3 +319,24 @@ fn connections_over_the_limit_are_closed_and_the_others_keep_working() {
     assert_closed_by_server(raw_connection(&server), "over the connection limit");
     echo_ok(&channel);
 }
+
+#[test]
+fn blocking_call_from_a_callback_of_the_same_channel_fails_instead_of_deadlocking() {
+    let (server, _control) = start_probe_server(ProviderConfig::default(), true);
+    let channel = channel_to(&server);
+    let inner = channel.clone();
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    channel.call_async(
+        SERVICE,
+        "Echo",
+        Bytes::new(),
+        &CallOptions::default(),
+        move |r| {
+            r.unwrap();
+            let nested = inner.call(SERVICE, "Echo", Bytes::new(), &CallOptions::default());
+            tx.send(nested).unwrap();
+        },
+    );
+    assert!(matches!(rx.recv().unwrap(), Err(RpcError::Unreachable(_))));
+    echo_ok(&channel);
+}

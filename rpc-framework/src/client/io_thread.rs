@@ -8,6 +8,8 @@
 //! - the link state is changed *before* a dead connection's pending calls are failed, so a
 //!   new call never lands on a connection that is being torn down (and one that raced it
 //!   is refused by the closed writer);
+//! - the link is `Resolving` only inside `start_attempt`, never while callbacks run on this
+//!   thread, so a callback's own call never waits for this thread;
 //! - the planned wake-up time is published to the pending map before every poll, so a call
 //!   with an earlier deadline wakes the thread;
 //! - on exit every pending call is completed with `Shutdown`.
@@ -80,6 +82,7 @@ struct IoThread {
 
 impl IoThread {
     fn run(mut self) {
+        let _ = self.shared.io_thread_id.set(std::thread::current().id());
         let mut events = Events::with_capacity(256);
         self.start_attempt();
         while !self.shared.is_shutting_down() {
@@ -315,11 +318,9 @@ impl IoThread {
         tracing::warn!(%addr, %reason, "connection lost");
         let healthy = active.replies_received > 0;
         let message = format!("connection to {addr} lost: {reason}");
-        self.shared.set_link(if healthy {
-            Link::Resolving
-        } else {
-            Link::Failed(message.clone())
-        });
+        // Not `Resolving`: the failed calls' callbacks run next, on this thread, and a call
+        // they make must fail fast rather than wait for this thread to resolve.
+        self.shared.set_link(Link::Failed(message.clone()));
         self.fail_connection_calls(&active.conn, &message, |record| RpcError::Disconnected {
             sent: record.sent(),
         });

@@ -19,8 +19,8 @@ pub use options::{CallOptions, ChannelConfig};
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
+use std::sync::{Arc, OnceLock};
+use std::thread::{JoinHandle, ThreadId};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -56,6 +56,8 @@ pub(crate) struct ChannelShared {
     pub(crate) pending: Mutex<PendingCalls<CallRecord>>,
     waker: Option<Waker>,
     shutdown: AtomicBool,
+    /// Set by the I/O thread when it starts.
+    pub(crate) io_thread_id: OnceLock<ThreadId>,
 }
 
 impl ChannelShared {
@@ -166,6 +168,7 @@ impl Channel {
             pending: Mutex::new(PendingCalls::new(config.max_pending_calls)),
             waker,
             shutdown: AtomicBool::new(false),
+            io_thread_id: OnceLock::new(),
             addr,
             config,
         });
@@ -194,6 +197,10 @@ impl Channel {
     /// Calls `service`/`method` with an encoded request and blocks until the reply, an
     /// error, or the deadline (`options.timeout`).
     ///
+    /// Never call it from a `call_async` callback of the same channel: that callback runs
+    /// on the thread that would deliver the reply. Such a call fails at once with
+    /// `Unreachable` instead of deadlocking.
+    ///
     /// # Errors
     /// See `RpcError`; `may_have_executed` tells whether a retry could run it twice.
     pub fn call(
@@ -203,6 +210,12 @@ impl Channel {
         body: Bytes,
         options: &CallOptions,
     ) -> Result<Bytes, RpcError> {
+        if self.on_io_thread() {
+            return Err(RpcError::Unreachable(
+                "a blocking call from the channel's own I/O thread (a callback) would deadlock"
+                    .to_owned(),
+            ));
+        }
         let deadline = options.deadline(Instant::now());
         let waiter = Arc::new(CallWaiter::default());
         let completion = Completion::Waiter(waiter.clone());
@@ -248,6 +261,10 @@ impl Channel {
     /// once; the I/O thread is joined when the last clone is dropped.
     pub fn shutdown(&self) {
         self.shared.begin_shutdown();
+    }
+
+    fn on_io_thread(&self) -> bool {
+        self.shared.io_thread_id.get() == Some(&std::thread::current().id())
     }
 
     /// Whether a connection is established right now (best effort: it may break a moment
