@@ -171,7 +171,7 @@ impl IoThread {
             read_buf: BytesMut::new(),
             decoder: FrameDecoder::new(config.max_frame_bytes),
             connected: false,
-            connect_deadline: Instant::now() + config.connect_timeout,
+            connect_deadline: later_by(config.connect_timeout),
             replies_received: 0,
         });
         self.shared.set_link(Link::Connecting(conn));
@@ -192,8 +192,11 @@ impl IoThread {
     }
 
     fn schedule_retry(&mut self) {
-        self.retry_at = Some(Instant::now() + self.backoff);
-        self.backoff = (self.backoff * 2).min(self.shared.config.reconnect_backoff_max);
+        self.retry_at = Some(later_by(self.backoff));
+        self.backoff = self
+            .backoff
+            .saturating_mul(2)
+            .min(self.shared.config.reconnect_backoff_max);
     }
 
     /// Closes `conn` and completes every call that was on it with `error(record)`.
@@ -379,6 +382,14 @@ fn deliver_replies(shared: &ChannelShared, frames: Vec<Frame>) {
         };
         complete_call(record, result);
     }
+}
+
+/// Now plus `delay`, saturating at a year so absurd configured values cannot overflow.
+fn later_by(delay: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(delay)
+        .or_else(|| now.checked_add(Duration::from_secs(365 * 24 * 3600)))
+        .unwrap_or(now)
 }
 
 fn resolve(addr: &str) -> Result<SocketAddr, String> {
