@@ -303,7 +303,17 @@ impl IoThread {
                 self.backoff = self.shared.config.reconnect_backoff_min;
             }
             active.replies_received += frames.len() as u64;
+            // Calls issued while a batch of replies is delivered (from callbacks, or by the
+            // callers it wakes) leave together in one write when the batch is done. A lone
+            // reply is not corked: its caller would only contend for the writer lock.
+            let cork = frames.len() > 1;
+            if cork {
+                active.conn.writer.cork();
+            }
             deliver_replies(&self.shared, frames);
+            if cork {
+                active.conn.writer.uncork();
+            }
             if stop_at_short_read && n < self.scratch.len() {
                 // A short read drained the socket; new data raises a new edge.
                 return Ok(());
