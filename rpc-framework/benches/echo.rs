@@ -5,7 +5,7 @@
 //! Run: `cargo bench -p rpc-framework --bench echo`
 //! Env: `RPC_BENCH_SECS` (per run, default 1), `RPC_BENCH_RUNS` (runs per case, the
 //! median is reported; default 3), `RPC_BENCH_FILTER` (only rpc cases whose label
-//! contains it). Measures only; asserts nothing.
+//! contains it), `RPC_BENCH_WORKERS` (worker threads, default 4). Measures only; asserts nothing.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
@@ -138,7 +138,11 @@ impl Load {
 }
 
 fn rpc_case(inline: bool, payload: usize, mode: Load, runs: usize, secs: Duration) -> Vec<Sample> {
-    let mut provider = Provider::new(ProviderConfig::default());
+    let config = ProviderConfig {
+        worker_threads: env_or("RPC_BENCH_WORKERS", 4) as usize,
+        ..ProviderConfig::default()
+    };
+    let mut provider = Provider::new(config);
     if inline {
         provider.register_inline(Echo);
     } else {

@@ -36,14 +36,12 @@ use std::fmt::Write as _;
 /// # }
 /// ```
 #[derive(Debug, Default)]
-pub struct ServiceGenerator {
-    _private: (),
-}
+pub struct ServiceGenerator;
 
 impl ServiceGenerator {
     /// A generator with default settings.
     pub fn new() -> Self {
-        ServiceGenerator::default()
+        ServiceGenerator
     }
 }
 

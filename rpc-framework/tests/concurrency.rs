@@ -154,3 +154,14 @@ fn responder_completes_from_another_thread() {
         Bytes::from_static(b"later")
     );
 }
+
+#[test]
+fn public_handles_can_cross_threads() {
+    fn send_sync<T: Send + Sync + 'static>() {}
+    fn send<T: Send + 'static>() {}
+    send_sync::<rpc_framework::Channel>();
+    send_sync::<rpc_framework::ProviderHandle>();
+    send::<rpc_framework::Responder>();
+    send::<rpc_framework::Reply<rpc_framework::frame::RpcHeader>>();
+    send_sync::<rpc_framework::RpcError>();
+}

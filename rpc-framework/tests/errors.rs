@@ -319,3 +319,45 @@ fn connections_over_the_limit_are_closed_and_the_others_keep_working() {
     assert_closed_by_server(raw_connection(&server), "over the connection limit");
     echo_ok(&channel);
 }
+
+#[test]
+fn blocking_call_from_a_callback_of_the_same_channel_fails_instead_of_deadlocking() {
+    let (server, _control) = start_probe_server(ProviderConfig::default(), true);
+    let channel = channel_to(&server);
+    let inner = channel.clone();
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    channel.call_async(
+        SERVICE,
+        "Echo",
+        Bytes::new(),
+        &CallOptions::default(),
+        move |r| {
+            r.unwrap();
+            let nested = inner.call(SERVICE, "Echo", Bytes::new(), &CallOptions::default());
+            tx.send(nested).unwrap();
+        },
+    );
+    assert!(matches!(rx.recv().unwrap(), Err(RpcError::Unreachable(_))));
+    echo_ok(&channel);
+}
+
+#[test]
+fn garbage_from_the_server_fails_pending_calls_as_disconnected() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let fake_server = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut request = [0u8; 1];
+        stream.read_exact(&mut request).unwrap(); // the request has arrived
+        stream.write_all(&[0xFF; 64]).unwrap(); // a length prefix far over the maximum
+        let mut rest = Vec::new();
+        let _ = stream.read_to_end(&mut rest); // until the client hangs up
+    });
+    let channel = Channel::new(addr.to_string(), ChannelConfig::default());
+    let err = channel
+        .call(SERVICE, "Echo", Bytes::new(), &CallOptions::default())
+        .unwrap_err();
+    assert_eq!(err, RpcError::Disconnected { sent: true });
+    drop(channel);
+    fake_server.join().unwrap();
+}

@@ -8,6 +8,8 @@
 //! - the link state is changed *before* a dead connection's pending calls are failed, so a
 //!   new call never lands on a connection that is being torn down (and one that raced it
 //!   is refused by the closed writer);
+//! - the link is `Resolving` only inside `start_attempt`, never while callbacks run on this
+//!   thread, so a callback's own call never waits for this thread;
 //! - the planned wake-up time is published to the pending map before every poll, so a call
 //!   with an earlier deadline wakes the thread;
 //! - on exit every pending call is completed with `Shutdown`.
@@ -80,6 +82,7 @@ struct IoThread {
 
 impl IoThread {
     fn run(mut self) {
+        let _ = self.shared.io_thread_id.set(std::thread::current().id());
         let mut events = Events::with_capacity(256);
         self.start_attempt();
         while !self.shared.is_shutting_down() {
@@ -168,7 +171,7 @@ impl IoThread {
             read_buf: BytesMut::new(),
             decoder: FrameDecoder::new(config.max_frame_bytes),
             connected: false,
-            connect_deadline: Instant::now() + config.connect_timeout,
+            connect_deadline: later_by(config.connect_timeout),
             replies_received: 0,
         });
         self.shared.set_link(Link::Connecting(conn));
@@ -189,8 +192,11 @@ impl IoThread {
     }
 
     fn schedule_retry(&mut self) {
-        self.retry_at = Some(Instant::now() + self.backoff);
-        self.backoff = (self.backoff * 2).min(self.shared.config.reconnect_backoff_max);
+        self.retry_at = Some(later_by(self.backoff));
+        self.backoff = self
+            .backoff
+            .saturating_mul(2)
+            .min(self.shared.config.reconnect_backoff_max);
     }
 
     /// Closes `conn` and completes every call that was on it with `error(record)`.
@@ -227,7 +233,8 @@ impl IoThread {
             }
         }
         if event.is_readable() || event.is_read_closed() || event.is_error() {
-            if let Err(reason) = self.read_replies() {
+            let fin_may_be_queued = event.is_read_closed() || event.is_error();
+            if let Err(reason) = self.read_replies(!fin_may_be_queued) {
                 self.connection_lost(&reason);
             }
         }
@@ -263,7 +270,9 @@ impl IoThread {
     }
 
     /// Reads and delivers every reply available. `Err(reason)` when the connection is lost.
-    fn read_replies(&mut self) -> Result<(), String> {
+    /// With `stop_at_short_read`, a read that does not fill the buffer ends the turn (see
+    /// the server's `Connection::read_frames`).
+    fn read_replies(&mut self, stop_at_short_read: bool) -> Result<(), String> {
         let Some(active) = self.active.as_mut() else {
             return Ok(());
         };
@@ -294,8 +303,18 @@ impl IoThread {
                 self.backoff = self.shared.config.reconnect_backoff_min;
             }
             active.replies_received += frames.len() as u64;
+            // Calls issued while a batch of replies is delivered (from callbacks, or by the
+            // callers it wakes) leave together in one write when the batch is done. A lone
+            // reply is not corked: its caller would only contend for the writer lock.
+            let cork = frames.len() > 1;
+            if cork {
+                active.conn.writer.cork();
+            }
             deliver_replies(&self.shared, frames);
-            if n < self.scratch.len() {
+            if cork {
+                active.conn.writer.uncork();
+            }
+            if stop_at_short_read && n < self.scratch.len() {
                 // A short read drained the socket; new data raises a new edge.
                 return Ok(());
             }
@@ -312,11 +331,9 @@ impl IoThread {
         tracing::warn!(%addr, %reason, "connection lost");
         let healthy = active.replies_received > 0;
         let message = format!("connection to {addr} lost: {reason}");
-        self.shared.set_link(if healthy {
-            Link::Resolving
-        } else {
-            Link::Failed(message.clone())
-        });
+        // Not `Resolving`: the failed calls' callbacks run next, on this thread, and a call
+        // they make must fail fast rather than wait for this thread to resolve.
+        self.shared.set_link(Link::Failed(message.clone()));
         self.fail_connection_calls(&active.conn, &message, |record| RpcError::Disconnected {
             sent: record.sent(),
         });
@@ -375,6 +392,14 @@ fn deliver_replies(shared: &ChannelShared, frames: Vec<Frame>) {
         };
         complete_call(record, result);
     }
+}
+
+/// Now plus `delay`, saturating at a year so absurd configured values cannot overflow.
+fn later_by(delay: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(delay)
+        .or_else(|| now.checked_add(Duration::from_secs(365 * 24 * 3600)))
+        .unwrap_or(now)
 }
 
 fn resolve(addr: &str) -> Result<SocketAddr, String> {

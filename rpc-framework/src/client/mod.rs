@@ -3,24 +3,8 @@
 //!
 //! Callers encode their request and write it straight to the socket (through the combining
 //! `SocketWriter`); the channel's I/O thread reads replies, matches them to pending calls by
-//! request id, enforces async deadlines and reconnects.
-//!
-//! # Connection rules
-//! - The channel connects in the background from `Channel::new` on; nothing blocks.
-//! - While a connect attempt is in progress, new calls queue and wait for it (up to their
-//!   deadline). If it fails, they fail with `Unreachable`.
-//! - After a failed attempt the channel backs off (`reconnect_backoff_min`, doubling up to
-//!   `reconnect_backoff_max`); calls made meanwhile fail fast with `Unreachable` (the request
-//!   was definitely not sent), so a dead server never piles up calls.
-//! - When an established connection breaks, its pending calls fail with
-//!   `Disconnected { sent }`, and a new attempt starts at once if that connection had
-//!   delivered at least one reply (else after the backoff, so a server that accepts and
-//!   drops never makes us spin).
-//!
-//! # Limits
-//! At most `max_pending_calls` calls may be pending and `max_queued_request_bytes` request
-//! bytes queued; over either, a call fails at once with `RpcError::Overloaded` (nothing is
-//! sent). Blocking instead would deadlock callbacks that issue calls.
+//! request id, enforces async deadlines and reconnects. The connection rules callers see
+//! are documented on `Channel`.
 //!
 //! Invariant: every call is completed exactly once: with its reply, its error, a timeout, a
 //! disconnect, or `Shutdown` when the I/O thread exits.
@@ -35,8 +19,8 @@ pub use options::{CallOptions, ChannelConfig};
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
+use std::sync::{Arc, OnceLock};
+use std::thread::{JoinHandle, ThreadId};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -72,6 +56,8 @@ pub(crate) struct ChannelShared {
     pub(crate) pending: Mutex<PendingCalls<CallRecord>>,
     waker: Option<Waker>,
     shutdown: AtomicBool,
+    /// Set by the I/O thread when it starts.
+    pub(crate) io_thread_id: OnceLock<ThreadId>,
 }
 
 impl ChannelShared {
@@ -129,6 +115,27 @@ impl Drop for ChannelOwner {
 /// A client connection to one server, multiplexing concurrent calls by request id.
 /// Cheap to clone; every clone shares the connection. Dropping the last clone shuts the
 /// channel down and joins its I/O thread.
+///
+/// # Connection rules
+/// - The channel connects in the background from `Channel::new` on; nothing blocks.
+/// - While a connect attempt is in progress, new calls queue and wait for it (up to their
+///   deadline). If it fails, they fail with `Unreachable`.
+/// - After a failed attempt the channel backs off (`reconnect_backoff_min`, doubling up to
+///   `reconnect_backoff_max`); calls made meanwhile fail fast with `Unreachable` (the request
+///   was definitely not sent), so a dead server never piles up calls.
+/// - When an established connection breaks, its pending calls fail with
+///   `Disconnected { sent }`, and a new attempt starts at once if that connection had
+///   delivered at least one reply (else after the backoff, so a server that accepts and
+///   drops never makes us spin).
+///
+/// # Limits
+/// At most `max_pending_calls` calls may be pending and `max_queued_request_bytes` request
+/// bytes queued; over either, a call fails at once with `RpcError::Overloaded` (nothing is
+/// sent). Blocking instead would deadlock callbacks that issue calls.
+///
+/// # Name resolution
+/// `host:port` is resolved with the system resolver on the I/O thread at every connect
+/// attempt (`Link::Resolving`); calls made meanwhile wait for it, up to their deadline.
 #[derive(Clone)]
 pub struct Channel {
     shared: Arc<ChannelShared>,
@@ -161,6 +168,7 @@ impl Channel {
             pending: Mutex::new(PendingCalls::new(config.max_pending_calls)),
             waker,
             shutdown: AtomicBool::new(false),
+            io_thread_id: OnceLock::new(),
             addr,
             config,
         });
@@ -189,6 +197,10 @@ impl Channel {
     /// Calls `service`/`method` with an encoded request and blocks until the reply, an
     /// error, or the deadline (`options.timeout`).
     ///
+    /// Never call it from a `call_async` callback of the same channel: that callback runs
+    /// on the thread that would deliver the reply. Such a call fails at once with
+    /// `Unreachable` instead of deadlocking.
+    ///
     /// # Errors
     /// See `RpcError`; `may_have_executed` tells whether a retry could run it twice.
     pub fn call(
@@ -198,6 +210,12 @@ impl Channel {
         body: Bytes,
         options: &CallOptions,
     ) -> Result<Bytes, RpcError> {
+        if self.on_io_thread() {
+            return Err(RpcError::Unreachable(
+                "a blocking call from the channel's own I/O thread (a callback) would deadlock"
+                    .to_owned(),
+            ));
+        }
         let deadline = options.deadline(Instant::now());
         let waiter = Arc::new(CallWaiter::default());
         let completion = Completion::Waiter(waiter.clone());
@@ -243,6 +261,10 @@ impl Channel {
     /// once; the I/O thread is joined when the last clone is dropped.
     pub fn shutdown(&self) {
         self.shared.begin_shutdown();
+    }
+
+    fn on_io_thread(&self) -> bool {
+        self.shared.io_thread_id.get() == Some(&std::thread::current().id())
     }
 
     /// Whether a connection is established right now (best effort: it may break a moment

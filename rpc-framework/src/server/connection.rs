@@ -213,7 +213,9 @@ impl Connection {
     }
 
     /// Reads what the socket has (up to a fair share), handing each whole frame to
-    /// `on_frame`.
+    /// `on_frame`. With `stop_at_short_read`, a read that does not fill the buffer ends the
+    /// turn (the socket is drained, and later data raises a new edge); pass false when the
+    /// peer's FIN may already be queued (it raises no new edge).
     ///
     /// # Errors
     /// A `CloseReason` when the connection must be closed: the peer hung up, the stream
@@ -221,6 +223,7 @@ impl Connection {
     pub(crate) fn read_frames(
         &mut self,
         scratch: &mut [u8],
+        stop_at_short_read: bool,
         mut on_frame: impl FnMut(&Arc<ConnShared>, Frame) -> Result<(), CloseReason>,
     ) -> Result<ReadProgress, CloseReason> {
         for _ in 0..MAX_READS_PER_TURN {
@@ -231,7 +234,7 @@ impl Connection {
                 Ok(n) => {
                     self.read_buf.extend_from_slice(&scratch[..n]);
                     self.decode_available(&mut on_frame)?;
-                    if n < scratch.len() {
+                    if stop_at_short_read && n < scratch.len() {
                         // A short read drained the socket; new data raises a new edge.
                         return Ok(ReadProgress::Drained);
                     }

@@ -157,7 +157,7 @@ impl EventLoop {
                 self.accept_all();
             }
             for token in std::mem::take(&mut self.unfinished_reads) {
-                self.read_connection(token);
+                self.read_connection(token, false);
             }
             for event in events.iter() {
                 match event.token() {
@@ -230,20 +230,22 @@ impl EventLoop {
             connection.shared.writer.flush();
         }
         if event.is_readable() || event.is_read_closed() || event.is_error() {
-            self.read_connection(token);
+            let fin_may_be_queued = event.is_read_closed() || event.is_error();
+            self.read_connection(token, !fin_may_be_queued);
         }
     }
 
-    fn read_connection(&mut self, token: usize) {
+    fn read_connection(&mut self, token: usize, stop_at_short_read: bool) {
         let Some(connection) = self.connections.get_mut(&token) else {
             return;
         };
         let dispatcher = &self.dispatcher;
         let writer = &connection.shared.writer;
         writer.cork();
-        let result = connection.read_frames(&mut self.scratch, |conn, frame| {
-            dispatcher.dispatch(conn, frame)
-        });
+        let result =
+            connection.read_frames(&mut self.scratch, stop_at_short_read, |conn, frame| {
+                dispatcher.dispatch(conn, frame)
+            });
         connection.shared.writer.uncork();
         match result {
             Ok(ReadProgress::Drained) => {}

@@ -5,7 +5,8 @@
 //! The queue is a `Mutex<VecDeque>` + `Condvar` rather than a crossbeam channel: measured
 //! on 2 cores, crossbeam's receive spins and yields before parking, and with several idle
 //! workers that cost more CPU per call than the handler hand-off itself. Here an idle
-//! worker sleeps at once and is woken only when a job arrives.
+//! worker sleeps at once and is woken only when a job arrives, and the most recently idle
+//! worker is woken first (a FIFO wake-up rotates jobs through cold threads).
 //!
 //! Invariants: the queue holds at most `capacity` jobs (the event loop answers
 //! ResourceExhausted when it is full); a panicking handler is contained (its responder
@@ -57,20 +58,24 @@ pub(crate) enum PushError {
 struct QueueState {
     jobs: VecDeque<Job>,
     closed: bool,
+    /// Sleeping workers, most recently idle last: a job wakes the top one (LIFO keeps one
+    /// hot worker busy instead of rotating through cold ones).
+    idle_workers: Vec<usize>,
 }
 
 /// A bounded multi-consumer job queue whose consumers sleep without spinning.
 pub(crate) struct JobQueue {
     state: Mutex<QueueState>,
-    job_available: Condvar,
+    /// One per worker, so a job wakes exactly the worker chosen.
+    wakeups: Vec<Condvar>,
     capacity: usize,
 }
 
 impl JobQueue {
-    fn new(capacity: usize) -> JobQueue {
+    fn new(capacity: usize, workers: usize) -> JobQueue {
         JobQueue {
             state: Mutex::new(QueueState::default()),
-            job_available: Condvar::new(),
+            wakeups: (0..workers).map(|_| Condvar::new()).collect(),
             capacity: capacity.max(1),
         }
     }
@@ -85,13 +90,16 @@ impl JobQueue {
             return Err(PushError::Full(job));
         }
         state.jobs.push_back(job);
+        let wake = state.idle_workers.pop();
         drop(state);
-        self.job_available.notify_one();
+        if let Some(worker) = wake.and_then(|worker| self.wakeups.get(worker)) {
+            worker.notify_one();
+        }
         Ok(())
     }
 
-    /// The next job, sleeping until there is one; `None` once the queue is closed.
-    fn pop(&self) -> Option<Job> {
+    /// The next job for `worker`, sleeping until there is one; `None` once closed.
+    fn pop(&self, worker: usize) -> Option<Job> {
         let mut state = self.state.lock();
         loop {
             if state.closed {
@@ -100,7 +108,12 @@ impl JobQueue {
             if let Some(job) = state.jobs.pop_front() {
                 return Some(job);
             }
-            self.job_available.wait(&mut state);
+            let wakeup = self.wakeups.get(worker)?;
+            state.idle_workers.push(worker);
+            wakeup.wait(&mut state);
+            // Woken by a push (which took us off the idle list) or by close; on a spurious
+            // wake-up we are still listed, so take us off before listing us again.
+            state.idle_workers.retain(|&idle| idle != worker);
         }
     }
 
@@ -111,7 +124,9 @@ impl JobQueue {
             state.closed = true;
             std::mem::take(&mut state.jobs)
         };
-        self.job_available.notify_all();
+        for wakeup in &self.wakeups {
+            wakeup.notify_all();
+        }
         drop(dropped);
     }
 }
@@ -125,16 +140,17 @@ pub(crate) struct WorkerPool {
 impl WorkerPool {
     /// Starts `threads` workers behind a queue of `queue_capacity` jobs.
     pub(crate) fn start(threads: usize, queue_capacity: usize) -> io::Result<WorkerPool> {
+        let threads = threads.max(1);
         let mut pool = WorkerPool {
-            queue: Arc::new(JobQueue::new(queue_capacity)),
+            queue: Arc::new(JobQueue::new(queue_capacity, threads)),
             threads: Vec::new(),
         };
-        for index in 0..threads.max(1) {
+        for index in 0..threads {
             let queue = pool.queue.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("rpc-worker-{index}"))
                 .spawn(move || {
-                    while let Some(job) = queue.pop() {
+                    while let Some(job) = queue.pop(index) {
                         job.run();
                     }
                 });
