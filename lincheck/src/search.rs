@@ -226,16 +226,38 @@ impl Hasher for PremixedHasher {
     }
 }
 
+/// Marks the end of a memo bucket's chain.
+const NO_ENTRY: usize = usize::MAX;
+
+/// One memoized configuration; its set is `Memo::sets[index * words ..][.. words]`.
+#[derive(Debug)]
+struct MemoEntry<S> {
+    /// The previous entry with the same hash key, or `NO_ENTRY`.
+    next: usize,
+    state: S,
+}
+
 /// Every `(linearized set, state)` configuration the search has reached.
+///
+/// Stored in flat arrays (a hash table of chain heads, one entry array, one array of set
+/// words) so that a step allocates nothing besides the state it creates.
 #[derive(Debug)]
 struct Memo<S> {
-    // Unbounded on purpose: the step budget bounds how many entries can be added.
-    buckets: HashMap<u64, Vec<(Box<[u64]>, S)>, BuildHasherDefault<PremixedHasher>>,
+    words: usize,
+    // Unbounded on purpose, like `entries` and `sets`: the step budget bounds how many
+    // configurations can be added.
+    heads: HashMap<u64, usize, BuildHasherDefault<PremixedHasher>>,
+    entries: Vec<MemoEntry<S>>,
+    sets: Vec<u64>,
 }
 
 impl<S: Eq + Hash + Clone> Memo<S> {
-    fn new() -> Self {
-        Self { buckets: HashMap::default() }
+    fn new(words: usize) -> Self {
+        Self { words, heads: HashMap::default(), entries: Vec::new(), sets: Vec::new() }
+    }
+
+    fn len(&self) -> usize {
+        self.entries.len()
     }
 
     /// Records the configuration; returns false if it was already recorded.
@@ -243,12 +265,20 @@ impl<S: Eq + Hash + Clone> Memo<S> {
         let mut hasher = DefaultHasher::new();
         state.hash(&mut hasher);
         let key = mix64(set.hash ^ hasher.finish().rotate_left(29));
-        let bucket = self.buckets.entry(key).or_default();
-        let seen = bucket.iter().any(|(words, seen)| **words == set.words[..] && seen == state);
-        if !seen {
-            bucket.push((set.words.clone().into_boxed_slice(), state.clone()));
+        let head = self.heads.get(&key).copied().unwrap_or(NO_ENTRY);
+        let mut cursor = head;
+        while cursor != NO_ENTRY {
+            let entry = &self.entries[cursor];
+            let words = &self.sets[cursor * self.words..(cursor + 1) * self.words];
+            if words == set.words.as_slice() && entry.state == *state {
+                return false;
+            }
+            cursor = entry.next;
         }
-        !seen
+        self.heads.insert(key, self.entries.len());
+        self.entries.push(MemoEntry { next: head, state: state.clone() });
+        self.sets.extend_from_slice(&set.words);
+        true
     }
 }
 
@@ -267,17 +297,31 @@ struct Frame<S> {
     call: usize,
     /// The state before it.
     previous: S,
-    /// Linearized by the read-first reduction: no alternative needs trying in its place.
-    forced: bool,
+    /// The phase it was linearized in. `Reads` frames were forced by the read-first
+    /// reduction: no alternative needs trying in their place.
+    phase: Phase,
 }
 
-/// Which candidates the walk from the list head is considering.
+/// Which candidates a walk from the list head considers; also each operation's class.
+/// After every linearization the walk restarts in `Reads`; when it reaches the first return
+/// entry it goes on in `Writes`, and when it reaches it again it backtracks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
-    /// Only state-preserving operations, each committed to as soon as the model accepts it.
+    /// State-preserving operations (`Model::is_read_only`), committed to as soon as the model
+    /// accepts one.
     Reads,
-    /// Every candidate in call order, with backtracking.
-    All,
+    /// Every other operation, in call order. (Trying operations with unknown outcome last
+    /// was measured to be much slower: the ones that did take effect are needed early.)
+    Writes,
+}
+
+impl Phase {
+    fn next(self) -> Option<Self> {
+        match self {
+            Self::Reads => Some(Self::Writes),
+            Self::Writes => None,
+        }
+    }
 }
 
 /// What happened when the search tried to linearize one operation.
@@ -288,10 +332,15 @@ enum Attempt {
     SeenBefore,
 }
 
+/// Where the walk is: an entry, and the phase it is in.
+type Cursor = (usize, Phase);
+
 /// The state of one partition's search.
 struct Search<'a, M: Model> {
     model: &'a M,
     ops: &'a [&'a Operation<M::Input, M::Output>],
+    /// Each operation's phase.
+    class: Vec<Phase>,
     list: EntryList,
     linearized: LinearizedSet,
     memo: Memo<M::State>,
@@ -308,80 +357,74 @@ pub(crate) fn search_partition<M: Model>(
     meter: &mut StepMeter,
 ) -> SearchOutcome<M::State> {
     let intervals: Vec<(u64, u64)> = ops.iter().map(|op| (op.call, op.ret)).collect();
+    let class = ops
+        .iter()
+        .map(|op| match model.is_read_only(&op.input, &op.output) {
+            true => Phase::Reads,
+            false => Phase::Writes,
+        })
+        .collect();
     let mut search = Search {
         model,
         ops,
+        class,
         list: EntryList::new(&intervals),
         linearized: LinearizedSet::new(ops.len()),
-        memo: Memo::new(),
+        memo: Memo::new(ops.len().div_ceil(64)),
         stack: Vec::with_capacity(ops.len()),
         state: model.init(),
         deepest: None,
     };
     let outcome = search.run(meter);
-    meter.memo_entries += search.memo.buckets.values().map(Vec::len).sum::<usize>();
+    meter.memo_entries += search.memo.len();
     outcome
 }
 
 impl<M: Model> Search<'_, M> {
-    /// The walk. After every linearization it restarts from the head in the `Reads` phase
-    /// (commit to any accepted read among the candidates), then explores in the `All` phase.
+    /// The walk; see [`Phase`] for the order candidates are tried in.
     fn run(&mut self, meter: &mut StepMeter) -> SearchOutcome<M::State> {
-        let mut entry = self.list.first();
-        let mut phase = Phase::Reads;
+        let mut cursor = (self.list.first(), Phase::Reads);
         while !self.list.is_empty() {
             if let Err(limit) = meter.spend() {
                 return SearchOutcome::OutOfBudget(limit);
             }
+            let (entry, phase) = cursor;
             assert!(entry != NIL, "lincheck: the walk ran off the end of the entry list");
-            let dead_end = match (self.list.is_call(entry), phase) {
-                (true, Phase::Reads) if !self.is_read_only(entry) => false,
-                (true, Phase::Reads) => match self.attempt(entry, true) {
-                    Attempt::Linearized => {
-                        entry = self.list.first();
-                        continue;
-                    }
-                    Attempt::Rejected => false,
-                    // Committing to this read is sound, so if what follows it was already
-                    // explored and failed, this configuration fails too.
-                    Attempt::SeenBefore => true,
-                },
-                (true, Phase::All) => {
-                    if self.attempt(entry, false) == Attempt::Linearized {
-                        (entry, phase) = (self.list.first(), Phase::Reads);
-                        continue;
-                    }
-                    false
-                }
-                (false, Phase::Reads) => {
-                    (entry, phase) = (self.list.first(), Phase::All);
-                    continue;
-                }
+            let next = if self.list.is_call(entry) {
+                self.visit_call(entry, phase)
+            } else if let Some(phase) = phase.next() {
+                Some((self.list.first(), phase))
+            } else {
                 // A return entry: its operation's deadline passed before it was linearized.
-                (false, Phase::All) => {
-                    self.note_depth(entry);
-                    true
-                }
+                self.note_depth(entry);
+                None
             };
-            if !dead_end {
-                entry = self.list.next[entry];
-                continue;
-            }
-            match self.backtrack() {
-                Some(next) => (entry, phase) = (next, Phase::All),
+            cursor = match next.or_else(|| self.backtrack()) {
+                Some(cursor) => cursor,
                 None => return SearchOutcome::NotLinearizable(self.take_deepest(entry)),
-            }
+            };
         }
         SearchOutcome::Linearizable
     }
 
-    fn is_read_only(&self, call: usize) -> bool {
-        let op = self.ops[self.list.op[call]];
-        self.model.is_read_only(&op.input, &op.output)
+    /// Visits a call entry in `phase`; returns where to go next, or `None` if this
+    /// configuration is a dead end.
+    fn visit_call(&mut self, call: usize, phase: Phase) -> Option<Cursor> {
+        if self.class[self.list.op[call]] != phase {
+            return Some((self.list.next[call], phase));
+        }
+        match self.attempt(call, phase) {
+            Attempt::Linearized => Some((self.list.first(), Phase::Reads)),
+            Attempt::Rejected => Some((self.list.next[call], phase)),
+            // Committing to a read is sound (see the module docs), so if the configuration
+            // after it was already explored and failed, this one fails too.
+            Attempt::SeenBefore if phase == Phase::Reads => None,
+            Attempt::SeenBefore => Some((self.list.next[call], phase)),
+        }
     }
 
     /// Tries to linearize the operation of `call` now.
-    fn attempt(&mut self, call: usize, forced: bool) -> Attempt {
+    fn attempt(&mut self, call: usize, phase: Phase) -> Attempt {
         let op_index = self.list.op[call];
         let op = self.ops[op_index];
         let Some(next_state) = self.model.step(&self.state, &op.input, &op.output) else {
@@ -393,21 +436,21 @@ impl<M: Model> Search<'_, M> {
             return Attempt::SeenBefore;
         }
         let previous = std::mem::replace(&mut self.state, next_state);
-        self.stack.push(Frame { call, previous, forced });
+        self.stack.push(Frame { call, previous, phase });
         self.list.lift(call);
         Attempt::Linearized
     }
 
     /// Undoes linearizations up to and including the last one that had alternatives; returns
-    /// the entry after it (the next alternative), or `None` if there is nothing left to undo.
-    fn backtrack(&mut self) -> Option<usize> {
+    /// the cursor just after it (its next alternative), or `None` if nothing is left to undo.
+    fn backtrack(&mut self) -> Option<Cursor> {
         loop {
-            let Frame { call, previous, forced } = self.stack.pop()?;
+            let Frame { call, previous, phase } = self.stack.pop()?;
             self.state = previous;
             self.linearized.remove(self.list.op[call]);
             self.list.unlift(call);
-            if !forced {
-                return Some(self.list.next[call]);
+            if phase != Phase::Reads {
+                return Some((self.list.next[call], phase));
             }
         }
     }
@@ -505,7 +548,7 @@ mod tests {
 
     #[test]
     fn memo_rejects_a_configuration_seen_before() {
-        let mut memo = Memo::new();
+        let mut memo = Memo::new(1);
         let mut set = LinearizedSet::new(10);
         set.insert(1);
         assert!(memo.insert_if_new(&set, &7u32));

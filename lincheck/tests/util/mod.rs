@@ -50,7 +50,8 @@ impl Rng {
     }
 }
 
-/// The shape of a simulated workload. Percentages are of all operations.
+/// The shape of a simulated workload. Percentages are of all operations; whatever the
+/// get/append/put/cas percentages leave over are deletes.
 #[derive(Debug, Clone, Copy)]
 pub struct Workload {
     pub clients: u64,
@@ -60,12 +61,12 @@ pub struct Workload {
     pub append_percent: u64,
     pub put_percent: u64,
     pub cas_percent: u64,
-    /// The rest are deletes.
-    pub delete_percent: u64,
     /// Operations that took effect but whose reply was lost (recorded as unknown).
     pub unknown_applied_percent: u64,
     /// Operations that timed out without taking effect (recorded as unknown).
     pub unknown_dropped_percent: u64,
+    /// Bytes of padding added to every written value (to make appended values long).
+    pub value_padding_bytes: usize,
 }
 
 impl Workload {
@@ -79,7 +80,7 @@ impl Workload {
             append_percent: 45,
             put_percent: 5,
             cas_percent: 5,
-            delete_percent: 0,
+            value_padding_bytes: 0,
             unknown_applied_percent: 0,
             unknown_dropped_percent: 0,
         }
@@ -153,7 +154,7 @@ fn finish(
 
 fn random_input(workload: &Workload, rng: &mut Rng, client: u64, counter: u64) -> KvInput {
     let key = format!("key{}", rng.below(workload.keys));
-    let unique = format!("c{client}.{counter};");
+    let unique = format!("c{client}.{counter}{};", "-".repeat(workload.value_padding_bytes));
     let mut roll = rng.below(100);
     for (percent, kind) in [
         (workload.get_percent, 0),
