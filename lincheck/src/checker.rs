@@ -75,14 +75,15 @@ impl fmt::Display for CheckResult {
     }
 }
 
-/// What a check cost.
+/// What a check cost. Partitions after the first failing one are not searched and not
+/// counted in `operations` or `largest_partition`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CheckStats {
     /// Partitions the model produced.
     pub partitions: usize,
-    /// Operations in all partitions (excludes operations the model left out).
+    /// Operations in the partitions searched (excludes operations the model left out).
     pub operations: usize,
-    /// Operations in the largest partition.
+    /// Operations in the largest partition searched.
     pub largest_partition: usize,
     /// Search steps taken.
     pub steps: u64,

@@ -20,6 +20,7 @@
 //! persistent chunk chains with cached hashes (see `kv/state.rs`), so append-heavy histories
 //! with long values stay cheap to step, hash and memoize.
 
+mod reach;
 mod state;
 
 use std::fmt;
@@ -193,6 +194,16 @@ impl Model for KvModel {
                 | (KvInput::Cas { .. }, KvOutput::Swapped(false))
                 | (KvInput::Delete { .. }, KvOutput::Swapped(false))
         )
+    }
+
+    fn may_become_acceptable(
+        &self,
+        state: &KvState,
+        input: &KvInput,
+        output: &KvOutput,
+        pending: &mut dyn Iterator<Item = (&KvInput, &KvOutput)>,
+    ) -> bool {
+        reach::may_become_acceptable(state, input, output, pending)
     }
 
     /// One partition per key, in key order; unknown-outcome Gets are left out.

@@ -38,6 +38,9 @@ use crate::model::Model;
 const HEAD: usize = 0;
 /// "No entry".
 const NIL: usize = usize::MAX;
+/// How far past the first return entry the search looks for a pending read to ask the
+/// model about (`Search::find_hopeless`).
+const READ_LOOKAHEAD_ENTRIES: usize = 64;
 /// How many steps pass between two clock reads when a time limit is set.
 const STEPS_PER_CLOCK_READ: u64 = 1024;
 
@@ -304,7 +307,9 @@ struct Frame<S> {
 
 /// Which candidates a walk from the list head considers; also each operation's class.
 /// After every linearization the walk restarts in `Reads`; when it reaches the first return
-/// entry it goes on in `Writes`, and when it reaches it again it backtracks.
+/// entry it asks the model whether that operation can still be linearized in time
+/// (`Model::may_become_acceptable`) and, if so, goes on in `Writes`; when it reaches that
+/// entry again it backtracks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     /// State-preserving operations (`Model::is_read_only`), committed to as soon as the model
@@ -313,15 +318,6 @@ enum Phase {
     /// Every other operation, in call order. (Trying operations with unknown outcome last
     /// was measured to be much slower: the ones that did take effect are needed early.)
     Writes,
-}
-
-impl Phase {
-    fn next(self) -> Option<Self> {
-        match self {
-            Self::Reads => Some(Self::Writes),
-            Self::Writes => None,
-        }
-    }
 }
 
 /// What happened when the search tried to linearize one operation.
@@ -392,12 +388,15 @@ impl<M: Model> Search<'_, M> {
             assert!(entry != NIL, "lincheck: the walk ran off the end of the entry list");
             let next = if self.list.is_call(entry) {
                 self.visit_call(entry, phase)
-            } else if let Some(phase) = phase.next() {
-                Some((self.list.first(), phase))
-            } else {
+            } else if phase == Phase::Writes {
                 // A return entry: its operation's deadline passed before it was linearized.
                 self.note_depth(entry);
                 None
+            } else if let Some(hopeless) = self.find_hopeless(entry) {
+                self.note_depth(hopeless);
+                None
+            } else {
+                Some((self.list.first(), Phase::Writes))
             };
             cursor = match next.or_else(|| self.backtrack()) {
                 Some(cursor) => cursor,
@@ -421,6 +420,54 @@ impl<M: Model> Search<'_, M> {
             Attempt::SeenBefore if phase == Phase::Reads => None,
             Attempt::SeenBefore => Some((self.list.next[call], phase)),
         }
+    }
+
+    /// Before exploring writes at this configuration, asks the model whether the operation
+    /// with the earliest pending return (`first_return`), or the earliest-returning pending
+    /// read after it, can no longer be linearized in time; returns that one's return entry.
+    /// The read is worth asking about because it usually fixes the order of every write
+    /// before it, long before the walk reaches it.
+    fn find_hopeless(&self, first_return: usize) -> Option<usize> {
+        let blocked = self.ops[self.list.op[first_return]];
+        // A read-only one reaching here was already rejected by the `Reads` walk.
+        let rejected = self.class[self.list.op[first_return]] == Phase::Reads
+            || self.model.step(&self.state, &blocked.input, &blocked.output).is_none();
+        if rejected && !self.may_be_linearized_in_time(first_return) {
+            return Some(first_return);
+        }
+        let mut entry = self.list.next[first_return];
+        for _ in 0..READ_LOOKAHEAD_ENTRIES {
+            if entry == NIL {
+                break;
+            }
+            if !self.list.is_call(entry) && self.class[self.list.op[entry]] == Phase::Reads {
+                return (!self.may_be_linearized_in_time(entry)).then_some(entry);
+            }
+            entry = self.list.next[entry];
+        }
+        None
+    }
+
+    /// Asks the model whether the operation of return entry `ret` can still be accepted
+    /// after some of the operations that may be linearized before it (every other one whose
+    /// call entry comes before `ret`).
+    fn may_be_linearized_in_time(&self, ret: usize) -> bool {
+        let target = self.list.op[ret];
+        let op = self.ops[target];
+        let (list, ops) = (&self.list, self.ops);
+        let mut entry = list.first();
+        let mut pending = std::iter::from_fn(move || {
+            while entry != ret && entry != NIL {
+                let current = entry;
+                entry = list.next[current];
+                if list.is_call(current) && list.op[current] != target {
+                    let op = ops[list.op[current]];
+                    return Some((&op.input, &op.output));
+                }
+            }
+            None
+        });
+        self.model.may_become_acceptable(&self.state, &op.input, &op.output, &mut pending)
     }
 
     /// Tries to linearize the operation of `call` now.

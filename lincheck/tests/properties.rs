@@ -61,11 +61,12 @@ fn brute_force_linearizable(history: &[KvOperation]) -> bool {
 }
 
 fn small_value() -> impl Strategy<Value = &'static str> {
-    prop::sample::select(vec!["a", "b"])
+    prop::sample::select(vec!["", "a", "b", "ab"])
 }
 
 fn read_result() -> impl Strategy<Value = KvOutput> {
-    prop::sample::select(vec![None, Some("a"), Some("b"), Some("ab"), Some("ba"), Some("aa")])
+    let values = ["", "a", "b", "ab", "ba", "aa", "aba", "bab", "abab"];
+    prop::sample::select(values.iter().map(|&v| Some(v)).chain([None]).collect::<Vec<_>>())
         .prop_map(|value| KvOutput::Value(value.map(Into::into)))
 }
 
@@ -207,7 +208,7 @@ proptest! {
 
     #[test]
     fn checker_agrees_with_brute_force_on_small_random_histories(
-        history in prop::collection::vec(random_op(), 1..=7)
+        history in prop::collection::vec(random_op(), 1..=8)
     ) {
         let expected = brute_force_linearizable(&history);
         let result = check(&KvModel, &history, Budget::default());

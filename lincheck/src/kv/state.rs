@@ -158,6 +158,19 @@ impl KvState {
         self.value.is_some()
     }
 
+    /// The value's length (0 when absent).
+    pub(super) fn len(&self) -> usize {
+        self.value.as_ref().map_or(0, |chunk| chunk.len)
+    }
+
+    /// Whether the value (empty when absent) is a prefix of `bytes`.
+    pub(super) fn is_prefix_of(&self, bytes: &[u8]) -> bool {
+        match &self.value {
+            None => true,
+            Some(chunk) => chunk.len <= bytes.len() && chunk.equals_slice(&bytes[..chunk.len]),
+        }
+    }
+
     /// A copy of the value, or `None` when the key is absent.
     pub fn value(&self) -> Option<Vec<u8>> {
         self.value.as_deref().map(Chunk::to_vec)
