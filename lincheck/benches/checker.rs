@@ -12,9 +12,18 @@ fn bench_checker(c: &mut Criterion) {
     let mut group = c.benchmark_group("check_kv");
     group.sample_size(10);
     let cases = [
-        ("appends_5c_1key_1000ops", util::Workload::appends(5, 1, 200)),
-        ("appends_5c_10keys_10000ops", util::Workload::appends(5, 10, 2000)),
-        ("appends_10c_1key_2000ops", util::Workload::appends(10, 1, 200)),
+        (
+            "appends_5c_1key_1000ops",
+            util::Workload::appends(5, 1, 200),
+        ),
+        (
+            "appends_5c_10keys_10000ops",
+            util::Workload::appends(5, 10, 2000),
+        ),
+        (
+            "appends_10c_1key_2000ops",
+            util::Workload::appends(10, 1, 200),
+        ),
     ];
     for (name, workload) in cases {
         let history = util::simulate(workload, 42);

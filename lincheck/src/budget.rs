@@ -26,12 +26,18 @@ impl Budget {
 
     /// A budget of `max_steps` search steps and no time limit.
     pub fn steps(max_steps: u64) -> Self {
-        Self { max_steps, time_limit: None }
+        Self {
+            max_steps,
+            time_limit: None,
+        }
     }
 
     /// The same budget, also limited to `time_limit` of wall-clock time.
     pub fn with_time_limit(self, time_limit: Duration) -> Self {
-        Self { time_limit: Some(time_limit), ..self }
+        Self {
+            time_limit: Some(time_limit),
+            ..self
+        }
     }
 }
 

@@ -62,11 +62,19 @@ impl fmt::Display for CheckResult {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Ok => f.write_str("linearizable"),
-            Self::Illegal { partition, explanation } => {
+            Self::Illegal {
+                partition,
+                explanation,
+            } => {
                 writeln!(f, "NOT linearizable: partition {partition}")?;
                 write!(f, "{explanation}")
             }
-            Self::Unknown { partition, limit, steps, sample_op } => write!(
+            Self::Unknown {
+                partition,
+                limit,
+                steps,
+                sample_op,
+            } => write!(
                 f,
                 "UNKNOWN: the {limit} ran out after {steps} steps while checking partition \
                  {partition} (which holds {sample_op}); not a pass: retry with a larger budget"
@@ -117,7 +125,10 @@ pub fn check_with_stats<M: Model>(
     assert_intervals_valid(history);
     let partitions = model.partition(history);
     assert_partitions_valid(&partitions, history.len());
-    let mut stats = CheckStats { partitions: partitions.len(), ..CheckStats::default() };
+    let mut stats = CheckStats {
+        partitions: partitions.len(),
+        ..CheckStats::default()
+    };
     let mut meter = StepMeter::new(&budget);
     let mut result = CheckResult::Ok;
     for (position, partition) in partitions.iter().enumerate() {
@@ -129,13 +140,22 @@ pub fn check_with_stats<M: Model>(
             SearchOutcome::Linearizable => continue,
             SearchOutcome::NotLinearizable(deepest) => {
                 let explanation = Explanation::new(model, history, partition, &deepest);
-                result = CheckResult::Illegal { partition: position, explanation };
+                result = CheckResult::Illegal {
+                    partition: position,
+                    explanation,
+                };
             }
             SearchOutcome::OutOfBudget(limit) => {
-                let sample_op =
-                    partition.first().map_or_else(String::new, |&i| describe(history, i));
+                let sample_op = partition
+                    .first()
+                    .map_or_else(String::new, |&i| describe(history, i));
                 let steps = meter.steps;
-                result = CheckResult::Unknown { partition: position, limit, steps, sample_op };
+                result = CheckResult::Unknown {
+                    partition: position,
+                    limit,
+                    steps,
+                    sample_op,
+                };
             }
         }
         break;
@@ -159,8 +179,14 @@ fn assert_intervals_valid<I, O>(history: &[Operation<I, O>]) {
 fn assert_partitions_valid(partitions: &[Vec<usize>], history_len: usize) {
     let mut seen = vec![false; history_len];
     for &index in partitions.iter().flatten() {
-        assert!(index < history_len, "lincheck: partition names operation #{index} of {history_len}");
-        assert!(!seen[index], "lincheck: operation #{index} is in two partitions");
+        assert!(
+            index < history_len,
+            "lincheck: partition names operation #{index} of {history_len}"
+        );
+        assert!(
+            !seen[index],
+            "lincheck: operation #{index} is in two partitions"
+        );
         seen[index] = true;
     }
 }

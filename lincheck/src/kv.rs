@@ -86,12 +86,18 @@ impl KvInput {
 
     /// `Put(key, value)`.
     pub fn put(key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> Self {
-        Self::Put { key: key.into(), value: value.into() }
+        Self::Put {
+            key: key.into(),
+            value: value.into(),
+        }
     }
 
     /// `Append(key, value)`.
     pub fn append(key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> Self {
-        Self::Append { key: key.into(), value: value.into() }
+        Self::Append {
+            key: key.into(),
+            value: value.into(),
+        }
     }
 
     /// `Delete(key)`.
@@ -105,7 +111,11 @@ impl KvInput {
         expected: impl Into<Vec<u8>>,
         new_value: impl Into<Vec<u8>>,
     ) -> Self {
-        Self::Cas { key: key.into(), expected: expected.into(), new_value: new_value.into() }
+        Self::Cas {
+            key: key.into(),
+            expected: expected.into(),
+            new_value: new_value.into(),
+        }
     }
 
     /// The key this operation touches.
@@ -174,7 +184,14 @@ impl Model for KvModel {
             (KvInput::Delete { .. }, KvOutput::Swapped(existed)) => {
                 (state.is_present() == *existed).then(KvState::absent)
             }
-            (KvInput::Cas { expected, new_value, .. }, KvOutput::Swapped(_) | KvOutput::Unknown) => {
+            (
+                KvInput::Cas {
+                    expected,
+                    new_value,
+                    ..
+                },
+                KvOutput::Swapped(_) | KvOutput::Unknown,
+            ) => {
                 let swaps = state.matches_expected(expected);
                 match output {
                     KvOutput::Swapped(observed) if *observed != swaps => None,
@@ -210,8 +227,10 @@ impl Model for KvModel {
     fn partition(&self, history: &[KvOperation]) -> Vec<Vec<usize>> {
         let mut by_key: std::collections::BTreeMap<&[u8], Vec<usize>> = Default::default();
         for (index, op) in history.iter().enumerate() {
-            let unknown_read =
-                matches!((&op.input, &op.output), (KvInput::Get { .. }, KvOutput::Unknown));
+            let unknown_read = matches!(
+                (&op.input, &op.output),
+                (KvInput::Get { .. }, KvOutput::Unknown)
+            );
             if !unknown_read {
                 by_key.entry(op.input.key()).or_default().push(index);
             }
@@ -249,14 +268,22 @@ impl fmt::Debug for KvInput {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Get { key } => f.debug_tuple("Get").field(&shown(key)).finish(),
-            Self::Put { key, value } => {
-                f.debug_tuple("Put").field(&shown(key)).field(&shown(value)).finish()
-            }
-            Self::Append { key, value } => {
-                f.debug_tuple("Append").field(&shown(key)).field(&shown(value)).finish()
-            }
+            Self::Put { key, value } => f
+                .debug_tuple("Put")
+                .field(&shown(key))
+                .field(&shown(value))
+                .finish(),
+            Self::Append { key, value } => f
+                .debug_tuple("Append")
+                .field(&shown(key))
+                .field(&shown(value))
+                .finish(),
             Self::Delete { key } => f.debug_tuple("Delete").field(&shown(key)).finish(),
-            Self::Cas { key, expected, new_value } => f
+            Self::Cas {
+                key,
+                expected,
+                new_value,
+            } => f
                 .debug_tuple("Cas")
                 .field(&shown(key))
                 .field(&shown(expected))
@@ -270,9 +297,10 @@ impl fmt::Debug for KvOutput {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Ok => f.write_str("Ok"),
-            Self::Value(value) => {
-                f.debug_tuple("Value").field(&value.as_deref().map(shown)).finish()
-            }
+            Self::Value(value) => f
+                .debug_tuple("Value")
+                .field(&value.as_deref().map(shown))
+                .finish(),
             Self::Swapped(swapped) => f.debug_tuple("Swapped").field(swapped).finish(),
             Self::Unknown => f.write_str("Unknown"),
         }

@@ -59,12 +59,19 @@ impl Explanation {
             .map(|&local| {
                 let op = &history[partition[local]];
                 let accepted = model.step(&deepest.state, &op.input, &op.output).is_some();
-                Candidate { op: partition[local], accepted_by_model: accepted }
+                Candidate {
+                    op: partition[local],
+                    accepted_by_model: accepted,
+                }
             })
             .collect();
         let mut explanation = Self {
             partition_len: partition.len(),
-            linearized: deepest.linearized.iter().map(|&local| partition[local]).collect(),
+            linearized: deepest
+                .linearized
+                .iter()
+                .map(|&local| partition[local])
+                .collect(),
             state_after: format!("{:?}", deepest.state),
             blocked: partition[deepest.blocked],
             candidates,
@@ -84,12 +91,20 @@ impl Explanation {
         );
         let shown = prefix_len.min(PREFIX_OPS_SHOWN);
         if shown < prefix_len {
-            let _ = writeln!(text, "  ... {} earlier operations omitted", prefix_len - shown);
+            let _ = writeln!(
+                text,
+                "  ... {} earlier operations omitted",
+                prefix_len - shown
+            );
         }
         for &op in &self.linearized[prefix_len - shown..] {
             let _ = writeln!(text, "  {}", clip(describe(history, op)));
         }
-        let _ = writeln!(text, "state after the prefix: {}", clip(self.state_after.clone()));
+        let _ = writeln!(
+            text,
+            "state after the prefix: {}",
+            clip(self.state_after.clone())
+        );
         let _ = writeln!(
             text,
             "operation {} returned before it could be linearized; candidates to go next:",
@@ -101,7 +116,11 @@ impl Explanation {
             } else {
                 "rejected by the model in this state"
             };
-            let _ = writeln!(text, "  {}: {verdict}", clip(describe(history, candidate.op)));
+            let _ = writeln!(
+                text,
+                "  {}: {verdict}",
+                clip(describe(history, candidate.op))
+            );
         }
         text
     }
@@ -116,7 +135,11 @@ impl fmt::Display for Explanation {
 /// One line describing operation `index` of `history`.
 pub(crate) fn describe<I: Debug, O: Debug>(history: &[Operation<I, O>], index: usize) -> String {
     let op = &history[index];
-    let ret = if op.is_outcome_unknown() { "unknown".to_owned() } else { op.ret.to_string() };
+    let ret = if op.is_outcome_unknown() {
+        "unknown".to_owned()
+    } else {
+        op.ret.to_string()
+    };
     format!(
         "#{index} client {} [call {}, ret {ret}] {:?} -> {:?}",
         op.client_id, op.call, op.input, op.output
@@ -147,6 +170,9 @@ mod tests {
     #[test]
     fn describe_marks_unknown_returns() {
         let history = vec![Operation::unknown(4, "put", "?", 9)];
-        assert_eq!(describe(&history, 0), "#0 client 4 [call 9, ret unknown] \"put\" -> \"?\"");
+        assert_eq!(
+            describe(&history, 0),
+            "#0 client 4 [call 9, ret unknown] \"put\" -> \"?\""
+        );
     }
 }

@@ -38,9 +38,12 @@ use crate::model::Model;
 const HEAD: usize = 0;
 /// "No entry".
 const NIL: usize = usize::MAX;
-/// How far past the first return entry the search looks for a pending read to ask the
-/// model about (`Search::find_hopeless`).
-const READ_LOOKAHEAD_ENTRIES: usize = 64;
+/// How far past the first return entry the search looks for pending reads to ask the model
+/// about (`Search::find_hopeless`), and how many it asks about at most. Measured: asking about
+/// 4 reads instead of 1 cuts the steps on 10 clients sharing one key by 10x or more; looking
+/// further adds little.
+const LOOKAHEAD_ENTRIES: usize = 128;
+const LOOKAHEAD_READS: usize = 4;
 /// How many steps pass between two clock reads when a time limit is set.
 const STEPS_PER_CLOCK_READ: u64 = 1024;
 
@@ -84,7 +87,12 @@ pub(crate) struct StepMeter {
 impl StepMeter {
     pub fn new(budget: &Budget) -> Self {
         let deadline = budget.time_limit.map(|limit| Instant::now() + limit);
-        Self { max_steps: budget.max_steps, deadline, steps: 0, memo_entries: 0 }
+        Self {
+            max_steps: budget.max_steps,
+            deadline,
+            steps: 0,
+            memo_entries: 0,
+        }
     }
 
     /// Takes one step, or says which limit stops us.
@@ -194,8 +202,14 @@ struct LinearizedSet {
 
 impl LinearizedSet {
     fn new(len: usize) -> Self {
-        let keys = (0..len as u64).map(|i| mix64(i.wrapping_add(0x5eed))).collect();
-        Self { words: vec![0; len.div_ceil(64)], keys, hash: 0 }
+        let keys = (0..len as u64)
+            .map(|i| mix64(i.wrapping_add(0x5eed)))
+            .collect();
+        Self {
+            words: vec![0; len.div_ceil(64)],
+            keys,
+            hash: 0,
+        }
     }
 
     fn insert(&mut self, op: usize) {
@@ -256,7 +270,12 @@ struct Memo<S> {
 
 impl<S: Eq + Hash + Clone> Memo<S> {
     fn new(words: usize) -> Self {
-        Self { words, heads: HashMap::default(), entries: Vec::new(), sets: Vec::new() }
+        Self {
+            words,
+            heads: HashMap::default(),
+            entries: Vec::new(),
+            sets: Vec::new(),
+        }
     }
 
     fn len(&self) -> usize {
@@ -279,7 +298,10 @@ impl<S: Eq + Hash + Clone> Memo<S> {
             cursor = entry.next;
         }
         self.heads.insert(key, self.entries.len());
-        self.entries.push(MemoEntry { next: head, state: state.clone() });
+        self.entries.push(MemoEntry {
+            next: head,
+            state: state.clone(),
+        });
         self.sets.extend_from_slice(&set.words);
         true
     }
@@ -385,7 +407,10 @@ impl<M: Model> Search<'_, M> {
                 return SearchOutcome::OutOfBudget(limit);
             }
             let (entry, phase) = cursor;
-            assert!(entry != NIL, "lincheck: the walk ran off the end of the entry list");
+            assert!(
+                entry != NIL,
+                "lincheck: the walk ran off the end of the entry list"
+            );
             let next = if self.list.is_call(entry) {
                 self.visit_call(entry, phase)
             } else if phase == Phase::Writes {
@@ -423,25 +448,32 @@ impl<M: Model> Search<'_, M> {
     }
 
     /// Before exploring writes at this configuration, asks the model whether the operation
-    /// with the earliest pending return (`first_return`), or the earliest-returning pending
-    /// read after it, can no longer be linearized in time; returns that one's return entry.
-    /// The read is worth asking about because it usually fixes the order of every write
-    /// before it, long before the walk reaches it.
+    /// with the earliest pending return (`first_return`), or one of the next few pending reads
+    /// to return, can no longer be linearized in time; returns that one's return entry. Reads
+    /// are worth asking about because each one usually fixes the order of the writes before
+    /// it, long before the walk reaches it.
     fn find_hopeless(&self, first_return: usize) -> Option<usize> {
         let blocked = self.ops[self.list.op[first_return]];
         // A read-only one reaching here was already rejected by the `Reads` walk.
         let rejected = self.class[self.list.op[first_return]] == Phase::Reads
-            || self.model.step(&self.state, &blocked.input, &blocked.output).is_none();
+            || self
+                .model
+                .step(&self.state, &blocked.input, &blocked.output)
+                .is_none();
         if rejected && !self.may_be_linearized_in_time(first_return) {
             return Some(first_return);
         }
         let mut entry = self.list.next[first_return];
-        for _ in 0..READ_LOOKAHEAD_ENTRIES {
-            if entry == NIL {
+        let mut reads_left = LOOKAHEAD_READS;
+        for _ in 0..LOOKAHEAD_ENTRIES {
+            if entry == NIL || reads_left == 0 {
                 break;
             }
             if !self.list.is_call(entry) && self.class[self.list.op[entry]] == Phase::Reads {
-                return (!self.may_be_linearized_in_time(entry)).then_some(entry);
+                if !self.may_be_linearized_in_time(entry) {
+                    return Some(entry);
+                }
+                reads_left -= 1;
             }
             entry = self.list.next[entry];
         }
@@ -467,7 +499,8 @@ impl<M: Model> Search<'_, M> {
             }
             None
         });
-        self.model.may_become_acceptable(&self.state, &op.input, &op.output, &mut pending)
+        self.model
+            .may_become_acceptable(&self.state, &op.input, &op.output, &mut pending)
     }
 
     /// Tries to linearize the operation of `call` now.
@@ -483,7 +516,11 @@ impl<M: Model> Search<'_, M> {
             return Attempt::SeenBefore;
         }
         let previous = std::mem::replace(&mut self.state, next_state);
-        self.stack.push(Frame { call, previous, phase });
+        self.stack.push(Frame {
+            call,
+            previous,
+            phase,
+        });
         self.list.lift(call);
         Attempt::Linearized
     }
@@ -492,7 +529,11 @@ impl<M: Model> Search<'_, M> {
     /// the cursor just after it (its next alternative), or `None` if nothing is left to undo.
     fn backtrack(&mut self) -> Option<Cursor> {
         loop {
-            let Frame { call, previous, phase } = self.stack.pop()?;
+            let Frame {
+                call,
+                previous,
+                phase,
+            } = self.stack.pop()?;
             self.state = previous;
             self.linearized.remove(self.list.op[call]);
             self.list.unlift(call);
@@ -505,7 +546,11 @@ impl<M: Model> Search<'_, M> {
     /// Remembers this point if it is the deepest the search has reached.
     fn note_depth(&mut self, blocked_return: usize) {
         let depth = self.stack.len();
-        if self.deepest.as_ref().map_or(true, |deepest| depth > deepest.linearized.len()) {
+        if self
+            .deepest
+            .as_ref()
+            .map_or(true, |deepest| depth > deepest.linearized.len())
+        {
             self.deepest = Some(self.snapshot(blocked_return));
         }
     }
@@ -527,7 +572,11 @@ impl<M: Model> Search<'_, M> {
             entry = self.list.next[entry];
         }
         Deepest {
-            linearized: self.stack.iter().map(|frame| self.list.op[frame.call]).collect(),
+            linearized: self
+                .stack
+                .iter()
+                .map(|frame| self.list.op[frame.call])
+                .collect(),
             state: self.state.clone(),
             blocked: self.list.op[blocked],
             candidates,
@@ -553,7 +602,10 @@ mod tests {
     fn entries_sort_by_time_with_calls_before_returns_on_ties() {
         // op 0: [5, 10], op 1: [10, 20] -> touching intervals overlap.
         let list = EntryList::new(&[(5, 10), (10, 20)]);
-        assert_eq!(walk(&list), vec![(0, true), (1, true), (0, false), (1, false)]);
+        assert_eq!(
+            walk(&list),
+            vec![(0, true), (1, true), (0, false), (1, false)]
+        );
     }
 
     #[test]
@@ -562,11 +614,16 @@ mod tests {
         let mut list = EntryList::new(&list_times);
         let original = walk(&list);
         let call_of = |list: &EntryList, op: usize| {
-            (1..list.op.len()).find(|&e| list.op[e] == op && list.is_call(e)).unwrap()
+            (1..list.op.len())
+                .find(|&e| list.op[e] == op && list.is_call(e))
+                .unwrap()
         };
         let (c1, c0, c2) = (call_of(&list, 1), call_of(&list, 0), call_of(&list, 2));
         list.lift(c1);
-        assert_eq!(walk(&list), vec![(0, true), (0, false), (2, true), (2, false)]);
+        assert_eq!(
+            walk(&list),
+            vec![(0, true), (0, false), (2, true), (2, false)]
+        );
         list.lift(c0);
         list.lift(c2);
         assert!(list.is_empty());

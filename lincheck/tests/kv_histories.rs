@@ -56,7 +56,13 @@ fn sequential_history_following_the_model_is_linearizable() {
         op(1, put("x", "a"), KvOutput::Ok, 2, 3),
         op(1, append("x", "b"), KvOutput::Ok, 4, 5),
         op(1, get("x"), found("ab"), 6, 7),
-        op(1, KvInput::cas("x", "ab", "c"), KvOutput::Swapped(true), 8, 9),
+        op(
+            1,
+            KvInput::cas("x", "ab", "c"),
+            KvOutput::Swapped(true),
+            8,
+            9,
+        ),
         op(1, KvInput::delete("x"), KvOutput::Ok, 10, 11),
         op(1, get("x"), KvOutput::not_found(), 12, 13),
     ]);
@@ -102,8 +108,20 @@ fn concurrent_appends_may_land_in_either_order() {
 fn concurrent_cas_with_the_same_expected_value_lets_exactly_one_win() {
     assert_linearizable(&[
         op(1, put("x", "v0"), KvOutput::Ok, 0, 10),
-        op(2, KvInput::cas("x", "v0", "a"), KvOutput::Swapped(false), 20, 30),
-        op(3, KvInput::cas("x", "v0", "b"), KvOutput::Swapped(true), 20, 30),
+        op(
+            2,
+            KvInput::cas("x", "v0", "a"),
+            KvOutput::Swapped(false),
+            20,
+            30,
+        ),
+        op(
+            3,
+            KvInput::cas("x", "v0", "b"),
+            KvOutput::Swapped(true),
+            20,
+            30,
+        ),
         op(4, get("x"), found("b"), 40, 50),
     ]);
 }
@@ -131,10 +149,16 @@ fn stale_read_after_a_completed_write_is_illegal() {
     assert_eq!(explanation.blocked, 2, "{explanation}");
     assert_eq!(explanation.linearized, vec![0, 1], "{explanation}");
     assert_eq!(explanation.candidates.len(), 1, "{explanation}");
-    assert!(!explanation.candidates[0].accepted_by_model, "{explanation}");
+    assert!(
+        !explanation.candidates[0].accepted_by_model,
+        "{explanation}"
+    );
     assert_eq!(explanation.state_after, r#"Some("2")"#);
     let text = explanation.to_string();
-    assert!(text.contains(r#"#2 client 2 [call 40, ret 50] Get("x") -> Value(Some("1"))"#), "{text}");
+    assert!(
+        text.contains(r#"#2 client 2 [call 40, ret 50] Get("x") -> Value(Some("1"))"#),
+        "{text}"
+    );
 }
 
 #[test]
@@ -174,12 +198,27 @@ fn duplicated_append_is_illegal() {
 fn cas_success_by_two_clients_for_the_same_expected_value_is_illegal() {
     let explanation = assert_not_linearizable(&[
         op(1, put("x", "v0"), KvOutput::Ok, 0, 10),
-        op(2, KvInput::cas("x", "v0", "a"), KvOutput::Swapped(true), 20, 30),
-        op(3, KvInput::cas("x", "v0", "b"), KvOutput::Swapped(true), 20, 30),
+        op(
+            2,
+            KvInput::cas("x", "v0", "a"),
+            KvOutput::Swapped(true),
+            20,
+            30,
+        ),
+        op(
+            3,
+            KvInput::cas("x", "v0", "b"),
+            KvOutput::Swapped(true),
+            20,
+            30,
+        ),
     ]);
     // One swap fits; the other is then rejected by the model.
     assert_eq!(explanation.linearized.len(), 2, "{explanation}");
-    assert!(explanation.candidates.iter().all(|c| !c.accepted_by_model), "{explanation}");
+    assert!(
+        explanation.candidates.iter().all(|c| !c.accepted_by_model),
+        "{explanation}"
+    );
 }
 
 #[test]
@@ -224,7 +263,10 @@ fn cross_key_anomaly_is_caught_through_the_key_it_shows_up_on() {
         op(4, get("x"), KvOutput::not_found(), 30, 40),
     ];
     match verdict(&history) {
-        CheckResult::Illegal { partition: 0, explanation } => {
+        CheckResult::Illegal {
+            partition: 0,
+            explanation,
+        } => {
             assert_eq!(explanation.partition_len, 3, "{explanation}");
         }
         other => panic!("expected Illegal on partition 0 (key x), got: {other}"),
@@ -240,7 +282,10 @@ fn illegal_partition_is_reported_by_its_position_in_key_order() {
         op(2, get("a"), found("1"), 20, 30),
     ];
     match verdict(&history) {
-        CheckResult::Illegal { partition, explanation } => {
+        CheckResult::Illegal {
+            partition,
+            explanation,
+        } => {
             assert_eq!(partition, 1, "key b sorts after key a");
             assert_eq!(explanation.blocked, 1);
         }
@@ -353,7 +398,10 @@ fn exhausted_step_budget_is_unknown_never_ok() {
     assert!(result.is_unknown(), "{result}");
     assert!(!result.is_ok());
     let text = result.to_string();
-    assert!(text.contains("UNKNOWN") && text.contains("not a pass"), "{text}");
+    assert!(
+        text.contains("UNKNOWN") && text.contains("not a pass"),
+        "{text}"
+    );
 }
 
 #[test]

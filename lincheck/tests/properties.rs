@@ -35,7 +35,9 @@ fn brute_force(
     }
     for position in 0..remaining.len() {
         let candidate = &history[remaining[position]];
-        let must_wait = remaining.iter().any(|&other| history[other].ret < candidate.call);
+        let must_wait = remaining
+            .iter()
+            .any(|&other| history[other].ret < candidate.call);
         if must_wait {
             continue;
         }
@@ -57,7 +59,11 @@ fn brute_force(
 }
 
 fn brute_force_linearizable(history: &[KvOperation]) -> bool {
-    brute_force(history, &mut (0..history.len()).collect(), &mut BTreeMap::new())
+    brute_force(
+        history,
+        &mut (0..history.len()).collect(),
+        &mut BTreeMap::new(),
+    )
 }
 
 fn small_value() -> impl Strategy<Value = &'static str> {
@@ -66,14 +72,27 @@ fn small_value() -> impl Strategy<Value = &'static str> {
 
 fn read_result() -> impl Strategy<Value = KvOutput> {
     let values = ["", "a", "b", "ab", "ba", "aa", "aba", "bab", "abab"];
-    prop::sample::select(values.iter().map(|&v| Some(v)).chain([None]).collect::<Vec<_>>())
-        .prop_map(|value| KvOutput::Value(value.map(Into::into)))
+    prop::sample::select(
+        values
+            .iter()
+            .map(|&v| Some(v))
+            .chain([None])
+            .collect::<Vec<_>>(),
+    )
+    .prop_map(|value| KvOutput::Value(value.map(Into::into)))
 }
 
 /// One random (not necessarily legal) operation with an unknown outcome 1 time in 5.
 fn random_op() -> impl Strategy<Value = KvOperation> {
     let key = prop::sample::select(vec!["x", "y"]);
-    let input_and_output = (key, 0u8..5, small_value(), small_value(), read_result(), any::<bool>())
+    let input_and_output = (
+        key,
+        0u8..5,
+        small_value(),
+        small_value(),
+        read_result(),
+        any::<bool>(),
+    )
         .prop_map(|(key, kind, v1, v2, read, flag)| match kind {
             0 => (KvInput::get(key), read),
             1 => (KvInput::put(key, v1), KvOutput::Ok),
@@ -82,7 +101,14 @@ fn random_op() -> impl Strategy<Value = KvOperation> {
                 let expected = if flag { "" } else { v2 };
                 (KvInput::cas(key, expected, v1), KvOutput::Swapped(v1 < v2))
             }
-            _ => (KvInput::delete(key), if flag { KvOutput::Ok } else { KvOutput::Swapped(v1 < v2) }),
+            _ => (
+                KvInput::delete(key),
+                if flag {
+                    KvOutput::Ok
+                } else {
+                    KvOutput::Swapped(v1 < v2)
+                },
+            ),
         });
     (input_and_output, 0u64..20, 0u64..10, 0u8..5, 0u64..4).prop_map(
         |((input, output), call, duration, unknown_roll, client)| {
@@ -126,16 +152,22 @@ struct Step {
 }
 
 fn step() -> impl Strategy<Value = Step> {
-    (0u8..6, 0u8..3, "[a-z]{1,3}", 0u64..3000, 0u64..3000, outcome()).prop_map(
-        |(kind, key, value, call_slack, ret_slack, outcome)| Step {
+    (
+        0u8..6,
+        0u8..3,
+        "[a-z]{1,3}",
+        0u64..3000,
+        0u64..3000,
+        outcome(),
+    )
+        .prop_map(|(kind, key, value, call_slack, ret_slack, outcome)| Step {
             kind,
             key,
             value,
             call_slack,
             ret_slack,
             outcome,
-        },
-    )
+        })
 }
 
 fn input_for(step: &Step, store: &BTreeMap<Vec<u8>, Vec<u8>>) -> KvInput {

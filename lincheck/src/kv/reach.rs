@@ -25,9 +25,7 @@ fn target_of<'a>(input: &'a KvInput, output: &'a KvOutput) -> Option<Target<'a>>
         (KvInput::Cas { expected, .. }, KvOutput::Swapped(true)) if expected.is_empty() => {
             Some(Target::Absent)
         }
-        (KvInput::Cas { expected, .. }, KvOutput::Swapped(true)) => {
-            Some(Target::Present(expected))
-        }
+        (KvInput::Cas { expected, .. }, KvOutput::Swapped(true)) => Some(Target::Present(expected)),
         _ => None,
     }
 }
@@ -72,5 +70,7 @@ pub(super) fn may_become_acceptable(
     if deletes && rest_reachable(0) {
         return true;
     }
-    bases.iter().any(|base| value.starts_with(base) && rest_reachable(base.len()))
+    bases
+        .iter()
+        .any(|base| value.starts_with(base) && rest_reachable(base.len()))
 }

@@ -137,7 +137,9 @@ impl KvState {
             len: bytes.len(),
             hash: fnv_extend(FNV_OFFSET, bytes),
         };
-        Self { value: Some(Arc::new(chunk)) }
+        Self {
+            value: Some(Arc::new(chunk)),
+        }
     }
 
     pub(super) fn appended(&self, suffix: &[u8]) -> Self {
@@ -150,7 +152,9 @@ impl KvState {
             len: last.len + suffix.len(),
             hash: fnv_extend(last.hash, suffix),
         };
-        Self { value: Some(Arc::new(chunk)) }
+        Self {
+            value: Some(Arc::new(chunk)),
+        }
     }
 
     /// Whether the key is present.

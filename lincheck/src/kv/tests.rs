@@ -26,7 +26,10 @@ fn get_accepts_only_the_current_value() {
     assert!(step(&absent, KvInput::get("k"), KvOutput::not_found()).is_some());
     assert!(step(&absent, KvInput::get("k"), KvOutput::found("")).is_none());
     let present = state_of(Some("v"));
-    assert_eq!(step(&present, KvInput::get("k"), KvOutput::found("v")), Some(present.clone()));
+    assert_eq!(
+        step(&present, KvInput::get("k"), KvOutput::found("v")),
+        Some(present.clone())
+    );
     assert!(step(&present, KvInput::get("k"), KvOutput::found("w")).is_none());
     assert!(step(&present, KvInput::get("k"), KvOutput::not_found()).is_none());
 }
@@ -40,7 +43,10 @@ fn writes_set_append_and_delete() {
     assert_eq!(appended.value(), Some(b"abc".to_vec()));
     let created = step(&absent, KvInput::append("k", "x"), KvOutput::Ok).unwrap();
     assert_eq!(created.value(), Some(b"x".to_vec()));
-    assert_eq!(step(&appended, KvInput::delete("k"), KvOutput::Ok), Some(absent.clone()));
+    assert_eq!(
+        step(&appended, KvInput::delete("k"), KvOutput::Ok),
+        Some(absent.clone())
+    );
 }
 
 #[test]
@@ -56,12 +62,32 @@ fn delete_reporting_existence_must_match_the_state() {
 #[test]
 fn cas_swaps_iff_current_value_equals_expected() {
     let present = state_of(Some("v"));
-    let swapped = step(&present, KvInput::cas("k", "v", "w"), KvOutput::Swapped(true)).unwrap();
+    let swapped = step(
+        &present,
+        KvInput::cas("k", "v", "w"),
+        KvOutput::Swapped(true),
+    )
+    .unwrap();
     assert_eq!(swapped.value(), Some(b"w".to_vec()));
-    assert!(step(&present, KvInput::cas("k", "v", "w"), KvOutput::Swapped(false)).is_none());
-    let kept = step(&present, KvInput::cas("k", "x", "w"), KvOutput::Swapped(false)).unwrap();
+    assert!(step(
+        &present,
+        KvInput::cas("k", "v", "w"),
+        KvOutput::Swapped(false)
+    )
+    .is_none());
+    let kept = step(
+        &present,
+        KvInput::cas("k", "x", "w"),
+        KvOutput::Swapped(false),
+    )
+    .unwrap();
     assert_eq!(kept, present);
-    assert!(step(&present, KvInput::cas("k", "x", "w"), KvOutput::Swapped(true)).is_none());
+    assert!(step(
+        &present,
+        KvInput::cas("k", "x", "w"),
+        KvOutput::Swapped(true)
+    )
+    .is_none());
 }
 
 #[test]
@@ -80,7 +106,10 @@ fn cas_with_empty_expected_means_absent() {
 #[test]
 fn unknown_outputs_are_accepted_from_any_state_and_apply_the_write() {
     let present = state_of(Some("v"));
-    assert_eq!(step(&present, KvInput::get("k"), KvOutput::Unknown), Some(present.clone()));
+    assert_eq!(
+        step(&present, KvInput::get("k"), KvOutput::Unknown),
+        Some(present.clone())
+    );
     let put = step(&present, KvInput::put("k", "p"), KvOutput::Unknown).unwrap();
     assert_eq!(put.value(), Some(b"p".to_vec()));
     let appended = step(&present, KvInput::append("k", "a"), KvOutput::Unknown).unwrap();
@@ -112,7 +141,11 @@ fn equal_values_built_differently_are_equal_with_equal_hashes() {
     let empty_append = state_of(None).appended(b"");
     assert_eq!(empty_put, empty_append);
     assert_eq!(hash_of(&empty_put), hash_of(&empty_append));
-    assert_ne!(empty_put, state_of(None), "present-empty differs from absent");
+    assert_ne!(
+        empty_put,
+        state_of(None),
+        "present-empty differs from absent"
+    );
     assert_ne!(by_put, state_of(Some("abd")));
 }
 
@@ -130,8 +163,14 @@ fn partition_groups_by_key_in_key_order_and_drops_unknown_reads() {
 
 #[test]
 fn debug_shows_bytes_as_text_and_shortens_long_values() {
-    assert_eq!(format!("{:?}", KvInput::put("k", "v\n")), r#"Put("k", "v\n")"#);
-    assert_eq!(format!("{:?}", KvInput::cas("k", "", "w")), r#"Cas("k", "", "w")"#);
+    assert_eq!(
+        format!("{:?}", KvInput::put("k", "v\n")),
+        r#"Put("k", "v\n")"#
+    );
+    assert_eq!(
+        format!("{:?}", KvInput::cas("k", "", "w")),
+        r#"Cas("k", "", "w")"#
+    );
     assert_eq!(format!("{:?}", KvOutput::found("x")), r#"Value(Some("x"))"#);
     assert_eq!(format!("{:?}", KvOutput::not_found()), "Value(None)");
     assert_eq!(format!("{:?}", state_of(None)), "None");
@@ -150,8 +189,16 @@ fn chunk_chains_compare_by_content_whatever_their_shape() {
     assert_eq!(ab_c, a_bc);
     assert_eq!(a_bc, abc);
     assert_eq!(abc, ab_c);
-    assert_ne!(ab_c, state_of(None).appended(b"a").appended(b"bd"), "same length, last byte differs");
-    assert_ne!(ab_c, state_of(None).appended(b"x").appended(b"bc"), "same length, first byte differs");
+    assert_ne!(
+        ab_c,
+        state_of(None).appended(b"a").appended(b"bd"),
+        "same length, last byte differs"
+    );
+    assert_ne!(
+        ab_c,
+        state_of(None).appended(b"x").appended(b"bc"),
+        "same length, first byte differs"
+    );
     // Shared prefix node, different suffixes.
     let shared = state_of(Some("prefix-"));
     assert_eq!(shared.appended(b"x").appended(b"y"), shared.appended(b"xy"));

@@ -88,17 +88,31 @@ impl Workload {
 }
 
 enum Client {
-    Idle { remaining: u64 },
-    Called { remaining: u64, input: KvInput, call: u64 },
-    Applied { remaining: u64, input: KvInput, call: u64, output: Option<KvOutput> },
+    Idle {
+        remaining: u64,
+    },
+    Called {
+        remaining: u64,
+        input: KvInput,
+        call: u64,
+    },
+    Applied {
+        remaining: u64,
+        input: KvInput,
+        call: u64,
+        output: Option<KvOutput>,
+    },
 }
 
 /// Runs `workload` with random interleavings from `seed`; returns a linearizable history.
 pub fn simulate(workload: Workload, seed: u64) -> Vec<KvOperation> {
     let mut rng = Rng::new(seed);
     let mut store: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
-    let mut clients: Vec<Client> =
-        (0..workload.clients).map(|_| Client::Idle { remaining: workload.ops_per_client }).collect();
+    let mut clients: Vec<Client> = (0..workload.clients)
+        .map(|_| Client::Idle {
+            remaining: workload.ops_per_client,
+        })
+        .collect();
     let mut history = Vec::new();
     let mut now = 1u64;
     let mut counter = 0u64;
@@ -116,45 +130,54 @@ pub fn simulate(workload: Workload, seed: u64) -> Vec<KvOperation> {
                 counter += 1;
                 let input = random_input(&workload, &mut rng, c as u64, counter);
                 now += 1;
-                Client::Called { remaining: remaining - 1, input, call: now }
+                Client::Called {
+                    remaining: remaining - 1,
+                    input,
+                    call: now,
+                }
             }
-            Client::Called { remaining, input, call } => {
+            Client::Called {
+                remaining,
+                input,
+                call,
+            } => {
+                // `None`: the client will never learn the outcome.
                 let output = if rng.chance(workload.unknown_dropped_percent) {
                     None
                 } else {
-                    Some(apply(&mut store, &input))
+                    let output = apply(&mut store, &input);
+                    (!rng.chance(workload.unknown_applied_percent)).then_some(output)
                 };
-                Client::Applied { remaining, input, call, output }
+                Client::Applied {
+                    remaining,
+                    input,
+                    call,
+                    output,
+                }
             }
-            Client::Applied { remaining, input, call, output } => {
+            Client::Applied {
+                remaining,
+                input,
+                call,
+                output,
+            } => {
                 now += 1;
-                history.push(finish(&workload, &mut rng, c as u64, input, call, output, now));
+                history.push(match output {
+                    Some(output) => op(c as u64, input, output, call, now),
+                    None => timed_out(c as u64, input, call),
+                });
                 Client::Idle { remaining }
             }
         };
     }
 }
 
-fn finish(
-    workload: &Workload,
-    rng: &mut Rng,
-    client: u64,
-    input: KvInput,
-    call: u64,
-    output: Option<KvOutput>,
-    now: u64,
-) -> KvOperation {
-    match output {
-        Some(output) if !rng.chance(workload.unknown_applied_percent) => {
-            op(client, input, output, call, now)
-        }
-        _ => timed_out(client, input, call),
-    }
-}
-
 fn random_input(workload: &Workload, rng: &mut Rng, client: u64, counter: u64) -> KvInput {
     let key = format!("key{}", rng.below(workload.keys));
-    let unique = format!("c{client}.{counter}{};", "-".repeat(workload.value_padding_bytes));
+    let unique = format!(
+        "c{client}.{counter}{};",
+        "-".repeat(workload.value_padding_bytes)
+    );
     let mut roll = rng.below(100);
     for (percent, kind) in [
         (workload.get_percent, 0),
@@ -185,14 +208,21 @@ pub fn apply(store: &mut BTreeMap<Vec<u8>, Vec<u8>>, input: &KvInput) -> KvOutpu
             KvOutput::Ok
         }
         KvInput::Append { key, value } => {
-            store.entry(key.clone()).or_default().extend_from_slice(value);
+            store
+                .entry(key.clone())
+                .or_default()
+                .extend_from_slice(value);
             KvOutput::Ok
         }
         KvInput::Delete { key } => {
             store.remove(key);
             KvOutput::Ok
         }
-        KvInput::Cas { key, expected, new_value } => {
+        KvInput::Cas {
+            key,
+            expected,
+            new_value,
+        } => {
             let current = store.get(key);
             let swaps = match current {
                 None => expected.is_empty(),
