@@ -7,6 +7,8 @@
 //!   overlapping intervals around each operation's instant, are linearizable; changing one
 //!   read to a value never written makes them illegal.
 //! - The verdict does not depend on the order operations are listed in.
+//! - The KV model's speed-ups (read-first reduction, pruning) never change a verdict: the
+//!   plain search (the same model without them) agrees on mutated simulated histories.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -226,6 +228,41 @@ fn corrupt_one_read(history: &mut [KvOperation], which: Index) -> usize {
     target
 }
 
+/// The KV model without its optional speed-ups: plain Wing-Gong/Lowe search with memo.
+struct PlainKvModel;
+
+impl Model for PlainKvModel {
+    type Input = KvInput;
+    type Output = KvOutput;
+    type State = KvState;
+
+    fn init(&self) -> KvState {
+        KvModel.init()
+    }
+
+    fn step(&self, state: &KvState, input: &KvInput, output: &KvOutput) -> Option<KvState> {
+        KvModel.step(state, input, output)
+    }
+
+    fn partition(&self, history: &[KvOperation]) -> Vec<Vec<usize>> {
+        KvModel.partition(history)
+    }
+}
+
+/// Gives operation `target` (by `which`) another operation's output of the same shape, or
+/// flips a Cas result, so the history may or may not stay linearizable.
+fn mutate(history: &mut [KvOperation], which: Index, donor: Index) {
+    let target = which.index(history.len());
+    let donor = history[donor.index(history.len())].output.clone();
+    let output = &mut history[target].output;
+    match (output.clone(), donor) {
+        (KvOutput::Value(_), donor @ KvOutput::Value(_)) => *output = donor,
+        (KvOutput::Swapped(swapped), _) => *output = KvOutput::Swapped(!swapped),
+        (KvOutput::Value(_), _) => *output = KvOutput::found("c0.1;"),
+        _ => {}
+    }
+}
+
 fn shuffled(history: &[KvOperation], seed: u64) -> Vec<KvOperation> {
     let mut rng = util::Rng::new(seed);
     let mut copy = history.to_vec();
@@ -293,6 +330,29 @@ proptest! {
             let result = check(&KvModel, &history, Budget::default());
             prop_assert!(result.is_illegal(), "corrupted #{}: {}", corrupted, result);
         }
+    }
+
+    #[test]
+    fn speed_ups_never_change_the_verdict(
+        seed in any::<u64>(),
+        clients in 1u64..5,
+        keys in 1u64..3,
+        ops_per_client in 1u64..8,
+        unknown_percent in 0u64..10,
+        mutations in prop::collection::vec((any::<Index>(), any::<Index>()), 0..3),
+    ) {
+        let mut workload = util::Workload::appends(clients, keys, ops_per_client);
+        workload.get_percent = 40; // leaves 5% deletes
+        workload.unknown_applied_percent = unknown_percent;
+        workload.unknown_dropped_percent = unknown_percent;
+        let mut history = util::simulate(workload, seed);
+        for (which, donor) in mutations {
+            mutate(&mut history, which, donor);
+        }
+        let fast = check(&KvModel, &history, Budget::default());
+        let plain = check(&PlainKvModel, &history, Budget::default());
+        prop_assert!(!fast.is_unknown() && !plain.is_unknown(), "{} / {}", fast, plain);
+        prop_assert_eq!(fast.is_ok(), plain.is_ok(), "with speed-ups: {}\nplain: {}", fast, plain);
     }
 
     #[test]
