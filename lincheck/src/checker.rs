@@ -10,11 +10,12 @@
 
 use std::fmt;
 
+use crate::budget::StepMeter;
 use crate::budget::{Budget, BudgetLimit};
 use crate::history::Operation;
 use crate::model::Model;
 use crate::report::{describe, Explanation};
-use crate::search::{search_partition, SearchOutcome, StepMeter};
+use crate::search::{search_partition, SearchOutcome};
 
 /// The verdict on a history.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,51 +1,52 @@
 //! The Wing-Gong/Lowe linearizability search over one partition, with memoization.
 //!
-//! The history is turned into a doubly linked list of call and return entries sorted by time
-//! (calls before returns at equal times, so touching intervals overlap). The search walks the
-//! list from the front:
+//! The partition's call and return entries form a time-ordered list (`entries.rs`). The
+//! search walks it from the front:
 //! - at a call entry, it tries to linearize that operation now: if the model accepts it and
-//!   the resulting `(set of linearized operations, state)` was never seen before, the
-//!   operation's call and return entries are lifted out of the list, the old state is pushed
-//!   on a stack, and the walk restarts from the front;
+//!   the resulting `(set of linearized operations, state)` was never seen before (`memo.rs`),
+//!   the operation's two entries are lifted out of the list, the old state is pushed on a
+//!   stack, and the walk restarts from the front;
 //! - at a return entry, that operation should already have been linearized (its deadline has
 //!   passed), so the search backtracks: it pops the last linearized operation, puts its
 //!   entries back, and tries the next candidate after it.
 //!
 //! The history is linearizable iff the list empties; it is not iff a return entry is reached
-//! with nothing left to backtrack. The memo (Lowe's "configurations seen") makes the search
-//! visit every `(linearized set, state)` pair at most once.
+//! with nothing left to backtrack. The memo makes every configuration visited at most once.
 //!
-//! One reduction on top: after each linearization the walk first looks only at state-preserving
-//! candidates (`Model::is_read_only`: reads, failed compare-and-swaps). One the model accepts
-//! is linearized at once and never swapped for an alternative on backtracking, because any
-//! valid continuation stays valid with that read moved to its front. Without this, concurrent
-//! writes that the model always accepts (appends) get tried before reads that must precede
-//! them, and the search wanders through every subset of those reads.
+//! Two speed-ups on top, neither of which changes a verdict (a property test checks this
+//! against the plain search):
+//! - Read-first: after each linearization the walk first looks only at state-preserving
+//!   candidates (`Model::is_read_only`). One the model accepts is linearized at once and never
+//!   swapped for an alternative on backtracking: any valid continuation stays valid with that
+//!   read moved to its front (nothing that must precede it is pending, and it changes
+//!   nothing). Otherwise writes the model always accepts (appends) get tried before the reads
+//!   that must precede them, and the search wanders through subsets of those reads.
+//! - Pruning: before trying writes, the search asks the model (`Model::may_become_acceptable`)
+//!   whether the operation due first, and the next few reads due, can still be accepted after
+//!   some of the operations allowed to precede them. If one cannot, the configuration is a
+//!   dead end. A read's value usually fixes the order of the writes before it, so a wrong order
+//!   of appends, or an unknown-outcome append that never happened, is abandoned at once
+//!   instead of after every order of the other pending writes was tried.
 //!
-//! Invariants: list lifts and unlifts are strictly nested (stack order), which is what lets
-//! an unlifted entry reuse its stale `prev`/`next` links (dancing links). The linearized set's
-//! Zobrist hash is always the XOR of the keys of the operations in the set.
+//! The order candidates are tried in (call order) affects only speed. Trying unknown-outcome
+//! operations last, or the operation due first before the others, was measured to be much
+//! slower.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, DefaultHasher, Hash, Hasher};
-use std::time::Instant;
+mod entries;
+mod memo;
 
-use crate::budget::{Budget, BudgetLimit};
+use crate::budget::StepMeter;
 use crate::history::Operation;
 use crate::model::Model;
+use entries::{EntryList, NIL};
+use memo::{LinearizedSet, Memo};
 
-/// Index of the list head sentinel.
-const HEAD: usize = 0;
-/// "No entry".
-const NIL: usize = usize::MAX;
 /// How far past the first return entry the search looks for pending reads to ask the model
 /// about (`Search::find_hopeless`), and how many it asks about at most. Measured: asking about
 /// 4 reads instead of 1 cuts the steps on 10 clients sharing one key by 10x or more; looking
 /// further adds little.
 const LOOKAHEAD_ENTRIES: usize = 128;
 const LOOKAHEAD_READS: usize = 4;
-/// How many steps pass between two clock reads when a time limit is set.
-const STEPS_PER_CLOCK_READ: u64 = 1024;
 
 /// The furthest point the search reached: the longest linearizable prefix it found and the
 /// operation whose return it could not get past.
@@ -70,249 +71,7 @@ pub(crate) enum SearchOutcome<S> {
     /// No linearization exists; `Deepest` says where every attempt got furthest.
     NotLinearizable(Deepest<S>),
     /// The budget ran out before the search finished.
-    OutOfBudget(BudgetLimit),
-}
-
-/// Counts steps and watches the clock across every partition of one check.
-#[derive(Debug)]
-pub(crate) struct StepMeter {
-    max_steps: u64,
-    deadline: Option<Instant>,
-    /// Steps taken so far.
-    pub steps: u64,
-    /// Memo entries created so far.
-    pub memo_entries: usize,
-}
-
-impl StepMeter {
-    pub fn new(budget: &Budget) -> Self {
-        let deadline = budget.time_limit.map(|limit| Instant::now() + limit);
-        Self {
-            max_steps: budget.max_steps,
-            deadline,
-            steps: 0,
-            memo_entries: 0,
-        }
-    }
-
-    /// Takes one step, or says which limit stops us.
-    fn spend(&mut self) -> Result<(), BudgetLimit> {
-        if self.steps >= self.max_steps {
-            return Err(BudgetLimit::Steps);
-        }
-        self.steps += 1;
-        if let Some(deadline) = self.deadline {
-            if self.steps % STEPS_PER_CLOCK_READ == 0 && Instant::now() >= deadline {
-                return Err(BudgetLimit::Time);
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Call and return entries of one partition as an index-linked list (entry 0 is the head).
-#[derive(Debug)]
-struct EntryList {
-    next: Vec<usize>,
-    prev: Vec<usize>,
-    /// Entry -> partition-local operation index (unused for the head).
-    op: Vec<usize>,
-    /// Call entry -> its return entry; `NIL` for return entries and the head.
-    partner: Vec<usize>,
-}
-
-impl EntryList {
-    /// Builds the list from each operation's `(call, ret)` times.
-    fn new(intervals: &[(u64, u64)]) -> Self {
-        // (time, 0 = call / 1 = return, op): calls sort before returns at equal times.
-        let mut events: Vec<(u64, u8, usize)> = Vec::with_capacity(intervals.len() * 2);
-        for (op, &(call, ret)) in intervals.iter().enumerate() {
-            events.push((call, 0, op));
-            events.push((ret, 1, op));
-        }
-        events.sort_unstable();
-        let len = events.len() + 1;
-        let mut list = Self {
-            next: (1..=len).map(|i| if i == len { NIL } else { i }).collect(),
-            prev: (0..len).map(|i| i.wrapping_sub(1)).collect(),
-            op: vec![NIL; len],
-            partner: vec![NIL; len],
-        };
-        let mut call_entry = vec![NIL; intervals.len()];
-        for (position, &(_, kind, op)) in events.iter().enumerate() {
-            let entry = position + 1;
-            list.op[entry] = op;
-            if kind == 0 {
-                call_entry[op] = entry;
-            } else {
-                list.partner[call_entry[op]] = entry;
-            }
-        }
-        list
-    }
-
-    fn first(&self) -> usize {
-        self.next[HEAD]
-    }
-
-    fn is_empty(&self) -> bool {
-        self.next[HEAD] == NIL
-    }
-
-    fn is_call(&self, entry: usize) -> bool {
-        self.partner[entry] != NIL
-    }
-
-    fn remove(&mut self, entry: usize) {
-        let (prev, next) = (self.prev[entry], self.next[entry]);
-        self.next[prev] = next;
-        if next != NIL {
-            self.prev[next] = prev;
-        }
-    }
-
-    fn restore(&mut self, entry: usize) {
-        let (prev, next) = (self.prev[entry], self.next[entry]);
-        self.next[prev] = entry;
-        if next != NIL {
-            self.prev[next] = entry;
-        }
-    }
-
-    /// Takes a call entry and its return entry out of the list.
-    fn lift(&mut self, call: usize) {
-        self.remove(call);
-        self.remove(self.partner[call]);
-    }
-
-    /// Undoes the most recent `lift` (which must have been of `call`).
-    fn unlift(&mut self, call: usize) {
-        self.restore(self.partner[call]);
-        self.restore(call);
-    }
-}
-
-/// The set of linearized operations, with an incrementally maintained Zobrist hash.
-#[derive(Debug)]
-struct LinearizedSet {
-    words: Vec<u64>,
-    keys: Vec<u64>,
-    hash: u64,
-}
-
-impl LinearizedSet {
-    fn new(len: usize) -> Self {
-        let keys = (0..len as u64)
-            .map(|i| mix64(i.wrapping_add(0x5eed)))
-            .collect();
-        Self {
-            words: vec![0; len.div_ceil(64)],
-            keys,
-            hash: 0,
-        }
-    }
-
-    fn insert(&mut self, op: usize) {
-        self.words[op / 64] |= 1 << (op % 64);
-        self.hash ^= self.keys[op];
-    }
-
-    fn remove(&mut self, op: usize) {
-        self.words[op / 64] &= !(1 << (op % 64));
-        self.hash ^= self.keys[op];
-    }
-}
-
-/// A `Hasher` for keys that are already well-mixed `u64`s.
-#[derive(Debug, Default)]
-struct PremixedHasher(u64);
-
-impl Hasher for PremixedHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            self.0 = mix64(self.0 ^ u64::from(byte));
-        }
-    }
-
-    fn write_u64(&mut self, value: u64) {
-        self.0 = value;
-    }
-}
-
-/// Marks the end of a memo bucket's chain.
-const NO_ENTRY: usize = usize::MAX;
-
-/// One memoized configuration; its set is `Memo::sets[index * words ..][.. words]`.
-#[derive(Debug)]
-struct MemoEntry<S> {
-    /// The previous entry with the same hash key, or `NO_ENTRY`.
-    next: usize,
-    state: S,
-}
-
-/// Every `(linearized set, state)` configuration the search has reached.
-///
-/// Stored in flat arrays (a hash table of chain heads, one entry array, one array of set
-/// words) so that a step allocates nothing besides the state it creates.
-#[derive(Debug)]
-struct Memo<S> {
-    words: usize,
-    // Unbounded on purpose, like `entries` and `sets`: the step budget bounds how many
-    // configurations can be added.
-    heads: HashMap<u64, usize, BuildHasherDefault<PremixedHasher>>,
-    entries: Vec<MemoEntry<S>>,
-    sets: Vec<u64>,
-}
-
-impl<S: Eq + Hash + Clone> Memo<S> {
-    fn new(words: usize) -> Self {
-        Self {
-            words,
-            heads: HashMap::default(),
-            entries: Vec::new(),
-            sets: Vec::new(),
-        }
-    }
-
-    fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    /// Records the configuration; returns false if it was already recorded.
-    fn insert_if_new(&mut self, set: &LinearizedSet, state: &S) -> bool {
-        let mut hasher = DefaultHasher::new();
-        state.hash(&mut hasher);
-        let key = mix64(set.hash ^ hasher.finish().rotate_left(29));
-        let head = self.heads.get(&key).copied().unwrap_or(NO_ENTRY);
-        let mut cursor = head;
-        while cursor != NO_ENTRY {
-            let entry = &self.entries[cursor];
-            let words = &self.sets[cursor * self.words..(cursor + 1) * self.words];
-            if words == set.words.as_slice() && entry.state == *state {
-                return false;
-            }
-            cursor = entry.next;
-        }
-        self.heads.insert(key, self.entries.len());
-        self.entries.push(MemoEntry {
-            next: head,
-            state: state.clone(),
-        });
-        self.sets.extend_from_slice(&set.words);
-        true
-    }
-}
-
-/// SplitMix64's finalizer: a cheap, well-distributed 64-bit mix.
-fn mix64(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
+    OutOfBudget(crate::budget::BudgetLimit),
 }
 
 /// One linearized operation on the search stack.
@@ -337,8 +96,7 @@ enum Phase {
     /// State-preserving operations (`Model::is_read_only`), committed to as soon as the model
     /// accepts one.
     Reads,
-    /// Every other operation, in call order. (Trying operations with unknown outcome last
-    /// was measured to be much slower: the ones that did take effect are needed early.)
+    /// Every other operation, in call order.
     Writes,
 }
 
@@ -581,84 +339,5 @@ impl<M: Model> Search<'_, M> {
             blocked: self.list.op[blocked],
             candidates,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn walk(list: &EntryList) -> Vec<(usize, bool)> {
-        let mut out = Vec::new();
-        let mut entry = list.first();
-        while entry != NIL {
-            out.push((list.op[entry], list.is_call(entry)));
-            entry = list.next[entry];
-        }
-        out
-    }
-
-    #[test]
-    fn entries_sort_by_time_with_calls_before_returns_on_ties() {
-        // op 0: [5, 10], op 1: [10, 20] -> touching intervals overlap.
-        let list = EntryList::new(&[(5, 10), (10, 20)]);
-        assert_eq!(
-            walk(&list),
-            vec![(0, true), (1, true), (0, false), (1, false)]
-        );
-    }
-
-    #[test]
-    fn nested_lift_and_unlift_restore_the_list() {
-        let list_times = [(1, 4), (2, 3), (5, 6)];
-        let mut list = EntryList::new(&list_times);
-        let original = walk(&list);
-        let call_of = |list: &EntryList, op: usize| {
-            (1..list.op.len())
-                .find(|&e| list.op[e] == op && list.is_call(e))
-                .unwrap()
-        };
-        let (c1, c0, c2) = (call_of(&list, 1), call_of(&list, 0), call_of(&list, 2));
-        list.lift(c1);
-        assert_eq!(
-            walk(&list),
-            vec![(0, true), (0, false), (2, true), (2, false)]
-        );
-        list.lift(c0);
-        list.lift(c2);
-        assert!(list.is_empty());
-        list.unlift(c2);
-        list.unlift(c0);
-        list.unlift(c1);
-        assert_eq!(walk(&list), original);
-    }
-
-    #[test]
-    fn zobrist_hash_depends_only_on_the_set() {
-        let mut set = LinearizedSet::new(130);
-        set.insert(3);
-        set.insert(129);
-        let both = set.hash;
-        set.remove(3);
-        set.insert(64);
-        set.remove(64);
-        set.insert(3);
-        assert_eq!(set.hash, both);
-        set.remove(3);
-        set.remove(129);
-        assert_eq!(set.hash, 0);
-        assert!(set.words.iter().all(|&w| w == 0));
-    }
-
-    #[test]
-    fn memo_rejects_a_configuration_seen_before() {
-        let mut memo = Memo::new(1);
-        let mut set = LinearizedSet::new(10);
-        set.insert(1);
-        assert!(memo.insert_if_new(&set, &7u32));
-        assert!(!memo.insert_if_new(&set, &7u32));
-        assert!(memo.insert_if_new(&set, &8u32), "same set, different state");
-        set.insert(2);
-        assert!(memo.insert_if_new(&set, &7u32), "same state, different set");
     }
 }
