@@ -1,9 +1,10 @@
 //! Turns a failed search into an explanation a person can act on.
 //!
 //! The explanation names, by index into the checked history: the longest linearizable prefix
-//! the search found, the operation whose return came before it could be linearized (the
-//! "blocked" one), and every operation that could have gone next at that point, each marked
-//! with whether the model accepts it from the state after the prefix. Rendering is done once,
+//! the search found, the operation that could not be linearized before its return from there
+//! (the "blocked" one), and every operation that could have gone next at that point (before
+//! the blocked one returns), each marked with whether the model accepts it from the state
+//! after the prefix. Rendering is done once,
 //! when the explanation is built, so [`Explanation`] does not depend on the model's types.
 
 use std::fmt::{self, Debug, Write as _};
@@ -36,10 +37,10 @@ pub struct Explanation {
     pub linearized: Vec<usize>,
     /// The model state after that prefix (its `Debug` rendering).
     pub state_after: String,
-    /// The operation whose return came before it (or anything else) could be linearized.
+    /// The operation that could not be linearized before its return, after the prefix.
     pub blocked: usize,
-    /// Every operation called but not linearized at that point, in call order (includes
-    /// `blocked`).
+    /// Every operation not linearized at that point that could have gone next (its call comes
+    /// before `blocked` returns), in call order; includes `blocked`.
     pub candidates: Vec<Candidate>,
     text: String,
 }
@@ -107,7 +108,7 @@ impl Explanation {
         );
         let _ = writeln!(
             text,
-            "operation {} returned before it could be linearized; candidates to go next:",
+            "operation {} cannot be linearized before it returns; operations that could go next:",
             clip(describe(history, self.blocked))
         );
         for candidate in &self.candidates {

@@ -56,10 +56,10 @@ pub(crate) struct Deepest<S> {
     pub linearized: Vec<usize>,
     /// The model state after `linearized`.
     pub state: S,
-    /// The operation whose return entry was reached before it could be linearized.
+    /// The operation that could not be linearized before its return from there.
     pub blocked: usize,
-    /// Every operation that had been called but not linearized at that point (the ones that
-    /// could have been linearized next), in call order. Includes `blocked`.
+    /// Every operation not linearized at that point whose call entry comes before `blocked`'s
+    /// return entry (the ones that could go next), in call order. Includes `blocked`.
     pub candidates: Vec<usize>,
 }
 
