@@ -27,7 +27,7 @@ use crate::history::Operation;
 /// - An operation whose outcome is unknown (its client timed out or crashed) should be
 ///   accepted from any state, applying its effect as if it happened: the checker lets it take
 ///   effect anywhere after its call, and "never happened" is the same as "happened after every
-///   observed operation". See [`crate::history`] for how such operations are recorded.
+///   observed operation". See [`Operation::unknown`] for how such operations are recorded.
 /// - [`Model::partition`] must only group operations that can be checked independently.
 /// - [`Model::is_read_only`] may only say `true` for operations that never change the state,
 ///   and [`Model::may_become_acceptable`] may only say `false` when no pending operations can
