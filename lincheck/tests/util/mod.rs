@@ -104,36 +104,29 @@ enum Client {
     },
 }
 
-/// Runs `workload` with random interleavings from `seed`; returns a linearizable history.
-pub fn simulate(workload: Workload, seed: u64) -> Vec<KvOperation> {
-    let mut rng = Rng::new(seed);
-    let mut store: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
-    let mut clients: Vec<Client> = (0..workload.clients)
-        .map(|_| Client::Idle {
-            remaining: workload.ops_per_client,
-        })
-        .collect();
-    let mut history = Vec::new();
-    let mut now = 1u64;
-    let mut counter = 0u64;
-    loop {
-        let busy: Vec<usize> = (0..clients.len())
-            .filter(|&c| !matches!(clients[c], Client::Idle { remaining: 0 }))
-            .collect();
-        if busy.is_empty() {
-            return history;
-        }
-        let c = busy[rng.below(busy.len() as u64) as usize];
-        let state = std::mem::replace(&mut clients[c], Client::Idle { remaining: 0 });
-        clients[c] = match state {
+/// The simulated world: the reference store, the clock, and what has been recorded.
+struct Simulation {
+    workload: Workload,
+    rng: Rng,
+    store: BTreeMap<Vec<u8>, Vec<u8>>,
+    history: Vec<KvOperation>,
+    now: u64,
+    counter: u64,
+}
+
+impl Simulation {
+    /// Moves client `c` one event forward: call, take effect (or not), or return.
+    fn advance(&mut self, c: usize, client: Client) -> Client {
+        match client {
             Client::Idle { remaining } => {
-                counter += 1;
-                let input = random_input(&workload, &mut rng, c as u64, counter);
-                now += 1;
+                self.counter += 1;
+                let input = random_input(&self.workload, &mut self.rng, c as u64, self.counter);
+                self.now += 1;
+                let call = self.now;
                 Client::Called {
                     remaining: remaining - 1,
                     input,
-                    call: now,
+                    call,
                 }
             }
             Client::Called {
@@ -142,11 +135,11 @@ pub fn simulate(workload: Workload, seed: u64) -> Vec<KvOperation> {
                 call,
             } => {
                 // `None`: the client will never learn the outcome.
-                let output = if rng.chance(workload.unknown_dropped_percent) {
+                let output = if self.rng.chance(self.workload.unknown_dropped_percent) {
                     None
                 } else {
-                    let output = apply(&mut store, &input);
-                    (!rng.chance(workload.unknown_applied_percent)).then_some(output)
+                    let output = apply(&mut self.store, &input);
+                    (!self.rng.chance(self.workload.unknown_applied_percent)).then_some(output)
                 };
                 Client::Applied {
                     remaining,
@@ -161,14 +154,42 @@ pub fn simulate(workload: Workload, seed: u64) -> Vec<KvOperation> {
                 call,
                 output,
             } => {
-                now += 1;
-                history.push(match output {
-                    Some(output) => op(c as u64, input, output, call, now),
+                self.now += 1;
+                self.history.push(match output {
+                    Some(output) => op(c as u64, input, output, call, self.now),
                     None => timed_out(c as u64, input, call),
                 });
                 Client::Idle { remaining }
             }
-        };
+        }
+    }
+}
+
+/// Runs `workload` with random interleavings from `seed`; returns a linearizable history.
+pub fn simulate(workload: Workload, seed: u64) -> Vec<KvOperation> {
+    let mut clients: Vec<Client> = (0..workload.clients)
+        .map(|_| Client::Idle {
+            remaining: workload.ops_per_client,
+        })
+        .collect();
+    let mut simulation = Simulation {
+        workload,
+        rng: Rng::new(seed),
+        store: BTreeMap::new(),
+        history: Vec::new(),
+        now: 1,
+        counter: 0,
+    };
+    loop {
+        let busy: Vec<usize> = (0..clients.len())
+            .filter(|&c| !matches!(clients[c], Client::Idle { remaining: 0 }))
+            .collect();
+        if busy.is_empty() {
+            return simulation.history;
+        }
+        let c = busy[simulation.rng.below(busy.len() as u64) as usize];
+        let client = std::mem::replace(&mut clients[c], Client::Idle { remaining: 0 });
+        clients[c] = simulation.advance(c, client);
     }
 }
 
