@@ -191,3 +191,69 @@ fn assert_partitions_valid(partitions: &[Vec<usize>], history_len: usize) {
         seen[index] = true;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kv::{KvInput, KvModel, KvOperation, KvOutput};
+
+    /// A register model whose partition wrongly lists one operation twice.
+    struct OverlappingPartitions;
+
+    impl Model for OverlappingPartitions {
+        type Input = u8;
+        type Output = u8;
+        type State = u8;
+
+        fn init(&self) -> u8 {
+            0
+        }
+
+        fn step(&self, state: &u8, _input: &u8, _output: &u8) -> Option<u8> {
+            Some(*state)
+        }
+
+        fn partition(&self, _history: &[Operation<u8, u8>]) -> Vec<Vec<usize>> {
+            vec![vec![0], vec![0]]
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "returns (1) before it is called (5)")]
+    fn operation_returning_before_its_call_is_rejected_as_a_test_bug() {
+        let history = [KvOperation::new(
+            1,
+            KvInput::get("k"),
+            KvOutput::not_found(),
+            5,
+            1,
+        )];
+        let _ = check(&KvModel, &history, Budget::default());
+    }
+
+    #[test]
+    #[should_panic(expected = "is in two partitions")]
+    fn partition_listing_an_operation_twice_is_rejected_as_a_model_bug() {
+        let history = [Operation::new(1, 0u8, 0u8, 1, 2)];
+        let _ = check(&OverlappingPartitions, &history, Budget::default());
+    }
+
+    #[test]
+    fn stats_count_partitions_operations_and_steps() {
+        let history = [
+            KvOperation::new(1, KvInput::put("a", "1"), KvOutput::Ok, 1, 2),
+            KvOperation::new(1, KvInput::get("a"), KvOutput::found("1"), 3, 4),
+            KvOperation::new(2, KvInput::get("b"), KvOutput::not_found(), 1, 4),
+        ];
+        let (result, stats) = check_with_stats(&KvModel, &history, Budget::default());
+        assert!(result.is_ok(), "{result}");
+        assert_eq!(stats.partitions, 2);
+        assert_eq!(stats.operations, 3);
+        assert_eq!(stats.largest_partition, 2);
+        assert!(stats.steps >= 3, "{stats:?}");
+        assert_eq!(
+            stats.memo_entries, 3,
+            "one configuration per linearized operation"
+        );
+    }
+}
