@@ -10,11 +10,12 @@
 
 use std::fmt;
 
+use crate::budget::StepMeter;
 use crate::budget::{Budget, BudgetLimit};
 use crate::history::Operation;
 use crate::model::Model;
 use crate::report::{describe, Explanation};
-use crate::search::{search_partition, SearchOutcome, StepMeter};
+use crate::search::{search_partition, SearchOutcome};
 
 /// The verdict on a history.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,11 +63,19 @@ impl fmt::Display for CheckResult {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Ok => f.write_str("linearizable"),
-            Self::Illegal { partition, explanation } => {
+            Self::Illegal {
+                partition,
+                explanation,
+            } => {
                 writeln!(f, "NOT linearizable: partition {partition}")?;
                 write!(f, "{explanation}")
             }
-            Self::Unknown { partition, limit, steps, sample_op } => write!(
+            Self::Unknown {
+                partition,
+                limit,
+                steps,
+                sample_op,
+            } => write!(
                 f,
                 "UNKNOWN: the {limit} ran out after {steps} steps while checking partition \
                  {partition} (which holds {sample_op}); not a pass: retry with a larger budget"
@@ -75,14 +84,15 @@ impl fmt::Display for CheckResult {
     }
 }
 
-/// What a check cost.
+/// What a check cost. Partitions after the first failing one are not searched and not
+/// counted in `operations` or `largest_partition`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CheckStats {
     /// Partitions the model produced.
     pub partitions: usize,
-    /// Operations in all partitions (excludes operations the model left out).
+    /// Operations in the partitions searched (excludes operations the model left out).
     pub operations: usize,
-    /// Operations in the largest partition.
+    /// Operations in the largest partition searched.
     pub largest_partition: usize,
     /// Search steps taken.
     pub steps: u64,
@@ -116,7 +126,10 @@ pub fn check_with_stats<M: Model>(
     assert_intervals_valid(history);
     let partitions = model.partition(history);
     assert_partitions_valid(&partitions, history.len());
-    let mut stats = CheckStats { partitions: partitions.len(), ..CheckStats::default() };
+    let mut stats = CheckStats {
+        partitions: partitions.len(),
+        ..CheckStats::default()
+    };
     let mut meter = StepMeter::new(&budget);
     let mut result = CheckResult::Ok;
     for (position, partition) in partitions.iter().enumerate() {
@@ -128,13 +141,22 @@ pub fn check_with_stats<M: Model>(
             SearchOutcome::Linearizable => continue,
             SearchOutcome::NotLinearizable(deepest) => {
                 let explanation = Explanation::new(model, history, partition, &deepest);
-                result = CheckResult::Illegal { partition: position, explanation };
+                result = CheckResult::Illegal {
+                    partition: position,
+                    explanation,
+                };
             }
             SearchOutcome::OutOfBudget(limit) => {
-                let sample_op =
-                    partition.first().map_or_else(String::new, |&i| describe(history, i));
+                let sample_op = partition
+                    .first()
+                    .map_or_else(String::new, |&i| describe(history, i));
                 let steps = meter.steps;
-                result = CheckResult::Unknown { partition: position, limit, steps, sample_op };
+                result = CheckResult::Unknown {
+                    partition: position,
+                    limit,
+                    steps,
+                    sample_op,
+                };
             }
         }
         break;
@@ -158,8 +180,80 @@ fn assert_intervals_valid<I, O>(history: &[Operation<I, O>]) {
 fn assert_partitions_valid(partitions: &[Vec<usize>], history_len: usize) {
     let mut seen = vec![false; history_len];
     for &index in partitions.iter().flatten() {
-        assert!(index < history_len, "lincheck: partition names operation #{index} of {history_len}");
-        assert!(!seen[index], "lincheck: operation #{index} is in two partitions");
+        assert!(
+            index < history_len,
+            "lincheck: partition names operation #{index} of {history_len}"
+        );
+        assert!(
+            !seen[index],
+            "lincheck: operation #{index} is in two partitions"
+        );
         seen[index] = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kv::{KvInput, KvModel, KvOperation, KvOutput};
+
+    /// A register model whose partition wrongly lists one operation twice.
+    struct OverlappingPartitions;
+
+    impl Model for OverlappingPartitions {
+        type Input = u8;
+        type Output = u8;
+        type State = u8;
+
+        fn init(&self) -> u8 {
+            0
+        }
+
+        fn step(&self, state: &u8, _input: &u8, _output: &u8) -> Option<u8> {
+            Some(*state)
+        }
+
+        fn partition(&self, _history: &[Operation<u8, u8>]) -> Vec<Vec<usize>> {
+            vec![vec![0], vec![0]]
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "returns (1) before it is called (5)")]
+    fn operation_returning_before_its_call_is_rejected_as_a_test_bug() {
+        let history = [KvOperation::new(
+            1,
+            KvInput::get("k"),
+            KvOutput::not_found(),
+            5,
+            1,
+        )];
+        let _ = check(&KvModel, &history, Budget::default());
+    }
+
+    #[test]
+    #[should_panic(expected = "is in two partitions")]
+    fn partition_listing_an_operation_twice_is_rejected_as_a_model_bug() {
+        let history = [Operation::new(1, 0u8, 0u8, 1, 2)];
+        let _ = check(&OverlappingPartitions, &history, Budget::default());
+    }
+
+    #[test]
+    fn stats_count_partitions_operations_and_steps() {
+        let history = [
+            KvOperation::new(1, KvInput::put("a", "1"), KvOutput::Ok, 1, 2),
+            KvOperation::new(1, KvInput::get("a"), KvOutput::found("1"), 3, 4),
+            KvOperation::new(2, KvInput::get("b"), KvOutput::not_found(), 1, 4),
+        ];
+        let (result, stats) = check_with_stats(&KvModel, &history, Budget::default());
+        assert!(result.is_ok(), "{result}");
+        assert_eq!(stats.partitions, 2);
+        assert_eq!(stats.operations, 3);
+        assert_eq!(stats.largest_partition, 2);
+        assert!(stats.steps >= 3, "{stats:?}");
+        assert_eq!(
+            stats.memo_entries, 3,
+            "one configuration per linearized operation"
+        );
     }
 }

@@ -43,13 +43,25 @@ pub struct Operation<I, O> {
 impl<I, O> Operation<I, O> {
     /// An operation that completed at `ret` with `output`.
     pub fn new(client_id: u64, input: I, output: O, call: u64, ret: u64) -> Self {
-        Self { client_id, input, output, call, ret }
+        Self {
+            client_id,
+            input,
+            output,
+            call,
+            ret,
+        }
     }
 
     /// An operation whose outcome is unknown: it returns "never" ([`RETURN_UNKNOWN`]).
     /// `output` should be the model's unknown marker (e.g. `KvOutput::Unknown`).
     pub fn unknown(client_id: u64, input: I, output: O, call: u64) -> Self {
-        Self { client_id, input, output, call, ret: RETURN_UNKNOWN }
+        Self {
+            client_id,
+            input,
+            output,
+            call,
+            ret: RETURN_UNKNOWN,
+        }
     }
 
     /// Whether this operation never returned (its return time is [`RETURN_UNKNOWN`]).
@@ -110,12 +122,19 @@ impl<I, O> Default for HistoryRecorder<I, O> {
 impl<I, O> HistoryRecorder<I, O> {
     /// An empty recorder whose clock starts at 1.
     pub fn new() -> Self {
-        Self { clock: AtomicU64::new(1), operations: Mutex::new(Vec::new()) }
+        Self {
+            clock: AtomicU64::new(1),
+            operations: Mutex::new(Vec::new()),
+        }
     }
 
     /// Stamps the invocation of `input` by `client_id`. Call it before the request leaves.
     pub fn begin(&self, client_id: u64, input: I) -> PendingCall<I> {
-        PendingCall { client_id, input, call: self.tick() }
+        PendingCall {
+            client_id,
+            input,
+            call: self.tick(),
+        }
     }
 
     /// Records `pending` as completed with `output`. Call it after the response arrived.
@@ -162,8 +181,18 @@ impl<I, O> HistoryRecorder<I, O> {
     }
 
     fn push(&self, pending: PendingCall<I>, output: O, ret: u64) {
-        let PendingCall { client_id, input, call } = pending;
-        let operation = Operation { client_id, input, output, call, ret };
+        let PendingCall {
+            client_id,
+            input,
+            call,
+        } = pending;
+        let operation = Operation {
+            client_id,
+            input,
+            output,
+            call,
+            ret,
+        };
         self.operations.lock().push(operation);
     }
 }
@@ -183,7 +212,10 @@ mod tests {
         let history = recorder.into_history();
         assert_eq!(history.len(), 2);
         assert!(history[0].call < history[0].ret);
-        assert!(history[0].ret < history[1].call, "second call starts after first returns");
+        assert!(
+            history[0].ret < history[1].call,
+            "second call starts after first returns"
+        );
         assert!(history[1].call < history[1].ret);
     }
 

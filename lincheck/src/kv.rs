@@ -16,16 +16,19 @@
 //!   time `RETURN_UNKNOWN` so it may take effect anywhere after its call, or never.
 //!
 //! The model partitions by key (P-compositionality / locality), so a state is one key's value.
-//! Unknown-outcome `Get`s constrain nothing and are left out of every partition. A state keeps
-//! its value behind an `Arc` with a cached hash that `Append` extends incrementally, so
-//! append-heavy histories with long values stay cheap to memoize.
+//! Unknown-outcome `Get`s constrain nothing and are left out of every partition. States are
+//! persistent chunk chains with cached hashes (see `kv/state.rs`), so append-heavy histories
+//! with long values stay cheap to step, hash and memoize.
+
+mod reach;
+mod state;
 
 use std::fmt;
-use std::hash::{Hash, Hasher};
-use std::sync::Arc;
 
 use crate::history::{HistoryRecorder, Operation};
 use crate::model::Model;
+
+pub use state::KvState;
 
 /// Values longer than this are shown by `Debug` as a head and a tail (use `{:#?}` for all).
 const DEBUG_BYTES_MAX: usize = 96;
@@ -83,12 +86,18 @@ impl KvInput {
 
     /// `Put(key, value)`.
     pub fn put(key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> Self {
-        Self::Put { key: key.into(), value: value.into() }
+        Self::Put {
+            key: key.into(),
+            value: value.into(),
+        }
     }
 
     /// `Append(key, value)`.
     pub fn append(key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> Self {
-        Self::Append { key: key.into(), value: value.into() }
+        Self::Append {
+            key: key.into(),
+            value: value.into(),
+        }
     }
 
     /// `Delete(key)`.
@@ -102,7 +111,11 @@ impl KvInput {
         expected: impl Into<Vec<u8>>,
         new_value: impl Into<Vec<u8>>,
     ) -> Self {
-        Self::Cas { key: key.into(), expected: expected.into(), new_value: new_value.into() }
+        Self::Cas {
+            key: key.into(),
+            expected: expected.into(),
+            new_value: new_value.into(),
+        }
     }
 
     /// The key this operation touches.
@@ -142,78 +155,6 @@ impl KvOutput {
     }
 }
 
-/// One key's value in the model: absent, or bytes shared behind an `Arc`, with a cached hash.
-#[derive(Clone)]
-pub struct KvState {
-    value: Option<Arc<Vec<u8>>>,
-    hash: u64,
-}
-
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
-const ABSENT_HASH: u64 = 0;
-
-/// FNV-1a continued from `hash` over `bytes`: `fnv(a ++ b) == fnv_extend(fnv(a), b)`.
-fn fnv_extend(mut hash: u64, bytes: &[u8]) -> u64 {
-    for &byte in bytes {
-        hash = (hash ^ u64::from(byte)).wrapping_mul(FNV_PRIME);
-    }
-    hash
-}
-
-impl KvState {
-    fn absent() -> Self {
-        Self { value: None, hash: ABSENT_HASH }
-    }
-
-    fn present(bytes: &[u8]) -> Self {
-        Self { value: Some(Arc::new(bytes.to_vec())), hash: fnv_extend(FNV_OFFSET, bytes) }
-    }
-
-    fn appended(&self, suffix: &[u8]) -> Self {
-        let (old, old_hash) = match &self.value {
-            Some(old) => (old.as_slice(), self.hash),
-            None => (&[][..], FNV_OFFSET),
-        };
-        let mut bytes = Vec::with_capacity(old.len() + suffix.len());
-        bytes.extend_from_slice(old);
-        bytes.extend_from_slice(suffix);
-        Self { value: Some(Arc::new(bytes)), hash: fnv_extend(old_hash, suffix) }
-    }
-
-    /// The value, or `None` when the key is absent.
-    pub fn value(&self) -> Option<&[u8]> {
-        self.value.as_deref().map(Vec::as_slice)
-    }
-
-    /// Whether a Cas with `expected` (empty = absent) would swap.
-    fn matches_expected(&self, expected: &[u8]) -> bool {
-        match self.value() {
-            None => expected.is_empty(),
-            Some(current) => !expected.is_empty() && current == expected,
-        }
-    }
-}
-
-impl PartialEq for KvState {
-    fn eq(&self, other: &Self) -> bool {
-        self.hash == other.hash
-            && match (&self.value, &other.value) {
-                (None, None) => true,
-                (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a == b,
-                _ => false,
-            }
-    }
-}
-
-impl Eq for KvState {}
-
-impl Hash for KvState {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(self.hash);
-    }
-}
-
 /// The KV model: one key's state per partition, see the module docs for the semantics.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct KvModel;
@@ -231,7 +172,7 @@ impl Model for KvModel {
         match (input, output) {
             (KvInput::Get { .. }, KvOutput::Unknown) => Some(state.clone()),
             (KvInput::Get { .. }, KvOutput::Value(read)) => {
-                (state.value() == read.as_deref()).then(|| state.clone())
+                state.holds(read.as_deref()).then(|| state.clone())
             }
             (KvInput::Put { value, .. }, KvOutput::Ok | KvOutput::Unknown) => {
                 Some(KvState::present(value))
@@ -241,9 +182,16 @@ impl Model for KvModel {
             }
             (KvInput::Delete { .. }, KvOutput::Ok | KvOutput::Unknown) => Some(KvState::absent()),
             (KvInput::Delete { .. }, KvOutput::Swapped(existed)) => {
-                (state.value().is_some() == *existed).then(KvState::absent)
+                (state.is_present() == *existed).then(KvState::absent)
             }
-            (KvInput::Cas { expected, new_value, .. }, KvOutput::Swapped(_) | KvOutput::Unknown) => {
+            (
+                KvInput::Cas {
+                    expected,
+                    new_value,
+                    ..
+                },
+                KvOutput::Swapped(_) | KvOutput::Unknown,
+            ) => {
                 let swaps = state.matches_expected(expected);
                 match output {
                     KvOutput::Swapped(observed) if *observed != swaps => None,
@@ -265,12 +213,24 @@ impl Model for KvModel {
         )
     }
 
+    fn may_become_acceptable(
+        &self,
+        state: &KvState,
+        input: &KvInput,
+        output: &KvOutput,
+        pending: &mut dyn Iterator<Item = (&KvInput, &KvOutput)>,
+    ) -> bool {
+        reach::may_become_acceptable(state, input, output, pending)
+    }
+
     /// One partition per key, in key order; unknown-outcome Gets are left out.
     fn partition(&self, history: &[KvOperation]) -> Vec<Vec<usize>> {
         let mut by_key: std::collections::BTreeMap<&[u8], Vec<usize>> = Default::default();
         for (index, op) in history.iter().enumerate() {
-            let unknown_read =
-                matches!((&op.input, &op.output), (KvInput::Get { .. }, KvOutput::Unknown));
+            let unknown_read = matches!(
+                (&op.input, &op.output),
+                (KvInput::Get { .. }, KvOutput::Unknown)
+            );
             if !unknown_read {
                 by_key.entry(op.input.key()).or_default().push(index);
             }
@@ -308,14 +268,22 @@ impl fmt::Debug for KvInput {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Get { key } => f.debug_tuple("Get").field(&shown(key)).finish(),
-            Self::Put { key, value } => {
-                f.debug_tuple("Put").field(&shown(key)).field(&shown(value)).finish()
-            }
-            Self::Append { key, value } => {
-                f.debug_tuple("Append").field(&shown(key)).field(&shown(value)).finish()
-            }
+            Self::Put { key, value } => f
+                .debug_tuple("Put")
+                .field(&shown(key))
+                .field(&shown(value))
+                .finish(),
+            Self::Append { key, value } => f
+                .debug_tuple("Append")
+                .field(&shown(key))
+                .field(&shown(value))
+                .finish(),
             Self::Delete { key } => f.debug_tuple("Delete").field(&shown(key)).finish(),
-            Self::Cas { key, expected, new_value } => f
+            Self::Cas {
+                key,
+                expected,
+                new_value,
+            } => f
                 .debug_tuple("Cas")
                 .field(&shown(key))
                 .field(&shown(expected))
@@ -329,20 +297,12 @@ impl fmt::Debug for KvOutput {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Ok => f.write_str("Ok"),
-            Self::Value(value) => {
-                f.debug_tuple("Value").field(&value.as_deref().map(shown)).finish()
-            }
+            Self::Value(value) => f
+                .debug_tuple("Value")
+                .field(&value.as_deref().map(shown))
+                .finish(),
             Self::Swapped(swapped) => f.debug_tuple("Swapped").field(swapped).finish(),
             Self::Unknown => f.write_str("Unknown"),
-        }
-    }
-}
-
-impl fmt::Debug for KvState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.value() {
-            None => f.write_str("None"),
-            Some(value) => f.debug_tuple("Some").field(&shown(value)).finish(),
         }
     }
 }

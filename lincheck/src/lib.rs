@@ -17,11 +17,27 @@
 //!   [`Explanation`]), or `Unknown` when the budget ran out. **`Unknown` is never a pass**:
 //!   fail the test (its `Display` says why) or retry with a larger budget.
 //!
+//! # Keys and values
+//! [`KvInput`] and [`KvOutput`] hold bytes (`Vec<u8>`), as on the wire; their constructors
+//! take anything `Into<Vec<u8>>` (`KvInput::put("k", "v")`), and `Debug` prints bytes as
+//! escaped text. A `Cas` with an empty `expected` means "the key is absent".
+//!
 //! # Recording a history from a test
 //! Wrap every client call: `begin` just before the request goes out, `finish` after the
 //! reply. If the call's outcome is unknown (deadline passed, leadership lost, session expired),
 //! use `finish_unknown` with [`KvOutput::Unknown`]. If it definitely did not take effect
 //! (e.g. `NOT_LEADER` before anything was proposed), do not record it at all.
+//!
+//! # Cost
+//! Checking is NP-complete in general; what matters in practice is how many operations on
+//! one key are in flight at once, and how many operations with unknown outcome are pending.
+//! Measured on a shared 2-core machine (release build; `cargo bench -p lincheck`):
+//! 5 clients x 2000 operations over 10 keys (~1000 per key, 6.824-sized) checks in ~15 ms
+//! (~23k search steps), also with 2% unknown outcomes; 8 clients on one key with 4% unknown
+//! outcomes, or 10 clients on one key, in ~15 ms; appends growing one value to 150 KB in
+//! ~0.1-0.3 s. Much heavier histories (20 clients hammering one key) can exhaust the default
+//! budget: that is reported as [`CheckResult::Unknown`], never as a pass. Spread load over
+//! keys, or pass a bigger [`Budget`].
 //!
 //! # Quick start
 //! ```

@@ -27,9 +27,11 @@ use crate::history::Operation;
 /// - An operation whose outcome is unknown (its client timed out or crashed) should be
 ///   accepted from any state, applying its effect as if it happened: the checker lets it take
 ///   effect anywhere after its call, and "never happened" is the same as "happened after every
-///   observed operation". See [`crate::history`] for how such operations are recorded.
+///   observed operation". See [`Operation::unknown`] for how such operations are recorded.
 /// - [`Model::partition`] must only group operations that can be checked independently.
-/// - [`Model::is_read_only`] may only say `true` for operations that never change the state.
+/// - [`Model::is_read_only`] may only say `true` for operations that never change the state,
+///   and [`Model::may_become_acceptable`] may only say `false` when no pending operations can
+///   help.
 pub trait Model {
     /// What a client asked for (e.g. `Get(key)`).
     type Input: Debug;
@@ -63,6 +65,25 @@ pub trait Model {
     /// can change the state makes the checker wrong; the default, `false`, is always safe.
     fn is_read_only(&self, _input: &Self::Input, _output: &Self::Output) -> bool {
         false
+    }
+
+    /// Optional pruning, purely a speed-up: can `(input, output)` still become acceptable?
+    ///
+    /// The checker calls this for an operation that still has to be linearized, before its
+    /// return, after the current state. `pending` yields every other operation that may still
+    /// be linearized before it. Return `false` only if no sequence of some of the `pending`
+    /// operations, applied from `state`, reaches a state in which `step` accepts `(input,
+    /// output)`; the checker then abandons this branch at once instead of trying every order
+    /// of the pending operations first. When unsure, return `true` (the default, which never
+    /// prunes). A wrong `false` makes the checker wrong.
+    fn may_become_acceptable(
+        &self,
+        _state: &Self::State,
+        _input: &Self::Input,
+        _output: &Self::Output,
+        _pending: &mut dyn Iterator<Item = (&Self::Input, &Self::Output)>,
+    ) -> bool {
+        true
     }
 
     /// Splits a history into independently checkable parts, as lists of indexes into

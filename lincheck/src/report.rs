@@ -1,9 +1,10 @@
 //! Turns a failed search into an explanation a person can act on.
 //!
 //! The explanation names, by index into the checked history: the longest linearizable prefix
-//! the search found, the operation whose return came before it could be linearized (the
-//! "blocked" one), and every operation that could have gone next at that point, each marked
-//! with whether the model accepts it from the state after the prefix. Rendering is done once,
+//! the search found, the operation that could not be linearized before its return from there
+//! (the "blocked" one), and every operation that could have gone next at that point (before
+//! the blocked one returns), each marked with whether the model accepts it from the state
+//! after the prefix. Rendering is done once,
 //! when the explanation is built, so [`Explanation`] does not depend on the model's types.
 
 use std::fmt::{self, Debug, Write as _};
@@ -36,10 +37,10 @@ pub struct Explanation {
     pub linearized: Vec<usize>,
     /// The model state after that prefix (its `Debug` rendering).
     pub state_after: String,
-    /// The operation whose return came before it (or anything else) could be linearized.
+    /// The operation that could not be linearized before its return, after the prefix.
     pub blocked: usize,
-    /// Every operation called but not linearized at that point, in call order (includes
-    /// `blocked`).
+    /// Every operation not linearized at that point that could have gone next (its call comes
+    /// before `blocked` returns), in call order; includes `blocked`.
     pub candidates: Vec<Candidate>,
     text: String,
 }
@@ -59,12 +60,19 @@ impl Explanation {
             .map(|&local| {
                 let op = &history[partition[local]];
                 let accepted = model.step(&deepest.state, &op.input, &op.output).is_some();
-                Candidate { op: partition[local], accepted_by_model: accepted }
+                Candidate {
+                    op: partition[local],
+                    accepted_by_model: accepted,
+                }
             })
             .collect();
         let mut explanation = Self {
             partition_len: partition.len(),
-            linearized: deepest.linearized.iter().map(|&local| partition[local]).collect(),
+            linearized: deepest
+                .linearized
+                .iter()
+                .map(|&local| partition[local])
+                .collect(),
             state_after: format!("{:?}", deepest.state),
             blocked: partition[deepest.blocked],
             candidates,
@@ -84,15 +92,23 @@ impl Explanation {
         );
         let shown = prefix_len.min(PREFIX_OPS_SHOWN);
         if shown < prefix_len {
-            let _ = writeln!(text, "  ... {} earlier operations omitted", prefix_len - shown);
+            let _ = writeln!(
+                text,
+                "  ... {} earlier operations omitted",
+                prefix_len - shown
+            );
         }
         for &op in &self.linearized[prefix_len - shown..] {
             let _ = writeln!(text, "  {}", clip(describe(history, op)));
         }
-        let _ = writeln!(text, "state after the prefix: {}", clip(self.state_after.clone()));
         let _ = writeln!(
             text,
-            "operation {} returned before it could be linearized; candidates to go next:",
+            "state after the prefix: {}",
+            clip(self.state_after.clone())
+        );
+        let _ = writeln!(
+            text,
+            "operation {} cannot be linearized before it returns; operations that could go next:",
             clip(describe(history, self.blocked))
         );
         for candidate in &self.candidates {
@@ -101,7 +117,11 @@ impl Explanation {
             } else {
                 "rejected by the model in this state"
             };
-            let _ = writeln!(text, "  {}: {verdict}", clip(describe(history, candidate.op)));
+            let _ = writeln!(
+                text,
+                "  {}: {verdict}",
+                clip(describe(history, candidate.op))
+            );
         }
         text
     }
@@ -116,7 +136,11 @@ impl fmt::Display for Explanation {
 /// One line describing operation `index` of `history`.
 pub(crate) fn describe<I: Debug, O: Debug>(history: &[Operation<I, O>], index: usize) -> String {
     let op = &history[index];
-    let ret = if op.is_outcome_unknown() { "unknown".to_owned() } else { op.ret.to_string() };
+    let ret = if op.is_outcome_unknown() {
+        "unknown".to_owned()
+    } else {
+        op.ret.to_string()
+    };
     format!(
         "#{index} client {} [call {}, ret {ret}] {:?} -> {:?}",
         op.client_id, op.call, op.input, op.output
@@ -147,6 +171,9 @@ mod tests {
     #[test]
     fn describe_marks_unknown_returns() {
         let history = vec![Operation::unknown(4, "put", "?", 9)];
-        assert_eq!(describe(&history, 0), "#0 client 4 [call 9, ret unknown] \"put\" -> \"?\"");
+        assert_eq!(
+            describe(&history, 0),
+            "#0 client 4 [call 9, ret unknown] \"put\" -> \"?\""
+        );
     }
 }

@@ -50,7 +50,8 @@ impl Rng {
     }
 }
 
-/// The shape of a simulated workload. Percentages are of all operations.
+/// The shape of a simulated workload. Percentages are of all operations; whatever the
+/// get/append/put/cas percentages leave over are deletes.
 #[derive(Debug, Clone, Copy)]
 pub struct Workload {
     pub clients: u64,
@@ -60,12 +61,12 @@ pub struct Workload {
     pub append_percent: u64,
     pub put_percent: u64,
     pub cas_percent: u64,
-    /// The rest are deletes.
-    pub delete_percent: u64,
     /// Operations that took effect but whose reply was lost (recorded as unknown).
     pub unknown_applied_percent: u64,
     /// Operations that timed out without taking effect (recorded as unknown).
     pub unknown_dropped_percent: u64,
+    /// Bytes of padding added to every written value (to make appended values long).
+    pub value_padding_bytes: usize,
 }
 
 impl Workload {
@@ -79,7 +80,7 @@ impl Workload {
             append_percent: 45,
             put_percent: 5,
             cas_percent: 5,
-            delete_percent: 0,
+            value_padding_bytes: 0,
             unknown_applied_percent: 0,
             unknown_dropped_percent: 0,
         }
@@ -87,73 +88,117 @@ impl Workload {
 }
 
 enum Client {
-    Idle { remaining: u64 },
-    Called { remaining: u64, input: KvInput, call: u64 },
-    Applied { remaining: u64, input: KvInput, call: u64, output: Option<KvOutput> },
+    Idle {
+        remaining: u64,
+    },
+    Called {
+        remaining: u64,
+        input: KvInput,
+        call: u64,
+    },
+    Applied {
+        remaining: u64,
+        input: KvInput,
+        call: u64,
+        output: Option<KvOutput>,
+    },
+}
+
+/// The simulated world: the reference store, the clock, and what has been recorded.
+struct Simulation {
+    workload: Workload,
+    rng: Rng,
+    store: BTreeMap<Vec<u8>, Vec<u8>>,
+    history: Vec<KvOperation>,
+    now: u64,
+    counter: u64,
+}
+
+impl Simulation {
+    /// Moves client `c` one event forward: call, take effect (or not), or return.
+    fn advance(&mut self, c: usize, client: Client) -> Client {
+        match client {
+            Client::Idle { remaining } => {
+                self.counter += 1;
+                let input = random_input(&self.workload, &mut self.rng, c as u64, self.counter);
+                self.now += 1;
+                let call = self.now;
+                Client::Called {
+                    remaining: remaining - 1,
+                    input,
+                    call,
+                }
+            }
+            Client::Called {
+                remaining,
+                input,
+                call,
+            } => {
+                // `None`: the client will never learn the outcome.
+                let output = if self.rng.chance(self.workload.unknown_dropped_percent) {
+                    None
+                } else {
+                    let output = apply(&mut self.store, &input);
+                    (!self.rng.chance(self.workload.unknown_applied_percent)).then_some(output)
+                };
+                Client::Applied {
+                    remaining,
+                    input,
+                    call,
+                    output,
+                }
+            }
+            Client::Applied {
+                remaining,
+                input,
+                call,
+                output,
+            } => {
+                self.now += 1;
+                self.history.push(match output {
+                    Some(output) => op(c as u64, input, output, call, self.now),
+                    None => timed_out(c as u64, input, call),
+                });
+                Client::Idle { remaining }
+            }
+        }
+    }
 }
 
 /// Runs `workload` with random interleavings from `seed`; returns a linearizable history.
 pub fn simulate(workload: Workload, seed: u64) -> Vec<KvOperation> {
-    let mut rng = Rng::new(seed);
-    let mut store: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
-    let mut clients: Vec<Client> =
-        (0..workload.clients).map(|_| Client::Idle { remaining: workload.ops_per_client }).collect();
-    let mut history = Vec::new();
-    let mut now = 1u64;
-    let mut counter = 0u64;
+    let mut clients: Vec<Client> = (0..workload.clients)
+        .map(|_| Client::Idle {
+            remaining: workload.ops_per_client,
+        })
+        .collect();
+    let mut simulation = Simulation {
+        workload,
+        rng: Rng::new(seed),
+        store: BTreeMap::new(),
+        history: Vec::new(),
+        now: 1,
+        counter: 0,
+    };
     loop {
         let busy: Vec<usize> = (0..clients.len())
             .filter(|&c| !matches!(clients[c], Client::Idle { remaining: 0 }))
             .collect();
         if busy.is_empty() {
-            return history;
+            return simulation.history;
         }
-        let c = busy[rng.below(busy.len() as u64) as usize];
-        let state = std::mem::replace(&mut clients[c], Client::Idle { remaining: 0 });
-        clients[c] = match state {
-            Client::Idle { remaining } => {
-                counter += 1;
-                let input = random_input(&workload, &mut rng, c as u64, counter);
-                now += 1;
-                Client::Called { remaining: remaining - 1, input, call: now }
-            }
-            Client::Called { remaining, input, call } => {
-                let output = if rng.chance(workload.unknown_dropped_percent) {
-                    None
-                } else {
-                    Some(apply(&mut store, &input))
-                };
-                Client::Applied { remaining, input, call, output }
-            }
-            Client::Applied { remaining, input, call, output } => {
-                now += 1;
-                history.push(finish(&workload, &mut rng, c as u64, input, call, output, now));
-                Client::Idle { remaining }
-            }
-        };
-    }
-}
-
-fn finish(
-    workload: &Workload,
-    rng: &mut Rng,
-    client: u64,
-    input: KvInput,
-    call: u64,
-    output: Option<KvOutput>,
-    now: u64,
-) -> KvOperation {
-    match output {
-        Some(output) if !rng.chance(workload.unknown_applied_percent) => {
-            op(client, input, output, call, now)
-        }
-        _ => timed_out(client, input, call),
+        let c = busy[simulation.rng.below(busy.len() as u64) as usize];
+        let client = std::mem::replace(&mut clients[c], Client::Idle { remaining: 0 });
+        clients[c] = simulation.advance(c, client);
     }
 }
 
 fn random_input(workload: &Workload, rng: &mut Rng, client: u64, counter: u64) -> KvInput {
     let key = format!("key{}", rng.below(workload.keys));
-    let unique = format!("c{client}.{counter};");
+    let unique = format!(
+        "c{client}.{counter}{};",
+        "-".repeat(workload.value_padding_bytes)
+    );
     let mut roll = rng.below(100);
     for (percent, kind) in [
         (workload.get_percent, 0),
@@ -184,14 +229,21 @@ pub fn apply(store: &mut BTreeMap<Vec<u8>, Vec<u8>>, input: &KvInput) -> KvOutpu
             KvOutput::Ok
         }
         KvInput::Append { key, value } => {
-            store.entry(key.clone()).or_default().extend_from_slice(value);
+            store
+                .entry(key.clone())
+                .or_default()
+                .extend_from_slice(value);
             KvOutput::Ok
         }
         KvInput::Delete { key } => {
             store.remove(key);
             KvOutput::Ok
         }
-        KvInput::Cas { key, expected, new_value } => {
+        KvInput::Cas {
+            key,
+            expected,
+            new_value,
+        } => {
             let current = store.get(key);
             let swaps = match current {
                 None => expected.is_empty(),
