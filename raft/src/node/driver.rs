@@ -1,9 +1,10 @@
 //! The driver thread: the sole owner of the [`RaftCore`]. It turns inputs (messages,
-//! proposals, reads, ticks, "persisted" notices) into core calls, and each resulting
-//! [`crate::core::Ready`] into work for the transport, the persister and the application.
+//! proposals, reads, ticks) into core calls, and each resulting [`crate::core::Ready`]
+//! into work for the transport, the persister (on this thread: see `persister.rs`) and
+//! the application.
 
 use super::handle::NodeError;
-use super::persister::{PersistJob, PersistTask};
+use super::persister::{PersistWork, Persister};
 use super::shared::Shared;
 use super::ApplyMsg;
 use crate::core::{RaftCore, Ready, Role};
@@ -33,20 +34,19 @@ pub(crate) enum DriverInput {
     Propose { data: Bytes, done: ProposeDone },
     /// A linearizable read.
     ReadIndex { done: ReadDone },
-    /// The persister made these (index, term) durable.
-    Persisted(Vec<(LogIndex, Term)>),
     /// The application snapshotted its state at `index`.
     Compact { index: LogIndex, data: Bytes },
     /// Hand leadership to `to`.
     Transfer { to: NodeId, done: TransferDone },
-    /// The persister hit a storage error: stop.
-    PersisterFailed(String),
     /// Stop the node.
     Shutdown,
 }
 
 /// Inputs handled per wake-up before the driver produces a Ready; bounds latency.
 const MAX_INPUTS_PER_ROUND: usize = 256;
+/// Readies processed per wake-up (a Ready's persistence can make another one: the leader
+/// counting itself, a follower applying what it just stored).
+const MAX_READIES_PER_ROUND: usize = 4;
 
 /// A read waiting for its ReadState.
 struct PendingRead {
@@ -57,14 +57,13 @@ struct PendingRead {
 pub(crate) struct Driver {
     pub(crate) core: RaftCore,
     pub(crate) inbox: Receiver<DriverInput>,
-    pub(crate) persist_tx: Sender<PersistTask>,
+    persister: Persister,
     pub(crate) transport: Arc<dyn Transport>,
     pub(crate) apply_tx: Sender<ApplyMsg>,
     pub(crate) shared: Arc<Shared>,
     pub(crate) tick_interval: Duration,
     pub(crate) read_timeout: Duration,
     apply_backlog: VecDeque<ApplyMsg>,
-    persist_overflow: VecDeque<PersistTask>,
     pending_reads: BTreeMap<u64, PendingRead>,
     next_read_ctx: u64,
     last_role: (Term, Role, Option<NodeId>),
@@ -76,7 +75,7 @@ impl Driver {
     pub(crate) fn new(
         core: RaftCore,
         inbox: Receiver<DriverInput>,
-        persist_tx: Sender<PersistTask>,
+        persister: Persister,
         transport: Arc<dyn Transport>,
         apply_tx: Sender<ApplyMsg>,
         shared: Arc<Shared>,
@@ -87,14 +86,13 @@ impl Driver {
         Driver {
             core,
             inbox,
-            persist_tx,
+            persister,
             transport,
             apply_tx,
             shared,
             tick_interval,
             read_timeout,
             apply_backlog: VecDeque::new(),
-            persist_overflow: VecDeque::new(),
             pending_reads: BTreeMap::new(),
             next_read_ctx: 1,
             last_role: (status.term, status.role, status.leader),
@@ -110,7 +108,6 @@ impl Driver {
             self.wait_for_input(&ticker);
             self.drain_inbox();
             self.process_ready();
-            self.flush_persist_overflow();
             self.flush_apply_backlog();
             self.expire_reads();
             self.shared.publish(self.core.status());
@@ -173,19 +170,9 @@ impl Driver {
                 done(result);
             }
             DriverInput::ReadIndex { done } => self.start_read(done),
-            DriverInput::Persisted(targets) => {
-                for (index, term) in targets {
-                    self.core.on_persisted(index, term);
-                }
-            }
             DriverInput::Compact { index, data } => self.compact(index, data),
             DriverInput::Transfer { to, done } => {
                 done(self.core.transfer_leader(to).map_err(NodeError::from));
-            }
-            DriverInput::PersisterFailed(reason) => {
-                tracing::error!(node = %self.core.status().id, %reason, "storage failed; stopping");
-                self.shared.stop(Some(reason));
-                self.running = false;
             }
             DriverInput::Shutdown => self.running = false,
         }
@@ -210,18 +197,21 @@ impl Driver {
         let meta = self.core.snapshot_meta();
         if meta.index > before && meta.index == index {
             let snapshot = crate::types::Snapshot { meta, data };
-            self.send_persist(PersistTask::SaveSnapshot(snapshot));
+            if let Err(e) = self.persister.save_snapshot(&snapshot) {
+                self.fail_storage(&e);
+            }
         }
     }
 
     /// Takes the core's Ready and hands its parts out, in the order the contract requires.
     fn process_ready(&mut self) {
-        if !self.core.has_ready() {
-            self.note_role_change();
-            return;
+        for _ in 0..MAX_READIES_PER_ROUND {
+            if !self.running || !self.core.has_ready() {
+                break;
+            }
+            let rd = self.core.ready();
+            self.dispatch(rd);
         }
-        let rd = self.core.ready();
-        self.dispatch(rd);
         self.note_role_change();
     }
 
@@ -244,19 +234,17 @@ impl Driver {
         if !messages.is_empty() {
             self.transport.send(messages);
         }
-        if hard_state.is_some()
-            || snapshot.is_some()
-            || !entries.is_empty()
-            || !messages_after_persist.is_empty()
-        {
-            self.send_persist(PersistTask::Ready(PersistJob {
-                hard_state,
-                snapshot,
-                entries,
-                must_sync,
-                after_persist: messages_after_persist,
-                target,
-            }));
+        let work = PersistWork { hard_state, snapshot: snapshot.as_ref(), entries: &entries, must_sync };
+        if let Err(e) = self.persister.persist(work) {
+            // Nothing after this point may be sent: it would claim state that is not durable.
+            self.fail_storage(&e);
+            return;
+        }
+        if !messages_after_persist.is_empty() {
+            self.transport.send(messages_after_persist);
+        }
+        if let Some((index, term)) = target {
+            self.core.on_persisted(index, term);
         }
         if let Some(snap) = apply_snapshot {
             self.apply_backlog.push_back(ApplyMsg::Snapshot {
@@ -292,31 +280,12 @@ impl Driver {
         }
     }
 
-    /// Queues work for the persister without ever blocking the driver (a blocked driver
-    /// could deadlock with a persister waiting for room in the driver's inbox, and would
-    /// stop heartbeats). Overflow waits here, in order; it is bounded in practice by the
-    /// core's in-memory log, which holds the same entries.
-    fn send_persist(&mut self, task: PersistTask) {
-        self.persist_overflow.push_back(task);
-        self.flush_persist_overflow();
-    }
-
-    fn flush_persist_overflow(&mut self) {
-        while let Some(task) = self.persist_overflow.pop_front() {
-            match self.persist_tx.try_send(task) {
-                Ok(()) => {}
-                Err(crossbeam_channel::TrySendError::Full(task)) => {
-                    self.persist_overflow.push_front(task);
-                    return;
-                }
-                Err(crossbeam_channel::TrySendError::Disconnected(_)) => {
-                    self.shared.stop(Some("persister thread exited".into()));
-                    self.running = false;
-                    self.persist_overflow.clear();
-                    return;
-                }
-            }
-        }
+    /// A storage error is fatal: the node cannot know what is durable, so it stops.
+    fn fail_storage(&mut self, e: &crate::error::StorageError) {
+        let reason = format!("storage failed: {e}");
+        tracing::error!(node = %self.core.status().id, %reason, "stopping");
+        self.shared.stop(Some(reason));
+        self.running = false;
     }
 
     /// Tells the application (in order with the entries) when leadership changes, and

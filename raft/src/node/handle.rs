@@ -32,8 +32,6 @@ pub struct NodeConfig {
     /// Capacity of the driver's input queue. Peer messages beyond it are dropped (Raft
     /// tolerates loss); proposals beyond it fail with `Busy`.
     pub inbox_capacity: usize,
-    /// Capacity of the persister's queue (back-pressure on the driver).
-    pub persist_queue_capacity: usize,
 }
 
 impl NodeConfig {
@@ -48,7 +46,6 @@ impl NodeConfig {
             tick_interval: Duration::from_millis(10),
             read_timeout: Duration::from_secs(2),
             inbox_capacity: 16 * 1024,
-            persist_queue_capacity: 4096,
         }
     }
 }
@@ -138,28 +135,17 @@ impl RaftNode {
         let shared = Arc::new(Shared::new(id));
         shared.publish(core.status());
         let (inbox_tx, inbox_rx) = bounded(config.inbox_capacity);
-        let (persist_tx, persist_rx) = bounded(config.persist_queue_capacity);
-        let persister = Persister::new(
-            storage,
-            persist_rx,
-            inbox_tx.clone(),
-            transport.clone(),
-            shared.clone(),
-            &initial_entries,
-        );
+        let persister = Persister::new(storage, shared.clone(), &initial_entries);
         let driver = Driver::new(
             core,
             inbox_rx,
-            persist_tx,
+            persister,
             transport,
             apply_tx,
             shared.clone(),
             config.tick_interval,
             config.read_timeout,
         );
-        let persister_thread = std::thread::Builder::new()
-            .name(format!("raft-persist-{id}"))
-            .spawn(move || persister.run())?;
         let driver_thread = std::thread::Builder::new()
             .name(format!("raft-driver-{id}"))
             .spawn(move || driver.run())?;
@@ -167,7 +153,7 @@ impl RaftNode {
             id,
             inbox: inbox_tx,
             shared,
-            threads: Mutex::new(vec![driver_thread, persister_thread]),
+            threads: Mutex::new(vec![driver_thread]),
         })
     }
 

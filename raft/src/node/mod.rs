@@ -4,15 +4,19 @@
 //!   callers (KV service, RaftService)          apply channel (crossbeam, bounded)
 //!        | start / read_index / step                 ^ ApplyMsg, in log order
 //!        v                                          |
-//!   +---------- driver thread (owns RaftCore) ------+----+
-//!   | select: inbox | tick | room on the apply channel    |
-//!   | ready() -> messages ----------------------> Transport (never blocks)
-//!   |         -> persist job ---+                        |
-//!   +---------------------------|------------------------+
-//!                               v
-//!   persister thread: append every queued job, ONE fsync per batch (group commit),
-//!   then send the jobs' after-persist messages and report "persisted" to the driver.
+//!   +---------- driver thread (owns RaftCore and Storage) ---+
+//!   | select: inbox | tick | room on the apply channel       |
+//!   | ready() -> messages ---------------------> Transport (never blocks)
+//!   |         -> persist: append, ONE fsync (group commit)  |
+//!   |         -> messages_after_persist -------> Transport  |
+//!   |         -> committed entries -> apply backlog ---------+
+//!   +--------------------------------------------------------+
 //! ```
+//!
+//! Persistence runs on the driver thread (as in etcd's raft loop): the leader's
+//! AppendEntries leave before its fsync starts (thesis 10.2.1), and everything that
+//! arrives during an fsync is batched into the next Ready, so one fsync covers many
+//! writes without a storage thread and its two wake-ups per write.
 //!
 //! The driver is the only owner of the core, so there are no locks around Raft state.
 //! Ticks come from a crossbeam `tick` channel, so there is no separate ticker thread. The

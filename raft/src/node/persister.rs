@@ -1,50 +1,39 @@
-//! The persister thread: group commit. It takes every persist job queued since its last
-//! round, writes them all in order, makes them durable with ONE `Storage::sync`, and only
-//! then sends the jobs' after-persist messages (votes, append acknowledgements) and tells
-//! the driver what is durable. One fsync thus covers as many Readies as arrived while the
-//! previous fsync ran.
+//! The persister: writes what a Ready must make durable, with ONE fsync per Ready.
+//!
+//! It runs on the driver thread, between sending a Ready's `messages` and its
+//! `messages_after_persist` — the shape etcd's raft loop has. There is no hand-off to a
+//! storage thread and no "persisted" notice back (two thread wake-ups per write saved on
+//! every node), and group commit comes for free: while one fsync runs, the driver's inbox
+//! fills, and the next Ready carries everything that arrived (one fsync for the batch).
+//! The leader still writes its log in parallel with replication (thesis 10.2.1): its
+//! AppendEntries are in `messages`, on the wire before the fsync starts.
 
-use super::driver::DriverInput;
 use super::shared::Shared;
 use crate::error::StorageError;
-use crate::message::Message;
 use crate::storage::Storage;
-use crate::transport::Transport;
-use crate::types::{Entry, HardState, LogIndex, Snapshot, Term};
-use crossbeam_channel::{Receiver, Sender};
+use crate::types::{Entry, HardState, LogIndex, Snapshot};
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-/// The durable part of one Ready.
-#[derive(Debug)]
-pub(crate) struct PersistJob {
+/// What one Ready asks to persist.
+#[derive(Debug, Default)]
+pub(crate) struct PersistWork<'a> {
     pub(crate) hard_state: Option<HardState>,
-    pub(crate) snapshot: Option<Snapshot>,
-    pub(crate) entries: Vec<Entry>,
+    pub(crate) snapshot: Option<&'a Snapshot>,
+    pub(crate) entries: &'a [Entry],
     pub(crate) must_sync: bool,
-    pub(crate) after_persist: Vec<Message>,
-    pub(crate) target: Option<(LogIndex, Term)>,
 }
 
-/// Work for the persister, in the order the driver produced it.
-#[derive(Debug)]
-pub(crate) enum PersistTask {
-    /// Persist a Ready.
-    Ready(PersistJob),
-    /// Durably store an application snapshot and drop the log it covers.
-    SaveSnapshot(Snapshot),
+impl PersistWork<'_> {
+    fn is_empty(&self) -> bool {
+        self.hard_state.is_none() && self.snapshot.is_none() && self.entries.is_empty()
+    }
 }
-
-/// Most tasks folded into one fsync.
-const MAX_TASKS_PER_SYNC: usize = 1024;
 
 pub(crate) struct Persister {
-    pub(crate) storage: Box<dyn Storage>,
-    pub(crate) tasks: Receiver<PersistTask>,
-    pub(crate) driver: Sender<DriverInput>,
-    pub(crate) transport: Arc<dyn Transport>,
-    pub(crate) shared: Arc<Shared>,
+    storage: Box<dyn Storage>,
+    shared: Arc<Shared>,
     /// (index, size) of every persisted entry after the latest snapshot, to report the
     /// log's size (the application snapshots when it grows too large).
     entry_sizes: VecDeque<(LogIndex, u64)>,
@@ -52,97 +41,40 @@ pub(crate) struct Persister {
 }
 
 impl Persister {
-    pub(crate) fn new(
-        storage: Box<dyn Storage>,
-        tasks: Receiver<PersistTask>,
-        driver: Sender<DriverInput>,
-        transport: Arc<dyn Transport>,
-        shared: Arc<Shared>,
-        initial_entries: &[Entry],
-    ) -> Persister {
-        let mut p = Persister {
-            storage,
-            tasks,
-            driver,
-            transport,
-            shared,
-            entry_sizes: VecDeque::new(),
-            log_bytes: 0,
-        };
+    pub(crate) fn new(storage: Box<dyn Storage>, shared: Arc<Shared>, initial_entries: &[Entry]) -> Persister {
+        let mut p = Persister { storage, shared, entry_sizes: VecDeque::new(), log_bytes: 0 };
         p.track_append(initial_entries);
         p
     }
 
-    /// The thread body: runs until the driver drops its sender.
-    pub(crate) fn run(mut self) {
-        while let Ok(first) = self.tasks.recv() {
-            let mut batch = vec![first];
-            while batch.len() < MAX_TASKS_PER_SYNC {
-                match self.tasks.try_recv() {
-                    Ok(task) => batch.push(task),
-                    Err(_) => break,
-                }
-            }
-            if let Err(e) = self.persist_batch(batch) {
-                let reason = e.to_string();
-                tracing::error!(%reason, "persisting Raft state failed");
-                self.shared.stop(Some(reason.clone()));
-                let _ = self.driver.send(DriverInput::PersisterFailed(reason));
-                return;
-            }
+    /// Writes one Ready's durable part; fsyncs if it must. On return it is durable.
+    pub(crate) fn persist(&mut self, work: PersistWork<'_>) -> Result<(), StorageError> {
+        if work.is_empty() {
+            return Ok(());
         }
-    }
-
-    fn persist_batch(&mut self, batch: Vec<PersistTask>) -> Result<(), StorageError> {
-        let mut need_sync = false;
-        for task in &batch {
-            match task {
-                PersistTask::Ready(job) => need_sync |= self.write_job(job)?,
-                PersistTask::SaveSnapshot(snapshot) => self.save_snapshot(snapshot)?,
-            }
-        }
-        if need_sync {
-            self.storage.sync()?;
-            self.shared.syncs.fetch_add(1, Ordering::Relaxed);
-        }
-        let mut targets = Vec::new();
-        for task in batch {
-            if let PersistTask::Ready(job) = task {
-                if !job.after_persist.is_empty() {
-                    self.transport.send(job.after_persist);
-                }
-                targets.extend(job.target);
-            }
-        }
-        if !targets.is_empty() {
-            // The driver may be gone during shutdown; nothing to report then.
-            let _ = self.driver.send(DriverInput::Persisted(targets));
-        }
-        Ok(())
-    }
-
-    /// Writes one job; returns whether it needs an fsync.
-    fn write_job(&mut self, job: &PersistJob) -> Result<bool, StorageError> {
-        if let Some(snapshot) = &job.snapshot {
+        if let Some(snapshot) = work.snapshot {
             // A snapshot from the leader may replace the whole log; count it all gone
             // (an undercount only delays the application's next snapshot).
             self.storage.save_snapshot(snapshot)?;
             self.track_compaction(LogIndex(u64::MAX));
         }
-        if !job.entries.is_empty() {
-            self.storage.append(&job.entries)?;
-            self.track_append(&job.entries);
-            self.shared
-                .entries_persisted
-                .fetch_add(job.entries.len() as u64, Ordering::Relaxed);
+        if !work.entries.is_empty() {
+            self.storage.append(work.entries)?;
+            self.track_append(work.entries);
+            self.shared.entries_persisted.fetch_add(work.entries.len() as u64, Ordering::Relaxed);
         }
-        if let Some(hs) = job.hard_state {
+        if let Some(hs) = work.hard_state {
             self.storage.set_hard_state(hs)?;
         }
-        Ok(job.must_sync)
+        if work.must_sync {
+            self.storage.sync()?;
+            self.shared.syncs.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
     }
 
-    fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StorageError> {
+    /// Durably stores an application snapshot and drops the log it covers.
+    pub(crate) fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StorageError> {
         self.storage.save_snapshot(snapshot)?;
         self.track_compaction(snapshot.meta.index);
         Ok(())
@@ -162,9 +94,7 @@ impl Persister {
             self.entry_sizes.push_back((e.index, size));
             self.log_bytes += size;
         }
-        self.shared
-            .log_bytes
-            .store(self.log_bytes, Ordering::Relaxed);
+        self.shared.log_bytes.store(self.log_bytes, Ordering::Relaxed);
     }
 
     fn track_compaction(&mut self, upto: LogIndex) {
@@ -175,8 +105,6 @@ impl Persister {
             self.entry_sizes.pop_front();
             self.log_bytes -= size;
         }
-        self.shared
-            .log_bytes
-            .store(self.log_bytes, Ordering::Relaxed);
+        self.shared.log_bytes.store(self.log_bytes, Ordering::Relaxed);
     }
 }
