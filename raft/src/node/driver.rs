@@ -234,7 +234,12 @@ impl Driver {
         if !messages.is_empty() {
             self.transport.send(messages);
         }
-        let work = PersistWork { hard_state, snapshot: snapshot.as_ref(), entries: &entries, must_sync };
+        let work = PersistWork {
+            hard_state,
+            snapshot: snapshot.as_ref(),
+            entries: &entries,
+            must_sync,
+        };
         if let Err(e) = self.persister.persist(work) {
             // Nothing after this point may be sent: it would claim state that is not durable.
             self.fail_storage(&e);

@@ -41,8 +41,17 @@ pub(crate) struct Persister {
 }
 
 impl Persister {
-    pub(crate) fn new(storage: Box<dyn Storage>, shared: Arc<Shared>, initial_entries: &[Entry]) -> Persister {
-        let mut p = Persister { storage, shared, entry_sizes: VecDeque::new(), log_bytes: 0 };
+    pub(crate) fn new(
+        storage: Box<dyn Storage>,
+        shared: Arc<Shared>,
+        initial_entries: &[Entry],
+    ) -> Persister {
+        let mut p = Persister {
+            storage,
+            shared,
+            entry_sizes: VecDeque::new(),
+            log_bytes: 0,
+        };
         p.track_append(initial_entries);
         p
     }
@@ -61,7 +70,9 @@ impl Persister {
         if !work.entries.is_empty() {
             self.storage.append(work.entries)?;
             self.track_append(work.entries);
-            self.shared.entries_persisted.fetch_add(work.entries.len() as u64, Ordering::Relaxed);
+            self.shared
+                .entries_persisted
+                .fetch_add(work.entries.len() as u64, Ordering::Relaxed);
         }
         if let Some(hs) = work.hard_state {
             self.storage.set_hard_state(hs)?;
@@ -94,7 +105,9 @@ impl Persister {
             self.entry_sizes.push_back((e.index, size));
             self.log_bytes += size;
         }
-        self.shared.log_bytes.store(self.log_bytes, Ordering::Relaxed);
+        self.shared
+            .log_bytes
+            .store(self.log_bytes, Ordering::Relaxed);
     }
 
     fn track_compaction(&mut self, upto: LogIndex) {
@@ -105,6 +118,8 @@ impl Persister {
             self.entry_sizes.pop_front();
             self.log_bytes -= size;
         }
-        self.shared.log_bytes.store(self.log_bytes, Ordering::Relaxed);
+        self.shared
+            .log_bytes
+            .store(self.log_bytes, Ordering::Relaxed);
     }
 }
