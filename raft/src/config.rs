@@ -64,16 +64,24 @@ impl Config {
             return Err(ConfigError("id must not be 0".into()));
         }
         if !self.voters.contains(&self.id) {
-            return Err(ConfigError(format!("voters {:?} do not include id {}", self.voters, self.id)));
+            return Err(ConfigError(format!(
+                "voters {:?} do not include id {}",
+                self.voters, self.id
+            )));
         }
         let mut sorted = self.voters.clone();
         sorted.sort();
         sorted.dedup();
         if sorted.len() != self.voters.len() || sorted.contains(&NodeId::ZERO) {
-            return Err(ConfigError(format!("voters {:?} must be distinct and non-zero", self.voters)));
+            return Err(ConfigError(format!(
+                "voters {:?} must be distinct and non-zero",
+                self.voters
+            )));
         }
         if self.heartbeat_interval_ticks == 0 {
-            return Err(ConfigError("heartbeat_interval_ticks must be at least 1".into()));
+            return Err(ConfigError(
+                "heartbeat_interval_ticks must be at least 1".into(),
+            ));
         }
         if self.election_timeout_ticks <= self.heartbeat_interval_ticks {
             return Err(ConfigError(format!(
@@ -85,10 +93,14 @@ impl Config {
             return Err(ConfigError("append batch limits must be at least 1".into()));
         }
         if self.max_inflight_appends == 0 {
-            return Err(ConfigError("max_inflight_appends must be at least 1".into()));
+            return Err(ConfigError(
+                "max_inflight_appends must be at least 1".into(),
+            ));
         }
         if self.snapshot_chunk_bytes == 0 {
-            return Err(ConfigError("snapshot_chunk_bytes must be at least 1".into()));
+            return Err(ConfigError(
+                "snapshot_chunk_bytes must be at least 1".into(),
+            ));
         }
         Ok(())
     }

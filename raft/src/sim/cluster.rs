@@ -108,6 +108,7 @@ pub struct Cluster<S: SimStateMachine = CommandLog> {
     trace: Trace,
     roles: Vec<Option<(Role, Term)>>,
     pub(crate) applied_ever: Vec<LogIndex>,
+    poll_scheduled: Vec<bool>,
     next_read_ctx: u64,
     completed_reads: Vec<CompletedRead>,
     events_run: u64,
@@ -154,6 +155,7 @@ impl<S: SimStateMachine> Cluster<S> {
             trace: Trace::default(),
             roles: vec![None; n],
             applied_ever: vec![LogIndex(0); n],
+            poll_scheduled: vec![false; n],
             next_read_ctx: 1,
             completed_reads: Vec::new(),
             events_run: 0,
@@ -224,6 +226,13 @@ impl<S: SimStateMachine> Cluster<S> {
         )
     }
 
+    /// Fails the run with `msg()` unless `cond` holds.
+    pub fn ensure(&self, cond: bool, msg: impl FnOnce() -> String) {
+        if !cond {
+            self.fail(&msg());
+        }
+    }
+
     /// Records a test action in the trace.
     pub fn note(&mut self, what: String) {
         self.trace.action(self.queue.now_us(), what);
@@ -275,6 +284,12 @@ impl<S: SimStateMachine> Cluster<S> {
                 }
             }
             Event::Deliver { msg } => self.deliver(msg),
+            Event::Poll { node, incarnation } => {
+                self.poll_scheduled[node.0 as usize - 1] = false;
+                if self.is_current(node, incarnation) {
+                    self.with_node(node, |n, ctx| n.poll(ctx));
+                }
+            }
             Event::FsyncDone { node, incarnation } => {
                 if self.is_current(node, incarnation) {
                     self.with_node(node, |n, ctx| n.fsync_done(ctx));
@@ -331,6 +346,16 @@ impl<S: SimStateMachine> Cluster<S> {
             self.send(msg);
         }
         value
+    }
+
+    /// Makes `node` handle its Ready at this instant, after the other inputs of the instant.
+    fn schedule_poll(&mut self, node: NodeId) {
+        let i = node.0 as usize - 1;
+        if !self.poll_scheduled[i] {
+            self.poll_scheduled[i] = true;
+            let incarnation = self.nodes[i].incarnation();
+            self.queue.schedule(0, Event::Poll { node, incarnation });
+        }
     }
 
     fn schedule_fsync(&mut self, node: NodeId) {
@@ -463,6 +488,7 @@ impl<S: SimStateMachine> Cluster<S> {
             self.fail(&v);
         }
         self.roles[i] = None;
+        self.poll_scheduled[i] = false;
         self.after_event();
     }
 
@@ -573,6 +599,7 @@ impl<S: SimStateMachine> Cluster<S> {
         self.next_read_ctx += 1;
         let result = self.with_node(node, |n, c| n.read_index(ctx, c));
         self.note(format!("read {ctx} on {node:?}: {result:?}"));
+        self.schedule_poll(node);
         self.after_event();
         result.map(|()| ctx)
     }
@@ -584,6 +611,7 @@ impl<S: SimStateMachine> Cluster<S> {
     pub fn transfer_leader(&mut self, node: NodeId, to: NodeId) -> Result<(), ProposeError> {
         let result = self.with_node(node, |n, ctx| n.transfer_leader(to, ctx));
         self.note(format!("transfer {node:?} -> {to:?}: {result:?}"));
+        self.schedule_poll(node);
         self.after_event();
         result
     }

@@ -24,6 +24,14 @@ pub enum Event {
         /// The message.
         msg: Message,
     },
+    /// Node `node` handles its pending Ready (after client inputs at this instant, so that
+    /// proposals arriving together are batched as a runtime's driver loop would).
+    Poll {
+        /// The node.
+        node: NodeId,
+        /// The incarnation that was given the inputs.
+        incarnation: u64,
+    },
     /// An fsync started by node `node` completes.
     FsyncDone {
         /// The node.

@@ -141,38 +141,87 @@ impl<S: SimStateMachine> Cluster<S> {
     /// 2 s for `expected_servers` to apply it; with `retry`, keeps trying for 10 s; returns
     /// its index or fails.
     pub fn one_bytes(&mut self, data: Bytes, expected_servers: usize, retry: bool) -> LogIndex {
-        let t0 = self.now_ms();
-        let n = self.len();
-        let mut starts = 0;
-        while self.now_ms() < t0 + 10_000 {
-            let mut index = None;
-            for _ in 0..n {
-                starts = (starts + 1) % n;
-                let id = NodeId(starts as u64 + 1);
-                if self.is_connected(id) {
-                    if let Some((i, _)) = self.start(id, data.clone()) {
-                        index = Some(i);
-                        break;
-                    }
-                }
+        let mut clients = [OneClient::new(data, expected_servers, retry)];
+        self.run_clients(&mut clients, |c| c[0].done().is_some());
+        clients[0].done().unwrap_or_default()
+    }
+
+    /// Runs several 6.824 `one` calls concurrently (as the lab's goroutines do) until
+    /// `stop(clients)` holds. A client that cannot get its command committed fails the run,
+    /// as `one` does.
+    pub fn run_clients(
+        &mut self,
+        clients: &mut [OneClient],
+        mut stop: impl FnMut(&[OneClient]) -> bool,
+    ) {
+        let now = self.now_ms();
+        for c in clients.iter_mut().filter(|c| c.started_ms.is_none()) {
+            c.started_ms = Some(now);
+            c.wake_ms = now;
+        }
+        loop {
+            if stop(clients) {
+                return;
             }
-            let Some(index) = index else {
-                self.run_for_ms(50);
-                continue;
+            let Some(next) = clients
+                .iter()
+                .filter(|c| c.done.is_none())
+                .map(|c| c.wake_ms)
+                .min()
+            else {
+                return;
             };
-            let t1 = self.now_ms();
-            while self.now_ms() < t1 + 2_000 {
-                let (nd, got) = self.n_committed(index);
-                if nd > 0 && nd >= expected_servers && got.as_ref() == Some(&data) {
-                    return index;
-                }
-                self.run_for_ms(20);
+            if next > self.now_ms() {
+                self.run_for_ms(next - self.now_ms());
             }
-            if !retry {
-                self.fail(&format!("one({data:?}) failed to reach agreement"));
+            let now = self.now_ms();
+            for c in clients
+                .iter_mut()
+                .filter(|c| c.done.is_none() && c.wake_ms <= now)
+            {
+                let delay = self.step_client(c);
+                c.wake_ms = now + delay;
             }
         }
-        self.fail(&format!("one({data:?}) failed to reach agreement in 10 s"))
+    }
+
+    /// One step of a [`OneClient`] at the current instant; returns ms until its next step.
+    fn step_client(&mut self, c: &mut OneClient) -> u64 {
+        let now = self.now_ms();
+        if let Some((index, since)) = c.waiting {
+            let (nd, got) = self.n_committed(index);
+            if nd > 0 && nd >= c.expected && got.as_ref() == Some(&c.data) {
+                c.done = Some(index);
+                return 0;
+            }
+            if now < since + 2_000 {
+                return 20;
+            }
+            if !c.retry {
+                self.fail(&format!("one({:?}) failed to reach agreement", c.data));
+            }
+            c.waiting = None;
+        }
+        if now >= c.started_ms.unwrap_or(now) + 10_000 {
+            self.fail(&format!(
+                "one({:?}) failed to reach agreement in 10 s",
+                c.data
+            ));
+        }
+        let n = self.len();
+        for _ in 0..n {
+            c.starts = (c.starts + 1) % n;
+            let id = NodeId(c.starts as u64 + 1);
+            if self.is_connected(id) {
+                if let Some((index, _)) = self.start(id, c.data.clone()) {
+                    c.waiting = Some((index, now));
+                    // 6.824 checks right away, then every 20 ms; nothing can commit at the
+                    // instant of the proposal, so the first check is after 20 ms.
+                    return 20;
+                }
+            }
+        }
+        50
     }
 
     /// 6.824 `LogSize`: the largest durable Raft state (hard state and log, not the snapshot)
@@ -200,5 +249,45 @@ impl<S: SimStateMachine> Cluster<S> {
             })
             .max()
             .map(|(_, id)| id)
+    }
+}
+
+/// A 6.824 `one` call in progress, for running several concurrently with
+/// [`Cluster::run_clients`].
+#[derive(Clone, Debug)]
+pub struct OneClient {
+    data: Bytes,
+    expected: usize,
+    retry: bool,
+    starts: usize,
+    started_ms: Option<u64>,
+    wake_ms: u64,
+    waiting: Option<(LogIndex, u64)>,
+    done: Option<LogIndex>,
+}
+
+impl OneClient {
+    /// A client that will submit `data` and wait for `expected` servers (6.824 `one` args).
+    pub fn new(data: Bytes, expected: usize, retry: bool) -> OneClient {
+        OneClient {
+            data,
+            expected,
+            retry,
+            starts: 0,
+            started_ms: None,
+            wake_ms: 0,
+            waiting: None,
+            done: None,
+        }
+    }
+
+    /// The index the command was committed at, once done.
+    pub fn done(&self) -> Option<LogIndex> {
+        self.done
+    }
+
+    /// The command.
+    pub fn data(&self) -> &Bytes {
+        &self.data
     }
 }

@@ -233,7 +233,7 @@ impl<S: SimStateMachine> SimNode<S> {
         self.drain(ctx)
     }
 
-    /// Proposes a command (6.824 `Start`).
+    /// Proposes a command (6.824 `Start`). The Ready is handled by a later [`SimNode::poll`].
     ///
     /// # Errors
     /// The core's refusal (outer), or an invariant violation (inner `Err` of the outer `Ok`).
@@ -242,9 +242,8 @@ impl<S: SimStateMachine> SimNode<S> {
         data: Bytes,
         ctx: &mut NodeCtx<'_>,
     ) -> Result<Result<(LogIndex, Term), ProposeError>, Violation> {
-        let result = self.core_mut().propose(data);
-        self.drain(ctx)?;
-        Ok(result)
+        let _ = ctx;
+        Ok(self.core_mut().propose(data))
     }
 
     /// Starts a ReadIndex read with context `read_ctx`.
@@ -261,7 +260,6 @@ impl<S: SimStateMachine> SimNode<S> {
             ctx.checker.on_read_started(self.id, read_ctx);
             self.reads_in_flight.push(read_ctx);
         }
-        self.drain(ctx)?;
         Ok(result)
     }
 
@@ -274,9 +272,8 @@ impl<S: SimStateMachine> SimNode<S> {
         to: NodeId,
         ctx: &mut NodeCtx<'_>,
     ) -> Result<Result<(), ProposeError>, Violation> {
-        let result = self.core_mut().transfer_leader(to);
-        self.drain(ctx)?;
-        Ok(result)
+        let _ = ctx;
+        Ok(self.core_mut().transfer_leader(to))
     }
 
     /// Handles whatever the core has pending (e.g. the first Ready after a start).
