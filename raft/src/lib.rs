@@ -1,4 +1,131 @@
-//! raftkv's consensus crate (skeleton).
+//! raftkv's consensus crate: a deterministic, sans-IO Raft core ([`RaftCore`]), durable
+//! storage ([`storage`]) and the threaded runtime around them.
+//!
+//! # The Raft core
+//!
+//! [`RaftCore`] is pure: no threads, clocks, sockets, files or ambient randomness. Time
+//! is [`RaftCore::tick`]; randomness (election timeouts) is a PRNG seeded from
+//! [`Config::seed`] and the node id; maps are ordered, so the same inputs always give the
+//! same outputs. The runtime and the seeded simulator drive it the same way.
+//!
+//! It implements the Raft paper (extended version) and these parts of Ongaro's thesis:
+//! leader election with randomized timeouts; PreVote and CheckQuorum with the follower
+//! lease (9.6, 6.2); log replication with batching, pipelining, per-peer flow control
+//! (Probe / Replicate / Snapshot) and fast backtracking (paper 5.3); the leader writing
+//! its log in parallel with replication (10.2.1); chunked InstallSnapshot (paper 7);
+//! ReadIndex reads (6.4); leadership transfer (3.10). Membership is fixed.
+//!
+//! ## Inputs
+//!
+//! - [`RaftCore::tick`]: one unit of logical time.
+//! - [`RaftCore::step`]: a [`Message`] from a peer.
+//! - [`RaftCore::propose`]: a command; returns the `(index, term)` it will have if it
+//!   commits. Refused on non-leaders (`NotLeader { leader_hint }`), during a transfer
+//!   (`TransferInProgress`) and over `max_proposal_bytes` (`TooLarge`).
+//! - [`RaftCore::read_index`]: a linearizable read with a caller context `ctx`.
+//! - [`RaftCore::transfer_leader`]: hand leadership to another voter.
+//! - [`RaftCore::on_persisted`]: a Ready's entries/snapshot are durable.
+//! - [`RaftCore::compact`]: the application snapshotted its state.
+//!
+//! ## The Ready contract
+//!
+//! Everything the core wants done comes out of [`RaftCore::ready`] (which takes it;
+//! [`RaftCore::has_ready`] says whether there is anything). The driver's loop:
+//!
+//! 1. Feed inputs (any number), then call `ready()`. Proposals made between two
+//!    `ready()` calls go out as one AppendEntries per peer.
+//! 2. Send `rd.messages` now: they depend on nothing unpersisted.
+//! 3. Persist `rd.snapshot` (if any; durable on return), then `rd.entries` (truncate,
+//!    then append from `entries[0].index`), then `rd.hard_state`; fsync if
+//!    `rd.must_sync`. `must_sync` is true when the Ready has entries, a snapshot, or a
+//!    term/vote change, and false when only the commit index changed (write it, no
+//!    fsync needed). Several Readies may share one fsync (group commit), but they must be
+//!    persisted in `rd.number` order.
+//! 4. Once durable: send `rd.messages_after_persist`, then call
+//!    `on_persisted(index, term)` with `rd.persist_target()` (if `Some`). A report that
+//!    no longer matches the log (entries replaced since) is ignored.
+//! 5. Apply `rd.apply_snapshot` (if any), then `rd.committed`, in order. Committed
+//!    entries are handed out only up to the locally persisted index, so applying never
+//!    runs ahead of the local disk; `apply_snapshot` is handed out only after the
+//!    received snapshot was reported persisted. Serve each of `rd.read_states` once the
+//!    application has applied its `index`; answer each of `rd.dropped_reads` with "not
+//!    leader" (leadership was lost before the read was confirmed).
+//! 6. When the application snapshots its state at an applied index, call
+//!    `compact(index, data)`: the core drops its in-memory entries up to `index` and
+//!    keeps `data` (cheaply cloned `Bytes`) to send InstallSnapshot to laggards. The
+//!    runtime persists that snapshot itself through [`storage::Storage`]; it is not in a
+//!    Ready. Ignored if `index` is not newer than the current snapshot or not applied.
+//!
+//! At start-up, [`RaftCore::new`] takes the recovered [`InitialState`]: its entries are
+//! durable (persisted = last index), `commit = hard_state.commit`, applied = the
+//! snapshot's index. The first Ready hands out the snapshot as `apply_snapshot` (so the
+//! application restores it) and the committed entries after it. An inconsistent initial
+//! state (a gap in the entries, commit beyond the log, ...) is a [`ConfigError`].
+//!
+//! ## Which messages wait for the persist
+//!
+//! 1. `messages` (send now): a leader's AppendEntries, Heartbeat, InstallSnapshot and
+//!    TimeoutNow. The leader sends entries before its own write finishes and counts
+//!    itself in the commit quorum only up to what `on_persisted` reported (thesis
+//!    10.2.1). Also pre-vote requests and responses, vote rejections, heartbeat responses
+//!    and snapshot chunk acknowledgements, as long as this node's term and vote did not
+//!    change since the previous Ready (a heartbeat response that waited for an fsync
+//!    would slow every ReadIndex down).
+//! 2. `messages_after_persist`: AppendEntries responses (they acknowledge entries), vote
+//!    grants, a candidate's RequestVote (its new term and self-vote must be durable), the
+//!    final snapshot acknowledgement, and every message produced after this node's term
+//!    or vote changed in the same Ready.
+//!
+//! ## Protocol notes
+//!
+//! 1. Elections: each node waits a random `[election_timeout_ticks,
+//!    2 * election_timeout_ticks)` ticks without hearing from a leader, then campaigns;
+//!    with `pre_vote`, first in a pre-vote round that changes nobody's term. A new leader
+//!    appends a no-op entry and commits only entries of its own term by counting
+//!    replicas (paper Figure 8).
+//! 2. CheckQuorum: a leader that did not hear from a majority within an election timeout
+//!    steps down; a follower that heard from its leader within an election timeout
+//!    ignores (pre-)vote requests of a higher term unless they follow a leadership
+//!    transfer.
+//! 3. Heartbeats carry `min(leader commit, follower match)`, never more than the follower
+//!    is known to share with the leader, and the current ReadIndex round.
+//! 4. ReadIndex: a read waits until the leader has committed an entry of its term,
+//!    records the commit index, and is released when a majority acknowledged a heartbeat
+//!    round started after it. One round serves every read queued before it.
+//! 5. A message from an older term is not acted on; AppendEntries, heartbeats, snapshot
+//!    chunks and pre-votes from an older term are answered with the newer term so a stale
+//!    leader or pre-candidate steps down.
+//!
+//! # Quick start
+//!
+//! A single-node cluster driven by hand (the runtime does this with a real disk):
+//!
+//! ```
+//! use bytes::Bytes;
+//! use raft::{Config, InitialState, NodeId, RaftCore};
+//!
+//! let config = Config::new(NodeId(1), vec![NodeId(1)]);
+//! let mut core = RaftCore::new(config, InitialState::default()).unwrap();
+//! let mut applied = Vec::new();
+//! let mut drive = |core: &mut RaftCore, applied: &mut Vec<Bytes>| {
+//!     while core.has_ready() {
+//!         let rd = core.ready();
+//!         // (send rd.messages; persist rd.snapshot, rd.entries, rd.hard_state; fsync)
+//!         if let Some((index, term)) = rd.persist_target() {
+//!             core.on_persisted(index, term);
+//!         }
+//!         applied.extend(rd.committed.into_iter().map(|e| e.data).filter(|d| !d.is_empty()));
+//!     }
+//! };
+//! while !core.is_leader() {
+//!     core.tick();
+//! }
+//! drive(&mut core, &mut applied);
+//! let (index, _term) = core.propose(Bytes::from_static(b"set x=1")).unwrap();
+//! drive(&mut core, &mut applied);
+//! assert_eq!(core.commit_index(), index);
+//! assert_eq!(applied, vec![Bytes::from_static(b"set x=1")]);
+//! ```
 
 #![deny(missing_docs)]
 
@@ -12,6 +139,7 @@ pub mod storage;
 pub mod types;
 
 pub use config::Config;
+pub use core::{CoreStatus, RaftCore, ReadState, Ready, Role};
 pub use error::{ConfigError, ProposeError, StorageError};
 pub use message::{Message, MessageBody};
 pub use types::{

@@ -1,16 +1,54 @@
-//! `RaftCore`: the pure Raft state machine. (API skeleton; the Raft core issue fills it in.)
+//! `RaftCore`: the pure Raft state machine (sans-IO). It owns the role, term, vote, log
+//! and per-peer progress, takes inputs (`tick`, `step`, `propose`, `read_index`,
+//! `transfer_leader`, `on_persisted`, `compact`) and hands out everything else through
+//! [`Ready`]. The crate docs state the contract the driver follows.
 //!
-//! No threads, clocks, sockets, files or ambient randomness in here.
+//! No threads, clocks, sockets, files or ambient randomness in here: time is `tick()`,
+//! randomness is a PRNG seeded from `Config::seed`, maps are `BTreeMap` so message order
+//! is deterministic. One protocol concern per file: `election` (+PreVote, CheckQuorum),
+//! `replication` (leader), `append` (follower), `heartbeat`, `read_index`, `transfer`,
+//! `snapshot_send`/`snapshot_recv`, `role` (transitions), `step` (dispatch by term and
+//! role), `outbox` (which queue each message goes to).
+//!
+//! Invariants kept across all files: `term` never decreases; `vote` is only set in the
+//! current term; a leader's `progress` has one entry per other voter; only the leader
+//! has a `transfer`, read rounds or pending flushes.
 
+mod append;
+mod election;
+mod heartbeat;
+mod log;
+mod outbox;
+mod progress;
+mod quorum;
+mod read_index;
 mod ready;
+mod replication;
+mod rng;
+mod role;
+mod snapshot_recv;
+mod snapshot_send;
+mod step;
+mod transfer;
+
+#[cfg(test)]
+mod tests;
 
 pub use ready::{ReadState, Ready};
 
 use crate::config::Config;
 use crate::error::{ConfigError, ProposeError};
 use crate::message::Message;
-use crate::types::{InitialState, LogIndex, NodeId, Term};
+use crate::types::{Entry, EntryKind, HardState, InitialState, LogIndex, NodeId, Snapshot, Term};
 use bytes::Bytes;
+use log::RaftLog;
+use outbox::Outbox;
+use progress::Progress;
+use read_index::ReadQueue;
+use rng::SplitMix64;
+use snapshot_recv::IncomingSnapshot;
+use std::collections::BTreeMap;
+use transfer::Transfer;
 
 /// A node's role.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -48,59 +86,386 @@ pub struct CoreStatus {
     pub snapshot_index: LogIndex,
 }
 
+/// Leader-only work deferred to the next `ready()` so that everything proposed between
+/// two Readies goes out in one AppendEntries per peer.
+#[derive(Clone, Copy, Debug, Default)]
+struct PendingFlush {
+    /// New entries to replicate.
+    appends: bool,
+    /// The commit index advanced: tell followers even without new entries.
+    commit: bool,
+    /// Queued reads wait for a ReadIndex heartbeat round.
+    read_round: bool,
+}
+
 /// The pure Raft state machine. See the crate docs for its contract.
 #[derive(Debug)]
 pub struct RaftCore {
-    _private: (),
+    id: NodeId,
+    config: Config,
+    /// The other voters, sorted.
+    peers: Vec<NodeId>,
+    role: Role,
+    term: Term,
+    vote: Option<NodeId>,
+    leader: Option<NodeId>,
+    log: RaftLog,
+    rng: SplitMix64,
+    election_elapsed_ticks: u32,
+    heartbeat_elapsed_ticks: u32,
+    randomized_election_timeout_ticks: u32,
+    /// (Pre-)vote responses of the running election (voter -> granted).
+    votes: BTreeMap<NodeId, bool>,
+    /// Leader only: one entry per peer.
+    progress: BTreeMap<NodeId, Progress>,
+    reads: ReadQueue,
+    transfer: Option<Transfer>,
+    incoming_snapshot: Option<IncomingSnapshot>,
+    flush: PendingFlush,
+    outbox: Outbox,
+    /// A received snapshot to hand out in `Ready::snapshot`.
+    snapshot_to_persist: Option<Snapshot>,
+    /// A durable snapshot to hand out in `Ready::apply_snapshot`.
+    snapshot_to_apply: Option<Snapshot>,
+    /// The hard state last handed out (or recovered).
+    last_hard_state: HardState,
+    ready_number: u64,
+    /// Reused buffer for commit-index calculation (keeps the hot path allocation-free).
+    match_scratch: Vec<LogIndex>,
 }
 
 impl RaftCore {
-    /// Creates a core from its configuration and recovered durable state.
+    /// Creates a core from its configuration and recovered durable state. It starts as a
+    /// follower; its first `ready()` hands out the recovered snapshot (`apply_snapshot`)
+    /// and the committed entries after it.
     ///
     /// # Errors
     /// A [`ConfigError`] when the configuration or the recovered state is invalid.
-    pub fn new(_config: Config, _initial: InitialState) -> Result<RaftCore, ConfigError> {
-        Err(ConfigError("the Raft core is not implemented yet".into()))
+    pub fn new(config: Config, initial: InitialState) -> Result<RaftCore, ConfigError> {
+        config.validate()?;
+        validate_initial_state(&config, &initial)?;
+        let InitialState {
+            hard_state,
+            snapshot,
+            entries,
+        } = initial;
+        let snapshot_to_apply = snapshot.clone();
+        let log = RaftLog::recovered(snapshot.unwrap_or_default(), entries, hard_state.commit);
+        let mut peers: Vec<NodeId> = config
+            .voters
+            .iter()
+            .copied()
+            .filter(|v| *v != config.id)
+            .collect();
+        peers.sort();
+        let mut core = RaftCore {
+            id: config.id,
+            rng: SplitMix64::new(config.seed, config.id.0),
+            match_scratch: Vec::with_capacity(config.voters.len()),
+            peers,
+            role: Role::Follower,
+            term: hard_state.term,
+            vote: hard_state.vote,
+            leader: None,
+            log,
+            election_elapsed_ticks: 0,
+            heartbeat_elapsed_ticks: 0,
+            randomized_election_timeout_ticks: config.election_timeout_ticks,
+            votes: BTreeMap::new(),
+            progress: BTreeMap::new(),
+            reads: ReadQueue::default(),
+            transfer: None,
+            incoming_snapshot: None,
+            flush: PendingFlush::default(),
+            outbox: Outbox::default(),
+            snapshot_to_persist: None,
+            snapshot_to_apply,
+            last_hard_state: hard_state,
+            ready_number: 0,
+            config,
+        };
+        core.last_hard_state = core.hard_state();
+        core.reset_election_timer();
+        tracing::info!(node = %core.id, term = %core.term, last = %core.log.last_index(),
+            commit = %core.log.committed(), "raft core started");
+        Ok(core)
     }
-    /// Advances logical time by one tick.
-    pub fn tick(&mut self) {}
-    /// Handles a message from a peer.
-    pub fn step(&mut self, _msg: Message) {}
-    /// Proposes a command; returns where it will be committed if it commits.
+
+    /// Advances logical time by one tick: election timeouts for followers and
+    /// candidates; heartbeats, CheckQuorum and transfer timeouts for the leader.
+    pub fn tick(&mut self) {
+        match self.role {
+            Role::Leader => self.tick_leader(),
+            Role::Follower | Role::PreCandidate | Role::Candidate => self.tick_election(),
+        }
+    }
+
+    /// Handles a message from a peer. Malformed or misaddressed messages are dropped
+    /// (logged), never a panic.
+    pub fn step(&mut self, msg: Message) {
+        self.step_message(msg);
+    }
+
+    /// Proposes a command; returns where it will be committed if it commits. The entry
+    /// goes out to followers at the next `ready()` (batched with other proposals).
     ///
     /// # Errors
-    /// [`ProposeError`] when this node cannot accept proposals.
-    pub fn propose(&mut self, _data: Bytes) -> Result<(LogIndex, Term), ProposeError> {
-        Err(ProposeError::NotLeader { leader_hint: None })
+    /// [`ProposeError::NotLeader`] on a non-leader, [`ProposeError::TransferInProgress`]
+    /// during a leadership transfer, [`ProposeError::TooLarge`] over
+    /// `Config::max_proposal_bytes`.
+    pub fn propose(&mut self, data: Bytes) -> Result<(LogIndex, Term), ProposeError> {
+        if self.role != Role::Leader {
+            return Err(ProposeError::NotLeader {
+                leader_hint: self.leader,
+            });
+        }
+        if self.transfer.is_some() {
+            return Err(ProposeError::TransferInProgress);
+        }
+        if data.len() > self.config.max_proposal_bytes {
+            return Err(ProposeError::TooLarge {
+                size_bytes: data.len(),
+                max_bytes: self.config.max_proposal_bytes,
+            });
+        }
+        Ok(self.append_leader_entry(EntryKind::Normal, data))
     }
-    /// Starts a linearizable read; a [`ReadState`] with `ctx` comes out of a later Ready.
+
+    /// Starts a linearizable read (thesis 6.4); a [`ReadState`] with `ctx` comes out of
+    /// a later Ready once leadership is confirmed, or `ctx` shows up in
+    /// `Ready::dropped_reads` if this node stops leading first.
     ///
     /// # Errors
     /// [`ProposeError::NotLeader`] when this node is not the leader.
-    pub fn read_index(&mut self, _ctx: u64) -> Result<(), ProposeError> {
-        Err(ProposeError::NotLeader { leader_hint: None })
+    pub fn read_index(&mut self, ctx: u64) -> Result<(), ProposeError> {
+        if self.role != Role::Leader {
+            return Err(ProposeError::NotLeader {
+                leader_hint: self.leader,
+            });
+        }
+        self.enqueue_read(ctx);
+        Ok(())
     }
-    /// Starts a leadership transfer to `to`.
+
+    /// Starts a leadership transfer to `to` (thesis 3.10). Proposals are refused until it
+    /// completes or aborts (after an election timeout). Transferring to this node itself
+    /// or to a non-voter is ignored.
     ///
     /// # Errors
     /// [`ProposeError::NotLeader`] when this node is not the leader.
-    pub fn transfer_leader(&mut self, _to: NodeId) -> Result<(), ProposeError> {
-        Err(ProposeError::NotLeader { leader_hint: None })
+    pub fn transfer_leader(&mut self, to: NodeId) -> Result<(), ProposeError> {
+        if self.role != Role::Leader {
+            return Err(ProposeError::NotLeader {
+                leader_hint: self.leader,
+            });
+        }
+        self.start_transfer(to);
+        Ok(())
     }
-    /// Reports that the log is durable up to `(index, term)`.
-    pub fn on_persisted(&mut self, _index: LogIndex, _term: Term) {}
-    /// The application snapshotted its state at `index`; the log up to it can go.
-    pub fn compact(&mut self, _index: LogIndex, _data: Bytes) {}
+
+    /// Reports that the log is durable up to `(index, term)` (a Ready's
+    /// `persist_target()`). A stale report (the entry was replaced since) is ignored.
+    pub fn on_persisted(&mut self, index: LogIndex, term: Term) {
+        if !self.log.persisted_to(index, term) {
+            tracing::debug!(node = %self.id, %index, %term, "stale or duplicate persist report ignored");
+            return;
+        }
+        let snapshot_index = self.log.snapshot_meta().index;
+        if self.snapshot_to_persist.is_none()
+            && self.snapshot_to_apply.is_none()
+            && self.log.applied() < snapshot_index
+            && !self.log.snapshot_unpersisted()
+        {
+            // The received snapshot is durable now: the application may install it.
+            self.snapshot_to_apply = Some(self.log.snapshot().clone());
+        }
+        if self.role == Role::Leader {
+            self.maybe_commit();
+        }
+    }
+
+    /// The application snapshotted its state at `index`; the log up to it is dropped
+    /// from memory and `data` is kept to send to laggards. Ignored if `index` is not
+    /// newer than the current snapshot or not yet applied.
+    pub fn compact(&mut self, index: LogIndex, data: Bytes) {
+        if self.log.compact(index, data) {
+            tracing::debug!(node = %self.id, %index, "log compacted");
+            self.restart_stale_snapshot_transfers();
+        }
+    }
+
     /// Whether `ready()` would return something.
     pub fn has_ready(&self) -> bool {
-        false
+        let flush = self.role == Role::Leader
+            && (self.flush.appends || self.flush.commit || self.flush.read_round);
+        flush
+            || self.hard_state() != self.last_hard_state
+            || self.log.has_unsent()
+            || self.snapshot_to_persist.is_some()
+            || self.snapshot_to_apply.is_some()
+            || self.log.has_committed_to_apply()
+            || !self.outbox.is_empty()
     }
-    /// Takes the pending output.
+
+    /// Takes the pending output. See the crate docs for what to do with it.
     pub fn ready(&mut self) -> Ready {
-        Ready::default()
+        self.flush_leader_work();
+        self.ready_number += 1;
+        let hard_state = self.hard_state();
+        let term_or_vote_changed = hard_state.term != self.last_hard_state.term
+            || hard_state.vote != self.last_hard_state.vote;
+        let changed_hard_state = (hard_state != self.last_hard_state).then_some(hard_state);
+        self.last_hard_state = hard_state;
+        let snapshot = self.snapshot_to_persist.take();
+        let entries = self.log.take_unsent();
+        let apply_snapshot = self.snapshot_to_apply.take();
+        if apply_snapshot.is_some() {
+            self.log.snapshot_applied();
+        }
+        let committed = self.log.take_committed();
+        let must_sync = !entries.is_empty() || snapshot.is_some() || term_or_vote_changed;
+        let out = self.outbox.take();
+        Ready {
+            number: self.ready_number,
+            hard_state: changed_hard_state,
+            snapshot,
+            entries,
+            must_sync,
+            messages: out.messages,
+            messages_after_persist: out.messages_after_persist,
+            apply_snapshot,
+            committed,
+            read_states: out.read_states,
+            dropped_reads: out.dropped_reads,
+        }
     }
+
     /// The current state.
     pub fn status(&self) -> CoreStatus {
-        unimplemented!("skeleton")
+        CoreStatus {
+            id: self.id,
+            role: self.role,
+            term: self.term,
+            leader: self.leader,
+            commit: self.log.committed(),
+            applied: self.log.applied(),
+            last_index: self.log.last_index(),
+            persisted: self.log.persisted(),
+            snapshot_index: self.log.snapshot_meta().index,
+        }
     }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// Current role.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// Current term.
+    pub fn term(&self) -> Term {
+        self.term
+    }
+
+    /// The leader this node follows (itself when leader), if known.
+    pub fn leader(&self) -> Option<NodeId> {
+        self.leader
+    }
+
+    /// Highest committed index.
+    pub fn commit_index(&self) -> LogIndex {
+        self.log.committed()
+    }
+
+    /// Whether this node is the leader.
+    pub fn is_leader(&self) -> bool {
+        self.role == Role::Leader
+    }
+
+    /// The hard state as it is now (handed out by `ready()` when it changes).
+    fn hard_state(&self) -> HardState {
+        HardState {
+            term: self.term,
+            vote: self.vote,
+            commit: self.log.committed(),
+        }
+    }
+
+    /// Whether the term or vote changed since the last Ready: such a change is not
+    /// durable yet, so anything revealing it must wait for the persist.
+    fn term_or_vote_unpersisted(&self) -> bool {
+        self.term != self.last_hard_state.term || self.vote != self.last_hard_state.vote
+    }
+
+    /// Appends an entry of the current term on the leader and schedules replication.
+    fn append_leader_entry(&mut self, kind: EntryKind, data: Bytes) -> (LogIndex, Term) {
+        let index = self.log.last_index().next();
+        self.log.append_new(Entry {
+            index,
+            term: self.term,
+            kind,
+            data,
+        });
+        self.flush.appends = true;
+        if self.peers.is_empty() {
+            // Single voter: the entry commits as soon as it is durable (on_persisted).
+            self.maybe_commit();
+        }
+        (index, self.term)
+    }
+
+    fn quorum_size(&self) -> usize {
+        quorum::majority(self.peers.len() + 1)
+    }
+}
+
+/// Checks that the recovered state is internally consistent.
+fn validate_initial_state(config: &Config, initial: &InitialState) -> Result<(), ConfigError> {
+    let meta = initial
+        .snapshot
+        .as_ref()
+        .map(|s| s.meta)
+        .unwrap_or_default();
+    let mut expected = meta.index.next();
+    let mut prev_term = meta.term;
+    for entry in &initial.entries {
+        if entry.index != expected {
+            return Err(ConfigError(format!(
+                "recovered entries are not contiguous: expected index {expected}, found {}",
+                entry.index
+            )));
+        }
+        if entry.term < prev_term || entry.term > initial.hard_state.term {
+            return Err(ConfigError(format!(
+                "recovered entry {} has term {} (previous {prev_term}, current term {})",
+                entry.index, entry.term, initial.hard_state.term
+            )));
+        }
+        prev_term = entry.term;
+        expected = expected.next();
+    }
+    let last = expected.prev();
+    if initial.hard_state.commit > last {
+        return Err(ConfigError(format!(
+            "recovered commit index {} is beyond the last index {last}",
+            initial.hard_state.commit
+        )));
+    }
+    if meta.term > initial.hard_state.term {
+        return Err(ConfigError(format!(
+            "recovered snapshot term {} is beyond the current term {}",
+            meta.term, initial.hard_state.term
+        )));
+    }
+    if let Some(vote) = initial.hard_state.vote {
+        if !config.voters.contains(&vote) {
+            return Err(ConfigError(format!(
+                "recovered vote for {vote}, which is not a voter"
+            )));
+        }
+    }
+    Ok(())
 }

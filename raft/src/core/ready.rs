@@ -1,4 +1,9 @@
-//! `Ready`: everything the core wants done after a batch of inputs.
+//! `Ready`: everything the core wants done after a batch of inputs, and the order in
+//! which the driver must do it (see the crate docs, "The Ready contract").
+//!
+//! Invariant: a `Ready` is self-contained. Messages in `messages` depend on nothing
+//! unpersisted; `messages_after_persist` may depend on everything this and earlier
+//! Readies ask to persist.
 
 use crate::message::Message;
 use crate::types::{Entry, HardState, LogIndex, Snapshot, Term};
@@ -42,6 +47,9 @@ pub struct Ready {
     pub committed: Vec<Entry>,
     /// Reads that are now safe to serve once their index is applied.
     pub read_states: Vec<ReadState>,
+    /// Contexts of pending reads dropped because this node stopped being the leader
+    /// (or the leader it relied on): answer them "not leader" so the client retries.
+    pub dropped_reads: Vec<u64>,
 }
 
 impl Ready {
@@ -64,5 +72,6 @@ impl Ready {
             && self.apply_snapshot.is_none()
             && self.committed.is_empty()
             && self.read_states.is_empty()
+            && self.dropped_reads.is_empty()
     }
 }

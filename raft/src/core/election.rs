@@ -1,0 +1,141 @@
+//! Leader election (paper 5.2, 5.4.1), PreVote (thesis 9.6) and CheckQuorum with the
+//! leader lease it gives followers (thesis 6.2, 9.6).
+//!
+//! Invariants: a node grants at most one vote per term, only to a candidate whose log is
+//! at least as up-to-date as its own, and only after the vote is durable (grants go in
+//! `messages_after_persist`); pre-votes change nobody's term or vote; a follower that
+//! heard from a live leader within the election timeout ignores (pre-)vote requests with
+//! a higher term unless they follow a leadership transfer.
+
+use super::quorum::{self, VoteOutcome};
+use super::{RaftCore, Role};
+use crate::message::{MessageBody, RequestVote, RequestVoteResponse};
+use crate::types::{NodeId, Term};
+
+impl RaftCore {
+    /// Follower and candidate ticks: campaign when the election timer runs out.
+    pub(super) fn tick_election(&mut self) {
+        self.election_elapsed_ticks += 1;
+        if self.election_elapsed_ticks >= self.randomized_election_timeout_ticks {
+            tracing::debug!(node = %self.id, term = %self.term, "election timeout");
+            self.campaign(false);
+        }
+    }
+
+    /// Starts an election: a pre-vote round first when configured, unless this follows
+    /// a leadership transfer (the old leader asked us to take over at once).
+    pub(super) fn campaign(&mut self, leadership_transfer: bool) {
+        if self.config.pre_vote && !leadership_transfer {
+            self.become_pre_candidate();
+            self.request_votes(true, false);
+        } else {
+            self.become_candidate();
+            self.request_votes(false, leadership_transfer);
+        }
+        self.check_vote_outcome();
+    }
+
+    /// Sends (pre-)vote requests to every peer.
+    fn request_votes(&mut self, pre_vote: bool, leadership_transfer: bool) {
+        let term = if pre_vote {
+            self.term.next()
+        } else {
+            self.term
+        };
+        let request = RequestVote {
+            pre_vote,
+            last_log_index: self.log.last_index(),
+            last_log_term: self.log.last_term(),
+            leadership_transfer,
+        };
+        for peer in self.peers.clone() {
+            self.send_with_term(peer, term, MessageBody::RequestVote(request));
+        }
+    }
+
+    /// Whether this node heard from a live leader within the election timeout (the
+    /// follower side of CheckQuorum: such a node refuses to help depose that leader).
+    pub(super) fn in_leader_lease(&self) -> bool {
+        self.config.check_quorum
+            && self.leader.is_some()
+            && self.election_elapsed_ticks < self.config.election_timeout_ticks
+    }
+
+    /// A (pre-)vote request in a term at least ours (lower terms were answered or
+    /// dropped by `step`; a real vote's higher term was already adopted).
+    pub(super) fn handle_request_vote(&mut self, from: NodeId, msg_term: Term, rv: RequestVote) {
+        let future_pre_vote = rv.pre_vote && msg_term > self.term;
+        let can_vote = self.vote == Some(from)
+            || (self.vote.is_none() && self.leader.is_none())
+            || future_pre_vote;
+        let granted = can_vote && self.log.is_up_to_date(rv.last_log_index, rv.last_log_term);
+        tracing::debug!(node = %self.id, %from, term = %msg_term, pre_vote = rv.pre_vote, granted,
+            "vote request");
+        let response = MessageBody::RequestVoteResponse(RequestVoteResponse {
+            pre_vote: rv.pre_vote,
+            granted,
+        });
+        if rv.pre_vote {
+            // A grant echoes the future term so the pre-candidate counts it; a rejection
+            // carries ours so a stale pre-candidate catches up.
+            let term = if granted { msg_term } else { self.term };
+            self.send_with_term(from, term, response);
+            return;
+        }
+        if granted {
+            self.vote = Some(from);
+            self.reset_election_timer();
+        }
+        self.send(from, response);
+    }
+
+    /// A (pre-)vote response. Higher-term rejections already made us a follower.
+    pub(super) fn handle_vote_response(
+        &mut self,
+        from: NodeId,
+        msg_term: Term,
+        r: RequestVoteResponse,
+    ) {
+        let counts = match self.role {
+            Role::PreCandidate => r.pre_vote,
+            Role::Candidate => !r.pre_vote && msg_term == self.term,
+            Role::Follower | Role::Leader => false,
+        };
+        if !counts {
+            return;
+        }
+        self.votes.entry(from).or_insert(r.granted);
+        self.check_vote_outcome();
+    }
+
+    /// Acts on the tally: a won pre-vote starts the real election, a won election makes
+    /// us leader, a lost one sends us back to following.
+    fn check_vote_outcome(&mut self) {
+        match quorum::vote_outcome(&self.votes, self.peers.len() + 1) {
+            VoteOutcome::Pending => {}
+            VoteOutcome::Won if self.role == Role::PreCandidate => {
+                self.become_candidate();
+                self.request_votes(false, false);
+                self.check_vote_outcome();
+            }
+            VoteOutcome::Won => self.become_leader(),
+            VoteOutcome::Lost => {
+                tracing::info!(node = %self.id, term = %self.term, role = ?self.role, "election lost");
+                self.become_follower(self.term, None);
+            }
+        }
+    }
+
+    /// Leader side of CheckQuorum, run once per election timeout: step down unless a
+    /// majority (counting itself) was heard from since the previous check.
+    pub(super) fn check_quorum_active(&mut self) {
+        let active = 1 + self.progress.values().filter(|p| p.recent_active).count();
+        for pr in self.progress.values_mut() {
+            pr.recent_active = false;
+        }
+        if active < self.quorum_size() {
+            tracing::info!(node = %self.id, term = %self.term, active, "lost contact with a quorum; stepping down");
+            self.become_follower(self.term, None);
+        }
+    }
+}

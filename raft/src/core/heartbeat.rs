@@ -1,0 +1,86 @@
+//! Heartbeats: the leader's timer (heartbeats, CheckQuorum, transfer and snapshot
+//! timeouts) and the Heartbeat / HeartbeatResponse exchange, which also confirms
+//! leadership for ReadIndex rounds (thesis 6.4) and restarts stalled replication.
+//!
+//! Invariants: a heartbeat's commit is `min(leader commit, peer match)`, so a follower
+//! never commits an entry it is not known to share with the leader (a divergent tail
+//! must never be committed); a heartbeat response depends on nothing unpersisted unless
+//! this node's term changed in the same Ready (see `outbox`).
+
+use super::progress::ProgressState;
+use super::RaftCore;
+use crate::message::{Heartbeat, HeartbeatResponse, MessageBody};
+use crate::types::NodeId;
+
+impl RaftCore {
+    /// Leader ticks.
+    pub(super) fn tick_leader(&mut self) {
+        self.heartbeat_elapsed_ticks += 1;
+        self.election_elapsed_ticks += 1;
+        if self.election_elapsed_ticks >= self.config.election_timeout_ticks {
+            self.election_elapsed_ticks = 0;
+            if self.config.check_quorum {
+                self.check_quorum_active();
+                if !self.is_leader() {
+                    return;
+                }
+            }
+        }
+        self.tick_transfer();
+        self.tick_snapshot_transfers();
+        if self.heartbeat_elapsed_ticks >= self.config.heartbeat_interval_ticks {
+            self.heartbeat_elapsed_ticks = 0;
+            self.broadcast_heartbeat();
+        }
+    }
+
+    /// Sends a heartbeat to every peer, carrying the current ReadIndex round. A read
+    /// round that is queued but not started starts here (its seq rides along).
+    pub(super) fn broadcast_heartbeat(&mut self) {
+        if !self.reads.round_in_flight() && self.reads.has_queued() {
+            self.reads.start_round();
+        }
+        let read_seq = self.reads.current_seq();
+        let commit = self.log.committed();
+        for peer in self.peers.clone() {
+            let Some(pr) = self.progress.get(&peer) else {
+                continue;
+            };
+            let hb = Heartbeat {
+                commit: commit.min(pr.match_index),
+                read_seq,
+            };
+            self.send(peer, MessageBody::Heartbeat(hb));
+        }
+    }
+
+    /// Follower: the leader is alive; take its (safe) commit index and echo the read seq.
+    pub(super) fn handle_heartbeat(&mut self, from: NodeId, hb: Heartbeat) {
+        self.log.commit_to(hb.commit);
+        let reply = HeartbeatResponse {
+            read_seq: hb.read_seq,
+        };
+        self.send(from, MessageBody::HeartbeatResponse(reply));
+    }
+
+    /// Leader: the peer is alive. Record its read ack, and unblock replication whose
+    /// response may have been lost: re-probe, or free one slot of a full window.
+    pub(super) fn handle_heartbeat_response(&mut self, from: NodeId, r: HeartbeatResponse) {
+        let last_index = self.log.last_index();
+        let Some(pr) = self.progress.get_mut(&from) else {
+            return;
+        };
+        pr.read_seq_acked = pr.read_seq_acked.max(r.read_seq);
+        let behind = pr.match_index < last_index;
+        match pr.state {
+            ProgressState::Probe => pr.probe_sent = false,
+            ProgressState::Replicate if pr.inflights.is_full() => pr.inflights.free_first(),
+            ProgressState::Replicate | ProgressState::Snapshot => {}
+        }
+        if behind {
+            self.maybe_resume_stalled_snapshot(from);
+            self.maybe_send_append(from, true);
+        }
+        self.maybe_finish_read_round();
+    }
+}

@@ -1,0 +1,103 @@
+//! The outbox: messages and read results produced since the last Ready, and the rule
+//! that decides whether a message may be sent at once or only after the Ready's state is
+//! durable (thesis 10.2.1, DESIGN "Durability").
+//!
+//! The rule (also in the crate docs):
+//! - `messages` (send now): a leader's AppendEntries, Heartbeat, InstallSnapshot and
+//!   TimeoutNow (the leader writes its log in parallel with sending it; it counts itself
+//!   in the commit quorum only up to its persisted index); pre-vote requests; and any
+//!   other response that reveals no term or vote change still unpersisted (heartbeat
+//!   responses, vote rejections, snapshot chunk acknowledgements).
+//! - `messages_after_persist`: a candidate's RequestVote (its new term and self-vote must
+//!   be durable first), vote grants, AppendEntries responses (they acknowledge entries),
+//!   the final snapshot acknowledgement, and any message produced while the term or vote
+//!   changed since the last Ready.
+//!
+//! Invariant: everything in here is bounded by the work done since the last `ready()`;
+//! the driver drains it on every Ready.
+
+use crate::core::ReadState;
+use crate::message::{Message, MessageBody};
+
+/// Output collected between two Readies.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Outbox {
+    pub(crate) messages: Vec<Message>,
+    pub(crate) messages_after_persist: Vec<Message>,
+    pub(crate) read_states: Vec<ReadState>,
+    pub(crate) dropped_reads: Vec<u64>,
+}
+
+impl Outbox {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.messages.is_empty()
+            && self.messages_after_persist.is_empty()
+            && self.read_states.is_empty()
+            && self.dropped_reads.is_empty()
+    }
+
+    /// Takes everything, leaving the outbox empty.
+    pub(crate) fn take(&mut self) -> Outbox {
+        std::mem::take(self)
+    }
+
+    /// Queues `msg`; `term_or_vote_unpersisted` says whether this node's term or vote
+    /// changed since the last Ready.
+    pub(crate) fn push(&mut self, msg: Message, term_or_vote_unpersisted: bool) {
+        if needs_persist(&msg.body) || (term_or_vote_unpersisted && !is_leader_request(&msg.body)) {
+            self.messages_after_persist.push(msg);
+        } else {
+            self.messages.push(msg);
+        }
+    }
+}
+
+/// Messages that acknowledge durable state by their nature.
+fn needs_persist(body: &MessageBody) -> bool {
+    match body {
+        MessageBody::RequestVote(rv) => !rv.pre_vote,
+        MessageBody::RequestVoteResponse(r) => r.granted && !r.pre_vote,
+        MessageBody::AppendEntriesResponse(_) => true,
+        MessageBody::InstallSnapshotResponse(r) => r.done,
+        _ => false,
+    }
+}
+
+/// A leader's requests (and pre-vote requests) reveal nothing that must be durable: a
+/// leader's term became durable before it could win, and a pre-vote changes nothing.
+fn is_leader_request(body: &MessageBody) -> bool {
+    match body {
+        MessageBody::AppendEntries(_)
+        | MessageBody::Heartbeat(_)
+        | MessageBody::InstallSnapshot(_)
+        | MessageBody::TimeoutNow => true,
+        MessageBody::RequestVote(rv) => rv.pre_vote,
+        _ => false,
+    }
+}
+
+impl crate::core::RaftCore {
+    /// Sends `body` to `to` in the current term.
+    pub(super) fn send(&mut self, to: crate::types::NodeId, body: MessageBody) {
+        self.send_with_term(to, self.term, body);
+    }
+
+    /// Sends `body` to `to` with an explicit term (a pre-vote carries the term the
+    /// candidate would campaign in; a pre-vote grant echoes it).
+    pub(super) fn send_with_term(
+        &mut self,
+        to: crate::types::NodeId,
+        term: crate::types::Term,
+        body: MessageBody,
+    ) {
+        tracing::debug!(node = %self.id, %to, %term, ?body, "send");
+        let msg = Message {
+            from: self.id,
+            to,
+            term,
+            body,
+        };
+        let unpersisted = self.term_or_vote_unpersisted();
+        self.outbox.push(msg, unpersisted);
+    }
+}

@@ -1,0 +1,294 @@
+//! Unit tests of the core's exact outputs, named after the paper/thesis claim they check
+//! (raft-rs / openraft style), plus a tiny lock-step network (`Net`) for multi-node
+//! scenarios. The network follows the Ready contract to the letter: send `messages`,
+//! persist, send `messages_after_persist`, report `on_persisted`. The seeded simulator with
+//! faults lives elsewhere (`raft::sim`).
+
+mod election;
+mod read_index;
+mod ready;
+mod replication;
+mod snapshot;
+mod transfer;
+
+use super::{RaftCore, Ready, Role};
+use crate::config::Config;
+use crate::message::{Message, MessageBody};
+use crate::types::{Entry, EntryKind, HardState, InitialState, LogIndex, NodeId, Term};
+use bytes::Bytes;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+pub(super) fn n(id: u64) -> NodeId {
+    NodeId(id)
+}
+
+pub(super) fn t(term: u64) -> Term {
+    Term(term)
+}
+
+pub(super) fn i(index: u64) -> LogIndex {
+    LogIndex(index)
+}
+
+/// A config for node `id` of voters `1..=voters`: election timeout 10, heartbeat 1,
+/// pre-vote and check-quorum off (tests turn them on explicitly).
+pub(super) fn config(id: u64, voters: u64) -> Config {
+    let mut c = Config::new(NodeId(id), (1..=voters).map(NodeId).collect());
+    c.pre_vote = false;
+    c.check_quorum = false;
+    c
+}
+
+pub(super) fn core_with(config: Config) -> RaftCore {
+    RaftCore::new(config, InitialState::default()).unwrap()
+}
+
+pub(super) fn core(id: u64, voters: u64) -> RaftCore {
+    core_with(config(id, voters))
+}
+
+pub(super) fn msg(from: u64, to: u64, term: u64, body: MessageBody) -> Message {
+    Message {
+        from: NodeId(from),
+        to: NodeId(to),
+        term: Term(term),
+        body,
+    }
+}
+
+pub(super) fn entry(index: u64, term: u64, data: &'static [u8]) -> Entry {
+    Entry {
+        index: LogIndex(index),
+        term: Term(term),
+        kind: EntryKind::Normal,
+        data: Bytes::from_static(data),
+    }
+}
+
+pub(super) fn noop(index: u64, term: u64) -> Entry {
+    Entry {
+        index: LogIndex(index),
+        term: Term(term),
+        kind: EntryKind::Noop,
+        data: Bytes::new(),
+    }
+}
+
+/// A core recovered with `entries` (terms as given, starting at index 1) in `term`.
+pub(super) fn core_with_log(config: Config, term: u64, terms: &[u64]) -> RaftCore {
+    let entries = terms
+        .iter()
+        .enumerate()
+        .map(|(k, tm)| noop(k as u64 + 1, *tm))
+        .collect();
+    let hard_state = HardState {
+        term: Term(term),
+        vote: None,
+        commit: LogIndex::ZERO,
+    };
+    RaftCore::new(
+        config,
+        InitialState {
+            hard_state,
+            snapshot: None,
+            entries,
+        },
+    )
+    .unwrap()
+}
+
+/// Persists a Ready: reports its persist target. Returns its after-persist messages.
+pub(super) fn persist(core: &mut RaftCore, rd: &Ready) {
+    if let Some((index, term)) = rd.persist_target() {
+        core.on_persisted(index, term);
+    }
+}
+
+/// Takes a Ready, "persists" it, and returns it.
+pub(super) fn ready_persisted(core: &mut RaftCore) -> Ready {
+    let rd = core.ready();
+    persist(core, &rd);
+    rd
+}
+
+/// Ticks until the election timer fires (at most 2 * election timeout).
+pub(super) fn tick_until_campaign(core: &mut RaftCore) {
+    for _ in 0..core.config.election_timeout_ticks * 2 {
+        core.tick();
+        if core.role() != Role::Follower {
+            return;
+        }
+    }
+    panic!("node {} never campaigned", core.id());
+}
+
+/// Makes node 1 of a fresh `voters`-node cluster the leader in term 1 (votes stepped in
+/// by hand), with its no-op persisted and acknowledged by every peer, and the Readies
+/// drained.
+pub(super) fn leader(voters: u64) -> RaftCore {
+    leader_with(config(1, voters))
+}
+
+pub(super) fn leader_with(config: Config) -> RaftCore {
+    let voters = config.voters.len() as u64;
+    let mut c = core_with(config);
+    c.campaign(true);
+    for peer in 2..=voters {
+        c.step(vote_grant(peer, 1, 1));
+    }
+    assert_eq!(c.role(), Role::Leader);
+    let rd = ready_persisted(&mut c);
+    for peer in 2..=voters {
+        c.step(append_ok(peer, 1, 1, 1));
+    }
+    assert_eq!(c.commit_index(), i(1), "no-op committed: {rd:?}");
+    ready_persisted(&mut c);
+    c
+}
+
+pub(super) fn vote_grant(from: u64, to: u64, term: u64) -> Message {
+    use crate::message::RequestVoteResponse;
+    msg(
+        from,
+        to,
+        term,
+        MessageBody::RequestVoteResponse(RequestVoteResponse {
+            pre_vote: false,
+            granted: true,
+        }),
+    )
+}
+
+pub(super) fn append_ok(from: u64, to: u64, term: u64, match_index: u64) -> Message {
+    use crate::message::AppendEntriesResponse;
+    msg(
+        from,
+        to,
+        term,
+        MessageBody::AppendEntriesResponse(AppendEntriesResponse {
+            success: true,
+            match_index: LogIndex(match_index),
+            conflict_index: LogIndex::ZERO,
+            conflict_term: Term::ZERO,
+            last_log_index: LogIndex(match_index),
+        }),
+    )
+}
+
+/// Only the AppendEntries bodies of `msgs`, as (to, prev index, prev term, entry indexes, commit).
+pub(super) fn appends(msgs: &[Message]) -> Vec<(u64, u64, u64, Vec<u64>, u64)> {
+    msgs.iter()
+        .filter_map(|m| match &m.body {
+            MessageBody::AppendEntries(ae) => Some((
+                m.to.0,
+                ae.prev_log_index.0,
+                ae.prev_log_term.0,
+                ae.entries.iter().map(|e| e.index.0).collect(),
+                ae.leader_commit.0,
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A lock-step network of cores that follows the Ready contract, with cut links.
+pub(super) struct Net {
+    pub(super) cores: BTreeMap<NodeId, RaftCore>,
+    pub(super) cut: BTreeSet<(NodeId, NodeId)>,
+    pub(super) applied: BTreeMap<NodeId, Vec<Entry>>,
+    /// Every message delivered, in order (for counting).
+    pub(super) delivered: Vec<Message>,
+}
+
+impl Net {
+    pub(super) fn new(configs: Vec<Config>) -> Net {
+        let cores: BTreeMap<NodeId, RaftCore> =
+            configs.into_iter().map(|c| (c.id, core_with(c))).collect();
+        let applied = cores.keys().map(|id| (*id, Vec::new())).collect();
+        Net {
+            cores,
+            cut: BTreeSet::new(),
+            applied,
+            delivered: Vec::new(),
+        }
+    }
+
+    pub(super) fn with_voters(voters: u64, tweak: impl Fn(&mut Config)) -> Net {
+        Net::new(
+            (1..=voters)
+                .map(|id| {
+                    let mut c = config(id, voters);
+                    tweak(&mut c);
+                    c
+                })
+                .collect(),
+        )
+    }
+
+    pub(super) fn core(&mut self, id: u64) -> &mut RaftCore {
+        self.cores.get_mut(&NodeId(id)).unwrap()
+    }
+
+    pub(super) fn isolate(&mut self, id: u64) {
+        for other in self.cores.keys().copied().collect::<Vec<_>>() {
+            if other != NodeId(id) {
+                self.cut.insert((NodeId(id), other));
+                self.cut.insert((other, NodeId(id)));
+            }
+        }
+    }
+
+    pub(super) fn heal(&mut self) {
+        self.cut.clear();
+    }
+
+    /// Processes every node's Readies and delivers messages until nothing is left.
+    pub(super) fn settle(&mut self) {
+        let mut queue: VecDeque<Message> = VecDeque::new();
+        for _round in 0..10_000 {
+            let ids: Vec<NodeId> = self.cores.keys().copied().collect();
+            for id in ids {
+                let core = self.cores.get_mut(&id).unwrap();
+                while core.has_ready() {
+                    let rd = core.ready();
+                    queue.extend(rd.messages.iter().cloned());
+                    persist(core, &rd);
+                    queue.extend(rd.messages_after_persist.iter().cloned());
+                    self.applied
+                        .get_mut(&id)
+                        .unwrap()
+                        .extend(rd.committed.iter().cloned());
+                }
+            }
+            let Some(m) = queue.pop_front() else { return };
+            if self.cut.contains(&(m.from, m.to)) {
+                continue;
+            }
+            self.delivered.push(m.clone());
+            self.cores.get_mut(&m.to).unwrap().step(m);
+        }
+        panic!("network did not settle");
+    }
+
+    /// Ticks every node once, then settles.
+    pub(super) fn tick_all(&mut self) {
+        for core in self.cores.values_mut() {
+            core.tick();
+        }
+        self.settle();
+    }
+
+    /// Ticks `id` until it campaigns, then settles.
+    pub(super) fn elect(&mut self, id: u64) {
+        tick_until_campaign(self.core(id));
+        self.settle();
+    }
+
+    pub(super) fn leaders(&self) -> Vec<(NodeId, Term)> {
+        self.cores
+            .values()
+            .filter(|c| c.is_leader())
+            .map(|c| (c.id(), c.term()))
+            .collect()
+    }
+}
