@@ -44,6 +44,8 @@ pub struct SimConfig {
     pub snapshot_interval: u64,
     /// Extra bytes in each [`CommandLog`] snapshot.
     pub snapshot_padding_bytes: usize,
+    /// Check Figure 2 conformance for every message (see [`crate::sim::invariants`], 9).
+    pub strict_term_reveal: bool,
 }
 
 /// 6.824-like timing: 10 ms ticks, heartbeats every 100 ms (10/s), elections after
@@ -82,6 +84,7 @@ impl SimConfig {
             torn_crashes: true,
             snapshot_interval: 0,
             snapshot_padding_bytes: 0,
+            strict_term_reveal: true,
         }
     }
 
@@ -143,13 +146,15 @@ impl<S: SimStateMachine> Cluster<S> {
         let nodes = (1..=n as u64)
             .map(|id| SimNode::new(NodeId(id), config.disk_mode, config.snapshot_interval))
             .collect();
+        let mut checker = Checker::new(n);
+        checker.set_strict_term_reveal(config.strict_term_reveal);
         let mut cluster = Cluster {
             network: Network::new(n, config.network.clone()),
             config,
             nodes,
             make_app,
             queue: EventQueue::new(),
-            checker: Checker::new(n),
+            checker,
             rng,
             test_rng,
             trace: Trace::default(),
@@ -586,6 +591,7 @@ impl<S: SimStateMachine> Cluster<S> {
                 "{node:?} accepted a proposal at {index:?}/{term:?}"
             ));
         }
+        self.schedule_poll(node);
         self.after_event();
         result
     }

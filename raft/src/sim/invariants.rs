@@ -18,11 +18,15 @@
 //!    within a term; a restarted node resumes at least at its durable term; commit <= last index.
 //! 7. Applying: per incarnation, applied indexes are contiguous (after a snapshot, from its
 //!    index + 1); an applied entry or snapshot is already on the local durable disk.
-//! 8. Persistence before revealing: a released message (other than pre-vote traffic) carries a
-//!    term no higher than the sender's durable term; a vote grant or a RequestVote needs the
-//!    durable vote; an append ack needs its entries durable; a snapshot ack needs the snapshot
-//!    durable.
-//! 9. ReadIndex: a read's index is at least every index applied anywhere before it started.
+//! 8. Persistence before revealing (safety-critical): a vote grant or a RequestVote needs the
+//!    durable vote; an append ack needs its entries and term durable; a snapshot ack needs the
+//!    snapshot durable; a leader's messages need its term durable.
+//! 9. Persistence before revealing (Figure 2 conformance, [`Checker::set_strict_term_reveal`],
+//!    on by default): no released message other than pre-vote traffic carries a term above the
+//!    sender's durable term (e.g. a vote rejection or heartbeat response sent while the term
+//!    change is still in an unsynced write). Not needed for safety, but Figure 2 says state is
+//!    "updated on stable storage before responding to RPCs" and the core brief requires it.
+//! 10. ReadIndex: a read's index is at least every index applied anywhere before it started.
 //!
 //! What "commit" means across restarts: a node restarts from its durable hard state's commit,
 //! which may lag its pre-crash commit (a commit-only hard state is not fsynced); it is never
@@ -92,6 +96,7 @@ pub struct Checker {
     max_applied_anywhere: LogIndex,
     views: Vec<NodeView>,
     reads: BTreeMap<u64, (NodeId, LogIndex)>,
+    strict_term_reveal: bool,
 }
 
 fn check(cond: bool, msg: impl FnOnce() -> String) -> Result<(), Violation> {
@@ -120,7 +125,13 @@ impl Checker {
                 nodes
             ],
             reads: BTreeMap::new(),
+            strict_term_reveal: true,
         }
+    }
+
+    /// Turns the Figure 2 conformance check (invariant 9) on or off.
+    pub fn set_strict_term_reveal(&mut self, on: bool) {
+        self.strict_term_reveal = on;
     }
 
     fn view(&mut self, node: NodeId) -> &mut NodeView {
@@ -301,10 +312,26 @@ impl Checker {
             MessageBody::RequestVoteResponse(r) => r.pre_vote,
             _ => false,
         };
-        if !prevote {
+        let needs_durable_term = match &msg.body {
+            MessageBody::AppendEntries(_)
+            | MessageBody::Heartbeat(_)
+            | MessageBody::InstallSnapshot(_)
+            | MessageBody::TimeoutNow => true,
+            MessageBody::RequestVote(r) => !r.pre_vote,
+            MessageBody::RequestVoteResponse(r) => r.granted && !r.pre_vote,
+            MessageBody::AppendEntriesResponse(r) => r.success,
+            MessageBody::InstallSnapshotResponse(r) => r.done && !r.rejected,
+            MessageBody::HeartbeatResponse(_) => false,
+        };
+        if needs_durable_term || (self.strict_term_reveal && !prevote) {
             check(msg.term <= hs.term, || {
+                let what = if needs_durable_term {
+                    ""
+                } else {
+                    " (Figure 2 conformance)"
+                };
                 format!(
-                    "{from:?} sent {msg:?} before its term was durable (durable {:?})",
+                    "{from:?} sent {msg:?} before its term was durable (durable {:?}){what}",
                     hs.term
                 )
             })?;
@@ -449,6 +476,20 @@ impl Checker {
                 rs.index
             )
         })
+    }
+
+    /// `node` dropped the read `ctx` (it stopped leading before confirming it).
+    ///
+    /// # Errors
+    /// For a context that is unknown, already finished, or started on another node.
+    pub fn on_read_dropped(&mut self, node: NodeId, ctx: u64) -> Result<(), Violation> {
+        match self.reads.remove(&ctx) {
+            Some((started_on, _)) if started_on == node => Ok(()),
+            Some((started_on, _)) => Err(format!(
+                "read {ctx} started on {started_on:?} dropped by {node:?}"
+            )),
+            None => Err(format!("{node:?} dropped unknown or finished read {ctx}")),
+        }
     }
 
     /// Forgets reads of `node` that will never complete (crash, dropped by the core).

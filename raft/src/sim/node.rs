@@ -40,17 +40,17 @@ pub enum DiskMode {
     },
 }
 
-/// A read served by a node's application.
+/// A read that finished on a node: served by its application, or dropped by the core.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CompletedRead {
-    /// The node that served it.
+    /// The node that handled it.
     pub node: NodeId,
     /// The caller's context.
     pub ctx: u64,
-    /// The read index.
-    pub index: LogIndex,
-    /// When it was served (virtual time).
-    pub served_at_us: u64,
+    /// The read index it was served at; `None` if the core dropped it (leadership lost).
+    pub index: Option<LogIndex>,
+    /// When it finished (virtual time).
+    pub at_us: u64,
 }
 
 /// What a node needs from the cluster while it handles one input.
@@ -351,6 +351,16 @@ impl<S: SimStateMachine> SimNode<S> {
             ctx.checker.on_read_state(self.id, &rs)?;
             self.waiting_reads.push(rs);
         }
+        for read_ctx in rd.dropped_reads {
+            ctx.checker.on_read_dropped(self.id, read_ctx)?;
+            self.reads_in_flight.retain(|c| *c != read_ctx);
+            self.completed_reads.push(CompletedRead {
+                node: self.id,
+                ctx: read_ctx,
+                index: None,
+                at_us: ctx.now_us,
+            });
+        }
         self.serve_reads(ctx.now_us);
         Ok(())
     }
@@ -467,8 +477,8 @@ impl<S: SimStateMachine> SimNode<S> {
             self.completed_reads.push(CompletedRead {
                 node: id,
                 ctx: rs.ctx,
-                index: rs.index,
-                served_at_us: now_us,
+                index: Some(rs.index),
+                at_us: now_us,
             });
         }
     }
