@@ -95,6 +95,10 @@ impl SimConfig {
     }
 }
 
+/// Sees every message a node releases to the network (time in µs, message), for tests
+/// that count or inspect traffic.
+pub type MessageTap = Box<dyn FnMut(u64, &Message)>;
+
 /// Makes a fresh application for a node at each (re)start.
 pub type AppFactory<S> = Box<dyn FnMut(NodeId) -> S>;
 
@@ -112,6 +116,7 @@ pub struct Cluster<S: SimStateMachine = CommandLog> {
     roles: Vec<Option<(Role, Term)>>,
     pub(crate) applied_ever: Vec<LogIndex>,
     poll_scheduled: Vec<bool>,
+    tap: Option<MessageTap>,
     next_read_ctx: u64,
     completed_reads: Vec<CompletedRead>,
     events_run: u64,
@@ -161,6 +166,7 @@ impl<S: SimStateMachine> Cluster<S> {
             roles: vec![None; n],
             applied_ever: vec![LogIndex(0); n],
             poll_scheduled: vec![false; n],
+            tap: None,
             next_read_ctx: 1,
             completed_reads: Vec::new(),
             events_run: 0,
@@ -377,6 +383,9 @@ impl<S: SimStateMachine> Cluster<S> {
     }
 
     fn send(&mut self, msg: Message) {
+        if let Some(tap) = self.tap.as_mut() {
+            tap(self.queue.now_us(), &msg);
+        }
         let mut deliveries = self.network.route(&msg, &mut self.rng);
         let last = deliveries.pop();
         for delay in deliveries {
@@ -557,6 +566,11 @@ impl<S: SimStateMachine> Cluster<S> {
     /// Changes every node's disk mode.
     pub fn set_disk_mode(&mut self, mode: DiskMode) {
         self.nodes.iter_mut().for_each(|n| n.set_disk_mode(mode));
+    }
+
+    /// Installs (or removes) a tap that sees every message released to the network.
+    pub fn set_message_tap(&mut self, tap: Option<MessageTap>) {
+        self.tap = tap;
     }
 
     /// Network counters.

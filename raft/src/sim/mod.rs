@@ -56,7 +56,7 @@ pub mod seeds;
 pub mod trace;
 
 pub use app::{cmd, cmd_value, CommandLog, SimStateMachine};
-pub use cluster::{default_raft_config, AppFactory, Cluster, SimConfig};
+pub use cluster::{default_raft_config, AppFactory, Cluster, MessageTap, SimConfig};
 pub use disk::{DiskState, SimDisk};
 pub use harness::OneClient;
 pub use network::{NetStats, Network, NetworkConfig};

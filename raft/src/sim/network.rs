@@ -73,6 +73,8 @@ pub struct NetStats {
     pub dropped: u64,
     /// Extra copies created by duplication.
     pub duplicated: u64,
+    /// InstallSnapshot chunks sent.
+    pub snapshot_chunks: u64,
 }
 
 /// The network between `n` nodes with ids `1..=n`.
@@ -169,6 +171,9 @@ impl Network {
     pub fn route(&mut self, msg: &Message, rng: &mut SimRng) -> Deliveries {
         self.stats.messages += 1;
         self.stats.bytes += message_bytes(msg) as u64;
+        if matches!(msg.body, MessageBody::InstallSnapshot(_)) {
+            self.stats.snapshot_chunks += 1;
+        }
         if msg.is_request() {
             let i = self.slot(msg.from);
             self.stats.requests += 1;
