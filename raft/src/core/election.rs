@@ -48,8 +48,8 @@ impl RaftCore {
             last_log_term: self.log.last_term(),
             leadership_transfer,
         };
-        for peer in self.peers.clone() {
-            self.send_with_term(peer, term, MessageBody::RequestVote(request));
+        for k in 0..self.peers.len() {
+            self.send_with_term(self.peers[k], term, MessageBody::RequestVote(request));
         }
     }
 

@@ -42,7 +42,8 @@ impl RaftCore {
         }
         let read_seq = self.reads.current_seq();
         let commit = self.log.committed();
-        for peer in self.peers.clone() {
+        for k in 0..self.peers.len() {
+            let peer = self.peers[k];
             let Some(pr) = self.progress.get(&peer) else {
                 continue;
             };

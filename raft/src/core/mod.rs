@@ -8,7 +8,8 @@
 //! is deterministic. One protocol concern per file: `election` (+PreVote, CheckQuorum),
 //! `replication` (leader), `append` (follower), `heartbeat`, `read_index`, `transfer`,
 //! `snapshot_send`/`snapshot_recv`, `role` (transitions), `step` (dispatch by term and
-//! role), `outbox` (which queue each message goes to).
+//! role), `outbox` (which queue each message goes to), `ready` (building a Ready),
+//! `recovery` (checking the recovered state).
 //!
 //! Invariants kept across all files: `term` never decreases; `vote` is only set in the
 //! current term; a leader's `progress` has one entry per other voter; only the leader
@@ -23,6 +24,7 @@ mod progress;
 mod quorum;
 mod read_index;
 mod ready;
+mod recovery;
 mod replication;
 mod rng;
 mod role;
@@ -143,7 +145,7 @@ impl RaftCore {
     /// A [`ConfigError`] when the configuration or the recovered state is invalid.
     pub fn new(config: Config, initial: InitialState) -> Result<RaftCore, ConfigError> {
         config.validate()?;
-        validate_initial_state(&config, &initial)?;
+        recovery::validate_initial_state(&config, &initial)?;
         let InitialState {
             hard_state,
             snapshot,
@@ -296,48 +298,12 @@ impl RaftCore {
 
     /// Whether `ready()` would return something.
     pub fn has_ready(&self) -> bool {
-        let flush = self.role == Role::Leader
-            && (self.flush.appends || self.flush.commit || self.flush.read_round);
-        flush
-            || self.hard_state() != self.last_hard_state
-            || self.log.has_unsent()
-            || self.snapshot_to_persist.is_some()
-            || self.snapshot_to_apply.is_some()
-            || self.log.has_committed_to_apply()
-            || !self.outbox.is_empty()
+        self.has_pending_output()
     }
 
     /// Takes the pending output. See the crate docs for what to do with it.
     pub fn ready(&mut self) -> Ready {
-        self.flush_leader_work();
-        self.ready_number += 1;
-        let hard_state = self.hard_state();
-        let term_or_vote_changed = hard_state.term != self.last_hard_state.term
-            || hard_state.vote != self.last_hard_state.vote;
-        let changed_hard_state = (hard_state != self.last_hard_state).then_some(hard_state);
-        self.last_hard_state = hard_state;
-        let snapshot = self.snapshot_to_persist.take();
-        let entries = self.log.take_unsent();
-        let apply_snapshot = self.snapshot_to_apply.take();
-        if apply_snapshot.is_some() {
-            self.log.snapshot_applied();
-        }
-        let committed = self.log.take_committed();
-        let must_sync = !entries.is_empty() || snapshot.is_some() || term_or_vote_changed;
-        let out = self.outbox.take();
-        Ready {
-            number: self.ready_number,
-            hard_state: changed_hard_state,
-            snapshot,
-            entries,
-            must_sync,
-            messages: out.messages,
-            messages_after_persist: out.messages_after_persist,
-            apply_snapshot,
-            committed,
-            read_states: out.read_states,
-            dropped_reads: out.dropped_reads,
-        }
+        self.take_ready()
     }
 
     /// The current state.
@@ -420,52 +386,4 @@ impl RaftCore {
     fn quorum_size(&self) -> usize {
         quorum::majority(self.peers.len() + 1)
     }
-}
-
-/// Checks that the recovered state is internally consistent.
-fn validate_initial_state(config: &Config, initial: &InitialState) -> Result<(), ConfigError> {
-    let meta = initial
-        .snapshot
-        .as_ref()
-        .map(|s| s.meta)
-        .unwrap_or_default();
-    let mut expected = meta.index.next();
-    let mut prev_term = meta.term;
-    for entry in &initial.entries {
-        if entry.index != expected {
-            return Err(ConfigError(format!(
-                "recovered entries are not contiguous: expected index {expected}, found {}",
-                entry.index
-            )));
-        }
-        if entry.term < prev_term || entry.term > initial.hard_state.term {
-            return Err(ConfigError(format!(
-                "recovered entry {} has term {} (previous {prev_term}, current term {})",
-                entry.index, entry.term, initial.hard_state.term
-            )));
-        }
-        prev_term = entry.term;
-        expected = expected.next();
-    }
-    let last = expected.prev();
-    if initial.hard_state.commit > last {
-        return Err(ConfigError(format!(
-            "recovered commit index {} is beyond the last index {last}",
-            initial.hard_state.commit
-        )));
-    }
-    if meta.term > initial.hard_state.term {
-        return Err(ConfigError(format!(
-            "recovered snapshot term {} is beyond the current term {}",
-            meta.term, initial.hard_state.term
-        )));
-    }
-    if let Some(vote) = initial.hard_state.vote {
-        if !config.voters.contains(&vote) {
-            return Err(ConfigError(format!(
-                "recovered vote for {vote}, which is not a voter"
-            )));
-        }
-    }
-    Ok(())
 }

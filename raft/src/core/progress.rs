@@ -142,6 +142,8 @@ pub(crate) struct Progress {
     pub(crate) recent_active: bool,
     /// Highest ReadIndex round this follower has acknowledged.
     pub(crate) read_seq_acked: u64,
+    /// Highest commit index sent to this follower in an AppendEntries.
+    pub(crate) commit_sent: LogIndex,
 }
 
 impl Progress {
@@ -156,6 +158,7 @@ impl Progress {
             snapshot: None,
             recent_active: false,
             read_seq_acked: 0,
+            commit_sent: LogIndex::ZERO,
         }
     }
 

@@ -5,6 +5,7 @@
 //! unpersisted; `messages_after_persist` may depend on everything this and earlier
 //! Readies ask to persist.
 
+use super::{RaftCore, Role};
 use crate::message::Message;
 use crate::types::{Entry, HardState, LogIndex, Snapshot, Term};
 
@@ -73,5 +74,54 @@ impl Ready {
             && self.committed.is_empty()
             && self.read_states.is_empty()
             && self.dropped_reads.is_empty()
+    }
+}
+
+impl RaftCore {
+    /// Whether a Ready would carry anything (see `RaftCore::has_ready`).
+    pub(super) fn has_pending_output(&self) -> bool {
+        let flush = self.role == Role::Leader
+            && (self.flush.appends || self.flush.commit || self.flush.read_round);
+        flush
+            || self.hard_state() != self.last_hard_state
+            || self.log.has_unsent()
+            || self.snapshot_to_persist.is_some()
+            || self.snapshot_to_apply.is_some()
+            || self.log.has_committed_to_apply()
+            || !self.outbox.is_empty()
+    }
+
+    /// Builds the next Ready: flushes deferred leader work, then takes the changed hard
+    /// state, the unsent entries, the received snapshot, what may be applied, and the
+    /// outbox.
+    pub(super) fn take_ready(&mut self) -> Ready {
+        self.flush_leader_work();
+        self.ready_number += 1;
+        let hard_state = self.hard_state();
+        let term_or_vote_changed = self.term_or_vote_unpersisted();
+        let changed_hard_state = (hard_state != self.last_hard_state).then_some(hard_state);
+        self.last_hard_state = hard_state;
+        let snapshot = self.snapshot_to_persist.take();
+        let entries = self.log.take_unsent();
+        let apply_snapshot = self.snapshot_to_apply.take();
+        if apply_snapshot.is_some() {
+            self.log.snapshot_applied();
+        }
+        let committed = self.log.take_committed();
+        let must_sync = !entries.is_empty() || snapshot.is_some() || term_or_vote_changed;
+        let out = self.outbox.take();
+        Ready {
+            number: self.ready_number,
+            hard_state: changed_hard_state,
+            snapshot,
+            entries,
+            must_sync,
+            messages: out.messages,
+            messages_after_persist: out.messages_after_persist,
+            apply_snapshot,
+            committed,
+            read_states: out.read_states,
+            dropped_reads: out.dropped_reads,
+        }
     }
 }

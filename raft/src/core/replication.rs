@@ -22,8 +22,15 @@ impl RaftCore {
         }
         let flush = std::mem::take(&mut self.flush);
         if flush.appends || flush.commit {
-            for peer in self.peers.clone() {
-                self.maybe_send_append(peer, flush.commit);
+            let commit = self.log.committed();
+            for k in 0..self.peers.len() {
+                let peer = self.peers[k];
+                let commit_unsent = flush.commit
+                    && self
+                        .progress
+                        .get(&peer)
+                        .is_some_and(|p| p.commit_sent < commit);
+                self.maybe_send_append(peer, commit_unsent);
             }
         }
         if flush.read_round {
@@ -79,10 +86,11 @@ impl RaftCore {
             return false;
         }
         let last_sent = entries.last().map(|e| e.index);
+        let leader_commit = self.log.committed();
         if let Some(pr) = self.progress.get_mut(&peer) {
             pr.on_append_sent(last_sent);
+            pr.commit_sent = pr.commit_sent.max(leader_commit);
         }
-        let leader_commit = self.log.committed();
         let ae = AppendEntries {
             prev_log_index,
             prev_log_term,

@@ -1,1 +1,347 @@
-//! placeholder
+//! The Ready contract: must_sync, persistence reports, apply gating, restart.
+
+use super::*;
+use crate::message::{AppendEntries, Heartbeat};
+use crate::types::{Snapshot, SnapshotMeta};
+
+fn append(term: u64, prev: (u64, u64), entries: Vec<Entry>, commit: u64) -> Message {
+    msg(
+        1,
+        2,
+        term,
+        MessageBody::AppendEntries(AppendEntries {
+            prev_log_index: i(prev.0),
+            prev_log_term: t(prev.1),
+            entries,
+            leader_commit: i(commit),
+        }),
+    )
+}
+
+fn heartbeat(term: u64, commit: u64) -> Message {
+    msg(
+        1,
+        2,
+        term,
+        MessageBody::Heartbeat(Heartbeat {
+            commit: i(commit),
+            read_seq: 0,
+        }),
+    )
+}
+
+#[test]
+fn must_sync_when_entries_are_appended() {
+    let mut node = core(2, 3);
+    node.step(append(1, (0, 0), vec![entry(1, 1, b"a")], 0));
+    let rd = node.ready();
+    assert_eq!(rd.entries, vec![entry(1, 1, b"a")]);
+    assert!(rd.must_sync);
+}
+
+#[test]
+fn must_sync_on_term_change_alone() {
+    let mut node = core(2, 3);
+    node.step(heartbeat(1, 0));
+    let rd = node.ready();
+    assert_eq!(
+        rd.hard_state,
+        Some(HardState {
+            term: t(1),
+            vote: None,
+            commit: i(0)
+        })
+    );
+    assert!(rd.entries.is_empty());
+    assert!(rd.must_sync);
+}
+
+#[test]
+fn no_sync_when_only_the_commit_index_changed() {
+    let mut node = core(2, 3);
+    node.step(append(1, (0, 0), vec![entry(1, 1, b"a")], 0));
+    ready_persisted(&mut node);
+    node.step(heartbeat(1, 1));
+    let rd = node.ready();
+    assert_eq!(
+        rd.hard_state,
+        Some(HardState {
+            term: t(1),
+            vote: None,
+            commit: i(1)
+        })
+    );
+    assert!(
+        !rd.must_sync,
+        "a commit-only hard state is written without fsync"
+    );
+    assert_eq!(rd.committed, vec![entry(1, 1, b"a")]);
+    assert_eq!(
+        rd.messages.len(),
+        1,
+        "the heartbeat response needs no persist"
+    );
+}
+
+// Committed entries are handed out only up to the locally persisted index, so applying
+// never runs ahead of the local disk.
+#[test]
+fn committed_entries_wait_for_the_local_persist() {
+    let mut node = core(2, 3);
+    node.step(append(
+        1,
+        (0, 0),
+        vec![entry(1, 1, b"a"), entry(2, 1, b"b")],
+        2,
+    ));
+    assert_eq!(node.commit_index(), i(2));
+    let rd = node.ready();
+    assert_eq!(rd.entries.len(), 2);
+    assert!(rd.committed.is_empty(), "not durable yet");
+    persist(&mut node, &rd);
+    assert!(node.has_ready());
+    assert_eq!(
+        node.ready().committed,
+        vec![entry(1, 1, b"a"), entry(2, 1, b"b")]
+    );
+    assert!(!node.has_ready());
+}
+
+// A persist report for an entry that was replaced in the meantime is ignored.
+#[test]
+fn on_persisted_with_a_stale_term_is_ignored() {
+    let mut node = core(2, 3);
+    node.step(append(
+        1,
+        (0, 0),
+        vec![entry(1, 1, b"a"), entry(2, 1, b"b")],
+        0,
+    ));
+    let first = node.ready();
+    // A new leader of term 2 replaces entry 2 before the first write completes.
+    node.step(append(2, (1, 1), vec![entry(2, 2, b"c")], 2));
+    let second = node.ready();
+    assert_eq!(second.entries, vec![entry(2, 2, b"c")]);
+    node.on_persisted(i(2), t(1));
+    assert_eq!(
+        node.status().persisted,
+        i(0),
+        "entry (2, 1) no longer exists"
+    );
+    assert!(node.ready().committed.is_empty());
+    persist(&mut node, &second);
+    assert_eq!(node.status().persisted, i(2));
+    assert_eq!(
+        node.ready().committed,
+        vec![entry(1, 1, b"a"), entry(2, 2, b"c")]
+    );
+    let _ = first;
+}
+
+#[test]
+fn ready_numbers_increase_and_idle_core_has_nothing() {
+    let mut node = core(1, 3);
+    assert!(!node.has_ready());
+    assert_eq!(node.ready().number, 1);
+    assert_eq!(node.ready().number, 2);
+    assert!(node.ready().is_empty());
+}
+
+fn initial(
+    snapshot_at: Option<(u64, u64)>,
+    terms: &[u64],
+    hs: (u64, Option<u64>, u64),
+) -> InitialState {
+    let start = snapshot_at.map_or(1, |s| s.0 + 1);
+    InitialState {
+        hard_state: HardState {
+            term: t(hs.0),
+            vote: hs.1.map(n),
+            commit: i(hs.2),
+        },
+        snapshot: snapshot_at.map(|(index, term)| Snapshot {
+            meta: SnapshotMeta {
+                index: i(index),
+                term: t(term),
+            },
+            data: Bytes::from_static(b"state"),
+        }),
+        entries: terms
+            .iter()
+            .enumerate()
+            .map(|(k, tm)| entry(start + k as u64, *tm, b"e"))
+            .collect(),
+    }
+}
+
+// Restart: the first Ready hands out the recovered snapshot to restore, then the
+// committed entries after it; nothing is re-persisted.
+#[test]
+fn restart_hands_out_snapshot_then_committed_entries() {
+    let init = initial(Some((5, 2)), &[2, 3, 3], (3, Some(1), 7));
+    let mut node = RaftCore::new(config(1, 3), init.clone()).unwrap();
+    let status = node.status();
+    assert_eq!(
+        (
+            status.term,
+            status.commit,
+            status.applied,
+            status.persisted,
+            status.last_index
+        ),
+        (t(3), i(7), i(5), i(8), i(8))
+    );
+    let rd = node.ready();
+    assert_eq!(rd.apply_snapshot, init.snapshot);
+    assert_eq!(rd.committed, vec![entry(6, 2, b"e"), entry(7, 3, b"e")]);
+    assert_eq!(
+        (rd.hard_state, rd.entries.len(), rd.must_sync),
+        (None, 0, false)
+    );
+    assert_eq!(node.status().applied, i(7));
+}
+
+// Restart keeps the vote: a node never votes twice in one term, even across a crash.
+#[test]
+fn restart_keeps_term_and_vote() {
+    use crate::message::RequestVote;
+    let mut node = RaftCore::new(config(1, 3), initial(None, &[], (4, Some(2), 0))).unwrap();
+    let rv = RequestVote {
+        pre_vote: false,
+        last_log_index: i(9),
+        last_log_term: t(4),
+        leadership_transfer: false,
+    };
+    node.step(msg(3, 1, 4, MessageBody::RequestVote(rv)));
+    let rd = node.ready();
+    assert_eq!(rd.messages.len(), 1);
+    assert!(matches!(rd.messages[0].body, MessageBody::RequestVoteResponse(r) if !r.granted));
+}
+
+#[test]
+fn inconsistent_initial_state_is_a_config_error() {
+    let bad = [
+        (
+            "gap after snapshot",
+            InitialState {
+                entries: vec![entry(7, 2, b"")],
+                ..initial(Some((5, 2)), &[], (2, None, 5))
+            },
+        ),
+        ("commit beyond log", initial(None, &[1, 1], (1, None, 3))),
+        (
+            "entry term beyond current term",
+            initial(None, &[1, 2], (1, None, 0)),
+        ),
+        ("terms decrease", initial(None, &[2, 1], (2, None, 0))),
+        ("vote for a non-voter", initial(None, &[], (1, Some(9), 0))),
+        (
+            "snapshot term beyond current term",
+            initial(Some((3, 5)), &[], (4, None, 3)),
+        ),
+    ];
+    for (what, init) in bad {
+        assert!(RaftCore::new(config(1, 3), init).is_err(), "{what}");
+    }
+    assert!(RaftCore::new(config(1, 3), initial(Some((3, 2)), &[2, 4], (4, None, 4))).is_ok());
+    let mut c = config(1, 3);
+    c.heartbeat_interval_ticks = 0;
+    assert!(
+        RaftCore::new(c, InitialState::default()).is_err(),
+        "config is validated too"
+    );
+}
+
+// The status accessors agree with status().
+#[test]
+fn accessors_match_status() {
+    let node = leader(3);
+    let s = node.status();
+    assert_eq!(
+        (
+            node.id(),
+            node.role(),
+            node.term(),
+            node.leader(),
+            node.commit_index()
+        ),
+        (s.id, s.role, s.term, s.leader, s.commit)
+    );
+    assert!(node.is_leader());
+}
+
+// Outbox rule: a heartbeat response reveals the follower's term; if that term was adopted
+// in this very Ready it waits for the persist, otherwise it goes out at once.
+#[test]
+fn heartbeat_response_waits_for_persist_only_when_the_term_just_changed() {
+    let mut node = core(2, 3);
+    node.step(heartbeat(1, 0));
+    let rd = node.ready();
+    assert!(rd.messages.is_empty());
+    assert_eq!(rd.messages_after_persist.len(), 1);
+    node.step(heartbeat(1, 0));
+    let rd = node.ready();
+    assert_eq!(rd.messages.len(), 1);
+    assert!(rd.messages_after_persist.is_empty());
+}
+
+#[test]
+fn oversized_proposal_is_refused() {
+    use crate::error::ProposeError;
+    let mut c = config(1, 1);
+    c.max_proposal_bytes = 4;
+    let mut node = core_with(c);
+    node.campaign(true);
+    assert_eq!(
+        node.propose(Bytes::from_static(b"12345")),
+        Err(ProposeError::TooLarge {
+            size_bytes: 5,
+            max_bytes: 4
+        })
+    );
+    assert!(node.propose(Bytes::from_static(b"1234")).is_ok());
+}
+
+// Messages not addressed to us, from ourselves, from non-voters or with absurd terms are
+// dropped without effect.
+#[test]
+fn misaddressed_and_absurd_messages_are_dropped() {
+    let mut node = core(2, 3);
+    for m in [
+        heartbeat(1, 0),
+        heartbeat(1, 0),
+        heartbeat(1, 0),
+        heartbeat(u64::MAX, 0),
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(k, mut m)| {
+        match k {
+            0 => m.to = n(3),
+            1 => m.from = n(2),
+            2 => m.from = n(9),
+            _ => {}
+        }
+        m
+    }) {
+        node.step(m);
+    }
+    assert_eq!((node.term(), node.leader()), (t(0), None));
+    assert!(!node.has_ready());
+}
+
+// Malformed AppendEntries (non-contiguous entries) is dropped, never a panic.
+#[test]
+fn malformed_append_is_dropped() {
+    let mut node = core(2, 3);
+    node.step(append(
+        1,
+        (0, 0),
+        vec![entry(1, 1, b"a"), entry(3, 1, b"c")],
+        0,
+    ));
+    node.step(append(1, (u64::MAX, 1), vec![entry(1, 1, b"a")], 0));
+    let rd = node.ready();
+    assert!(rd.entries.is_empty());
+    assert!(rd.messages_after_persist.is_empty());
+}
