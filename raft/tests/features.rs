@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use raft::core::Role;
+use raft::sim::nemesis::Nemesis;
 use raft::sim::{cmd, run_seeds, Cluster, DiskMode, SimConfig};
 use raft::{LogIndex, Message, MessageBody, NodeId, ProposeError, Term};
 use std::cell::RefCell;
@@ -393,4 +394,27 @@ fn throughput(seed: u64, max_inflight_appends: usize) -> (u64, i64) {
     let end = c.status(leader).map_or(LogIndex(0), |s| s.commit);
     let max = in_flight.borrow().1;
     (end.0 - start.0, max)
+}
+
+/// Figure 2 ("updated on stable storage before responding to RPCs") and the core brief ("vote
+/// grants and anything that reveals a term/vote change not yet durable go after persist"):
+/// with a slow disk, no message other than pre-vote traffic may carry a term that is still in
+/// an unsynced write. The other scenarios check only the safety-critical part of this rule.
+#[test]
+fn figure_2_no_message_reveals_an_unpersisted_term() {
+    run_seeds(
+        "figure_2_no_message_reveals_an_unpersisted_term",
+        30,
+        |seed| {
+            let mut cfg =
+                Nemesis::config(seed, 3, "figure_2_no_message_reveals_an_unpersisted_term");
+            cfg.strict_term_reveal = true;
+            cfg.disk_mode = DiskMode::Async {
+                fsync_min_us: 2_000,
+                fsync_max_us: 30_000,
+            };
+            let mut c = Cluster::new(cfg);
+            Nemesis::new(150).run(&mut c);
+        },
+    );
 }

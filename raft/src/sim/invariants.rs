@@ -167,6 +167,11 @@ impl Checker {
             .unwrap_or_default()
     }
 
+    /// Reads started and neither confirmed nor dropped yet (reads of crashed nodes excluded).
+    pub fn pending_reads(&self) -> usize {
+        self.reads.len()
+    }
+
     /// A node crashed.
     pub fn on_crash(&mut self, node: NodeId) {
         self.view(node).alive = false;

@@ -23,6 +23,7 @@
 //!   before revealing, ReadIndex freshness; checked after every event.
 //! - [`cluster`]: the cluster, its clock and fault injection; [`harness`]: 6.824's
 //!   `checkOneLeader`, `one`, `nCommitted`, `wait`...; [`seeds`]: `run_seeds` and env seeds.
+//! - [`nemesis`]: random faults and client actions, then healing and a convergence check.
 //!
 //! Time: a tick is 10 ms of virtual time; heartbeats every 10 ticks (10/s, 6.824's limit),
 //! election timeouts of 30..60 ticks, so a leader is elected well within 6.824's 5 s.
@@ -49,6 +50,7 @@ pub mod disk;
 pub mod events;
 pub mod harness;
 pub mod invariants;
+pub mod nemesis;
 pub mod network;
 pub mod node;
 pub mod rng;
