@@ -5,7 +5,7 @@
 
 use bytes::Bytes;
 use raft::sim::nemesis::Nemesis;
-use raft::sim::Cluster;
+use raft::sim::{Cluster, SimConfig};
 use raft::{
     Config, Entry, EntryKind, HardState, InitialState, LogIndex, NodeId, RaftCore, Snapshot,
     SnapshotMeta, Term,
@@ -94,4 +94,38 @@ fn recovery_accepts_a_snapshot_newer_than_the_durable_term() {
         "a legal crash state was refused: {:?}",
         core.err()
     );
+}
+
+/// Postmortem: 7 nodes, PreVote off, clock skew: a node with an empty log and the fastest
+/// clock campaigned every ~250 ms; the up-to-date nodes rejected it but reset their election
+/// timers on every higher-term RequestVote, so none of them ever timed out: no leader for 10 s.
+#[test]
+fn seed_10422_nemesis_seven_nodes_stale_candidate_livelock() {
+    replay_nemesis("nemesis_seven_nodes", 7, 10422);
+}
+
+/// The minimal reproduction of seed 10422. Paper Figure 2 (Rules for Servers, Followers):
+/// only AppendEntries from the current leader or GRANTING a vote resets the election timer.
+/// A stale node with a fast clock (PreVote off) must not keep the up-to-date majority from
+/// electing a leader by resetting their timers with RequestVotes they reject.
+#[test]
+fn stale_fast_clock_candidate_cannot_block_elections_without_prevote() {
+    let mut cfg = SimConfig::new(5, 1).scenario("stale_fast_clock_candidate");
+    cfg.raft.pre_vote = false;
+    cfg.raft.check_quorum = false;
+    let mut c = Cluster::new(cfg);
+    let leader = c.check_one_leader();
+    let stale = c.peer(leader, 1);
+    c.disconnect(stale);
+    for v in 0..5 {
+        c.one(v, 4, true);
+    }
+    // The stale node's clock runs 2.5 times as fast: its election timeout (120..240 ms)
+    // always fires before anyone else's (300..600 ms).
+    c.set_tick_period_us(stale, 4_000);
+    c.crash(leader);
+    c.connect(stale);
+    // Let the stale node disrupt for a while, then the majority must still make progress.
+    c.run_for_ms(2_000);
+    c.one(100, 3, true);
 }

@@ -500,6 +500,12 @@ impl<S: SimStateMachine> Cluster<S> {
         self.with_node(id, |n, ctx| n.poll(ctx));
     }
 
+    /// Sets a node's tick period (its clock rate) from its next tick on, until it restarts.
+    pub fn set_tick_period_us(&mut self, id: NodeId, period_us: u64) {
+        self.note(format!("{id:?} ticks every {period_us} us"));
+        self.tick_period_us[id.0 as usize - 1] = period_us.max(1);
+    }
+
     /// 6.824 `crash1`: disconnects the node and kills it; its durable disk survives (and,
     /// with torn crashes, a random prefix of its unsynced writes).
     pub fn crash(&mut self, id: NodeId) {

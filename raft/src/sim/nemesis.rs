@@ -63,7 +63,9 @@ impl Nemesis {
         cfg.raft.max_entries_per_append = [2, 16, 1024][knobs.index(3)];
         cfg.raft.max_inflight_appends = [1, 4, 64][knobs.index(3)];
         cfg.tick_skew_per_mille = [0, 50, 300][knobs.index(3)];
-        cfg.network.max_delay_us = [5_000, 40_000, 150_000][knobs.index(3)];
+        // Raft needs broadcast time << election timeout (300..600 ms here): at most 40 ms
+        // one way, on top of which unreliable mode adds up to 27 ms.
+        cfg.network.max_delay_us = [5_000, 15_000, 40_000][knobs.index(3)];
         cfg
     }
 
@@ -83,8 +85,14 @@ impl Nemesis {
         let roll = c.rng().below(100);
         match roll {
             0..=34 => {
-                for _ in 0..=c.rng().below(4) {
-                    let id = random_node(c);
+                // Mostly at the node that believes it leads (so that entries commit), else
+                // anywhere (stale leaders, refusals).
+                let leader = c.current_leader();
+                for _ in 0..=c.rng().below(8) {
+                    let id = match leader {
+                        Some(l) if c.rng().chance(700) => l,
+                        _ => random_node(c),
+                    };
                     let data = (self.command)(c.rng());
                     c.start(id, data);
                 }
@@ -139,7 +147,20 @@ impl Nemesis {
         let n = c.len();
         let data = (self.command)(c.rng());
         let index = c.one_bytes(data, n, true);
-        c.run_for_ms(1_000);
+        // Within a few heartbeat intervals every node learns the final commit index.
+        c.run_until(5_000, 10, |c| {
+            let s: Vec<_> = c
+                .node_ids()
+                .into_iter()
+                .filter_map(|id| c.status(id))
+                .collect();
+            s.len() == n
+                && s.iter().all(|x| {
+                    x.commit == s[0].commit
+                        && x.last_index == s[0].last_index
+                        && x.applied == x.commit
+                })
+        });
         let statuses: Vec<_> = c
             .node_ids()
             .into_iter()
