@@ -41,9 +41,13 @@
 //!    term/vote change, and false when only the commit index changed (write it, no
 //!    fsync needed). Several Readies may share one fsync (group commit), but they must be
 //!    persisted in `rd.number` order.
-//! 4. Once durable: send `rd.messages_after_persist`, then call
-//!    `on_persisted(index, term)` with `rd.persist_target()` (if `Some`). A report that
-//!    no longer matches the log (entries replaced since) is ignored.
+//! 4. Once this Ready and every earlier one are durable (fsynced if any of them had
+//!    `must_sync`): send `rd.messages_after_persist`, then call
+//!    `on_persisted(index, term)` with `rd.persist_target()` (if `Some`), for every
+//!    Ready, in order. The target is the last entry, else the snapshot, else (a term or
+//!    vote change alone) the log's last position: the report also tells the core its new
+//!    term and vote are durable. A report that no longer matches the log (entries
+//!    replaced since) does not move the log's persisted index.
 //! 5. Apply `rd.apply_snapshot` (if any), then `rd.committed`, in order. Committed
 //!    entries are handed out only up to the locally persisted index, so applying never
 //!    runs ahead of the local disk; `apply_snapshot` is handed out only after the
@@ -68,13 +72,14 @@
 //!    TimeoutNow. The leader sends entries before its own write finishes and counts
 //!    itself in the commit quorum only up to what `on_persisted` reported (thesis
 //!    10.2.1). Also pre-vote requests and responses, vote rejections, heartbeat responses
-//!    and snapshot chunk acknowledgements, as long as this node's term and vote did not
-//!    change since the previous Ready (a heartbeat response that waited for an fsync
-//!    would slow every ReadIndex down).
+//!    and snapshot chunk acknowledgements, as long as this node's current term and vote
+//!    are known durable (reported through `on_persisted`); a heartbeat response that
+//!    waited for an fsync would slow every ReadIndex down.
 //! 2. `messages_after_persist`: AppendEntries responses (they acknowledge entries), vote
 //!    grants, a candidate's RequestVote (its new term and self-vote must be durable), the
-//!    final snapshot acknowledgement, and every message produced after this node's term
-//!    or vote changed in the same Ready.
+//!    final snapshot acknowledgement, and every other message produced while this node's
+//!    current term or vote is not yet known durable (Figure 2: "updated on stable storage
+//!    before responding to RPCs").
 //!
 //! ## Protocol notes
 //!
@@ -95,6 +100,17 @@
 //! 5. A message from an older term is not acted on; AppendEntries, heartbeats, snapshot
 //!    chunks and pre-votes from an older term are answered with the newer term so a stale
 //!    leader or pre-candidate steps down.
+//! 6. Flow control per follower: **Probe** (one append outstanding; probe again when the
+//!    follower answers a heartbeat), **Replicate** (up to `max_inflight_appends`
+//!    pipelined appends; if the match index did not move between two heartbeat responses,
+//!    one slot is freed and an append is resent), **Snapshot** (chunks of
+//!    `snapshot_chunk_bytes`, a few in flight; resumed at the offset a rejection names, or
+//!    from the last acknowledged offset after a stall of a few heartbeat intervals).
+//! 7. Requests per command: one AppendEntries per peer per batch of proposals. A commit
+//!    advance alone sends nothing; followers learn it from the next append or heartbeat.
+//! 8. A received snapshot whose last entry (index and term) is already in the log keeps
+//!    the log and only raises the commit index (paper 7, "retain log entries following
+//!    it"); otherwise it replaces the log.
 //!
 //! # Quick start
 //!

@@ -65,7 +65,12 @@ impl RaftCore {
     }
 
     /// Leader: the peer is alive. Record its read ack, and unblock replication whose
-    /// response may have been lost: re-probe, or free one slot of a full window.
+    /// messages may have been lost:
+    /// - Probe: probe again (the previous probe or its answer may be lost);
+    /// - Replicate: if the match index did not move since the previous heartbeat response
+    ///   although entries are outstanding, free one slot of a full window and send an
+    ///   append (empty if everything was sent) whose answer reveals a lost tail;
+    /// - Snapshot: resend a transfer that stalled.
     pub(super) fn handle_heartbeat_response(&mut self, from: NodeId, r: HeartbeatResponse) {
         let last_index = self.log.last_index();
         let Some(pr) = self.progress.get_mut(&from) else {
@@ -73,13 +78,26 @@ impl RaftCore {
         };
         pr.read_seq_acked = pr.read_seq_acked.max(r.read_seq);
         let behind = pr.match_index < last_index;
-        match pr.state {
-            ProgressState::Probe => pr.probe_sent = false,
-            ProgressState::Replicate if pr.inflights.is_full() => pr.inflights.free_first(),
-            ProgressState::Replicate | ProgressState::Snapshot => {}
-        }
-        if behind {
-            self.maybe_resume_stalled_snapshot(from);
+        let stalled = pr.match_index == pr.match_at_last_heartbeat;
+        pr.match_at_last_heartbeat = pr.match_index;
+        let send = match pr.state {
+            ProgressState::Probe => {
+                pr.probe_sent = false;
+                behind
+            }
+            ProgressState::Replicate if behind && stalled => {
+                if pr.inflights.is_full() {
+                    pr.inflights.free_first();
+                }
+                true
+            }
+            ProgressState::Replicate => false,
+            ProgressState::Snapshot => {
+                self.maybe_resume_stalled_snapshot(from);
+                false
+            }
+        };
+        if send {
             self.maybe_send_append(from, true);
         }
         self.maybe_finish_read_round();

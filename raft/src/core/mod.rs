@@ -8,14 +8,15 @@
 //! is deterministic. One protocol concern per file: `election` (+PreVote, CheckQuorum),
 //! `replication` (leader), `append` (follower), `heartbeat`, `read_index`, `transfer`,
 //! `snapshot_send`/`snapshot_recv`, `role` (transitions), `step` (dispatch by term and
-//! role), `outbox` (which queue each message goes to), `ready` (building a Ready),
-//! `recovery` (checking the recovered state).
+//! role), `outbox` (which queue each message goes to), `durability` (which term and vote
+//! are on disk), `ready` (building a Ready), `recovery` (checking the recovered state).
 //!
 //! Invariants kept across all files: `term` never decreases; `vote` is only set in the
 //! current term; a leader's `progress` has one entry per other voter; only the leader
 //! has a `transfer`, read rounds or pending flushes.
 
 mod append;
+mod durability;
 mod election;
 mod heartbeat;
 mod log;
@@ -43,6 +44,7 @@ use crate::error::{ConfigError, ProposeError};
 use crate::message::Message;
 use crate::types::{Entry, EntryKind, HardState, InitialState, LogIndex, NodeId, Snapshot, Term};
 use bytes::Bytes;
+use durability::Durability;
 use log::RaftLog;
 use outbox::Outbox;
 use progress::Progress;
@@ -94,8 +96,6 @@ pub struct CoreStatus {
 struct PendingFlush {
     /// New entries to replicate.
     appends: bool,
-    /// The commit index advanced: tell followers even without new entries.
-    commit: bool,
     /// Queued reads wait for a ReadIndex heartbeat round.
     read_round: bool,
 }
@@ -131,6 +131,8 @@ pub struct RaftCore {
     snapshot_to_apply: Option<Snapshot>,
     /// The hard state last handed out (or recovered).
     last_hard_state: HardState,
+    /// The term and vote known durable.
+    durability: Durability,
     ready_number: u64,
     /// Reused buffer for commit-index calculation (keeps the hot path allocation-free).
     match_scratch: Vec<LogIndex>,
@@ -183,6 +185,7 @@ impl RaftCore {
             snapshot_to_persist: None,
             snapshot_to_apply,
             last_hard_state: hard_state,
+            durability: Durability::recovered(&hard_state),
             ready_number: 0,
             config,
         };
@@ -268,6 +271,7 @@ impl RaftCore {
     /// Reports that the log is durable up to `(index, term)` (a Ready's
     /// `persist_target()`). A stale report (the entry was replaced since) is ignored.
     pub fn on_persisted(&mut self, index: LogIndex, term: Term) {
+        self.durability.persisted((index, term));
         if !self.log.persisted_to(index, term) {
             tracing::debug!(node = %self.id, %index, %term, "stale or duplicate persist report ignored");
             return;
@@ -360,10 +364,11 @@ impl RaftCore {
         }
     }
 
-    /// Whether the term or vote changed since the last Ready: such a change is not
-    /// durable yet, so anything revealing it must wait for the persist.
+    /// Whether the current term or vote is not known durable yet (changed since the
+    /// last Ready, or handed out but not yet reported persisted): anything revealing it
+    /// must wait for the persist.
     fn term_or_vote_unpersisted(&self) -> bool {
-        self.term != self.last_hard_state.term || self.vote != self.last_hard_state.vote
+        !self.durability.is_durable(self.term, self.vote)
     }
 
     /// Appends an entry of the current term on the leader and schedules replication.

@@ -6,12 +6,12 @@
 //! - `messages` (send now): a leader's AppendEntries, Heartbeat, InstallSnapshot and
 //!   TimeoutNow (the leader writes its log in parallel with sending it; it counts itself
 //!   in the commit quorum only up to its persisted index); pre-vote requests; and any
-//!   other response that reveals no term or vote change still unpersisted (heartbeat
+//!   other response sent while the node's term and vote are known durable (heartbeat
 //!   responses, vote rejections, snapshot chunk acknowledgements).
 //! - `messages_after_persist`: a candidate's RequestVote (its new term and self-vote must
 //!   be durable first), vote grants, AppendEntries responses (they acknowledge entries),
 //!   the final snapshot acknowledgement, and any message produced while the term or vote
-//!   changed since the last Ready.
+//!   is not yet known durable (see `durability`).
 //!
 //! Invariant: everything in here is bounded by the work done since the last `ready()`;
 //! the driver drains it on every Ready.
@@ -41,8 +41,8 @@ impl Outbox {
         std::mem::take(self)
     }
 
-    /// Queues `msg`; `term_or_vote_unpersisted` says whether this node's term or vote
-    /// changed since the last Ready.
+    /// Queues `msg`; `term_or_vote_unpersisted` says whether this node's current term or
+    /// vote is not yet known durable.
     pub(crate) fn push(&mut self, msg: Message, term_or_vote_unpersisted: bool) {
         if needs_persist(&msg.body) || (term_or_vote_unpersisted && !is_leader_request(&msg.body)) {
             self.messages_after_persist.push(msg);

@@ -142,8 +142,10 @@ pub(crate) struct Progress {
     pub(crate) recent_active: bool,
     /// Highest ReadIndex round this follower has acknowledged.
     pub(crate) read_seq_acked: u64,
-    /// Highest commit index sent to this follower in an AppendEntries.
-    pub(crate) commit_sent: LogIndex,
+    /// Replicate: the match index when the previous heartbeat response arrived. A match
+    /// that did not move between two heartbeat responses while entries are outstanding
+    /// means an append or its response was lost.
+    pub(crate) match_at_last_heartbeat: LogIndex,
 }
 
 impl Progress {
@@ -158,7 +160,7 @@ impl Progress {
             snapshot: None,
             recent_active: false,
             read_seq_acked: 0,
-            commit_sent: LogIndex::ZERO,
+            match_at_last_heartbeat: LogIndex::ZERO,
         }
     }
 

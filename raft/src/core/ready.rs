@@ -51,16 +51,25 @@ pub struct Ready {
     /// Contexts of pending reads dropped because this node stopped being the leader
     /// (or the leader it relied on): answer them "not leader" so the client retries.
     pub dropped_reads: Vec<u64>,
+    /// Set when the term or vote changed in a Ready without entries or snapshot: the
+    /// log's last position, which `persist_target()` returns so that the driver reports
+    /// the new hard state durable like any other write.
+    pub hard_state_target: Option<(LogIndex, Term)>,
 }
 
 impl Ready {
     /// The last (index, term) this Ready persists, to report back through
-    /// [`crate::core::RaftCore::on_persisted`] once durable.
+    /// [`crate::core::RaftCore::on_persisted`] once durable: its last entry, else its
+    /// snapshot, else (term or vote change only) the log's last position. `None` when
+    /// there is nothing to report (nothing written, or only the commit index).
     pub fn persist_target(&self) -> Option<(LogIndex, Term)> {
         if let Some(last) = self.entries.last() {
             return Some((last.index, last.term));
         }
-        self.snapshot.as_ref().map(|s| (s.meta.index, s.meta.term))
+        if let Some(s) = &self.snapshot {
+            return Some((s.meta.index, s.meta.term));
+        }
+        self.hard_state_target
     }
 
     /// Whether there is nothing to do.
@@ -80,8 +89,7 @@ impl Ready {
 impl RaftCore {
     /// Whether a Ready would carry anything (see `RaftCore::has_ready`).
     pub(super) fn has_pending_output(&self) -> bool {
-        let flush = self.role == Role::Leader
-            && (self.flush.appends || self.flush.commit || self.flush.read_round);
+        let flush = self.role == Role::Leader && (self.flush.appends || self.flush.read_round);
         flush
             || self.hard_state() != self.last_hard_state
             || self.log.has_unsent()
@@ -98,7 +106,8 @@ impl RaftCore {
         self.flush_leader_work();
         self.ready_number += 1;
         let hard_state = self.hard_state();
-        let term_or_vote_changed = self.term_or_vote_unpersisted();
+        let term_or_vote_changed = hard_state.term != self.last_hard_state.term
+            || hard_state.vote != self.last_hard_state.vote;
         let changed_hard_state = (hard_state != self.last_hard_state).then_some(hard_state);
         self.last_hard_state = hard_state;
         let snapshot = self.snapshot_to_persist.take();
@@ -109,8 +118,10 @@ impl RaftCore {
         }
         let committed = self.log.take_committed();
         let must_sync = !entries.is_empty() || snapshot.is_some() || term_or_vote_changed;
+        let hard_state_target = (term_or_vote_changed && entries.is_empty() && snapshot.is_none())
+            .then(|| (self.log.last_index(), self.log.last_term()));
         let out = self.outbox.take();
-        Ready {
+        let rd = Ready {
             number: self.ready_number,
             hard_state: changed_hard_state,
             snapshot,
@@ -122,6 +133,11 @@ impl RaftCore {
             committed,
             read_states: out.read_states,
             dropped_reads: out.dropped_reads,
+            hard_state_target,
+        };
+        if let Some(target) = rd.persist_target() {
+            self.durability.handed_out(target, self.term, self.vote);
         }
+        rd
     }
 }

@@ -15,22 +15,20 @@ use crate::types::{LogIndex, NodeId};
 
 impl RaftCore {
     /// Deferred leader work, done once per Ready: one AppendEntries per peer for all the
-    /// proposals since the last Ready, commit propagation, and the next ReadIndex round.
+    /// proposals since the last Ready, and the next ReadIndex round.
+    ///
+    /// A commit advance alone sends nothing: followers learn the commit index from the
+    /// next AppendEntries or heartbeat (at most a heartbeat interval later). That keeps
+    /// one request per peer per batch of proposals; only the leader's clients wait for
+    /// commits, and they wait on the leader.
     pub(super) fn flush_leader_work(&mut self) {
         if self.role != Role::Leader {
             return;
         }
         let flush = std::mem::take(&mut self.flush);
-        if flush.appends || flush.commit {
-            let commit = self.log.committed();
+        if flush.appends {
             for k in 0..self.peers.len() {
-                let peer = self.peers[k];
-                let commit_unsent = flush.commit
-                    && self
-                        .progress
-                        .get(&peer)
-                        .is_some_and(|p| p.commit_sent < commit);
-                self.maybe_send_append(peer, commit_unsent);
+                self.maybe_send_append(self.peers[k], false);
             }
         }
         if flush.read_round {
@@ -89,7 +87,6 @@ impl RaftCore {
         let leader_commit = self.log.committed();
         if let Some(pr) = self.progress.get_mut(&peer) {
             pr.on_append_sent(last_sent);
-            pr.commit_sent = pr.commit_sent.max(leader_commit);
         }
         let ae = AppendEntries {
             prev_log_index,
@@ -111,7 +108,7 @@ impl RaftCore {
     }
 
     fn handle_append_success(&mut self, from: NodeId, match_index: LogIndex) {
-        let last_index = self.log.last_index();
+        let (first_index, last_index) = (self.log.first_index(), self.log.last_index());
         let Some(pr) = self.progress.get_mut(&from) else {
             return;
         };
@@ -122,6 +119,10 @@ impl RaftCore {
         let updated = pr.maybe_update(match_index);
         match pr.state {
             ProgressState::Probe if updated || pr.match_index == match_index => {
+                pr.become_replicate();
+            }
+            // A late ack shows the follower already has what the snapshot would give it.
+            ProgressState::Snapshot if pr.match_index.next() >= first_index => {
                 pr.become_replicate();
             }
             _ => {}
@@ -173,7 +174,6 @@ impl RaftCore {
         let first_commit_in_term = self.log.term(self.log.committed()) != Some(self.term);
         self.log.commit_to(candidate);
         tracing::trace!(node = %self.id, commit = %candidate, "commit advanced");
-        self.flush.commit = true;
         if first_commit_in_term {
             self.on_first_commit_in_term();
         }

@@ -270,19 +270,56 @@ fn accessors_match_status() {
     assert!(node.is_leader());
 }
 
-// Outbox rule: a heartbeat response reveals the follower's term; if that term was adopted
-// in this very Ready it waits for the persist, otherwise it goes out at once.
+// Outbox rule (Figure 2): a heartbeat response reveals the follower's term; until the
+// Ready that changed the term is reported durable, responses wait for the persist; after
+// that they go out at once.
 #[test]
-fn heartbeat_response_waits_for_persist_only_when_the_term_just_changed() {
+fn heartbeat_response_waits_until_the_new_term_is_reported_durable() {
     let mut node = core(2, 3);
     node.step(heartbeat(1, 0));
+    let first = node.ready();
+    assert!(first.messages.is_empty());
+    assert_eq!(first.messages_after_persist.len(), 1);
+    assert_eq!(
+        first.persist_target(),
+        Some((i(0), t(0))),
+        "a term change alone is reported too"
+    );
+    node.step(heartbeat(1, 0));
     let rd = node.ready();
-    assert!(rd.messages.is_empty());
+    assert!(
+        rd.messages.is_empty(),
+        "term 1 handed out but not yet durable"
+    );
     assert_eq!(rd.messages_after_persist.len(), 1);
+    persist(&mut node, &first);
     node.step(heartbeat(1, 0));
     let rd = node.ready();
     assert_eq!(rd.messages.len(), 1);
     assert!(rd.messages_after_persist.is_empty());
+}
+
+// A vote rejection by a candidate whose new term is handed out but not yet durable waits
+// for the persist too (found by the simulator's Figure 2 conformance check).
+#[test]
+fn candidate_rejection_waits_until_its_term_is_durable() {
+    use crate::message::RequestVote;
+    let mut node = core(3, 3);
+    tick_until_campaign(&mut node);
+    let campaign = node.ready();
+    let rv = RequestVote {
+        pre_vote: false,
+        last_log_index: i(0),
+        last_log_term: t(0),
+        leadership_transfer: false,
+    };
+    node.step(msg(1, 3, 1, MessageBody::RequestVote(rv)));
+    let rd = node.ready();
+    assert!(rd.messages.is_empty());
+    assert_eq!(rd.messages_after_persist.len(), 1);
+    persist(&mut node, &campaign);
+    node.step(msg(1, 3, 1, MessageBody::RequestVote(rv)));
+    assert_eq!(node.ready().messages.len(), 1);
 }
 
 #[test]

@@ -389,17 +389,30 @@ fn heartbeat_never_commits_a_divergent_tail() {
     assert_eq!(node.commit_index(), i(2), "not 3: entry 3 may be replaced");
 }
 
-// After the commit index moves, followers hear about it without waiting for a heartbeat.
+// A commit advance alone sends no extra request (one request per peer per batch);
+// followers learn the new commit index from the next heartbeat.
 #[test]
-fn commit_advance_is_sent_to_followers_at_the_next_ready() {
+fn commit_advance_reaches_followers_with_the_next_heartbeat() {
     let mut node = leader(3);
-    propose(&mut node, b"x");
+    node.propose(Bytes::from_static(b"x")).unwrap();
     ready_persisted(&mut node);
     node.step(append_ok(2, 1, 1, 2));
-    let rd = node.ready();
+    assert_eq!(node.commit_index(), i(2));
+    assert!(node.ready().messages.is_empty());
+    node.tick();
+    let beats: Vec<(u64, u64)> = node
+        .ready()
+        .messages
+        .iter()
+        .filter_map(|m| match m.body {
+            MessageBody::Heartbeat(hb) => Some((m.to.0, hb.commit.0)),
+            _ => None,
+        })
+        .collect();
     assert_eq!(
-        appends(&rd.messages),
-        vec![(2, 2, 1, vec![], 2), (3, 2, 1, vec![], 2)]
+        beats,
+        vec![(2, 2), (3, 1)],
+        "node 3 has not acknowledged entry 2 yet"
     );
 }
 
@@ -422,10 +435,10 @@ fn heartbeat_response_reprobes_a_probing_peer() {
     );
 }
 
-// A full window whose responses were lost frees one slot per heartbeat response, so
-// replication cannot stall forever.
+// A full window whose responses were lost: once the match index stays put between two
+// heartbeat responses, one slot is freed, so replication cannot stall forever.
 #[test]
-fn heartbeat_response_frees_a_slot_of_a_full_window() {
+fn heartbeat_response_frees_a_slot_of_a_stalled_full_window() {
     let mut c = config(1, 2);
     c.max_entries_per_append = 1;
     c.max_inflight_appends = 1;
@@ -435,7 +448,34 @@ fn heartbeat_response_frees_a_slot_of_a_full_window() {
     let rd = ready_persisted(&mut node);
     assert_eq!(appends(&rd.messages), vec![(2, 1, 1, vec![2], 1)]);
     node.step(heartbeat_resp(2, 1, 1, 0));
+    assert!(
+        appends(&node.ready().messages).is_empty(),
+        "first look: match 1 is news"
+    );
+    node.step(heartbeat_resp(2, 1, 1, 0));
     assert_eq!(appends(&node.ready().messages), vec![(2, 2, 1, vec![3], 1)]);
+}
+
+// While the match index keeps moving, heartbeat responses add no extra appends.
+#[test]
+fn heartbeat_responses_add_no_appends_while_replication_progresses() {
+    let mut node = leader(2);
+    for k in 0..5u64 {
+        propose(&mut node, b"e");
+        ready_persisted(&mut node);
+        node.step(append_ok(2, 1, 1, 2 * k + 2));
+        propose(&mut node, b"f");
+        ready_persisted(&mut node);
+        node.step(heartbeat_resp(2, 1, 1, 0));
+        assert!(
+            appends(&node.ready().messages)
+                .iter()
+                .all(|a| !a.3.is_empty()),
+            "round {k}"
+        );
+        node.step(append_ok(2, 1, 1, 2 * k + 3));
+        node.ready();
+    }
 }
 
 // A delayed, older acknowledgement never moves the match index back.
@@ -482,4 +522,20 @@ fn three_nodes_apply_the_same_entries_in_order() {
             .collect();
         assert_eq!(got, expected, "node {id}");
     }
+}
+
+// Request budget (6.824 TestCount2B): with a healthy network, agreeing on a command
+// costs one AppendEntries per peer, nothing more (no commit-only broadcasts).
+#[test]
+fn each_command_costs_one_request_per_peer() {
+    let mut net = Net::with_voters(3, |c| c.pre_vote = true);
+    net.elect(1);
+    let before = net.delivered.iter().filter(|m| m.is_request()).count();
+    for k in 0..10u8 {
+        net.core(1).propose(Bytes::from(vec![k])).unwrap();
+        net.settle();
+    }
+    let requests = net.delivered.iter().filter(|m| m.is_request()).count() - before;
+    assert_eq!(requests, 20);
+    assert_eq!(net.core(1).commit_index(), i(11));
 }

@@ -397,3 +397,15 @@ fn isolated_node_catches_up_by_snapshot_after_compaction() {
         Some(Bytes::from_static(b"after"))
     );
 }
+
+// A late append acknowledgement that already covers the compacted prefix ends the
+// snapshot transfer: the follower needs only entries.
+#[test]
+fn late_append_ack_past_the_snapshot_ends_the_transfer() {
+    let mut node = leader_with_lagging_peer(DATA, 4);
+    node.ready();
+    node.step(append_ok(3, 1, 1, 4));
+    let pr = &node.progress[&n(3)];
+    assert_eq!((pr.state, pr.match_index), (ProgressState::Replicate, i(4)));
+    assert!(chunks(&node.ready().messages).is_empty());
+}
