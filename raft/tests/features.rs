@@ -399,7 +399,8 @@ fn throughput(seed: u64, max_inflight_appends: usize) -> (u64, i64) {
 /// Figure 2 ("updated on stable storage before responding to RPCs") and the core brief ("vote
 /// grants and anything that reveals a term/vote change not yet durable go after persist"):
 /// with a slow disk, no message other than pre-vote traffic may carry a term that is still in
-/// an unsynced write. The other scenarios check only the safety-critical part of this rule.
+/// an unsynced write. (Every scenario checks this by default; this one stresses it with a
+/// slow disk and the nemesis.)
 #[test]
 fn figure_2_no_message_reveals_an_unpersisted_term() {
     run_seeds(

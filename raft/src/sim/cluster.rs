@@ -47,9 +47,8 @@ pub struct SimConfig {
     pub snapshot_interval: u64,
     /// Extra bytes in each [`CommandLog`] snapshot.
     pub snapshot_padding_bytes: usize,
-    /// Check Figure 2 conformance for every message (see [`crate::sim::invariants`], 9). Off
-    /// by default so that this non-safety rule has its own test instead of masking every
-    /// other scenario; the safety-critical persistence checks (8) are always on.
+    /// Check Figure 2 conformance for every message (see [`crate::sim::invariants`], 9). On
+    /// by default; the safety-critical persistence checks (8) are always on.
     pub strict_term_reveal: bool,
 }
 
@@ -90,7 +89,7 @@ impl SimConfig {
             torn_crashes: true,
             snapshot_interval: 0,
             snapshot_padding_bytes: 0,
-            strict_term_reveal: false,
+            strict_term_reveal: true,
         }
     }
 
