@@ -14,7 +14,7 @@ use raft::sim::{cmd, run_seeds, Cluster, OneClient, SimConfig};
 use raft::{EntryKind, LogIndex};
 
 const ELECTION_TIMEOUT_MS: u64 = 1000;
-const SEEDS: u64 = 10;
+const SEEDS: u64 = 40;
 
 fn cluster(nodes: usize, seed: u64, scenario: &str) -> Cluster {
     Cluster::new(SimConfig::new(nodes, seed).scenario(scenario))

@@ -9,7 +9,7 @@ use raft::Term;
 
 /// 6.824's `RaftElectionTimeout`.
 const ELECTION_TIMEOUT_MS: u64 = 1000;
-const SEEDS: u64 = 12;
+const SEEDS: u64 = 50;
 
 fn cluster(nodes: usize, seed: u64, scenario: &str) -> Cluster {
     Cluster::new(SimConfig::new(nodes, seed).scenario(scenario))

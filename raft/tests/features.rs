@@ -12,7 +12,7 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-const SEEDS: u64 = 10;
+const SEEDS: u64 = 30;
 /// The configured (base) election timeout: 30 ticks of 10 ms.
 const ELECTION_TIMEOUT_MS: u64 = 300;
 

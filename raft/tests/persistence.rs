@@ -9,7 +9,7 @@ use raft::sim::{cmd, cmd_value, run_seeds, Cluster, OneClient, SimConfig};
 use raft::{LogIndex, NodeId};
 
 const ELECTION_TIMEOUT_MS: u64 = 1000;
-const SEEDS: u64 = 8;
+const SEEDS: u64 = 30;
 
 fn cluster(nodes: usize, seed: u64, scenario: &str) -> Cluster {
     Cluster::new(SimConfig::new(nodes, seed).scenario(scenario))

@@ -10,7 +10,7 @@ use raft::sim::{cmd, run_seeds, Cluster, SimConfig};
 const SNAPSHOT_INTERVAL: u64 = 10;
 /// 6.824's `MAXLOGSIZE`: the Raft state (without snapshot) must stay below this.
 const MAX_LOG_SIZE_BYTES: usize = 2000;
-const SEEDS: u64 = 8;
+const SEEDS: u64 = 30;
 
 fn snapshot_cluster(seed: u64, scenario: &str) -> Cluster {
     let mut config = SimConfig::new(3, seed).scenario(scenario);

@@ -9,96 +9,16 @@
 
 use crate::config::Config;
 use crate::core::{CoreStatus, Role};
-use crate::error::ProposeError;
 use crate::message::Message;
 use crate::sim::app::{CommandLog, SimStateMachine};
+use crate::sim::config::SimConfig;
 use crate::sim::events::{Event, EventQueue};
 use crate::sim::invariants::{Checker, NodeObs, Violation};
-use crate::sim::network::{NetStats, Network, NetworkConfig};
+use crate::sim::network::Network;
 use crate::sim::node::{CompletedRead, DiskMode, NodeCtx, SimNode};
 use crate::sim::rng::{mix_seed, SimRng};
 use crate::sim::trace::{Fate, Trace};
 use crate::types::{LogIndex, NodeId, Term};
-use bytes::Bytes;
-
-/// Everything that shapes one simulated run.
-#[derive(Clone, Debug)]
-pub struct SimConfig {
-    /// Number of nodes (ids `1..=nodes`).
-    pub nodes: usize,
-    /// The seed that decides everything.
-    pub seed: u64,
-    /// Scenario name, printed with the seed on failure.
-    pub scenario: String,
-    /// Virtual time per core tick.
-    pub tick_us: u64,
-    /// Clock skew: each incarnation's tick period is `tick_us` scaled by a random factor in
-    /// `1 ± tick_skew_per_mille / 1000` (0 = perfect clocks).
-    pub tick_skew_per_mille: u32,
-    /// Template for every node's core config (`id`, `voters` and `seed` are filled in).
-    pub raft: Config,
-    /// The network.
-    pub network: NetworkConfig,
-    /// How writes become durable.
-    pub disk_mode: DiskMode,
-    /// A crash keeps a random prefix of unsynced writes (otherwise it loses them all).
-    pub torn_crashes: bool,
-    /// Applications snapshot every this many entries (6.824's SnapShotInterval; 0 = never).
-    pub snapshot_interval: u64,
-    /// Extra bytes in each [`CommandLog`] snapshot.
-    pub snapshot_padding_bytes: usize,
-    /// Check Figure 2 conformance for every message (see [`crate::sim::invariants`], 9). On
-    /// by default; the safety-critical persistence checks (8) are always on.
-    pub strict_term_reveal: bool,
-}
-
-/// 6.824-like timing: 10 ms ticks, heartbeats every 100 ms (10/s), elections after
-/// 300..600 ms, small snapshot chunks so that 2D snapshots span several chunks.
-pub fn default_raft_config() -> Config {
-    let mut raft = Config::new(NodeId(1), vec![NodeId(1)]);
-    raft.election_timeout_ticks = 30;
-    raft.heartbeat_interval_ticks = 10;
-    raft.snapshot_chunk_bytes = 1024;
-    raft
-}
-
-impl SimConfig {
-    /// Defaults for `nodes` nodes and `seed`. The disk mode rotates with the seed so every
-    /// scenario runs with immediate, fast async (0.1..1 ms) and slow async (2..20 ms) fsyncs.
-    pub fn new(nodes: usize, seed: u64) -> SimConfig {
-        let disk_mode = match seed % 3 {
-            0 => DiskMode::Immediate,
-            1 => DiskMode::Async {
-                fsync_min_us: 100,
-                fsync_max_us: 1_000,
-            },
-            _ => DiskMode::Async {
-                fsync_min_us: 2_000,
-                fsync_max_us: 20_000,
-            },
-        };
-        SimConfig {
-            nodes,
-            seed,
-            scenario: String::new(),
-            tick_us: 10_000,
-            tick_skew_per_mille: 0,
-            raft: default_raft_config(),
-            network: NetworkConfig::default(),
-            disk_mode,
-            torn_crashes: true,
-            snapshot_interval: 0,
-            snapshot_padding_bytes: 0,
-            strict_term_reveal: true,
-        }
-    }
-
-    /// Sets the scenario name.
-    pub fn scenario(mut self, name: &str) -> SimConfig {
-        self.scenario = name.to_string();
-        self
-    }
-}
 
 /// Sees every message a node releases to the network (time in µs, message), for tests
 /// that count or inspect traffic.
@@ -111,21 +31,21 @@ pub type AppFactory<S> = Box<dyn FnMut(NodeId) -> S>;
 pub struct Cluster<S: SimStateMachine = CommandLog> {
     pub(crate) config: SimConfig,
     pub(crate) nodes: Vec<SimNode<S>>,
-    make_app: AppFactory<S>,
+    pub(crate) make_app: AppFactory<S>,
     pub(crate) network: Network,
-    queue: EventQueue,
+    pub(crate) queue: EventQueue,
     pub(crate) checker: Checker,
-    rng: SimRng,
-    test_rng: SimRng,
-    trace: Trace,
-    roles: Vec<Option<(Role, Term)>>,
+    pub(crate) rng: SimRng,
+    pub(crate) test_rng: SimRng,
+    pub(crate) trace: Trace,
+    pub(crate) roles: Vec<Option<(Role, Term)>>,
     pub(crate) applied_ever: Vec<LogIndex>,
-    poll_scheduled: Vec<bool>,
-    tick_period_us: Vec<u64>,
-    tap: Option<MessageTap>,
-    next_read_ctx: u64,
-    completed_reads: Vec<CompletedRead>,
-    events_run: u64,
+    pub(crate) poll_scheduled: Vec<bool>,
+    pub(crate) tick_period_us: Vec<u64>,
+    pub(crate) tap: Option<MessageTap>,
+    pub(crate) next_read_ctx: u64,
+    pub(crate) completed_reads: Vec<CompletedRead>,
+    pub(crate) events_run: u64,
 }
 
 impl<S: SimStateMachine> std::fmt::Debug for Cluster<S> {
@@ -367,7 +287,7 @@ impl<S: SimStateMachine> Cluster<S> {
     }
 
     /// Makes `node` handle its Ready at this instant, after the other inputs of the instant.
-    fn schedule_poll(&mut self, node: NodeId) {
+    pub(crate) fn schedule_poll(&mut self, node: NodeId) {
         let i = node.0 as usize - 1;
         if !self.poll_scheduled[i] {
             self.poll_scheduled[i] = true;
@@ -475,7 +395,7 @@ impl<S: SimStateMachine> Cluster<S> {
         c
     }
 
-    fn boot(&mut self, id: NodeId) {
+    pub(crate) fn boot(&mut self, id: NodeId) {
         let i = id.0 as usize - 1;
         let config = self.core_config(id, self.nodes[i].incarnation() + 1);
         let app = (self.make_app)(id);
@@ -497,164 +417,5 @@ impl<S: SimStateMachine> Cluster<S> {
         );
         // The first Ready hands out the durable snapshot and committed entries.
         self.with_node(id, |n, ctx| n.poll(ctx));
-    }
-
-    /// Sets a node's tick period (its clock rate) from its next tick on, until it restarts.
-    pub fn set_tick_period_us(&mut self, id: NodeId, period_us: u64) {
-        self.note(format!("{id:?} ticks every {period_us} us"));
-        self.tick_period_us[id.0 as usize - 1] = period_us.max(1);
-    }
-
-    /// 6.824 `crash1`: disconnects the node and kills it; its durable disk survives (and,
-    /// with torn crashes, a random prefix of its unsynced writes).
-    pub fn crash(&mut self, id: NodeId) {
-        self.network.disconnect(id);
-        if !self.is_up(id) {
-            return;
-        }
-        self.note(format!("crash {id:?}"));
-        let torn = self.config.torn_crashes;
-        let i = id.0 as usize - 1;
-        if let Err(v) = self.nodes[i].crash(&mut self.rng, torn, &mut self.checker) {
-            self.fail(&v);
-        }
-        self.roles[i] = None;
-        self.poll_scheduled[i] = false;
-        self.after_event();
-    }
-
-    /// 6.824 `start1`: kills the node if it runs, then starts a new incarnation from its
-    /// durable disk. The node stays disconnected until [`Cluster::connect`].
-    pub fn restart(&mut self, id: NodeId) {
-        self.crash(id);
-        self.note(format!("restart {id:?}"));
-        self.boot(id);
-        self.after_event();
-    }
-
-    // ----- network ------------------------------------------------------------------------
-
-    /// Reattaches a node to the network.
-    pub fn connect(&mut self, id: NodeId) {
-        self.note(format!("connect {id:?}"));
-        self.network.connect(id);
-    }
-
-    /// Cuts a node off the network.
-    pub fn disconnect(&mut self, id: NodeId) {
-        self.note(format!("disconnect {id:?}"));
-        self.network.disconnect(id);
-    }
-
-    /// Whether a node is attached to the network (and up, as 6.824's `connected`).
-    pub fn is_connected(&self, id: NodeId) -> bool {
-        self.network.is_connected(id) && self.is_up(id)
-    }
-
-    /// Splits the network into groups (nodes in no group are isolated).
-    pub fn partition(&mut self, groups: &[Vec<NodeId>]) {
-        self.note(format!("partition {groups:?}"));
-        self.network.partition(groups);
-    }
-
-    /// Removes the partition.
-    pub fn heal(&mut self) {
-        self.note("heal partition".into());
-        self.network.heal();
-    }
-
-    /// 6.824 `setunreliable`.
-    pub fn set_unreliable(&mut self, unreliable: bool) {
-        self.note(format!("unreliable={unreliable}"));
-        self.network.config_mut().reliable = !unreliable;
-    }
-
-    /// 6.824 `setlongreordering`.
-    pub fn set_long_reordering(&mut self, on: bool) {
-        self.note(format!("long_reordering={on}"));
-        self.network.config_mut().long_reordering = on;
-    }
-
-    /// The network configuration, to change delays, loss or duplication.
-    pub fn network_config_mut(&mut self) -> &mut NetworkConfig {
-        self.network.config_mut()
-    }
-
-    /// Changes every node's disk mode.
-    pub fn set_disk_mode(&mut self, mode: DiskMode) {
-        self.nodes.iter_mut().for_each(|n| n.set_disk_mode(mode));
-    }
-
-    /// Installs (or removes) a tap that sees every message released to the network.
-    pub fn set_message_tap(&mut self, tap: Option<MessageTap>) {
-        self.tap = tap;
-    }
-
-    /// Network counters.
-    pub fn net_stats(&self) -> &NetStats {
-        self.network.stats()
-    }
-
-    /// Request messages sent so far (6.824's RPC count; responses are not counted because a
-    /// 6.824 RPC carries its reply).
-    pub fn rpc_count(&self) -> u64 {
-        self.network.stats().requests
-    }
-
-    /// Approximate bytes of every message sent so far.
-    pub fn bytes_total(&self) -> u64 {
-        self.network.stats().bytes
-    }
-
-    // ----- client actions -----------------------------------------------------------------
-
-    /// Proposes `data` on `node` (6.824 `Start` with the refusal reason).
-    ///
-    /// # Errors
-    /// The core's [`ProposeError`].
-    ///
-    /// # Panics
-    /// If the node is down (a test bug).
-    pub fn propose(&mut self, node: NodeId, data: Bytes) -> Result<(LogIndex, Term), ProposeError> {
-        let result = self.with_node(node, |n, ctx| n.propose(data, ctx));
-        if let Ok((index, term)) = result {
-            self.note(format!(
-                "{node:?} accepted a proposal at {index:?}/{term:?}"
-            ));
-        }
-        self.schedule_poll(node);
-        self.after_event();
-        result
-    }
-
-    /// Starts a ReadIndex read on `node`; returns its context.
-    ///
-    /// # Errors
-    /// The core's [`ProposeError`].
-    pub fn read_index(&mut self, node: NodeId) -> Result<u64, ProposeError> {
-        let ctx = self.next_read_ctx;
-        self.next_read_ctx += 1;
-        let result = self.with_node(node, |n, c| n.read_index(ctx, c));
-        self.note(format!("read {ctx} on {node:?}: {result:?}"));
-        self.schedule_poll(node);
-        self.after_event();
-        result.map(|()| ctx)
-    }
-
-    /// Asks `node` to hand leadership to `to`.
-    ///
-    /// # Errors
-    /// The core's [`ProposeError`].
-    pub fn transfer_leader(&mut self, node: NodeId, to: NodeId) -> Result<(), ProposeError> {
-        let result = self.with_node(node, |n, ctx| n.transfer_leader(to, ctx));
-        self.note(format!("transfer {node:?} -> {to:?}: {result:?}"));
-        self.schedule_poll(node);
-        self.after_event();
-        result
-    }
-
-    /// Reads served since the last call, in the order they were served.
-    pub fn take_completed_reads(&mut self) -> Vec<CompletedRead> {
-        std::mem::take(&mut self.completed_reads)
     }
 }

@@ -18,8 +18,8 @@
 //!    within a term; a restarted node resumes at least at its durable term; commit <= last index.
 //! 7. Applying: per incarnation, applied indexes are contiguous (after a snapshot, from its
 //!    index + 1); an applied entry or snapshot is already on the local durable disk.
-//! 8. Persistence before revealing (safety-critical): a vote grant or a RequestVote needs the
-//!    durable vote; an append ack needs its entries and term durable; a snapshot ack needs the
+//! 8. Persistence before revealing (safety-critical, checked by `Checker::on_release`): a
+//!    vote grant or a RequestVote needs the durable vote; an append ack needs its entries and term durable; a snapshot ack needs the
 //!    snapshot durable; a leader's messages need its term durable.
 //! 9. Persistence before revealing (Figure 2 conformance, [`Checker::set_strict_term_reveal`],
 //!    on by default): no released message other than pre-vote traffic carries a term above the
@@ -33,7 +33,6 @@
 //! compared with the pre-crash value, only with the durable one.
 
 use crate::core::{CoreStatus, ReadState, Role};
-use crate::message::{Message, MessageBody};
 use crate::sim::app::SimStateMachine;
 use crate::sim::disk::DiskState;
 use crate::types::{Entry, EntryKind, LogIndex, NodeId, Snapshot, Term};
@@ -73,16 +72,16 @@ struct CommittedRecord {
 }
 
 #[derive(Clone, Debug, Default)]
-struct NodeView {
+pub(super) struct NodeView {
     alive: bool,
     term: Term,
     commit: LogIndex,
     role: Option<Role>,
     commit_checked: LogIndex,
     applied: LogIndex,
-    durable_term: Term,
-    durable_vote: Option<NodeId>,
-    durable_commit: LogIndex,
+    pub(super) durable_term: Term,
+    pub(super) durable_vote: Option<NodeId>,
+    pub(super) durable_commit: LogIndex,
 }
 
 /// The invariant checker of one simulated cluster.
@@ -96,10 +95,10 @@ pub struct Checker {
     max_applied_anywhere: LogIndex,
     views: Vec<NodeView>,
     reads: BTreeMap<u64, (NodeId, LogIndex)>,
-    strict_term_reveal: bool,
+    pub(super) strict_term_reveal: bool,
 }
 
-fn check(cond: bool, msg: impl FnOnce() -> String) -> Result<(), Violation> {
+pub(super) fn check(cond: bool, msg: impl FnOnce() -> String) -> Result<(), Violation> {
     if cond {
         Ok(())
     } else {
@@ -134,7 +133,7 @@ impl Checker {
         self.strict_term_reveal = on;
     }
 
-    fn view(&mut self, node: NodeId) -> &mut NodeView {
+    pub(super) fn view(&mut self, node: NodeId) -> &mut NodeView {
         &mut self.views[node.0 as usize - 1]
     }
 
@@ -206,50 +205,6 @@ impl Checker {
         Ok(())
     }
 
-    /// The durable state of `node` changed (fsync, snapshot, crash).
-    ///
-    /// # Errors
-    /// When the durable term or commit went back, or a durable vote changed within a term.
-    pub fn on_durable_change(
-        &mut self,
-        node: NodeId,
-        durable: &DiskState,
-    ) -> Result<(), Violation> {
-        let hs = durable.hard_state;
-        let view = self.view(node);
-        check(hs.term >= view.durable_term, || {
-            format!(
-                "{node:?} durable term went back from {:?} to {:?}",
-                view.durable_term, hs.term
-            )
-        })?;
-        if hs.term == view.durable_term && view.durable_vote.is_some() {
-            check(hs.vote == view.durable_vote, || {
-                format!(
-                    "{node:?} changed its durable vote in {:?} from {:?} to {:?}",
-                    hs.term, view.durable_vote, hs.vote
-                )
-            })?;
-        }
-        check(hs.commit >= view.durable_commit, || {
-            format!(
-                "{node:?} durable commit went back from {:?} to {:?}",
-                view.durable_commit, hs.commit
-            )
-        })?;
-        check(hs.commit <= durable.last_index(), || {
-            format!(
-                "{node:?} durable commit {:?} beyond durable last index {:?}",
-                hs.commit,
-                durable.last_index()
-            )
-        })?;
-        view.durable_term = hs.term;
-        view.durable_vote = hs.vote;
-        view.durable_commit = hs.commit;
-        Ok(())
-    }
-
     /// Feeds entries a node just wrote (its written log already includes them).
     ///
     /// # Errors
@@ -266,7 +221,7 @@ impl Checker {
         self.feed_log_matching(prev, entries)
     }
 
-    fn feed_log_matching(
+    pub(super) fn feed_log_matching(
         &mut self,
         mut prev: Option<Term>,
         entries: &[Entry],
@@ -303,78 +258,6 @@ impl Checker {
             prev = Some(e.term);
         }
         Ok(())
-    }
-
-    /// A message leaves `node` for the network; `durable` is the sender's durable state now.
-    ///
-    /// # Errors
-    /// When the message reveals state that is not durable yet, or breaks log matching.
-    pub fn on_release(&mut self, msg: &Message, durable: &DiskState) -> Result<(), Violation> {
-        let hs = durable.hard_state;
-        let from = msg.from;
-        let prevote = match &msg.body {
-            MessageBody::RequestVote(r) => r.pre_vote,
-            MessageBody::RequestVoteResponse(r) => r.pre_vote,
-            _ => false,
-        };
-        let needs_durable_term = match &msg.body {
-            MessageBody::AppendEntries(_)
-            | MessageBody::Heartbeat(_)
-            | MessageBody::InstallSnapshot(_)
-            | MessageBody::TimeoutNow => true,
-            MessageBody::RequestVote(r) => !r.pre_vote,
-            MessageBody::RequestVoteResponse(r) => r.granted && !r.pre_vote,
-            MessageBody::AppendEntriesResponse(r) => r.success,
-            MessageBody::InstallSnapshotResponse(r) => r.done && !r.rejected,
-            MessageBody::HeartbeatResponse(_) => false,
-        };
-        if needs_durable_term || (self.strict_term_reveal && !prevote) {
-            check(msg.term <= hs.term, || {
-                let what = if needs_durable_term {
-                    ""
-                } else {
-                    " (Figure 2 conformance)"
-                };
-                format!(
-                    "{from:?} sent {msg:?} before its term was durable (durable {:?}){what}",
-                    hs.term
-                )
-            })?;
-        }
-        match &msg.body {
-            MessageBody::RequestVote(r) if !r.pre_vote => {
-                check(hs.term > msg.term || hs.vote == Some(from), || {
-                    format!("{from:?} requested votes before its self-vote was durable: {hs:?}")
-                })
-            }
-            MessageBody::RequestVoteResponse(r) if r.granted && !r.pre_vote => {
-                check(hs.term > msg.term || hs.vote == Some(msg.to), || {
-                    format!(
-                        "{from:?} granted a vote to {:?} in {:?} before it was durable: {hs:?}",
-                        msg.to, msg.term
-                    )
-                })
-            }
-            MessageBody::AppendEntriesResponse(r) if r.success => {
-                check(durable.last_index() >= r.match_index, || {
-                    format!(
-                        "{from:?} acked match {:?} with durable last index {:?}",
-                        r.match_index,
-                        durable.last_index()
-                    )
-                })
-            }
-            MessageBody::InstallSnapshotResponse(r) if r.done && !r.rejected => {
-                check(durable.holds(r.meta.index, r.meta.term), || {
-                    format!("{from:?} acked snapshot {:?} before it was durable", r.meta)
-                })
-            }
-            MessageBody::AppendEntries(a) => {
-                let prev = Some(a.prev_log_term);
-                self.feed_log_matching(prev, &a.entries)
-            }
-            _ => Ok(()),
-        }
     }
 
     /// A node hands a committed entry to its application; `durable` is its disk now.

@@ -21,8 +21,13 @@
 //! - [`invariants`]: election safety, log matching, leader completeness, state machine
 //!   safety, commit durability, monotonic terms/commits, contiguous applying, persistence
 //!   before revealing, ReadIndex freshness; checked after every event.
-//! - [`cluster`]: the cluster, its clock and fault injection; [`harness`]: 6.824's
-//!   `checkOneLeader`, `one`, `nCommitted`, `wait`...; [`seeds`]: `run_seeds` and env seeds.
+//!   The persistence rules (what a message may reveal given what is durable) live in a
+//!   private `persistence_rules` module of the checker.
+//! - [`config`]: the knobs of a run ([`SimConfig`]); [`cluster`]: the cluster, its clock and
+//!   event loop; test-facing faults and client actions (crash, restart, partition, propose,
+//!   read, transfer) in a private `control` module; [`harness`]: 6.824's `checkOneLeader`,
+//!   `one`, `nCommitted`, `wait`...; [`seeds`]: `run_seeds` and env seeds; [`trace`]: the ring
+//!   of recent events printed on failure.
 //! - [`nemesis`]: random faults and client actions, then healing and a convergence check.
 //!
 //! Time: a tick is 10 ms of virtual time; heartbeats every 10 ticks (10/s, 6.824's limit),
@@ -35,8 +40,6 @@
 //!
 //! run_seeds("doc_example", 1, |seed| {
 //!     let mut cluster = Cluster::new(SimConfig::new(3, seed).scenario("doc_example"));
-//!     # if raft::RaftCore::new(raft::Config::new(raft::NodeId(1), vec![raft::NodeId(1)]),
-//!     #     Default::default()).is_err() { return; }
 //!     let leader = cluster.check_one_leader();
 //!     let index = cluster.one(100, 3, false);
 //!     assert_eq!(cluster.n_committed(index).0, 3);
@@ -46,6 +49,8 @@
 
 pub mod app;
 pub mod cluster;
+pub mod config;
+mod control;
 pub mod disk;
 pub mod events;
 pub mod harness;
@@ -53,12 +58,14 @@ pub mod invariants;
 pub mod nemesis;
 pub mod network;
 pub mod node;
+mod persistence_rules;
 pub mod rng;
 pub mod seeds;
 pub mod trace;
 
 pub use app::{cmd, cmd_value, CommandLog, SimStateMachine};
-pub use cluster::{default_raft_config, AppFactory, Cluster, MessageTap, SimConfig};
+pub use cluster::{AppFactory, Cluster, MessageTap};
+pub use config::{default_raft_config, SimConfig};
 pub use disk::{DiskState, SimDisk};
 pub use harness::OneClient;
 pub use network::{NetStats, Network, NetworkConfig};

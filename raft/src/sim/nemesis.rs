@@ -10,7 +10,8 @@
 //! cluster itself; the nemesis adds the liveness check at the end.
 
 use crate::sim::app::{cmd, SimStateMachine};
-use crate::sim::cluster::{Cluster, SimConfig};
+use crate::sim::cluster::Cluster;
+use crate::sim::config::SimConfig;
 use crate::sim::rng::SimRng;
 use crate::types::NodeId;
 use bytes::Bytes;
