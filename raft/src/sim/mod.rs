@@ -48,6 +48,8 @@
 //! ```
 
 pub mod app;
+#[cfg(test)]
+mod checker_tests;
 pub mod cluster;
 pub mod config;
 mod control;
