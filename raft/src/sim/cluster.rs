@@ -2,7 +2,11 @@
 //! all decided by one seed; invariants are checked after every event.
 //!
 //! Time advances only by running events ([`Cluster::run_for_ms`]); tests act between runs
-//! (propose, crash, partition...) at the current virtual instant. Each node ticks every
+//! (propose, crash, partition...) at the current virtual instant, and a node handles the
+//! Ready resulting from client inputs in a `Poll` event at that same instant (so inputs made
+//! together are batched, as a runtime's driver loop would). Messages already in flight when
+//! their sender crashes are still delivered (they were on the wire); messages to a crashed
+//! node are lost. Each node ticks every
 //! `tick_us` from a random phase, messages arrive after the network's delay, fsyncs finish
 //! after the disk's delay. On any violation the run panics with `RAFTKV_SIM_SEED=<seed>`, the
 //! scenario name and the last events.

@@ -128,7 +128,7 @@ impl<S: SimStateMachine> Cluster<S> {
     /// # Panics
     /// If the node is down (a test bug).
     pub fn propose(&mut self, node: NodeId, data: Bytes) -> Result<(LogIndex, Term), ProposeError> {
-        let result = self.with_node(node, |n, ctx| n.propose(data, ctx));
+        let result = self.with_node(node, |n, _| Ok(n.propose(data)));
         if let Ok((index, term)) = result {
             self.note(format!(
                 "{node:?} accepted a proposal at {index:?}/{term:?}"
@@ -158,7 +158,7 @@ impl<S: SimStateMachine> Cluster<S> {
     /// # Errors
     /// The core's [`ProposeError`].
     pub fn transfer_leader(&mut self, node: NodeId, to: NodeId) -> Result<(), ProposeError> {
-        let result = self.with_node(node, |n, ctx| n.transfer_leader(to, ctx));
+        let result = self.with_node(node, |n, _| Ok(n.transfer_leader(to)));
         self.note(format!("transfer {node:?} -> {to:?}: {result:?}"));
         self.schedule_poll(node);
         self.after_event();

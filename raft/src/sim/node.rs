@@ -236,20 +236,16 @@ impl<S: SimStateMachine> SimNode<S> {
     /// Proposes a command (6.824 `Start`). The Ready is handled by a later [`SimNode::poll`].
     ///
     /// # Errors
-    /// The core's refusal (outer), or an invariant violation (inner `Err` of the outer `Ok`).
-    pub fn propose(
-        &mut self,
-        data: Bytes,
-        ctx: &mut NodeCtx<'_>,
-    ) -> Result<Result<(LogIndex, Term), ProposeError>, Violation> {
-        let _ = ctx;
-        Ok(self.core_mut().propose(data))
+    /// The core's refusal.
+    pub fn propose(&mut self, data: Bytes) -> Result<(LogIndex, Term), ProposeError> {
+        self.core_mut().propose(data)
     }
 
-    /// Starts a ReadIndex read with context `read_ctx`.
+    /// Starts a ReadIndex read with context `read_ctx`. The Ready is handled by a later
+    /// [`SimNode::poll`].
     ///
     /// # Errors
-    /// As [`SimNode::propose`].
+    /// The core's refusal (inner), or an invariant violation (outer).
     pub fn read_index(
         &mut self,
         read_ctx: u64,
@@ -263,17 +259,12 @@ impl<S: SimStateMachine> SimNode<S> {
         Ok(result)
     }
 
-    /// Starts a leadership transfer.
+    /// Starts a leadership transfer. The Ready is handled by a later [`SimNode::poll`].
     ///
     /// # Errors
-    /// As [`SimNode::propose`].
-    pub fn transfer_leader(
-        &mut self,
-        to: NodeId,
-        ctx: &mut NodeCtx<'_>,
-    ) -> Result<Result<(), ProposeError>, Violation> {
-        let _ = ctx;
-        Ok(self.core_mut().transfer_leader(to))
+    /// The core's refusal.
+    pub fn transfer_leader(&mut self, to: NodeId) -> Result<(), ProposeError> {
+        self.core_mut().transfer_leader(to)
     }
 
     /// Handles whatever the core has pending (e.g. the first Ready after a start).
