@@ -36,6 +36,13 @@ fn seed_13019_nemesis_three_nodes_restart_after_torn_term_change() {
     replay_nemesis("nemesis_three_nodes", 3, 13019);
 }
 
+/// Postmortem: same as seed 14426, found again after the core's Figure 2 change (entry 61 of
+/// term 4 durable, hard state at term 3; 7 nodes).
+#[test]
+fn seed_929_nemesis_seven_nodes_restart_after_torn_term_change() {
+    replay_nemesis("nemesis_seven_nodes", 7, 929);
+}
+
 fn entry(index: u64, term: u64) -> Entry {
     Entry {
         index: LogIndex(index),
@@ -102,6 +109,13 @@ fn recovery_accepts_a_snapshot_newer_than_the_durable_term() {
 #[test]
 fn seed_10422_nemesis_seven_nodes_stale_candidate_livelock() {
     replay_nemesis("nemesis_seven_nodes", 7, 10422);
+}
+
+/// Postmortem: same as seed 10422 with 3 nodes: a stale node (log at 81) campaigns without
+/// PreVote every ~400 ms and keeps resetting the only electable node's timer (log at 103).
+#[test]
+fn seed_2146_nemesis_three_nodes_stale_candidate_livelock() {
+    replay_nemesis("nemesis_three_nodes", 3, 2146);
 }
 
 /// The minimal reproduction of seed 10422. Paper Figure 2 (Rules for Servers, Followers):
