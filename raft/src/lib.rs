@@ -150,6 +150,8 @@ pub mod core;
 pub mod error;
 pub mod message;
 pub mod node;
+#[cfg(any(test, feature = "sim"))]
+pub mod sim;
 pub mod storage;
 pub mod transport;
 pub mod types;

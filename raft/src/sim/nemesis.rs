@@ -1,0 +1,217 @@
+//! The randomized nemesis: random faults and client actions against a cluster, then healing
+//! and a convergence check. Reusable with any application (kvserver's tests plug in their own
+//! command generator).
+//!
+//! Faults: crashes (torn when the config says so), restarts, disconnections, two-way
+//! partitions, unreliable and long-reordering networks, leadership transfers; client
+//! actions: proposals and ReadIndex reads. Scenario knobs (snapshot interval, duplication,
+//! PreVote/CheckQuorum, batching and pipelining limits, clock skew, network delay) come from
+//! the seed through [`Nemesis::config`]. Every invariant is checked after every event by the
+//! cluster itself; the nemesis adds the liveness check at the end.
+
+use crate::sim::app::{cmd, SimStateMachine};
+use crate::sim::cluster::Cluster;
+use crate::sim::config::SimConfig;
+use crate::sim::rng::SimRng;
+use crate::types::NodeId;
+use bytes::Bytes;
+
+/// Makes the commands the nemesis proposes.
+pub type CommandMaker = Box<dyn FnMut(&mut SimRng) -> Bytes>;
+
+/// A nemesis run: `steps` random actions separated by random pauses.
+pub struct Nemesis {
+    /// Number of random actions.
+    pub steps: u32,
+    /// Longest pause between two actions.
+    pub max_pause_ms: u64,
+    command: CommandMaker,
+}
+
+impl std::fmt::Debug for Nemesis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Nemesis")
+            .field("steps", &self.steps)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Nemesis {
+    /// A nemesis proposing random 8-byte integer commands.
+    pub fn new(steps: u32) -> Nemesis {
+        Nemesis {
+            steps,
+            max_pause_ms: 250,
+            command: Box::new(|rng| cmd(rng.next_u64())),
+        }
+    }
+
+    /// Uses `make` to create the commands it proposes.
+    pub fn with_commands(mut self, make: CommandMaker) -> Nemesis {
+        self.command = make;
+        self
+    }
+
+    /// A cluster configuration whose knobs are chosen by `seed`.
+    pub fn config(seed: u64, nodes: usize, scenario: &str) -> SimConfig {
+        let mut cfg = SimConfig::new(nodes, seed).scenario(scenario);
+        let mut knobs = SimRng::new(seed ^ 0xA5A5_5A5A);
+        cfg.snapshot_interval = [0, 7, 25][knobs.index(3)];
+        cfg.snapshot_padding_bytes = [0, 3000][knobs.index(2)];
+        cfg.network.duplicate_per_mille = [0, 20, 100][knobs.index(3)];
+        cfg.raft.check_quorum = knobs.chance(800);
+        cfg.raft.pre_vote = knobs.chance(800);
+        cfg.raft.max_entries_per_append = [2, 16, 1024][knobs.index(3)];
+        cfg.raft.max_inflight_appends = [1, 4, 64][knobs.index(3)];
+        cfg.tick_skew_per_mille = [0, 50, 300][knobs.index(3)];
+        // Raft needs broadcast time << election timeout (300..600 ms here): at most 40 ms
+        // one way, on top of which unreliable mode adds up to 27 ms.
+        cfg.network.max_delay_us = [5_000, 15_000, 40_000][knobs.index(3)];
+        cfg
+    }
+
+    /// Runs the chaos, heals everything and checks that the cluster converges.
+    pub fn run<S: SimStateMachine>(&mut self, c: &mut Cluster<S>) {
+        for _ in 0..self.steps {
+            self.act(c);
+            let pause_ms = c.rng().range_inclusive(1, self.max_pause_ms);
+            c.run_for_ms(pause_ms);
+        }
+        heal_everything(c);
+        self.check_convergence(c);
+    }
+
+    /// One random fault or client action.
+    fn act<S: SimStateMachine>(&mut self, c: &mut Cluster<S>) {
+        let roll = c.rng().below(100);
+        match roll {
+            0..=34 => {
+                // Mostly at the node that believes it leads (so that entries commit), else
+                // anywhere (stale leaders, refusals).
+                let leader = c.current_leader();
+                for _ in 0..=c.rng().below(8) {
+                    let id = match leader {
+                        Some(l) if c.rng().chance(700) => l,
+                        _ => random_node(c),
+                    };
+                    let data = (self.command)(c.rng());
+                    c.start(id, data);
+                }
+            }
+            35..=44 => {
+                let id = random_node(c);
+                if c.is_up(id) {
+                    let _ = c.read_index(id);
+                }
+            }
+            45..=51 => {
+                let id = random_node(c);
+                c.crash(id);
+            }
+            52..=61 => {
+                let id = random_node(c);
+                if !c.is_up(id) {
+                    c.restart(id);
+                }
+                c.connect(id);
+            }
+            62..=67 => {
+                let id = random_node(c);
+                c.disconnect(id);
+            }
+            68..=73 => random_partition(c),
+            74..=81 => c.heal(),
+            82..=86 => {
+                let on = c.rng().chance(500);
+                c.set_unreliable(on);
+            }
+            87..=88 => {
+                let on = c.rng().chance(300);
+                c.set_long_reordering(on);
+            }
+            _ => {
+                if let Some(leader) = c.current_leader() {
+                    let to = random_node(c);
+                    if to != leader {
+                        let _ = c.transfer_leader(leader, to);
+                    }
+                }
+            }
+        }
+    }
+
+    /// After healing: one more command commits everywhere, then every node has the same
+    /// commit index, last index and applied index, and no read is left pending.
+    fn check_convergence<S: SimStateMachine>(&mut self, c: &mut Cluster<S>) {
+        // Late messages from a long-reordering period may still be in flight.
+        c.run_for_ms(2_500);
+        let n = c.len();
+        let data = (self.command)(c.rng());
+        let index = c.one_bytes(data, n, true);
+        // Within a few heartbeat intervals every node learns the final commit index.
+        c.run_until(5_000, 10, |c| {
+            let s: Vec<_> = c
+                .node_ids()
+                .into_iter()
+                .filter_map(|id| c.status(id))
+                .collect();
+            s.len() == n
+                && s.iter().all(|x| {
+                    x.commit == s[0].commit
+                        && x.last_index == s[0].last_index
+                        && x.applied == x.commit
+                })
+        });
+        let statuses: Vec<_> = c
+            .node_ids()
+            .into_iter()
+            .filter_map(|id| c.status(id))
+            .collect();
+        c.ensure(statuses.len() == n, || {
+            "a node is down after healing".into()
+        });
+        let first = &statuses[0];
+        for s in &statuses {
+            c.ensure(s.commit == first.commit && s.commit >= index, || {
+                format!("commit did not converge: {statuses:?}")
+            });
+            c.ensure(s.last_index == first.last_index, || {
+                format!("logs did not converge: {statuses:?}")
+            });
+            let applied = c.node(s.id).applied();
+            c.ensure(applied == s.commit, || {
+                format!("{:?} applied {applied:?} of {:?}", s.id, s.commit)
+            });
+        }
+        let pending = c.checker().pending_reads();
+        c.ensure(pending == 0, || {
+            format!("{pending} reads never finished after healing")
+        });
+    }
+}
+
+fn random_node<S: SimStateMachine>(c: &mut Cluster<S>) -> NodeId {
+    let n = c.len() as u64;
+    NodeId(c.rng().below(n) + 1)
+}
+
+fn random_partition<S: SimStateMachine>(c: &mut Cluster<S>) {
+    let mut ids = c.node_ids();
+    c.rng().shuffle(&mut ids);
+    let cut = 1 + c.rng().index(ids.len() - 1);
+    let (a, b) = ids.split_at(cut);
+    c.partition(&[a.to_vec(), b.to_vec()]);
+}
+
+/// Heals the network, makes it reliable, restarts and reconnects every node.
+pub fn heal_everything<S: SimStateMachine>(c: &mut Cluster<S>) {
+    c.heal();
+    c.set_unreliable(false);
+    c.set_long_reordering(false);
+    for id in c.node_ids() {
+        if !c.is_up(id) {
+            c.restart(id);
+        }
+        c.connect(id);
+    }
+}
