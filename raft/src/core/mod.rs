@@ -148,6 +148,7 @@ impl RaftCore {
     pub fn new(config: Config, initial: InitialState) -> Result<RaftCore, ConfigError> {
         config.validate()?;
         recovery::validate_initial_state(&config, &initial)?;
+        let running = recovery::current_term(&initial);
         let InitialState {
             hard_state,
             snapshot,
@@ -168,8 +169,8 @@ impl RaftCore {
             match_scratch: Vec::with_capacity(config.voters.len()),
             peers,
             role: Role::Follower,
-            term: hard_state.term,
-            vote: hard_state.vote,
+            term: running.term,
+            vote: running.vote,
             leader: None,
             log,
             election_elapsed_ticks: 0,
@@ -189,7 +190,11 @@ impl RaftCore {
             ready_number: 0,
             config,
         };
-        core.last_hard_state = core.hard_state();
+        if running == hard_state {
+            core.last_hard_state = core.hard_state();
+        }
+        // Otherwise the raised term differs from `last_hard_state` (the durable one), so
+        // the first Ready persists it, and `durability` keeps it unrevealed until then.
         core.reset_election_timer();
         tracing::info!(node = %core.id, term = %core.term, last = %core.log.last_index(),
             commit = %core.log.committed(), "raft core started");

@@ -2,8 +2,14 @@
 //! recovered state is a [`ConfigError`], never a panic later.
 //!
 //! Invariants established for `RaftCore::new`: entries are contiguous right after the
-//! snapshot, their terms never decrease and never exceed the recovered term, the commit
-//! index is within the log, and a recorded vote names a voter.
+//! snapshot, their terms never decrease, the commit index is within the log, and a
+//! recorded vote names a voter.
+//!
+//! Entries (or a snapshot) of a term newer than the recovered hard state's are legal: a
+//! Ready persists its snapshot and entries before its hard state, and a crash between
+//! the records keeps the former only. [`current_term`] then starts the node in the newest
+//! term it has seen, with no vote — safe, because nothing revealing that term or a vote in
+//! it was sent before it was durable.
 
 use crate::config::Config;
 use crate::error::ConfigError;
@@ -28,10 +34,10 @@ pub(super) fn validate_initial_state(
                 entry.index
             )));
         }
-        if entry.term < prev_term || entry.term > initial.hard_state.term {
+        if entry.term < prev_term {
             return Err(ConfigError(format!(
-                "recovered entry {} has term {} (previous {prev_term}, current term {})",
-                entry.index, entry.term, initial.hard_state.term
+                "recovered entry {} has term {} after term {prev_term}",
+                entry.index, entry.term
             )));
         }
         prev_term = entry.term;
@@ -44,12 +50,6 @@ pub(super) fn validate_initial_state(
             initial.hard_state.commit
         )));
     }
-    if meta.term > initial.hard_state.term {
-        return Err(ConfigError(format!(
-            "recovered snapshot term {} is beyond the current term {}",
-            meta.term, initial.hard_state.term
-        )));
-    }
     if let Some(vote) = initial.hard_state.vote {
         if !config.voters.contains(&vote) {
             return Err(ConfigError(format!(
@@ -58,4 +58,27 @@ pub(super) fn validate_initial_state(
         }
     }
     Ok(())
+}
+
+/// The term a recovering node starts in: the newest of the hard state's, the snapshot's
+/// and the last entry's. Returns the hard state to run with, which differs from the
+/// durable one (term raised, vote cleared) when the log is ahead of it.
+pub(super) fn current_term(initial: &InitialState) -> crate::types::HardState {
+    let hs = initial.hard_state;
+    let snapshot_term = initial
+        .snapshot
+        .as_ref()
+        .map(|s| s.meta.term)
+        .unwrap_or_default();
+    let log_term = initial.entries.last().map(|e| e.term).unwrap_or_default();
+    let newest = hs.term.max(snapshot_term).max(log_term);
+    if newest > hs.term {
+        crate::types::HardState {
+            term: newest,
+            vote: None,
+            commit: hs.commit,
+        }
+    } else {
+        hs
+    }
 }

@@ -37,6 +37,21 @@ impl RaftCore {
         }
     }
 
+    /// Adopts the newer term of a RequestVote without resetting the election timer: the
+    /// paper's Figure 2 resets it only on hearing from the current leader or on granting a
+    /// vote (which `handle_request_vote` does). Otherwise a stale candidate with a fast clock
+    /// keeps every up-to-date node from ever timing out, and no leader is elected (found by
+    /// the simulator: regressions.rs, seeds 2146 and 10422 with PreVote off).
+    pub(super) fn become_follower_keeping_timer(&mut self, term: Term) {
+        let elapsed = self.election_elapsed_ticks;
+        let timeout = self.randomized_election_timeout_ticks;
+        self.become_follower(term, None);
+        if self.role == Role::Follower {
+            self.election_elapsed_ticks = elapsed;
+            self.randomized_election_timeout_ticks = timeout;
+        }
+    }
+
     /// Starts a pre-vote round: asks "would you vote for me in term + 1?" without
     /// changing term or vote (thesis 9.6).
     pub(super) fn become_pre_candidate(&mut self) {

@@ -46,7 +46,7 @@ impl RaftCore {
                     return false;
                 }
                 if !rv.pre_vote {
-                    self.become_follower(msg.term, None);
+                    self.become_follower_keeping_timer(msg.term);
                 }
                 true
             }
