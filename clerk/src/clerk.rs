@@ -223,7 +223,7 @@ impl Clerk {
                 Err(e) => Self::on_rpc_error(&e, true),
             }
         });
-        session.end(seq);
+        session.end(seq, result.is_ok());
         result
     }
 
