@@ -10,7 +10,10 @@ mod support;
 use lincheck::{check, Budget, CheckResult, KvInput, KvOutput};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
-use support::appends::{append_value, check_client_value, check_concurrent_appends, AppendRecord};
+use support::appends::{
+    append_value, check_client_value, check_concurrent_appends, AppendRecord,
+    Applied::{Maybe, No, Yes},
+};
 use support::generic::{generic_test, get_until_done, put_until_done, Generic};
 use support::history::{History, Outcome};
 use support::{TestCluster, EVENTUALLY, FAST_RAFT};
@@ -53,14 +56,13 @@ fn unreliable_concurrent_appends_to_one_key() {
                     .map(|n| {
                         let outcome =
                             history.append(clerk.clerk(), me as u64, "k", &append_value(me, n));
-                        assert!(!matches!(outcome, Outcome::Failed(_)), "{outcome:?}");
                         // Not in 6.824 (which does not check this test's history): reads
                         // between the appends keep the linearizability check tractable;
                         // without them it must consider every interleaving of 50 appends.
                         let _ = history.get(clerk.clerk(), me as u64, "k");
                         AppendRecord {
                             j: n,
-                            definite: outcome.is_done(),
+                            applied: outcome.applied(),
                         }
                     })
                     .collect::<Vec<_>>()
@@ -205,6 +207,103 @@ fn persist_partition_unreliable_linearizable() {
     });
 }
 
+/// Not in 6.824 (its clerks never give up): clients abandon operations after 250 ms while
+/// the servers are repartitioned and restarted over an unreliable network, so many writes
+/// end with an unknown outcome. Every definite append must still appear exactly once and in
+/// order, abandoned ones at most once and in order, and the history (unknowns included) must
+/// be linearizable.
+#[test]
+fn abandoned_operations_stay_at_most_once_and_in_order() {
+    let history = generic_test(&Generic {
+        unreliable: true,
+        crash: true,
+        partitions: true,
+        op_timeout: Duration::from_millis(250),
+        ..Generic::new(5, 5)
+    });
+    assert_some_unknown(&history);
+}
+
+/// As above with random keys (Puts and Appends from every client on every key).
+#[test]
+fn abandoned_operations_random_keys_linearizable() {
+    let history = generic_test(&Generic {
+        unreliable: true,
+        crash: true,
+        partitions: true,
+        randomkeys: true,
+        op_timeout: Duration::from_millis(250),
+        ..Generic::new(10, 5)
+    });
+    assert_some_unknown(&history);
+}
+
+fn assert_some_unknown(history: &History) {
+    let unknown = history
+        .operations()
+        .iter()
+        .filter(|o| o.is_outcome_unknown())
+        .count();
+    assert!(
+        unknown > 0,
+        "no operation was abandoned with an unknown outcome"
+    );
+}
+
+/// Regression (clerk session watermark): a clerk whose first write was abandoned with an
+/// unknown outcome (never applied) must still be able to write. The clerk used to send the
+/// next write with watermark 2; servers that had never seen the client read that as an
+/// evicted session and refused every later write of that clerk with SESSION_EXPIRED.
+#[test]
+fn a_clerk_whose_first_write_was_abandoned_can_still_write() {
+    let cluster = TestCluster::start(3, FAST_RAFT);
+    let history = History::new();
+    let mut tries = 0;
+    // The first write goes to a leader cut off from its followers, so it cannot commit.
+    let clerk = loop {
+        tries += 1;
+        assert!(tries <= 10, "no first write ended with an unknown outcome");
+        let leader = cluster.wait_for_leader(EVENTUALLY);
+        cluster.net.isolate(leader);
+        let clerk = cluster.make_clerk_with_timeout(&[leader], Duration::from_secs(1));
+        let first = history.put(clerk.clerk(), 0, "k", "lost");
+        cluster.heal();
+        clerk.connect(&cluster.all());
+        if matches!(first, Outcome::Unknown(_)) {
+            break clerk;
+        }
+    };
+    let deadline = std::time::Instant::now() + EVENTUALLY;
+    loop {
+        match history.put(clerk.clerk(), 0, "k", "kept") {
+            Outcome::Done(()) => break,
+            Outcome::Unknown(e) | Outcome::Failed(e) => {
+                assert_ne!(e.kind, clerk::ErrorKind::SessionExpired, "{e}");
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the write never succeeded: {e}"
+                );
+            }
+        }
+    }
+    assert_get(&history, &clerk, 0, "k", "kept");
+    history.assert_linearizable();
+}
+
+/// 6.824's full-length version (5 s of load per round) of the hardest 3A test.
+#[test]
+#[ignore = "soak: ~20 s"]
+fn soak_persist_partition_unreliable_linearizable() {
+    generic_test(&Generic {
+        crash: true,
+        partitions: true,
+        unreliable: true,
+        randomkeys: true,
+        load: Duration::from_secs(5),
+        ..Generic::new(15, 7)
+    });
+}
+
 /// The checks are not vacuous: a history recorded from a real run passes, and the same
 /// history with one read made stale (or made to return a value nobody wrote) fails.
 #[test]
@@ -285,26 +384,31 @@ fn stale_read_candidate(ops: &[lincheck::KvOperation]) -> Option<(usize, usize)>
 
 #[test]
 fn the_append_checks_catch_missing_duplicate_and_reordered_appends() {
-    let rec = |j, definite| AppendRecord { j, definite };
-    let ok = format!("{}{}", append_value(0, 0), append_value(0, 2));
-    // Append 1 had an unknown outcome and did not happen: fine.
-    let appends = [rec(0, true), rec(1, false), rec(2, true)];
-    assert_eq!(check_client_value(0, &ok, &appends), Ok(()));
-    // ... but a definite one may not be missing.
-    assert!(check_client_value(0, &ok, &[rec(0, true), rec(1, true), rec(2, true)]).is_err());
-    let dup = format!("{ok}{}", append_value(0, 2));
-    assert!(check_client_value(0, &dup, &appends).is_err());
-    let swapped = format!("{}{}", append_value(0, 2), append_value(0, 0));
-    assert!(check_client_value(0, &swapped, &appends).is_err());
+    let rec = |j, applied| AppendRecord { j, applied };
+    let value = |js: &[usize]| js.iter().map(|&j| append_value(0, j)).collect::<String>();
+    let appends = [rec(0, Yes), rec(1, Maybe), rec(2, Yes), rec(3, No)];
+    // The unknown append 1 may be missing, or present once after append 0.
+    assert_eq!(check_client_value(0, &value(&[0, 2]), &appends), Ok(()));
+    assert_eq!(check_client_value(0, &value(&[0, 1, 2]), &appends), Ok(()));
+    assert_eq!(check_client_value(0, &value(&[0, 2, 1]), &appends), Ok(()));
+    assert!(check_client_value(0, &value(&[1, 0, 2]), &appends).is_err());
+    // Definite appends: exactly once, in order; failed ones: never.
+    assert!(check_client_value(0, &value(&[0]), &appends).is_err());
+    assert!(check_client_value(0, &value(&[2, 0]), &appends).is_err());
+    assert!(check_client_value(0, &value(&[0, 2, 2]), &appends).is_err());
+    assert!(check_client_value(0, &value(&[0, 1, 1, 2]), &appends).is_err());
+    assert!(check_client_value(0, &value(&[0, 2, 3]), &appends).is_err());
+    assert!(check_client_value(0, &value(&[0, 2, 4]), &appends).is_err());
+    assert!(check_client_value(0, &format!("{}junk", value(&[0, 2])), &appends).is_err());
+    // Several clients on one key: each client's order is checked on its own.
     let mixed = format!(
         "{}{}{}",
         append_value(1, 0),
         append_value(0, 0),
         append_value(1, 1)
     );
-    let both = [vec![rec(0, true)], vec![rec(0, true), rec(1, true)]];
+    let both = [vec![rec(0, Yes)], vec![rec(0, Yes), rec(1, Yes)]];
     assert_eq!(check_concurrent_appends(&mixed, &both), Ok(()));
-    let reordered = [vec![rec(0, true)], vec![rec(1, true), rec(0, true)]];
+    let reordered = [vec![rec(0, Yes)], vec![rec(1, Yes), rec(0, Yes)]];
     assert!(check_concurrent_appends(&mixed, &reordered).is_err());
-    assert!(check_concurrent_appends(&dup, &[appends.to_vec()]).is_err());
 }

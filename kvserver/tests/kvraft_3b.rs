@@ -199,3 +199,18 @@ fn snapshot_unreliable_recover_concurrent_partition_linearizable() {
         ..Generic::new(15, 7)
     });
 }
+
+/// 6.824's full-length version (5 s of load per round) of the hardest 3B test.
+#[test]
+#[ignore = "soak: ~20 s"]
+fn soak_snapshot_unreliable_recover_concurrent_partition_linearizable() {
+    generic_test(&Generic {
+        unreliable: true,
+        crash: true,
+        partitions: true,
+        maxraftstate: Some(MAXRAFTSTATE),
+        randomkeys: true,
+        load: std::time::Duration::from_secs(5),
+        ..Generic::new(15, 7)
+    });
+}

@@ -29,6 +29,15 @@ impl<T> Outcome<T> {
     pub fn is_done(&self) -> bool {
         matches!(self, Outcome::Done(_))
     }
+
+    /// Whether a write with this outcome took effect.
+    pub fn applied(&self) -> super::appends::Applied {
+        match self {
+            Outcome::Done(_) => super::appends::Applied::Yes,
+            Outcome::Unknown(_) => super::appends::Applied::Maybe,
+            Outcome::Failed(_) => super::appends::Applied::No,
+        }
+    }
 }
 
 /// A shared recorder of one test's operations.

@@ -189,6 +189,12 @@ impl TestCluster {
     /// A clerk behind its own proxies, able to reach only the servers in `to` (6.824's
     /// `makeClient`). Its traffic is unreliable while the cluster's client net is.
     pub fn make_clerk(&self, to: &[usize]) -> TestClerk {
+        self.make_clerk_with_timeout(to, OP_TIMEOUT)
+    }
+
+    /// [`TestCluster::make_clerk`] whose operations give up after `op_timeout` (writes then
+    /// have an unknown outcome).
+    pub fn make_clerk_with_timeout(&self, to: &[usize], op_timeout: Duration) -> TestClerk {
         let mut rng = self.fork_rng();
         let proxies: Vec<Proxy> = self
             .endpoints()
@@ -199,7 +205,7 @@ impl TestCluster {
             })
             .collect();
         let endpoints = proxies.iter().map(|p| p.addr().to_string()).collect();
-        let clerk = Clerk::new(test_clerk_config(endpoints)).unwrap();
+        let clerk = Clerk::new(test_clerk_config(endpoints, op_timeout)).unwrap();
         let test_clerk = TestClerk { clerk, proxies };
         test_clerk.connect(to);
         test_clerk
@@ -278,9 +284,9 @@ impl Drop for TestCluster {
 }
 
 /// Retry pacing for test clerks: short attempts and pauses, so partitions heal fast.
-pub fn test_clerk_config(endpoints: Vec<String>) -> ClerkConfig {
+pub fn test_clerk_config(endpoints: Vec<String>, op_timeout: Duration) -> ClerkConfig {
     ClerkConfig {
-        op_timeout: Some(OP_TIMEOUT),
+        op_timeout: Some(op_timeout),
         attempt_timeout: Duration::from_secs(1),
         backoff_min: Duration::from_millis(5),
         backoff_max: Duration::from_millis(100),
