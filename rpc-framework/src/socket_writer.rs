@@ -13,8 +13,10 @@
 //!   socket returned `WouldBlock` (a writable edge follows), or it is not connected yet, or
 //!   it is corked (the owner uncorks);
 //! - queued bytes never exceed `max_queued_bytes` (the submit fails instead);
-//! - `written_total` only grows, and counts bytes the kernel accepted, so a frame that
-//!   starts at stream offset `o` has (at least partly) been sent iff `written_total > o`.
+//! - `sent_total` counts bytes the kernel accepted *plus* bytes in a write syscall right
+//!   now (added before the syscall, the unwritten rest taken back after it), so a frame
+//!   that starts at stream offset `o` may have reached the peer iff `sent_total > o`. The
+//!   error is only ever on the safe side: "maybe sent" while the syscall runs.
 
 use std::io::{self, Write};
 use std::net::Shutdown;
@@ -61,7 +63,7 @@ struct WriteState {
 pub(crate) struct SocketWriter {
     stream: TcpStream,
     state: Mutex<WriteState>,
-    written_total: AtomicU64,
+    sent_total: AtomicU64,
     max_queued_bytes: usize,
 }
 
@@ -80,7 +82,7 @@ impl SocketWriter {
                 corked: false,
                 closed: None,
             }),
-            written_total: AtomicU64::new(0),
+            sent_total: AtomicU64::new(0),
             max_queued_bytes,
         }
     }
@@ -90,9 +92,9 @@ impl SocketWriter {
         &self.stream
     }
 
-    /// Bytes the kernel has accepted so far.
-    pub(crate) fn written_total(&self) -> u64 {
-        self.written_total.load(Ordering::Acquire)
+    /// Bytes the kernel has accepted so far, plus any being written right now.
+    pub(crate) fn sent_total(&self) -> u64 {
+        self.sent_total.load(Ordering::Acquire)
     }
 
     /// Why the writer is closed, if it is.
@@ -194,11 +196,14 @@ impl SocketWriter {
             let batch = state.queue.split();
             state.writing = true;
             state.retry_requested = false;
+            // Counted before the syscall: a reply can arrive before this thread runs again.
+            self.sent_total
+                .fetch_add(batch.len() as u64, Ordering::AcqRel);
             drop(state);
 
             let (written, outcome) = write_nonblocking(&self.stream, &batch);
-            self.written_total
-                .fetch_add(written as u64, Ordering::AcqRel);
+            self.sent_total
+                .fetch_sub((batch.len() - written) as u64, Ordering::AcqRel);
 
             state = self.state.lock();
             if written < batch.len() && state.closed.is_none() {

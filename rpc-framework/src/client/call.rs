@@ -103,8 +103,8 @@ pub(crate) struct CallRecord {
 }
 
 impl CallRecord {
-    /// Whether any byte of the request reached the kernel.
+    /// Whether any byte of the request may have reached the kernel (and so the server).
     pub(crate) fn sent(&self) -> bool {
-        self.conn.writer.written_total() > self.start_offset
+        self.conn.writer.sent_total() > self.start_offset
     }
 }
