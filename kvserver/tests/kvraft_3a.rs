@@ -8,13 +8,14 @@
 mod support;
 
 use lincheck::{check, Budget, CheckResult, KvInput, KvOutput};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 use support::appends::{
     append_value, check_client_value, check_concurrent_appends, AppendRecord,
     Applied::{Maybe, No, Yes},
 };
-use support::generic::{generic_test, get_until_done, put_until_done, Generic};
+use support::generic::{generic_test, get_until_done, partitioner, put_until_done, Generic};
 use support::history::{History, Outcome};
 use support::{TestCluster, EVENTUALLY, FAST_RAFT};
 
@@ -287,6 +288,67 @@ fn a_clerk_whose_first_write_was_abandoned_can_still_write() {
         }
     }
     assert_get(&history, &clerk, 0, "k", "kept");
+    history.assert_linearizable();
+}
+
+/// Not in 6.824: compare-and-swap and delete, whose replies depend on the state, under an
+/// unreliable, repartitioned network. A retried Cas or Delete must return the result of its
+/// one execution (the session's cached reply), not a re-evaluation.
+#[test]
+fn unreliable_partitioned_cas_and_delete_linearizable() {
+    const CLIENTS: usize = 5;
+    const KEYS: u64 = 3;
+    let cluster = TestCluster::start(5, FAST_RAFT);
+    cluster.set_unreliable(true);
+    let history = History::new();
+    let done = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|cli| {
+            let (clerk, history, done) = (
+                cluster.make_clerk(&cluster.all()),
+                history.clone(),
+                done.clone(),
+            );
+            let mut rng = cluster.fork_rng();
+            std::thread::spawn(move || {
+                let (id, mut n, mut swaps) = (cli as u64, 0, 0);
+                let mut last_seen: Vec<Option<String>> = vec![None; KEYS as usize];
+                while !done.load(Ordering::SeqCst) {
+                    let k = rng.below(KEYS) as usize;
+                    let key = format!("k{k}");
+                    let fresh = format!("{cli}.{n}");
+                    n += 1;
+                    match rng.below(10) {
+                        0..=2 => {
+                            if let Outcome::Done(v) = history.get(clerk.clerk(), id, &key) {
+                                last_seen[k] = v.map(|v| String::from_utf8_lossy(&v).into_owned());
+                            }
+                        }
+                        3 | 4 => drop(history.put(clerk.clerk(), id, &key, &fresh)),
+                        5..=7 => {
+                            let expected = last_seen[k].clone().unwrap_or_default();
+                            let outcome = history.cas(clerk.clerk(), id, &key, &expected, &fresh);
+                            swaps += u32::from(outcome == Outcome::Done(true));
+                        }
+                        8 => drop(history.delete(clerk.clerk(), id, &key)),
+                        _ => drop(history.append(clerk.clerk(), id, &key, &fresh)),
+                    }
+                }
+                swaps
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let partitioner = {
+        let (net, rng, done) = (cluster.net.clone(), cluster.fork_rng(), done.clone());
+        std::thread::spawn(move || partitioner(&net, 5, rng, &done))
+    };
+    std::thread::sleep(Duration::from_secs(2));
+    done.store(true, Ordering::SeqCst);
+    partitioner.join().unwrap();
+    cluster.heal();
+    let swaps: u32 = clients.into_iter().map(|c| c.join().unwrap()).sum();
+    assert!(swaps > 0, "no compare-and-swap ever succeeded");
     history.assert_linearizable();
 }
 

@@ -200,6 +200,30 @@ fn snapshot_unreliable_recover_concurrent_partition_linearizable() {
     });
 }
 
+/// Not in 6.824: servers are restarted one at a time while clients run, over an unreliable
+/// network, with snapshots; writes in flight on a stopping server end with an unknown outcome
+/// and must not be lost or applied twice.
+#[test]
+fn snapshot_unreliable_restarts_during_load_linearizable() {
+    generic_test(&Generic {
+        unreliable: true,
+        restarts_during_load: true,
+        maxraftstate: Some(MAXRAFTSTATE),
+        randomkeys: true,
+        ..Generic::new(5, 5)
+    });
+}
+
+/// As above with each client on its own key, so 6.824's append checks apply.
+#[test]
+fn snapshot_restarts_during_load_appends_exactly_once() {
+    generic_test(&Generic {
+        restarts_during_load: true,
+        maxraftstate: Some(MAXRAFTSTATE),
+        ..Generic::new(5, 5)
+    });
+}
+
 /// 6.824's full-length version (5 s of load per round) of the hardest 3B test.
 #[test]
 #[ignore = "soak: ~20 s"]

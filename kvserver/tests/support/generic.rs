@@ -45,6 +45,9 @@ pub struct Generic {
     pub randomkeys: bool,
     /// Load per round.
     pub load: Duration,
+    /// Restart one server at a time while the clients run (not in 6.824, which restarts
+    /// only between rounds).
+    pub restarts_during_load: bool,
     /// When the clients give up on an operation (not in 6.824, whose clerks retry forever):
     /// short ones leave many writes with unknown outcomes in the history.
     pub op_timeout: Duration,
@@ -62,6 +65,7 @@ impl Generic {
             maxraftstate: None,
             randomkeys: false,
             load: LOAD,
+            restarts_during_load: false,
             op_timeout: OP_TIMEOUT,
         }
     }
@@ -97,7 +101,11 @@ pub fn generic_test(g: &Generic) -> History {
             );
             std::thread::spawn(move || partitioner(&net, n, rng, &done))
         });
-        std::thread::sleep(g.load);
+        if g.restarts_during_load {
+            restart_servers_until(&mut cluster, Instant::now() + g.load);
+        } else {
+            std::thread::sleep(g.load);
+        }
         done.store(true, Ordering::SeqCst);
         if let Some(p) = partitioner {
             p.join().expect("the partitioner panicked");
@@ -232,9 +240,22 @@ pub fn get_until_done(
     }
 }
 
+/// Until `until`: stops a random server, lets the others run without it for a moment, and
+/// restarts it from its data directory (at most one server is down at a time).
+fn restart_servers_until(cluster: &mut TestCluster, until: Instant) {
+    let mut rng = cluster.fork_rng();
+    while Instant::now() < until {
+        let victim = rng.below(cluster.n() as u64) as usize;
+        cluster.stop_node(victim);
+        std::thread::sleep(ELECTION_TIMEOUT / 2 + Duration::from_millis(rng.below(200)));
+        cluster.start_node(victim);
+        std::thread::sleep(ELECTION_TIMEOUT + Duration::from_millis(rng.below(200)));
+    }
+}
+
 /// Repartitions the servers at random every two election timeouts or so (6.824's
 /// `partitioner`), until `done`.
-fn partitioner(net: &NetControl, n: usize, mut rng: Rng, done: &AtomicBool) {
+pub fn partitioner(net: &NetControl, n: usize, mut rng: Rng, done: &AtomicBool) {
     while !done.load(Ordering::SeqCst) {
         let sides: Vec<u64> = (0..n).map(|_| rng.below(2)).collect();
         let group = |side: u64| -> Vec<usize> { (0..n).filter(|&i| sides[i] == side).collect() };

@@ -94,6 +94,39 @@ impl History {
         }
     }
 
+    /// `Delete(key)` by test client `client`; `Done(existed)`.
+    pub fn delete(&self, clerk: &Clerk, client: u64, key: &str) -> Outcome<bool> {
+        let call = self.recorder.begin(client, KvInput::delete(key));
+        match clerk.delete(key.to_owned()) {
+            Ok(existed) => {
+                self.recorder.finish(call, KvOutput::Swapped(existed));
+                Outcome::Done(existed)
+            }
+            Err(e) => self.failed(call, e),
+        }
+    }
+
+    /// `Cas(key, expected, new_value)` by test client `client`; `Done(swapped)`.
+    pub fn cas(
+        &self,
+        clerk: &Clerk,
+        client: u64,
+        key: &str,
+        expected: &str,
+        new_value: &str,
+    ) -> Outcome<bool> {
+        let call = self
+            .recorder
+            .begin(client, KvInput::cas(key, expected, new_value));
+        match clerk.cas(key.to_owned(), expected.to_owned(), new_value.to_owned()) {
+            Ok(swapped) => {
+                self.recorder.finish(call, KvOutput::Swapped(swapped));
+                Outcome::Done(swapped)
+            }
+            Err(e) => self.failed(call, e),
+        }
+    }
+
     fn failed<T>(&self, call: lincheck::PendingCall<KvInput>, e: ClerkError) -> Outcome<T> {
         if e.definite {
             // Never took effect: leaving it out is exact. (`call` is dropped unrecorded.)
