@@ -10,7 +10,6 @@ use proto::kv::KvServiceServer;
 use proto::raft::RaftServiceServer;
 use raft::node::{NodeConfig, RaftNode, RaftServiceImpl, RpcTransport, RpcTransportConfig};
 use raft::storage::{DiskOptions, DiskStorage};
-use raft::transport::Transport;
 use raft::{Config, NodeId};
 use rpc_framework::{Provider, ProviderConfig, ProviderHandle};
 use std::collections::BTreeMap;
@@ -109,7 +108,9 @@ pub fn data_dir_for(config: &ClusterConfig, id: u64, explicit: Option<&Path>) ->
 }
 
 /// Wraps a node's peer transport, e.g. to inject faults in tests.
-pub type TransportWrapper = Box<dyn FnOnce(Arc<dyn Transport>) -> Arc<dyn Transport> + Send>;
+pub type TransportWrapper = Box<
+    dyn FnOnce(Arc<dyn raft::transport::Transport>) -> Arc<dyn raft::transport::Transport> + Send,
+>;
 
 /// Hooks for starting a node in-process (tests, tools). The default changes nothing.
 #[derive(Default)]
@@ -167,7 +168,7 @@ pub fn launch_with(
         .collect();
     let voters: Vec<NodeId> = addrs.keys().copied().collect();
     let node_config = node_config(config, NodeId(id), voters.clone());
-    let transport: Arc<dyn Transport> = Arc::new(RpcTransport::new(
+    let transport: Arc<dyn raft::transport::Transport> = Arc::new(RpcTransport::new(
         RpcTransportConfig::new(config.cluster_id.clone(), NodeId(id)),
         &addrs,
     ));
