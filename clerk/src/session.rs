@@ -2,11 +2,11 @@
 //! the lowest sequence number still waiting for a reply (which lets the servers forget
 //! older replies; Ongaro's thesis 6.3).
 //!
-//! The servers open a session when they apply a client's first write carrying watermark 1,
-//! and read "unknown client with a watermark above 1" as "session evicted" (SESSION_EXPIRED).
-//! So the watermark stays 1 until some write of this session got its reply (proof that the
-//! servers opened the session): a clerk whose first writes were all abandoned (deadline
-//! passed, never applied) would otherwise be refused forever.
+//! Until one write of the session has been applied (answered by a server), the watermark
+//! stays 1: the servers create a session only for a client whose watermark is 1, and take
+//! an unknown client with a higher one for an evicted session (SESSION_EXPIRED). Without
+//! this, a clerk whose first write was refused (too large) or abandoned (timed out before
+//! it was applied) would be told SESSION_EXPIRED for every later write.
 
 use parking_lot::Mutex;
 use std::collections::hash_map::RandomState;
@@ -17,8 +17,8 @@ use std::hash::{BuildHasher, Hasher};
 struct Seqs {
     next: u64,
     outstanding: BTreeSet<u64>,
-    /// Some write got its reply: the servers hold a session for this client.
-    opened: bool,
+    /// Whether a write of this session got its reply from a server (so it has a session).
+    applied_any: bool,
 }
 
 /// Sequence numbers of one client id, safe to use from many threads at once.
@@ -40,7 +40,7 @@ impl Session {
             seqs: Mutex::new(Seqs {
                 next: 1,
                 outstanding: BTreeSet::new(),
-                opened: false,
+                applied_any: false,
             }),
         }
     }
@@ -54,22 +54,22 @@ impl Session {
         seq
     }
 
-    /// The lowest sequence number not yet finished (at most `seq`); 1 until the servers
-    /// are known to hold this session.
+    /// The lowest sequence number not yet finished (at most `seq`), or 1 while no write of
+    /// this session has been applied.
     pub(crate) fn first_unacked(&self) -> u64 {
         let s = self.seqs.lock();
-        if !s.opened {
+        if !s.applied_any {
             return 1;
         }
         s.outstanding.first().copied().unwrap_or(s.next)
     }
 
-    /// Ends an operation: `answered` when the servers replied to it (it was applied, so
-    /// they hold this session), `false` when it was given up on.
-    pub(crate) fn end(&self, seq: u64, answered: bool) {
+    /// Ends an operation: `applied` when a server answered it (it was applied), false
+    /// when it failed or was given up on.
+    pub(crate) fn end(&self, seq: u64, applied: bool) {
         let mut s = self.seqs.lock();
         s.outstanding.remove(&seq);
-        s.opened |= answered;
+        s.applied_any |= applied;
     }
 }
 
@@ -103,17 +103,17 @@ mod tests {
     }
 
     #[test]
-    fn watermark_stays_1_until_a_write_was_answered() {
+    fn watermark_stays_1_until_a_write_was_applied() {
         let s = Session::with_id(7);
+        let refused = s.begin();
+        s.end(refused, false);
         let abandoned = s.begin();
         s.end(abandoned, false);
         let next = s.begin();
-        // The servers may never have seen this client: a watermark above 1 would read as
-        // an evicted session.
-        assert_eq!(s.first_unacked(), 1);
+        assert_eq!(next, 3);
+        assert_eq!(s.first_unacked(), 1, "the servers may have no session yet");
         s.end(next, true);
-        let third = s.begin();
-        assert_eq!(s.first_unacked(), third);
+        assert_eq!(s.first_unacked(), 4);
     }
 
     #[test]
