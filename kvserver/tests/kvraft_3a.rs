@@ -296,46 +296,19 @@ fn a_clerk_whose_first_write_was_abandoned_can_still_write() {
 /// one execution (the session's cached reply), not a re-evaluation.
 #[test]
 fn unreliable_partitioned_cas_and_delete_linearizable() {
-    const CLIENTS: usize = 5;
-    const KEYS: u64 = 3;
     let cluster = TestCluster::start(5, FAST_RAFT);
     cluster.set_unreliable(true);
     let history = History::new();
     let done = Arc::new(AtomicBool::new(false));
-    let clients: Vec<_> = (0..CLIENTS)
+    let clients: Vec<_> = (0..5)
         .map(|cli| {
             let (clerk, history, done) = (
                 cluster.make_clerk(&cluster.all()),
                 history.clone(),
                 done.clone(),
             );
-            let mut rng = cluster.fork_rng();
-            std::thread::spawn(move || {
-                let (id, mut n, mut swaps) = (cli as u64, 0, 0);
-                let mut last_seen: Vec<Option<String>> = vec![None; KEYS as usize];
-                while !done.load(Ordering::SeqCst) {
-                    let k = rng.below(KEYS) as usize;
-                    let key = format!("k{k}");
-                    let fresh = format!("{cli}.{n}");
-                    n += 1;
-                    match rng.below(10) {
-                        0..=2 => {
-                            if let Outcome::Done(v) = history.get(clerk.clerk(), id, &key) {
-                                last_seen[k] = v.map(|v| String::from_utf8_lossy(&v).into_owned());
-                            }
-                        }
-                        3 | 4 => drop(history.put(clerk.clerk(), id, &key, &fresh)),
-                        5..=7 => {
-                            let expected = last_seen[k].clone().unwrap_or_default();
-                            let outcome = history.cas(clerk.clerk(), id, &key, &expected, &fresh);
-                            swaps += u32::from(outcome == Outcome::Done(true));
-                        }
-                        8 => drop(history.delete(clerk.clerk(), id, &key)),
-                        _ => drop(history.append(clerk.clerk(), id, &key, &fresh)),
-                    }
-                }
-                swaps
-            })
+            let rng = cluster.fork_rng();
+            std::thread::spawn(move || cas_client_loop(&clerk, &history, &done, cli, rng))
         })
         .collect();
     std::thread::sleep(Duration::from_millis(300));
@@ -350,6 +323,42 @@ fn unreliable_partitioned_cas_and_delete_linearizable() {
     let swaps: u32 = clients.into_iter().map(|c| c.join().unwrap()).sum();
     assert!(swaps > 0, "no compare-and-swap ever succeeded");
     history.assert_linearizable();
+}
+
+/// Random Get/Put/Cas/Delete/Append on three keys until `done`; Cas expects the value the
+/// client last read. Returns how many Cas swapped.
+fn cas_client_loop(
+    clerk: &support::TestClerk,
+    history: &History,
+    done: &AtomicBool,
+    cli: usize,
+    mut rng: support::rng::Rng,
+) -> u32 {
+    const KEYS: u64 = 3;
+    let (id, mut n, mut swaps) = (cli as u64, 0, 0);
+    let mut last_seen: Vec<Option<String>> = vec![None; KEYS as usize];
+    while !done.load(Ordering::SeqCst) {
+        let k = rng.below(KEYS) as usize;
+        let key = format!("k{k}");
+        let fresh = format!("{cli}.{n}");
+        n += 1;
+        match rng.below(10) {
+            0..=2 => {
+                if let Outcome::Done(v) = history.get(clerk.clerk(), id, &key) {
+                    last_seen[k] = v.map(|v| String::from_utf8_lossy(&v).into_owned());
+                }
+            }
+            3 | 4 => drop(history.put(clerk.clerk(), id, &key, &fresh)),
+            5..=7 => {
+                let expected = last_seen[k].clone().unwrap_or_default();
+                let outcome = history.cas(clerk.clerk(), id, &key, &expected, &fresh);
+                swaps += u32::from(outcome == Outcome::Done(true));
+            }
+            8 => drop(history.delete(clerk.clerk(), id, &key)),
+            _ => drop(history.append(clerk.clerk(), id, &key, &fresh)),
+        }
+    }
+    swaps
 }
 
 /// 6.824's full-length version (5 s of load per round) of the hardest 3A test.

@@ -85,63 +85,66 @@ pub fn generic_test(g: &Generic) -> History {
     cluster.set_unreliable(g.unreliable);
     let history = History::new();
     let checker = cluster.make_clerk(&cluster.all());
-    let checker_id = g.nclients as u64;
-    for iteration in 0..ITERATIONS {
-        let done = Arc::new(AtomicBool::new(false));
-        let clients: Vec<JoinHandle<Vec<AppendRecord>>> = (0..g.nclients)
-            .map(|cli| spawn_client(g, &cluster, &history, &done, cli))
-            .collect();
-        let partitioner = g.partitions.then(|| {
-            std::thread::sleep(PARTITION_START);
-            let (net, n, rng, done) = (
-                cluster.net.clone(),
-                g.nservers,
-                cluster.fork_rng(),
-                done.clone(),
-            );
-            std::thread::spawn(move || partitioner(&net, n, rng, &done))
-        });
-        if g.restarts_during_load {
-            restart_servers_until(&mut cluster, Instant::now() + g.load);
-        } else {
-            std::thread::sleep(g.load);
-        }
-        done.store(true, Ordering::SeqCst);
-        if let Some(p) = partitioner {
-            p.join().expect("the partitioner panicked");
-            // A client may have a request in a minority; it completes once healed.
-            cluster.heal();
-        }
-        if g.crash {
-            for i in 0..g.nservers {
-                cluster.stop_node(i);
-            }
-            for i in 0..g.nservers {
-                cluster.start_node(i);
-            }
-        }
-        let appends: Vec<Vec<AppendRecord>> = clients
-            .into_iter()
-            .enumerate()
-            .map(|(cli, h)| {
-                h.join()
-                    .unwrap_or_else(|_| panic!("round {iteration}: client {cli} failed"))
-            })
-            .collect();
+    for round in 0..ITERATIONS {
+        let appends = run_round(g, &mut cluster, &history);
+        // Each client's key holds exactly its appends (6.824's checkClntAppends).
         for (cli, records) in appends.iter().enumerate() {
-            let value = get_until_done(&history, &checker, checker_id, &cli.to_string());
+            let value = get_until_done(&history, &checker, g.nclients as u64, &cli.to_string());
             if !g.randomkeys {
                 let value = String::from_utf8_lossy(value.as_deref().unwrap_or_default());
                 if let Err(e) = check_client_value(cli, &value, records) {
-                    panic!("round {iteration}: {e}");
+                    panic!("round {round}: {e}");
                 }
             }
         }
-        check_raft_state(&cluster, g.maxraftstate, iteration);
+        check_raft_state(&cluster, g.maxraftstate, round);
     }
     history.assert_linearizable();
     check_faults_happened(&cluster, g);
     history
+}
+
+/// One round: clients run for `g.load` under the faults `g` asks for, then the network
+/// heals and (with `g.crash`) every server restarts. Returns each client's appends.
+fn run_round(g: &Generic, cluster: &mut TestCluster, history: &History) -> Vec<Vec<AppendRecord>> {
+    let done = Arc::new(AtomicBool::new(false));
+    let clients: Vec<JoinHandle<Vec<AppendRecord>>> = (0..g.nclients)
+        .map(|cli| spawn_client(g, cluster, history, &done, cli))
+        .collect();
+    let partitioner = g.partitions.then(|| {
+        std::thread::sleep(PARTITION_START);
+        let (net, n, rng, done) = (
+            cluster.net.clone(),
+            g.nservers,
+            cluster.fork_rng(),
+            done.clone(),
+        );
+        std::thread::spawn(move || partitioner(&net, n, rng, &done))
+    });
+    if g.restarts_during_load {
+        restart_servers_until(cluster, Instant::now() + g.load);
+    } else {
+        std::thread::sleep(g.load);
+    }
+    done.store(true, Ordering::SeqCst);
+    if let Some(p) = partitioner {
+        p.join().expect("the partitioner panicked");
+        // A client may have a request in a minority; it completes once healed.
+        cluster.heal();
+    }
+    if g.crash {
+        for i in 0..g.nservers {
+            cluster.stop_node(i);
+        }
+        for i in 0..g.nservers {
+            cluster.start_node(i);
+        }
+    }
+    clients
+        .into_iter()
+        .enumerate()
+        .map(|(cli, h)| h.join().unwrap_or_else(|_| panic!("client {cli} failed")))
+        .collect()
 }
 
 /// One client's loop (6.824's client function in `GenericTest`); returns its appends.
