@@ -320,22 +320,61 @@ fn unreliable_partitioned_cas_and_delete_linearizable() {
     done.store(true, Ordering::SeqCst);
     partitioner.join().unwrap();
     cluster.heal();
-    let swaps: u32 = clients.into_iter().map(|c| c.join().unwrap()).sum();
-    assert!(swaps > 0, "no compare-and-swap ever succeeded");
+    for c in clients {
+        c.join().unwrap();
+    }
+    // Still unreliable: lost replies make clerks retry, and a retried Cas must return its
+    // first answer (swapped) even though re-evaluating it now would say "not swapped".
+    let own_keys: Vec<_> = (0..5)
+        .map(|cli| {
+            let (clerk, history) = (cluster.make_clerk(&cluster.all()), history.clone());
+            std::thread::spawn(move || cas_own_key(&clerk, &history, cli))
+        })
+        .collect();
+    let swapped: usize = own_keys.into_iter().map(|c| c.join().unwrap()).sum();
+    assert!(swapped > 0, "no compare-and-swap completed");
     history.assert_linearizable();
 }
 
+/// On a key only this client writes: Put a, Cas a->b (must swap), Cas a->c (must not).
+/// Returns how many Cas swapped.
+fn cas_own_key(clerk: &support::TestClerk, history: &History, cli: usize) -> usize {
+    let (id, key) = (cli as u64, format!("own{cli}"));
+    let mut swapped = 0;
+    for i in 0..10 {
+        let (a, b, c) = (format!("a{i}"), format!("b{i}"), format!("c{i}"));
+        put_until_done(history, clerk, id, &key, &a);
+        match history.cas(clerk.clerk(), id, &key, &a, &b) {
+            Outcome::Done(s) => assert!(s, "client {cli}: Cas {a}->{b} on {key} did not swap"),
+            _ => continue, // outcome unknown: nothing to assert
+        }
+        swapped += 1;
+        if let Outcome::Done(s) = history.cas(clerk.clerk(), id, &key, &a, &c) {
+            assert!(
+                !s,
+                "client {cli}: Cas {a}->{c} on {key} swapped after {a}->{b}"
+            );
+        }
+        if let Outcome::Done(true) = history.delete(clerk.clerk(), id, &key) {
+            if let Outcome::Done(existed) = history.delete(clerk.clerk(), id, &key) {
+                assert!(!existed, "client {cli}: {key} existed after it was deleted");
+            }
+        }
+    }
+    swapped
+}
+
 /// Random Get/Put/Cas/Delete/Append on three keys until `done`; Cas expects the value the
-/// client last read. Returns how many Cas swapped.
+/// client last read.
 fn cas_client_loop(
     clerk: &support::TestClerk,
     history: &History,
     done: &AtomicBool,
     cli: usize,
     mut rng: support::rng::Rng,
-) -> u32 {
+) {
     const KEYS: u64 = 3;
-    let (id, mut n, mut swaps) = (cli as u64, 0, 0);
+    let (id, mut n) = (cli as u64, 0);
     let mut last_seen: Vec<Option<String>> = vec![None; KEYS as usize];
     while !done.load(Ordering::SeqCst) {
         let k = rng.below(KEYS) as usize;
@@ -351,14 +390,12 @@ fn cas_client_loop(
             3 | 4 => drop(history.put(clerk.clerk(), id, &key, &fresh)),
             5..=7 => {
                 let expected = last_seen[k].clone().unwrap_or_default();
-                let outcome = history.cas(clerk.clerk(), id, &key, &expected, &fresh);
-                swaps += u32::from(outcome == Outcome::Done(true));
+                drop(history.cas(clerk.clerk(), id, &key, &expected, &fresh));
             }
             8 => drop(history.delete(clerk.clerk(), id, &key)),
             _ => drop(history.append(clerk.clerk(), id, &key, &fresh)),
         }
     }
-    swaps
 }
 
 /// 6.824's full-length version (5 s of load per round) of the hardest 3A test.

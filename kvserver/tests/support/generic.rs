@@ -257,10 +257,14 @@ fn restart_servers_until(cluster: &mut TestCluster, until: Instant) {
 }
 
 /// Repartitions the servers at random every two election timeouts or so (6.824's
-/// `partitioner`), until `done`.
+/// `partitioner`), until `done`. Runs at least once.
 pub fn partitioner(net: &NetControl, n: usize, mut rng: Rng, done: &AtomicBool) {
-    while !done.load(Ordering::SeqCst) {
-        let sides: Vec<u64> = (0..n).map(|_| rng.below(2)).collect();
+    loop {
+        // Random sides, as 6.824, but never everyone on one side (that would be no cut).
+        let mut sides: Vec<u64> = (0..n).map(|_| rng.below(2)).collect();
+        while sides.iter().all(|&s| s == sides[0]) {
+            sides = (0..n).map(|_| rng.below(2)).collect();
+        }
         let group = |side: u64| -> Vec<usize> { (0..n).filter(|&i| sides[i] == side).collect() };
         let (a, b) = (group(0), group(1));
         net.partition(&[&a, &b]);
@@ -268,6 +272,9 @@ pub fn partitioner(net: &NetControl, n: usize, mut rng: Rng, done: &AtomicBool) 
         let until = Instant::now() + pause;
         while Instant::now() < until && !done.load(Ordering::SeqCst) {
             std::thread::sleep(Duration::from_millis(10));
+        }
+        if done.load(Ordering::SeqCst) {
+            return;
         }
     }
 }
