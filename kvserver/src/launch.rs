@@ -10,7 +10,6 @@ use proto::kv::KvServiceServer;
 use proto::raft::RaftServiceServer;
 use raft::node::{NodeConfig, RaftNode, RaftServiceImpl, RpcTransport, RpcTransportConfig};
 use raft::storage::{DiskOptions, DiskStorage};
-use raft::transport::Transport;
 use raft::{Config, NodeId};
 use rpc_framework::{Provider, ProviderConfig, ProviderHandle};
 use std::collections::BTreeMap;
@@ -108,6 +107,26 @@ pub fn data_dir_for(config: &ClusterConfig, id: u64, explicit: Option<&Path>) ->
     }
 }
 
+/// Wraps a node's peer transport, e.g. to inject faults in tests.
+pub type TransportWrapper = Box<
+    dyn FnOnce(Arc<dyn raft::transport::Transport>) -> Arc<dyn raft::transport::Transport> + Send,
+>;
+
+/// Hooks for starting a node in-process (tests, tools). The default changes nothing.
+#[derive(Default)]
+pub struct LaunchOptions {
+    /// Called once with the node's real peer transport; the node uses what it returns.
+    pub wrap_transport: Option<TransportWrapper>,
+}
+
+impl std::fmt::Debug for LaunchOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LaunchOptions")
+            .field("wrap_transport", &self.wrap_transport.is_some())
+            .finish()
+    }
+}
+
 /// Starts node `id` of `config` with its data in `data_dir`.
 ///
 /// # Errors
@@ -116,6 +135,19 @@ pub fn launch(
     config: &ClusterConfig,
     id: u64,
     data_dir: &Path,
+) -> Result<RunningNode, LaunchError> {
+    launch_with(config, id, data_dir, LaunchOptions::default())
+}
+
+/// [`launch`] with hooks: `options.wrap_transport` sees the peer transport first.
+///
+/// # Errors
+/// [`LaunchError`] with a one-line reason.
+pub fn launch_with(
+    config: &ClusterConfig,
+    id: u64,
+    data_dir: &Path,
+    options: LaunchOptions,
 ) -> Result<RunningNode, LaunchError> {
     let me = config.node(id).ok_or(LaunchError::UnknownNode(id))?;
     let addr = resolve(&me.addr)?;
@@ -136,15 +168,19 @@ pub fn launch(
         .collect();
     let voters: Vec<NodeId> = addrs.keys().copied().collect();
     let node_config = node_config(config, NodeId(id), voters.clone());
-    let transport = RpcTransport::new(
+    let transport: Arc<dyn raft::transport::Transport> = Arc::new(RpcTransport::new(
         RpcTransportConfig::new(config.cluster_id.clone(), NodeId(id)),
         &addrs,
-    );
+    ));
+    let transport = match options.wrap_transport {
+        Some(wrap) => wrap(transport),
+        None => transport,
+    };
     let (apply_tx, apply_rx) = crossbeam_channel::bounded(4096);
     let node = Arc::new(RaftNode::new(
         node_config,
         Box::new(storage),
-        Arc::new(transport),
+        transport,
         apply_tx,
     )?);
     let server_config = ServerConfig {

@@ -362,9 +362,12 @@ impl KvServer {
                 deadline,
             },
         ) {
+            // This node lost leadership and regained it since `old` was proposed; its
+            // entry left this log but may live on in others' and still commit there, so
+            // its outcome is unknown (RETRY would tell the clerk it was not applied).
             old.reply.ok(write_error(
-                ErrorCode::Retry,
-                "another entry took this write's log index",
+                ErrorCode::LeadershipLost,
+                "leadership changed while the write was in flight; outcome unknown",
             ));
         }
     }
