@@ -278,7 +278,7 @@ fn a_port_in_use_is_refused_before_the_data_dir_is_touched() {
     let squatter = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = squatter.local_addr().unwrap().to_string();
     let config = tmp.path().join("c.toml");
-    std::fs::write(&config, config_toml("e2e", &[addr.clone()], "")).unwrap();
+    std::fs::write(&config, config_toml("e2e", std::slice::from_ref(&addr), "")).unwrap();
     let data_dir = tmp.path().join("data");
     assert_refused(
         &kvserver(&config, 1, &data_dir),

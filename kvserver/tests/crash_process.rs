@@ -20,15 +20,14 @@
 
 mod e2e;
 
+use e2e::checks::{check_append_order, check_appends, tighten_unknown_writes};
 use e2e::cluster::{ProcessCluster, FAST_TOML};
+use e2e::history_file::{load_history, save_history};
 use e2e::nemesis::Nemesis;
 use e2e::process::{Signal, HANG};
 use e2e::rng::Rng;
 use e2e::shell::{Answer, ShellClient};
-use e2e::workload::{
-    check_append_reads, check_appends, is_append_key, load_history, run_client, save_history,
-    ClientReport, ClientSpec,
-};
+use e2e::workload::{is_append_key, run_client, ClientReport, ClientSpec};
 use lincheck::{check_with_stats, Budget, KvInput, KvModel, KvOutput, KvRecorder};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -39,9 +38,14 @@ use std::time::{Duration, Instant};
 /// kvctl's per-operation deadline in the workload.
 const KVCTL_TIMEOUT_MS: u64 = 5000;
 
-/// Search steps lincheck may take. Bounds its memory too (at most one memo entry per
-/// step); a run needs far fewer since each key's partition stays small (see workload.rs).
-const LINCHECK_MAX_STEPS: u64 = 5_000_000;
+/// Search steps lincheck may take per 12 s of faults (the budget is shared by all the
+/// partitions of one check). Memory is bounded by the largest partition's memo, at most
+/// one entry per step; runs need far fewer steps since each key's partition stays small
+/// and reads are dense (see workload.rs).
+const LINCHECK_STEPS_PER_12_SECS: u64 = 2_000_000;
+
+/// History client id of the final reads.
+const FINAL_CLIENT: u64 = 1_000_000;
 
 /// The shape of one crash run.
 struct RunSpec {
@@ -140,14 +144,16 @@ fn crash_run(spec: &RunSpec) {
     let problems: Vec<String> = finals
         .iter()
         .filter(|(key, _)| is_append_key(key))
-        .flat_map(|(key, value)| check_append_reads(key, value.as_deref().unwrap_or(""), &history))
+        .flat_map(|(key, value)| check_append_order(key, value.as_deref().unwrap_or(""), &history))
         .collect();
     assert!(
         problems.is_empty(),
-        "append reads check failed:\n{}",
+        "append order check failed:\n{}",
         problems.join("\n")
     );
-    let (result, stats) = check_with_stats(&KvModel, &history, Budget::steps(LINCHECK_MAX_STEPS));
+    let tightened = tighten_unknown_writes(&history);
+    let budget = Budget::steps(LINCHECK_STEPS_PER_12_SECS * spec.fault_secs.div_ceil(12).max(1));
+    let (result, stats) = check_with_stats(&KvModel, &tightened, budget);
     eprintln!("lincheck: {} operations, {stats:?}", history.len());
     assert!(
         result.is_ok(),
@@ -164,7 +170,6 @@ fn final_reads(
     cluster: &ProcessCluster,
     recorder: &KvRecorder,
 ) -> BTreeMap<String, Option<String>> {
-    const FINAL_CLIENT: u64 = 1_000_000;
     let log = cluster.root().join("kvctl-final.log");
     let mut shell = ShellClient::spawn(&cluster.addrs, KVCTL_TIMEOUT_MS, Some(&log));
     let deadline = Instant::now() + HANG;
@@ -286,8 +291,145 @@ fn recheck_saved_history() {
         return;
     };
     let history = load_history(std::path::Path::new(&path));
-    let steps =
-        std::env::var("RAFTKV_E2E_STEPS").map_or(LINCHECK_MAX_STEPS, |s| s.parse().unwrap());
-    let (result, stats) = check_with_stats(&KvModel, &history, Budget::steps(steps));
-    eprintln!("{} operations, {stats:?}\n{result}", history.len());
+    let steps = std::env::var("RAFTKV_E2E_STEPS")
+        .map_or(LINCHECK_STEPS_PER_12_SECS, |s| s.parse().unwrap());
+    for op in history.iter().filter(|op| op.client_id == FINAL_CLIENT) {
+        let key = String::from_utf8_lossy(op.input.key()).into_owned();
+        if let (true, KvOutput::Value(value)) = (is_append_key(&key), &op.output) {
+            let value = String::from_utf8_lossy(value.as_deref().unwrap_or_default());
+            let problems = check_append_order(&key, &value, &history);
+            eprintln!("{key}: append order: {problems:?}");
+        }
+    }
+    let (raw, raw_stats) = check_with_stats(&KvModel, &history, Budget::steps(steps));
+    eprintln!(
+        "as recorded: {} operations, {raw_stats:?}\n{raw}",
+        history.len()
+    );
+    let tightened = tighten_unknown_writes(&history);
+    let (result, stats) = check_with_stats(&KvModel, &tightened, Budget::steps(steps));
+    eprintln!(
+        "tightened: {} operations, {stats:?}\n{result}",
+        tightened.len()
+    );
+    let mut by_key: BTreeMap<Vec<u8>, Vec<lincheck::KvOperation>> = BTreeMap::new();
+    for op in &tightened {
+        by_key
+            .entry(op.input.key().to_vec())
+            .or_default()
+            .push(op.clone());
+    }
+    for (key, ops) in by_key {
+        let unknown = ops.iter().filter(|op| op.is_outcome_unknown()).count();
+        let (result, stats) = check_with_stats(&KvModel, &ops, Budget::steps(steps));
+        let key = String::from_utf8_lossy(&key);
+        eprintln!(
+            "{key}: {} ops, {unknown} unknown, {} steps, {result}",
+            ops.len(),
+            stats.steps
+        );
+    }
+}
+
+/// The checks above have teeth: each kind of damage they claim to catch is caught.
+mod checks_catch_damage {
+    use super::*;
+    use lincheck::{KvOperation, Operation, RETURN_UNKNOWN};
+
+    fn append(client: u64, token: &str, call: u64, ret: u64) -> KvOperation {
+        let output = if ret == RETURN_UNKNOWN {
+            KvOutput::Unknown
+        } else {
+            KvOutput::Ok
+        };
+        Operation::new(client, KvInput::append("a0-0", token), output, call, ret)
+    }
+
+    fn read(client: u64, value: &str, call: u64, ret: u64) -> KvOperation {
+        let output = KvOutput::Value((!value.is_empty()).then(|| value.as_bytes().to_vec()));
+        Operation::new(client, KvInput::get("a0-0"), output, call, ret)
+    }
+
+    fn report(acked: &[&str], unknown: &[&str], failed: &[&str]) -> ClientReport {
+        let set = |tokens: &[&str]| {
+            let tokens = tokens.iter().map(|t| t.to_string()).collect();
+            BTreeMap::from([("a0-0".to_string(), tokens)])
+        };
+        ClientReport {
+            acked: set(acked),
+            unknown: set(unknown),
+            failed: set(failed),
+            ..ClientReport::default()
+        }
+    }
+
+    #[test]
+    fn exactly_once_check_catches_lost_duplicated_failed_and_foreign_tokens() {
+        let r = [report(&["x;", "y;"], &["u;"], &["f;"])];
+        assert!(check_appends("a0-0", "x;u;y;", &r).is_empty());
+        assert!(
+            check_appends("a0-0", "x;y;", &r).is_empty(),
+            "unknown may be absent"
+        );
+        let problems = |value| check_appends("a0-0", value, &r).join("\n");
+        assert!(problems("x;").contains("\"y;\" is LOST"));
+        assert!(problems("x;y;x;").contains("applied 2 times"));
+        assert!(problems("x;u;y;u;").contains("applied 2 times"));
+        assert!(problems("x;y;f;").contains("definite:true"));
+        assert!(problems("x;y;z;").contains("never appended"));
+    }
+
+    #[test]
+    fn append_order_check_catches_stale_future_reordered_and_shrinking_reads() {
+        let good = vec![
+            append(1, "x;", 1, 2),
+            read(2, "x;", 3, 4),
+            append(1, "y;", 5, 6),
+            read(2, "x;y;", 7, 8),
+        ];
+        assert!(check_append_order("a0-0", "x;y;", &good).is_empty());
+        let problems = |history: &[KvOperation], last: &str| {
+            check_append_order("a0-0", last, history).join("\n")
+        };
+        let stale = [append(1, "x;", 1, 2), read(2, "", 3, 4)];
+        assert!(problems(&stale, "x;").contains("STALE"));
+        let future = [read(2, "x;", 1, 2), append(1, "x;", 3, 4)];
+        assert!(problems(&future, "x;").contains("later"));
+        let reordered = [append(1, "x;", 1, 2), append(1, "y;", 3, 4)];
+        assert!(problems(&reordered, "y;x;").contains("before the earlier"));
+        let shrinking = [
+            append(1, "x;", 1, 10),
+            read(2, "x;", 2, 3),
+            read(3, "", 4, 5),
+        ];
+        assert!(problems(&shrinking, "x;").contains("shorter"));
+        let not_prefix = [append(1, "x;", 1, 2), read(2, "y;", 3, 4)];
+        assert!(problems(&not_prefix, "x;").contains("not a prefix"));
+    }
+
+    #[test]
+    fn tightening_keeps_the_verdict_and_bounds_unknown_appends() {
+        let history = vec![
+            append(1, "u;", 1, RETURN_UNKNOWN),
+            append(2, "x;", 2, 5),
+            append(3, "never;", 3, RETURN_UNKNOWN),
+            read(4, "u;x;", 6, 7),
+        ];
+        let tightened = tighten_unknown_writes(&history);
+        assert_eq!(
+            tightened.len(),
+            3,
+            "the never-observed unknown append is dropped"
+        );
+        assert_eq!(tightened[0].ret, 5, "u; is bounded by x;, which follows it");
+        let budget = Budget::default();
+        assert!(check_with_stats(&KvModel, &tightened, budget).0.is_ok());
+        // A stale read stays illegal after tightening.
+        let mut stale = history.clone();
+        stale.push(read(5, "", 8, 9));
+        let tightened = tighten_unknown_writes(&stale);
+        assert!(check_with_stats(&KvModel, &tightened, budget)
+            .0
+            .is_illegal());
+    }
 }

@@ -6,7 +6,9 @@
 //! - [`cluster`]: [`cluster::ProcessCluster`], N `kvserver` processes with per-node logs;
 //! - [`shell`]: [`shell::ShellClient`], one `kvctl shell --json` process driven line by line;
 //! - [`rng`]: a small seeded PRNG for workloads and fault schedules;
-//! - [`workload`]: the crash test's clients (unique tokens, recorded history) and checks;
+//! - [`workload`]: the crash test's clients (unique tokens, recorded history);
+//! - [`checks`]: exactly-once appends, exact append-order check, unknown-outcome tightening;
+//! - [`history_file`]: a history as JSON lines, for re-checking a failed run offline;
 //! - [`nemesis`]: the crash test's fault schedule (SIGKILL + restart, SIGSTOP/SIGCONT).
 //!
 //! Invariant: every process started here is killed and reaped when its owner is dropped,
@@ -14,7 +16,9 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod checks;
 pub mod cluster;
+pub mod history_file;
 pub mod nemesis;
 pub mod ports;
 pub mod process;

@@ -17,7 +17,7 @@ pub enum Answer {
     /// One JSON object.
     Json(Value),
     /// No line within the deadline.
-    NoAnswer,
+    Silence,
     /// The client's stdout closed (it exited).
     Closed,
 }
@@ -92,7 +92,7 @@ impl ShellClient {
                 Ok(value) => Answer::Json(value),
                 Err(e) => panic!("kvctl printed a line that is not JSON ({e}): {line:?}"),
             },
-            Err(RecvTimeoutError::Timeout) => Answer::NoAnswer,
+            Err(RecvTimeoutError::Timeout) => Answer::Silence,
             Err(RecvTimeoutError::Disconnected) => Answer::Closed,
         }
     }
