@@ -188,6 +188,12 @@ fn one_shot_commands_follow_the_exit_code_contract() {
     assert_eq!(stdout(&not_swapped), "not swapped\n");
     assert_exit(&cluster.kvctl(&["cas", "fresh", "", "created"]), 0);
 
+    // Values may start with '-' (a negative counter, a dash-prefixed token).
+    assert_exit(&cluster.kvctl(&["put", "counter", "-5"]), 0);
+    assert_exit(&cluster.kvctl(&["cas", "counter", "-5", "-6"]), 0);
+    assert_exit(&cluster.kvctl(&["append", "counter", "-x"]), 0);
+    assert_eq!(stdout(&cluster.kvctl(&["get", "counter"])), "-6-x\n");
+
     assert_exit(&cluster.kvctl(&["delete", "greeting"]), 0);
     assert_exit(&cluster.kvctl(&["get", "greeting"]), 1);
 

@@ -245,6 +245,75 @@ fn a_flipped_byte_inside_a_wal_segment_stops_startup_and_leaves_the_data_alone()
 }
 
 #[test]
+fn a_flipped_byte_inside_the_snapshot_stops_startup_and_leaves_the_data_alone() {
+    let mut cluster = ProcessCluster::start(1, FAST_TOML);
+    cluster.wait_for_leader();
+    let clerk = cluster.clerk(HANG);
+    let value = |i: usize| format!("value-{i}-{}", "s".repeat(200));
+    // Past FAST_TOML's 64 KiB snapshot threshold, from a few writers at once.
+    std::thread::scope(|scope| {
+        for w in 0..4 {
+            let clerk = clerk.clone();
+            scope.spawn(move || {
+                for i in (w..600).step_by(4) {
+                    clerk.put(format!("k{i}"), value(i)).unwrap();
+                }
+            });
+        }
+    });
+    let snap_dir = cluster.data_dir(0).join("snap");
+    let snapshot_file = || {
+        std::fs::read_dir(&snap_dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().is_some_and(|x| x == "snap"))
+    };
+    wait_until(HANG, "a snapshot file", || snapshot_file().is_some());
+    assert!(cluster.stop_with(0, Signal::Term).success());
+    let snapshot = snapshot_file().unwrap();
+    let original = std::fs::read(&snapshot).unwrap();
+    let mut flipped = original.clone();
+    let middle = flipped.len() / 2;
+    flipped[middle] ^= 0x5a;
+    std::fs::write(&snapshot, &flipped).unwrap();
+    let dir = cluster.data_dir(0).to_path_buf();
+    let before = dir_contents(&dir);
+
+    let finished = kvserver(&cluster.config_path, 1, &dir);
+    assert_eq!(finished.code(), Some(1), "{finished:?}");
+    // Storage logs a warning about the snapshot first; the reason is the last line.
+    let reasons: Vec<&str> = finished
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("kvserver: "))
+        .collect();
+    assert_eq!(reasons.len(), 1, "{}", finished.stderr);
+    assert_eq!(finished.stderr.lines().last(), Some(reasons[0]));
+    let name = snapshot.file_name().unwrap().to_str().unwrap();
+    assert!(
+        reasons[0].contains(name) && reasons[0].contains("checksum"),
+        "{}",
+        reasons[0]
+    );
+    assert_eq!(
+        dir_contents(&dir),
+        before,
+        "a refused start must not change the data directory"
+    );
+
+    std::fs::write(&snapshot, &original).unwrap();
+    cluster.spawn(0);
+    cluster.wait_for_leader();
+    let clerk = cluster.clerk(HANG);
+    for i in 0..600 {
+        assert_eq!(
+            clerk.get(format!("k{i}")).unwrap().as_deref(),
+            Some(value(i).as_bytes())
+        );
+    }
+}
+
+#[test]
 fn a_data_dir_of_another_cluster_or_node_is_refused_and_left_alone() {
     let mut cluster = stopped_node_with_data(20);
     let dir = cluster.data_dir(0).to_path_buf();

@@ -66,7 +66,7 @@ fn soak_secs(default: u64) -> u64 {
 }
 
 #[test]
-fn kills_and_pauses_lose_no_acknowledged_write_and_history_is_linearizable() {
+fn kills_pauses_and_restarts_lose_no_acknowledged_write_and_history_is_linearizable() {
     crash_run(&RunSpec {
         nodes: 3,
         clients: 4,
@@ -76,7 +76,7 @@ fn kills_and_pauses_lose_no_acknowledged_write_and_history_is_linearizable() {
 
 #[test]
 #[ignore = "soak: minutes of faults on five nodes; run with --ignored (RAFTKV_SOAK_SECS)"]
-fn soak_five_nodes_kills_and_pauses_lose_no_acknowledged_write() {
+fn soak_five_nodes_kills_pauses_and_restarts_lose_no_acknowledged_write() {
     crash_run(&RunSpec {
         nodes: 5,
         clients: 6,
@@ -255,11 +255,13 @@ fn sigterm_and_sigint_exit_zero_and_restarted_nodes_keep_their_data() {
             "node {} on {signal:?}: {status}",
             i + 1
         );
+        let log = cluster.log(i);
         assert!(
-            cluster.log(i).contains("shutting down"),
+            log.contains("shutting down"),
             "node {} did not log its shutdown",
             i + 1
         );
+        assert!(!log.contains('\x1b'), "color codes in a log file: {log}");
     }
     for i in 0..3 {
         cluster.spawn(i);

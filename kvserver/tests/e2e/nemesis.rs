@@ -1,12 +1,14 @@
 //! The crash test's nemesis: SIGKILLs nodes and restarts them from their data
-//! directories, and freezes nodes with SIGSTOP then thaws them with SIGCONT; often the
-//! leader, otherwise a random node. Never more than a minority is down or frozen at once,
+//! directories, freezes nodes with SIGSTOP then thaws them with SIGCONT, and stops nodes
+//! with SIGTERM (which must exit 0) then restarts them; often the leader, otherwise a
+//! random node. Never more than a minority is down or frozen at once,
 //! so the cluster can always make progress once the current fault heals.
 //!
 //! A node that dies on its own is a bug and fails the test (with its log), unless it
 //! failed to bind its port (then it is restarted and counted).
 
 use super::cluster::ProcessCluster;
+use super::process::Signal;
 use super::rng::Rng;
 use std::time::{Duration, Instant};
 
@@ -17,6 +19,8 @@ pub struct NemesisReport {
     pub kills: u64,
     /// SIGSTOP/SIGCONT pairs.
     pub pauses: u64,
+    /// SIGTERMs (each followed by a restart).
+    pub terminations: u64,
     /// Faults aimed at the node that reported itself leader.
     pub leader_faults: u64,
     /// Restarts that failed to bind their port and were retried.
@@ -84,12 +88,25 @@ impl Nemesis {
             }
             None => healthy[self.rng.below(healthy.len() as u64) as usize],
         };
-        if self.rng.chance(65) {
-            cluster.kill(target);
-            self.report.kills += 1;
-        } else {
-            cluster.pause(target);
-            self.report.pauses += 1;
+        match self.rng.below(100) {
+            0..=54 => {
+                cluster.kill(target);
+                self.report.kills += 1;
+            }
+            55..=79 => {
+                cluster.pause(target);
+                self.report.pauses += 1;
+            }
+            _ => {
+                let status = cluster.stop_with(target, Signal::Term);
+                let tail = cluster.log_tail(target, 3);
+                assert!(
+                    status.success(),
+                    "node {} on SIGTERM: {status}\n{tail}",
+                    target + 1
+                );
+                self.report.terminations += 1;
+            }
         }
     }
 

@@ -169,16 +169,17 @@ fn drain(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<String
     })
 }
 
-/// A `kvserver` command line with a clean environment for logs (no colors, `info`).
+/// A `kvserver` command line with the default logging environment (what a user gets:
+/// `info`, and colors decided by the binary).
 pub fn kvserver_command() -> Command {
     let mut command = Command::new(kvserver_bin());
-    command.env_remove("RUST_LOG").env("NO_COLOR", "1");
+    command.env_remove("RUST_LOG").env_remove("NO_COLOR");
     command
 }
 
-/// A `kvctl` command line with a clean logging environment.
+/// A `kvctl` command line with the default logging environment.
 pub fn kvctl_command() -> Command {
     let mut command = Command::new(kvctl_bin());
-    command.env_remove("RUST_LOG").env("NO_COLOR", "1");
+    command.env_remove("RUST_LOG").env_remove("NO_COLOR");
     command
 }
