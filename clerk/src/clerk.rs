@@ -7,6 +7,7 @@ use crate::leader::LeaderCache;
 use crate::retry::Retry;
 use crate::session::Session;
 use bytes::Bytes;
+use parking_lot::Mutex;
 use proto::kv::{
     write_request::Op, Append, Cas, Delete, ErrorCode, GetRequest, KvError, KvServiceClient, Put,
     StatusRequest, StatusResponse, WriteRequest, WriteResponse,
@@ -59,7 +60,9 @@ struct Inner {
     config: ClerkConfig,
     servers: Vec<KvServiceClient>,
     leader: LeaderCache,
-    session: Session,
+    /// The current session. Replaced by a fresh one (new client id) when the servers say
+    /// it expired; operations in flight keep the one they started with.
+    session: Mutex<Arc<Session>>,
 }
 
 /// Where the next attempt goes.
@@ -109,14 +112,14 @@ impl Clerk {
                 config,
                 servers,
                 leader,
-                session: Session::new(),
+                session: Mutex::new(Arc::new(Session::new())),
             }),
         })
     }
 
     /// This clerk's client id.
     pub fn client_id(&self) -> u64 {
-        self.inner.session.client_id
+        self.inner.session.lock().client_id
     }
 
     /// Reads `key` (linearizable). `Ok(None)` when absent.
@@ -206,7 +209,7 @@ impl Clerk {
     }
 
     fn write(&self, op: Op) -> Result<WriteResponse, ClerkError> {
-        let session = &self.inner.session;
+        let session = self.inner.session.lock().clone();
         let seq = session.begin();
         let result = self.run(|client, options| {
             let request = WriteRequest {
@@ -223,8 +226,27 @@ impl Clerk {
                 Err(e) => Self::on_rpc_error(&e, true),
             }
         });
-        session.end(seq);
+        session.end(seq, result.is_ok());
+        if let Err(e) = &result {
+            if e.kind == ErrorKind::SessionExpired {
+                self.renew_session(&session);
+            }
+        }
         result
+    }
+
+    /// Replaces `expired` (if still current) by a fresh session, so later writes are not
+    /// refused forever. The expired session's writes keep their unknown outcome.
+    fn renew_session(&self, expired: &Arc<Session>) {
+        let mut current = self.inner.session.lock();
+        if Arc::ptr_eq(&current, expired) {
+            *current = Arc::new(Session::new());
+            tracing::info!(
+                old = expired.client_id,
+                new = current.client_id,
+                "session expired; renewed"
+            );
+        }
     }
 
     /// The retry loop shared by every operation.

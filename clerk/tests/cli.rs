@@ -7,9 +7,10 @@
 use kvserver::config::ClusterConfig;
 use kvserver::launch::{launch, RunningNode};
 use serde_json::Value;
+use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// Three nodes in this process, on loopback, with their config file written out.
@@ -31,6 +32,11 @@ fn free_ports(n: usize) -> Vec<u16> {
 
 impl Cluster {
     fn start() -> Cluster {
+        Cluster::start_with("")
+    }
+
+    /// Starts three nodes; `extra` is appended to the TOML.
+    fn start_with(extra: &str) -> Cluster {
         let tmp = tempfile::tempdir().unwrap();
         let addrs: Vec<String> = free_ports(3)
             .into_iter()
@@ -40,6 +46,7 @@ impl Cluster {
         for (i, addr) in addrs.iter().enumerate() {
             toml.push_str(&format!("[[nodes]]\nid = {}\naddr = \"{addr}\"\n", i + 1));
         }
+        toml.push_str(extra);
         let config_path = tmp.path().join("cluster.toml");
         std::fs::write(&config_path, &toml).unwrap();
         let config = ClusterConfig::parse(&toml).unwrap();
@@ -280,4 +287,86 @@ fn shell_reads_one_command_per_line_and_answers_one_line_each() {
 
 fn stdout_lines(out: &Output) -> Vec<&str> {
     std::str::from_utf8(&out.stdout).unwrap().lines().collect()
+}
+
+/// A `kvctl shell --json` driven one line at a time.
+struct Shell {
+    child: Child,
+    lines: std::io::Lines<BufReader<std::process::ChildStdout>>,
+}
+
+impl Shell {
+    fn spawn(cluster: &Cluster) -> Shell {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_kvctl"))
+            .args([
+                "--endpoints",
+                &cluster.addrs.join(","),
+                "--timeout-ms",
+                "30000",
+            ])
+            .args(["shell", "--json"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        Shell { child, lines }
+    }
+
+    /// Sends one command and reads its answer (kvctl answers within its --timeout-ms).
+    fn call(&mut self, line: &str) -> Value {
+        let stdin = self.child.stdin.as_mut().unwrap();
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
+        serde_json::from_str(&self.lines.next().unwrap().unwrap()).unwrap()
+    }
+}
+
+impl Drop for Shell {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn ok() -> Value {
+    serde_json::json!({"ok": true})
+}
+
+/// Regression: the clerk moved its acknowledgement watermark past a first write that was
+/// never applied; the servers took the unknown client with a watermark above 1 for an
+/// evicted one and refused every later write with SESSION_EXPIRED.
+#[test]
+fn a_shell_keeps_writing_after_its_first_write_was_refused() {
+    let cluster = Cluster::start_with("[limits]\nmax_value_bytes = 1024\n");
+    let mut shell = Shell::spawn(&cluster);
+    let refused = shell.call(&format!("put big {}", "x".repeat(2000)));
+    assert_eq!(refused["ok"], false, "{refused}");
+    assert_eq!(refused["definite"], true, "{refused}");
+    assert_eq!(shell.call("put a 1"), ok());
+    assert_eq!(shell.call("append a 2"), ok());
+    assert_eq!(shell.call("get a")["value"], "12");
+}
+
+/// Regression: a clerk whose session the servers evicted (more clients than
+/// `max_sessions`) was refused with SESSION_EXPIRED forever; it now reports that one
+/// write as unknown and continues with a fresh session.
+#[test]
+fn a_shell_whose_session_was_evicted_continues_with_a_new_one() {
+    let cluster = Cluster::start_with("[limits]\nmax_sessions = 2\n");
+    let mut shell = Shell::spawn(&cluster);
+    assert_eq!(shell.call("put a 1"), ok());
+    // Two other clients: the second one's session evicts the shell's (least recent).
+    assert_exit(&cluster.kvctl(&["put", "b", "1"]), 0);
+    assert_exit(&cluster.kvctl(&["put", "c", "1"]), 0);
+    let expired = shell.call("put a 2");
+    assert_eq!(expired["ok"], false, "{expired}");
+    assert_eq!(expired["definite"], false, "{expired}");
+    assert!(
+        expired["error"].as_str().unwrap().contains("expired"),
+        "{expired}"
+    );
+    assert_eq!(shell.call("put a 3"), ok());
+    assert_eq!(shell.call("get a")["value"], "3");
 }

@@ -35,8 +35,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// kvctl's per-operation deadline in the workload.
+/// kvctl's per-operation deadline in the workload: long enough to ride out most faults.
 const KVCTL_TIMEOUT_MS: u64 = 5000;
+/// The deadline of every other client: short, so that faults end operations with
+/// `definite:true` and `definite:false` errors, whose honesty the checks then verify.
+const KVCTL_SHORT_TIMEOUT_MS: u64 = 1000;
 
 /// Search steps lincheck may take per 12 s of faults (the budget is shared by all the
 /// partitions of one check). Memory is bounded by the largest partition's memo, at most
@@ -101,7 +104,11 @@ fn crash_run(spec: &RunSpec) {
             let client = ClientSpec {
                 id,
                 endpoints: cluster.addrs.clone(),
-                timeout_ms: KVCTL_TIMEOUT_MS,
+                timeout_ms: if id % 2 == 0 {
+                    KVCTL_SHORT_TIMEOUT_MS
+                } else {
+                    KVCTL_TIMEOUT_MS
+                },
                 client_kill_percent: 2,
                 stderr_log: cluster.root().join(format!("kvctl-{id}.log")),
                 started,
@@ -125,6 +132,13 @@ fn crash_run(spec: &RunSpec) {
         hung.is_empty(),
         "kvctl gave no answer within --timeout-ms + {HANG:?} to {hung:?}"
     );
+    // With far fewer clients than `max_sessions`, no session is ever evicted.
+    let expired: Vec<&String> = reports
+        .iter()
+        .flat_map(|r| r.errors.keys())
+        .filter(|m| m.contains("expired"))
+        .collect();
+    assert!(expired.is_empty(), "sessions reported expired: {expired:?}");
     let ok_writes: u64 = reports.iter().map(|r| r.ok_writes).sum();
     assert!(ok_writes > 0, "no write succeeded during the whole run");
     let problems: Vec<String> = finals
