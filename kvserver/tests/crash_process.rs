@@ -1,5 +1,7 @@
 //! Process-level crash test: real `kvserver` processes (fsync on) and `kvctl shell --json`
-//! clients, while a nemesis SIGKILLs and restarts nodes and freezes them with SIGSTOP.
+//! clients, while a nemesis SIGKILLs and restarts nodes, freezes them with SIGSTOP, and
+//! stops them with SIGTERM (a minority at a time), with one whole-cluster SIGKILL halfway.
+//! Clients are SIGKILLed too, mid-operation.
 //!
 //! Claims checked after every run:
 //! - every acknowledged append is in the final value exactly once, every append with an
@@ -98,13 +100,42 @@ fn crash_run(spec: &RunSpec) {
     cluster.wait_for_leader();
     let recorder = Arc::new(KvRecorder::new());
     let stop = Arc::new(AtomicBool::new(false));
+    let clients = start_clients(spec, &cluster, &recorder, &stop, &mut rng);
+    let mut nemesis = Nemesis::new(spec.nodes, rng.fork());
+    let half = Duration::from_secs(spec.fault_secs) / 2;
+    nemesis.run(&mut cluster, half);
+    nemesis.crash_all(&mut cluster);
+    nemesis.run(&mut cluster, half);
+    stop.store(true, Ordering::Release);
+    let reports: Vec<ClientReport> = clients.into_iter().map(|c| c.join().unwrap()).collect();
+    nemesis.heal_all(&mut cluster);
+    let finals = final_reads(&cluster, &recorder);
+    eprintln!("nemesis: {:?}", nemesis.report);
+    summarize(&reports);
+    check_client_reports(&reports);
+    let history = Arc::into_inner(recorder).unwrap().into_history();
+    save_history(&cluster.root().join("history.jsonl"), &history);
+    check_append_keys(&finals, &reports, &history);
+    check_linearizable(&history, spec);
+    all_nodes_catch_up_and_exit_cleanly(&mut cluster);
+}
+
+/// Starts the kvctl client threads; every other one has a short deadline.
+fn start_clients(
+    spec: &RunSpec,
+    cluster: &ProcessCluster,
+    recorder: &Arc<KvRecorder>,
+    stop: &Arc<AtomicBool>,
+    rng: &mut Rng,
+) -> Vec<std::thread::JoinHandle<ClientReport>> {
     let started = Instant::now();
-    let clients: Vec<_> = (1..=spec.clients)
+    (1..=spec.clients)
         .map(|id| {
+            let short = id % 2 == 0;
             let client = ClientSpec {
                 id,
                 endpoints: cluster.addrs.clone(),
-                timeout_ms: if id % 2 == 0 {
+                timeout_ms: if short {
                     KVCTL_SHORT_TIMEOUT_MS
                 } else {
                     KVCTL_TIMEOUT_MS
@@ -117,16 +148,11 @@ fn crash_run(spec: &RunSpec) {
             let (recorder, stop, rng) = (recorder.clone(), stop.clone(), rng.fork());
             std::thread::spawn(move || run_client(client, recorder, stop, rng))
         })
-        .collect();
-    let mut nemesis = Nemesis::new(spec.nodes, rng.fork());
-    nemesis.run(&mut cluster, Duration::from_secs(spec.fault_secs));
-    stop.store(true, Ordering::Release);
-    let reports: Vec<ClientReport> = clients.into_iter().map(|c| c.join().unwrap()).collect();
-    nemesis.heal_all(&mut cluster);
-    let finals = final_reads(&cluster, &recorder);
-    eprintln!("nemesis: {:?}", nemesis.report);
-    summarize(&reports);
+        .collect()
+}
 
+/// No client hung, no session expired, and something was written.
+fn check_client_reports(reports: &[ClientReport]) {
     let hung: Vec<&String> = reports.iter().flat_map(|r| &r.hung).collect();
     assert!(
         hung.is_empty(),
@@ -141,31 +167,30 @@ fn crash_run(spec: &RunSpec) {
     assert!(expired.is_empty(), "sessions reported expired: {expired:?}");
     let ok_writes: u64 = reports.iter().map(|r| r.ok_writes).sum();
     assert!(ok_writes > 0, "no write succeeded during the whole run");
-    let problems: Vec<String> = finals
-        .iter()
-        .filter(|(key, _)| is_append_key(key))
-        .flat_map(|(key, value)| check_appends(key, value.as_deref().unwrap_or(""), &reports))
-        .collect();
-    assert!(
-        problems.is_empty(),
-        "append check failed:\n{}",
-        problems.join("\n")
-    );
+}
 
-    let history = Arc::into_inner(recorder).unwrap().into_history();
-    let saved = cluster.root().join("history.jsonl");
-    save_history(&saved, &history);
-    let problems: Vec<String> = finals
-        .iter()
-        .filter(|(key, _)| is_append_key(key))
-        .flat_map(|(key, value)| check_append_order(key, value.as_deref().unwrap_or(""), &history))
-        .collect();
+/// Exactly-once appends, and the exact order check of every append key.
+fn check_append_keys(
+    finals: &BTreeMap<String, Option<String>>,
+    reports: &[ClientReport],
+    history: &[lincheck::KvOperation],
+) {
+    let mut problems = Vec::new();
+    for (key, value) in finals.iter().filter(|(key, _)| is_append_key(key)) {
+        let value = value.as_deref().unwrap_or("");
+        problems.extend(check_appends(key, value, reports));
+        problems.extend(check_append_order(key, value, history));
+    }
     assert!(
         problems.is_empty(),
-        "append order check failed:\n{}",
+        "append checks failed:\n{}",
         problems.join("\n")
     );
-    let tightened = tighten_unknown_writes(&history);
+}
+
+/// The whole history, unknown writes tightened, is linearizable per lincheck.
+fn check_linearizable(history: &[lincheck::KvOperation], spec: &RunSpec) {
+    let tightened = tighten_unknown_writes(history);
     let budget = Budget::steps(LINCHECK_STEPS_PER_12_SECS * spec.fault_secs.div_ceil(12).max(1));
     let (result, stats) = check_with_stats(&KvModel, &tightened, budget);
     eprintln!("lincheck: {} operations, {stats:?}", history.len());
@@ -174,8 +199,6 @@ fn crash_run(spec: &RunSpec) {
         "history of {} operations: {result}",
         history.len()
     );
-
-    all_nodes_catch_up_and_exit_cleanly(&mut cluster);
 }
 
 /// Reads every key the workload touched once more after the faults healed (retrying

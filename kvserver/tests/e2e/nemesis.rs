@@ -25,6 +25,8 @@ pub struct NemesisReport {
     pub leader_faults: u64,
     /// Restarts that failed to bind their port and were retried.
     pub port_retries: u64,
+    /// Times every node was SIGKILLed at once and restarted.
+    pub whole_cluster_crashes: u64,
 }
 
 /// The fault schedule of one run.
@@ -62,6 +64,19 @@ impl Nemesis {
             std::thread::sleep(Duration::from_millis(self.rng.between(100, 1500)));
         }
         self.heal_all(cluster);
+    }
+
+    /// SIGKILLs every node at once (a whole-cluster crash, beyond the minority rule:
+    /// it checks recovery, not availability), then restarts them all.
+    pub fn crash_all(&mut self, cluster: &mut ProcessCluster) {
+        self.check_deaths(cluster);
+        for i in 0..cluster.len() {
+            cluster.kill(i);
+        }
+        for i in 0..cluster.len() {
+            cluster.spawn(i);
+        }
+        self.report.whole_cluster_crashes += 1;
     }
 
     /// Restarts every killed node and thaws every frozen one.

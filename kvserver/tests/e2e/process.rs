@@ -2,9 +2,9 @@
 //! command), bounded waits, and one-shot runs with captured output.
 
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// How long any single wait in these tests may take before it is called a hang. Generous
 /// on purpose: the tests assert what happens, not how fast.
@@ -15,19 +15,57 @@ pub fn kvserver_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_kvserver"))
 }
 
-/// The `kvctl` binary, next to `kvserver` (cargo builds it for clerk's integration tests).
+/// Sources `kvctl` is built from, relative to the workspace root.
+const KVCTL_SOURCES: [&str; 5] = [
+    "clerk/src",
+    "clerk/Cargo.toml",
+    "rpc-framework/src",
+    "proto/src",
+    "proto/proto",
+];
+
+/// The `kvctl` binary, next to `kvserver` (cargo builds it for clerk's integration tests,
+/// but `cargo test -p kvserver` does not rebuild it).
 ///
 /// # Panics
-/// When it has not been built, with the command that builds it.
+/// When it has not been built, or is older than its sources, with the command that
+/// builds it.
 pub fn kvctl_bin() -> PathBuf {
     let path = kvserver_bin().with_file_name(format!("kvctl{}", std::env::consts::EXE_SUFFIX));
+    let build = "run `cargo build -p clerk --bin kvctl` (same CARGO_TARGET_DIR and profile) \
+                 or `cargo test --workspace`";
     assert!(
         path.is_file(),
-        "kvctl not found at {}: run `cargo build -p clerk --bin kvctl` (with the same \
-         CARGO_TARGET_DIR and profile) or `cargo test --workspace`",
+        "kvctl not found at {}: {build}",
         path.display()
     );
+    let built = modified(&path);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    if let Some(newer) = KVCTL_SOURCES
+        .iter()
+        .find_map(|s| newer_file(&root.join(s), built))
+    {
+        panic!(
+            "kvctl at {} is older than {}: {build}",
+            path.display(),
+            newer.display()
+        );
+    }
     path
+}
+
+fn modified(path: &Path) -> SystemTime {
+    std::fs::metadata(path).and_then(|m| m.modified()).unwrap()
+}
+
+/// A file under `path` (a file or a directory) modified after `than`, if any.
+fn newer_file(path: &Path, than: SystemTime) -> Option<PathBuf> {
+    if path.is_file() {
+        return (modified(path) > than).then(|| path.to_path_buf());
+    }
+    std::fs::read_dir(path)
+        .ok()?
+        .find_map(|entry| newer_file(&entry.ok()?.path(), than))
 }
 
 /// A signal sent with the `kill` command (std can only SIGKILL a child).
