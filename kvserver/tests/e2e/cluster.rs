@@ -37,6 +37,8 @@ struct Node {
     paused: bool,
     data_dir: PathBuf,
     log_path: PathBuf,
+    /// Length of the log when the current incarnation started.
+    log_offset: usize,
 }
 
 /// N `kvserver` processes sharing one configuration file.
@@ -69,6 +71,7 @@ impl ProcessCluster {
                 paused: false,
                 data_dir: root.join(format!("node-{id}")),
                 log_path: root.join(format!("node-{id}.log")),
+                log_offset: 0,
             })
             .collect();
         ProcessCluster {
@@ -121,6 +124,7 @@ impl ProcessCluster {
             .append(true)
             .open(&node.log_path)
             .unwrap();
+        node.log_offset = log.metadata().unwrap().len() as usize;
         let child = kvserver_command()
             .arg("--config")
             .arg(&self.config_path)
@@ -173,14 +177,28 @@ impl ProcessCluster {
         self.nodes[i].paused = false;
     }
 
-    /// Sends `signal` (SIGTERM or SIGINT) to node `i` and waits for it to exit.
+    /// What node `i` has logged since it was last started.
+    pub fn incarnation_log(&self, i: usize) -> String {
+        let log = self.log(i);
+        log.get(self.nodes[i].log_offset..)
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// Sends `signal` (SIGTERM or SIGINT) to node `i` and waits for it to exit. First waits
+    /// until the node has installed its signal handlers (it logs WAL recovery after that):
+    /// a signal that arrives before, right after exec, takes the default action.
     ///
     /// # Panics
-    /// If it does not exit within [`HANG`].
+    /// If it does not get that far or does not exit within [`HANG`].
     pub fn stop_with(&mut self, i: usize, signal: Signal) -> ExitStatus {
         if self.nodes[i].paused {
             self.resume(i);
         }
+        wait_until(HANG, &format!("node {} to start", i + 1), || {
+            self.incarnation_log(i)
+                .contains("write-ahead log recovered")
+        });
         send_signal(self.pid(i), signal);
         let node = &mut self.nodes[i];
         let mut child = node.child.take().unwrap();
