@@ -472,3 +472,29 @@ mod checks_catch_damage {
             .is_illegal());
     }
 }
+
+/// Regression: a leader whose connection to a follower broke while batches to it were in
+/// flight and more were queued (the follower was frozen, then killed) never reconnected:
+/// the batch callbacks, run on the channel's I/O thread, sent the next batch, and the
+/// send waited for the reconnect that only that thread could make, again and again. The
+/// restarted follower never heard from the leader again.
+#[test]
+fn a_follower_killed_while_frozen_catches_up_after_its_restart() {
+    let mut cluster = ProcessCluster::start(3, FAST_TOML);
+    let leader = cluster.wait_for_leader();
+    let follower = (leader + 1) % 3;
+    let clerk = cluster.clerk(HANG);
+    for round in 0..3 {
+        cluster.pause(follower);
+        // Frozen long enough for the leader's window of batches to it to fill up.
+        for i in 0..50 {
+            clerk.put(format!("r{round}-k{i}"), "v").unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        cluster.kill(follower);
+        cluster.spawn(follower);
+        let leader = cluster.wait_for_leader();
+        let commit = cluster.statuses()[leader].as_ref().unwrap().commit;
+        cluster.wait_applied(commit);
+    }
+}

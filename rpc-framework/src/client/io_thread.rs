@@ -7,7 +7,8 @@
 //!   any other token are ignored;
 //! - the link state is changed *before* a dead connection's pending calls are failed, so a
 //!   new call never lands on a connection that is being torn down (and one that raced it
-//!   is refused by the closed writer);
+//!   is refused by the closed writer), and a completion callback never sees `Resolving`
+//!   (a call it made would wait for this very thread);
 //! - the planned wake-up time is published to the pending map before every poll, so a call
 //!   with an earlier deadline wakes the thread;
 //! - on exit every pending call is completed with `Shutdown`.
@@ -312,19 +313,21 @@ impl IoThread {
         tracing::warn!(%addr, %reason, "connection lost");
         let healthy = active.replies_received > 0;
         let message = format!("connection to {addr} lost: {reason}");
-        self.shared.set_link(if healthy {
-            Link::Resolving
-        } else {
-            Link::Failed(message.clone())
-        });
-        self.fail_connection_calls(&active.conn, &message, |record| RpcError::Disconnected {
-            sent: record.sent(),
-        });
+        // Move the link to the next attempt (or to the failure) BEFORE any callback runs.
+        // A callback that sends its next call (Raft's transport does) must find a new
+        // connection to queue on, or fail fast; it must never find `Resolving`, which only
+        // this thread ends: it would wait for itself until its deadline, then again for
+        // the call after, and the channel would never reconnect.
+        active.conn.writer.close(&message);
         if healthy {
             self.start_attempt();
         } else {
+            self.shared.set_link(Link::Failed(message.clone()));
             self.schedule_retry();
         }
+        self.fail_connection_calls(&active.conn, &message, |record| RpcError::Disconnected {
+            sent: record.sent(),
+        });
     }
 
     fn finish(&mut self) {
