@@ -179,8 +179,7 @@ impl ClusterConfig {
     /// # Errors
     /// A one-line reason.
     pub fn parse(text: &str) -> Result<ClusterConfig, String> {
-        let config: ClusterConfig =
-            toml::from_str(text).map_err(|e| e.message().replace('\n', " ").trim().to_string())?;
+        let config: ClusterConfig = toml::from_str(text).map_err(|e| toml_error(text, &e))?;
         config.validate()?;
         Ok(config)
     }
@@ -249,6 +248,18 @@ impl ClusterConfig {
     }
 }
 
+/// One line: where in the file (`line L, column C`, when known) and what is wrong.
+fn toml_error(text: &str, error: &toml::de::Error) -> String {
+    let message = error.message().replace('\n', " ").trim().to_string();
+    let Some(start) = error.span().map(|span| span.start.min(text.len())) else {
+        return message;
+    };
+    let before = text.get(..start).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    format!("line {line}, column {column}: {message}")
+}
+
 fn validate_addr(addr: &str) -> Result<(), String> {
     let (host, port) = addr
         .rsplit_once(':')
@@ -309,6 +320,8 @@ addr = "127.0.0.1:7003"
         assert!(error_of(&bad_port).contains("bad port"));
         let unknown = format!("{GOOD}\nbogus = 1");
         assert!(error_of(&unknown).contains("bogus"));
+        let syntax = error_of("cluster_id = \"x\"\n[[nodes]\nid = 1\n");
+        assert!(syntax.starts_with("line 2, column "), "{syntax}");
         let timing = format!("{GOOD}\n[raft]\nelection_ticks = 2\nheartbeat_ticks = 5");
         assert!(error_of(&timing).contains("election_ticks"));
     }

@@ -151,6 +151,12 @@ pub fn launch_with(
 ) -> Result<RunningNode, LaunchError> {
     let me = config.node(id).ok_or(LaunchError::UnknownNode(id))?;
     let addr = resolve(&me.addr)?;
+    // Hold the port before touching the data directory. A second instance of a running
+    // node (same config, same directory) must fail here: opening storage runs recovery,
+    // which writes (a new WAL segment whose head restates an old hard state, a cut torn
+    // tail) and would damage the live node's files.
+    let port_reservation =
+        std::net::TcpListener::bind(addr).map_err(|source| LaunchError::Bind { addr, source })?;
     let disk_options = DiskOptions {
         fsync: config.storage.fsync,
         segment_bytes: config.storage.segment_bytes,
@@ -199,6 +205,9 @@ pub fn launch_with(
         voters,
     )));
     provider.register_inline(KvServiceServer::new(KvServiceImpl::new(server.clone())));
+    // The Provider binds the address itself: hand the port over (a rebind on the spot;
+    // only a process binding in this instant could take it, and then serve() fails).
+    drop(port_reservation);
     let handle = match provider.serve(addr) {
         Ok(h) => h,
         Err(source) => {

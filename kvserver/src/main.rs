@@ -6,6 +6,7 @@
 use clap::Parser;
 use kvserver::config::ClusterConfig;
 use kvserver::launch::{data_dir_for, launch};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -35,6 +36,8 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // Color codes only on a terminal, never in a log file or a pipe.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,

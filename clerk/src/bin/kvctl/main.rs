@@ -18,6 +18,7 @@ mod shell;
 use clap::{Parser, Subcommand};
 use clerk::{Clerk, ClerkConfig};
 use command::{execute, Command, Outcome};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -44,15 +45,29 @@ enum Cmd {
     /// Print the value of KEY (exit 1 if absent).
     Get { key: String },
     /// Set KEY to VALUE.
-    Put { key: String, value: String },
+    Put {
+        key: String,
+        /// May start with `-` (e.g. a negative number).
+        #[arg(allow_hyphen_values = true)]
+        value: String,
+    },
     /// Append VALUE to KEY's value.
-    Append { key: String, value: String },
+    Append {
+        key: String,
+        /// May start with `-`.
+        #[arg(allow_hyphen_values = true)]
+        value: String,
+    },
     /// Delete KEY.
     Delete { key: String },
     /// Set KEY to NEW if its value is EXPECTED ("" = absent).
     Cas {
         key: String,
+        /// May start with `-`.
+        #[arg(allow_hyphen_values = true)]
         expected: String,
+        /// May start with `-`.
+        #[arg(allow_hyphen_values = true)]
         new: String,
     },
     /// One line per node: role, term, commit, applied, leader.
@@ -72,13 +87,27 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Not `Cli::parse()`: clap exits with 2 on a usage error, which scripts would take
+    // for a failed operation. Usage errors exit 64 (EX_USAGE); --help/--version exit 0.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(64)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
+        // Color codes only on a terminal, never in a log file or a pipe.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let endpoints = match endpoints(&cli) {
         Ok(e) => e,
