@@ -307,7 +307,7 @@ impl<M: Model> Search<'_, M> {
         if self
             .deepest
             .as_ref()
-            .map_or(true, |deepest| depth > deepest.linearized.len())
+            .is_none_or(|deepest| depth > deepest.linearized.len())
         {
             self.deepest = Some(self.snapshot(blocked_return));
         }

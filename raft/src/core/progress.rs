@@ -58,7 +58,7 @@ impl Inflights {
     pub(crate) fn add(&mut self, last_index: LogIndex) {
         assert!(!self.is_full(), "inflight window overflow");
         assert!(
-            self.last_indexes.back().map_or(true, |b| *b < last_index),
+            self.last_indexes.back().is_none_or(|b| *b < last_index),
             "inflight appends must grow"
         );
         self.last_indexes.push_back(last_index);

@@ -43,7 +43,7 @@ enum ChunkOutcome {
 impl RaftCore {
     pub(super) fn handle_install_snapshot(&mut self, from: NodeId, chunk: InstallSnapshot) {
         let end = chunk.offset.checked_add(chunk.data.len() as u64);
-        if end.map_or(true, |e| e > chunk.total_bytes)
+        if end.is_none_or(|e| e > chunk.total_bytes)
             || (chunk.done && end != Some(chunk.total_bytes))
         {
             tracing::warn!(node = %self.id, %from, offset = chunk.offset, "dropping malformed snapshot chunk");

@@ -83,7 +83,7 @@ impl<T> PendingCalls<T> {
         let mut must_wake_io_thread = false;
         if let Some(deadline) = tracked_deadline {
             self.deadlines.insert((deadline, id));
-            must_wake_io_thread = self.planned_wake.map_or(true, |wake| deadline < wake);
+            must_wake_io_thread = self.planned_wake.is_none_or(|wake| deadline < wake);
             if must_wake_io_thread {
                 self.planned_wake = Some(deadline);
             }
