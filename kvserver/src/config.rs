@@ -127,6 +127,8 @@ pub struct LimitsSection {
     pub max_sessions: usize,
     /// Writes waiting for commit on one node.
     pub max_pending_writes: usize,
+    /// Reads in flight on one node.
+    pub max_pending_reads: usize,
 }
 
 impl Default for LimitsSection {
@@ -136,6 +138,7 @@ impl Default for LimitsSection {
             max_value_bytes: 1 << 20,
             max_sessions: 100_000,
             max_pending_writes: 64 << 10,
+            max_pending_reads: 64 << 10,
         }
     }
 }
@@ -233,6 +236,7 @@ impl ClusterConfig {
             || l.max_value_bytes == 0
             || l.max_sessions == 0
             || l.max_pending_writes == 0
+            || l.max_pending_reads == 0
         {
             return Err("limits must be at least 1".into());
         }

@@ -194,6 +194,7 @@ pub fn launch_with(
         addrs,
         limits: limits(config),
         max_pending_writes: config.limits.max_pending_writes,
+        max_pending_reads: config.limits.max_pending_reads,
         write_timeout: Duration::from_secs(10),
         snapshot_threshold_bytes: config.snapshot.threshold_bytes,
     };

@@ -38,6 +38,8 @@ pub struct ServerConfig {
     pub limits: Limits,
     /// Writes waiting for commit beyond this are refused with UNAVAILABLE.
     pub max_pending_writes: usize,
+    /// Reads in flight beyond this are refused with UNAVAILABLE.
+    pub max_pending_reads: usize,
     /// How long a write waits for its entry before answering TIMEOUT (outcome unknown).
     pub write_timeout: Duration,
     /// Snapshot once the Raft log since the last snapshot passes this size.
@@ -67,6 +69,8 @@ pub struct KvServer {
     pub(crate) node: Arc<RaftNode>,
     pub(crate) sm: RwLock<StateMachine>,
     pub(crate) waiters: Waiters,
+    /// Reads started and not yet answered (bounded by `max_pending_reads`).
+    pub(crate) reads_in_flight: Arc<std::sync::atomic::AtomicUsize>,
     /// Reads that found the state machine busy; the applier serves them next round.
     deferred_reads: Mutex<Vec<ReadWaiter>>,
     snapshot_requested_at: Mutex<LogIndex>,
@@ -91,6 +95,7 @@ impl KvServer {
             node,
             sm: RwLock::new(sm),
             waiters: Waiters::default(),
+            reads_in_flight: Arc::default(),
             deferred_reads: Mutex::new(Vec::new()),
             snapshot_requested_at: Mutex::new(LogIndex::ZERO),
             stopping: AtomicBool::new(false),
@@ -400,7 +405,7 @@ impl KvServer {
 /// Reply types, named for readability.
 pub(crate) mod proto_reply {
     /// The reply handle of a Get.
-    pub(crate) type GetReply = rpc_framework::Reply<proto::kv::GetResponse>;
+    pub(crate) type GetReply = crate::waiters::ReadReply;
     /// The reply handle of a Write.
     pub(crate) type WriteReply = rpc_framework::Reply<proto::kv::WriteResponse>;
 }

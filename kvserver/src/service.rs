@@ -3,11 +3,13 @@
 //! replies are completed later from the Raft driver or the applier thread.
 
 use crate::server::{get_error, write_error, KvServer};
+use crate::waiters::ReadReply;
 use prost::Message as _;
 use proto::kv::{
     ErrorCode, GetRequest, GetResponse, StatusRequest, StatusResponse, WriteRequest, WriteResponse,
 };
 use rpc_framework::Reply;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// The KV service of one node.
@@ -40,6 +42,12 @@ impl proto::kv::KvService for KvServiceImpl {
         if !s.node.state().is_leader {
             return reply.ok(get_error(s.not_leader(None)));
         }
+        if s.reads_in_flight.load(Ordering::Relaxed) >= s.config.max_pending_reads {
+            let error =
+                crate::waiters::kv_error(ErrorCode::Unavailable, "too many reads in flight; retry");
+            return reply.ok(get_error(error));
+        }
+        let reply = ReadReply::new(reply, s.reads_in_flight.clone());
         let server = s.clone();
         s.node.read_index_with(move |result| match result {
             Ok(index) => server.serve_read_at(index, request.key, reply),

@@ -10,6 +10,8 @@ use proto::kv::{ErrorCode, GetResponse, KvError, WriteResponse};
 use raft::{LogIndex, Term};
 use rpc_framework::Reply;
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// A write waiting for its entry.
@@ -24,7 +26,47 @@ pub(crate) struct WriteWaiter {
 #[derive(Debug)]
 pub(crate) struct ReadWaiter {
     pub(crate) key: bytes::Bytes,
-    pub(crate) reply: Reply<GetResponse>,
+    pub(crate) reply: ReadReply,
+}
+
+/// The reply of a Get, counted from the moment the read starts until it is answered, so
+/// the number of reads in flight stays bounded. Dropping it unanswered answers
+/// UNAVAILABLE (never leaves a client hanging) and uncounts it.
+#[derive(Debug)]
+pub(crate) struct ReadReply {
+    reply: Option<Reply<GetResponse>>,
+    inflight: Arc<AtomicUsize>,
+}
+
+impl ReadReply {
+    /// Counts a new read in flight.
+    pub(crate) fn new(reply: Reply<GetResponse>, inflight: Arc<AtomicUsize>) -> ReadReply {
+        inflight.fetch_add(1, Ordering::Relaxed);
+        ReadReply {
+            reply: Some(reply),
+            inflight,
+        }
+    }
+
+    /// Answers the read.
+    pub(crate) fn ok(mut self, response: GetResponse) {
+        if let Some(reply) = self.reply.take() {
+            reply.ok(response);
+        }
+    }
+}
+
+impl Drop for ReadReply {
+    fn drop(&mut self) {
+        if let Some(reply) = self.reply.take() {
+            reply.ok(GetResponse {
+                error: kv_error(ErrorCode::Unavailable, "read abandoned by the server"),
+                found: false,
+                value: bytes::Bytes::new(),
+            });
+        }
+        self.inflight.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 #[derive(Debug, Default)]
