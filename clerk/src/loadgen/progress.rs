@@ -27,8 +27,11 @@ pub struct Progress {
     pub ops: u64,
     /// Failed operations in this phase so far.
     pub errors: u64,
-    /// Successful operations per second since the previous sample.
+    /// Successful operations per second since the previous sample; in the last sample of
+    /// a phase ([`Progress::phase_done`]), the average over the whole phase.
     pub interval_ops_per_sec: f64,
+    /// Whether this is the last sample of its phase.
+    pub phase_done: bool,
 }
 
 impl std::fmt::Display for Progress {
@@ -41,10 +44,15 @@ impl std::fmt::Display for Progress {
         };
         write!(
             f,
-            "[{phase:>7} {:>5.1}s] {} ops, {:.0} ops/s, {} errors",
+            "[{phase:>7} {:>5.1}s] {} ops, {:.0} ops/s{}, {} errors",
             self.phase_elapsed.as_secs_f64(),
             self.ops,
             self.interval_ops_per_sec,
+            if self.phase_done {
+                " (phase average)"
+            } else {
+                ""
+            },
             self.errors
         )
     }
@@ -73,11 +81,11 @@ impl ProgressTicker {
     pub(super) fn maybe_emit(
         &mut self,
         shared: &Shared,
-        force: bool,
+        phase_done: bool,
         cb: &mut dyn FnMut(&Progress),
     ) {
         let since = self.last_at.elapsed();
-        if !force && since < self.every {
+        if !phase_done && since < self.every {
             return;
         }
         let (ok, errors) = match self.phase {
@@ -85,13 +93,19 @@ impl ProgressTicker {
             Phase::Prefill | Phase::Measure => (&shared.ok, &shared.errors),
         };
         let ops = ok.load(Ordering::Relaxed);
+        let phase_elapsed = self.phase_start.elapsed();
+        let (new_ops, over) = if phase_done {
+            (ops, phase_elapsed)
+        } else {
+            (ops.saturating_sub(self.last_ops), since)
+        };
         cb(&Progress {
             phase: self.phase,
-            phase_elapsed: self.phase_start.elapsed(),
+            phase_elapsed,
             ops,
             errors: errors.load(Ordering::Relaxed),
-            interval_ops_per_sec: ops.saturating_sub(self.last_ops) as f64
-                / since.as_secs_f64().max(1e-9),
+            interval_ops_per_sec: new_ops as f64 / over.as_secs_f64().max(1e-9),
+            phase_done,
         });
         self.last_at = Instant::now();
         self.last_ops = ops;

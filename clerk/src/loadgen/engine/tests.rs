@@ -167,7 +167,13 @@ fn progress_reports_the_measure_phase_and_ends_with_the_final_count() {
     run_load(&targets, &spec(2, 500), &mut |p| samples.push(*p)).unwrap();
     let last = samples.last().unwrap();
     assert_eq!(last.phase, Phase::Measure);
+    assert!(last.phase_done);
     assert_eq!(last.ops + last.errors, 500);
+    assert_eq!(
+        samples.iter().filter(|p| p.phase_done).count(),
+        1,
+        "no warm-up: one phase"
+    );
 }
 
 #[test]
