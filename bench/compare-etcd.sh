@@ -77,11 +77,14 @@ mkdir -p "$RESULTS" "$WORK/logs"
 
 KV_PIDS=()
 ETCD_STARTED=0
+LOAD_PID=""
+SAMPLER_PID=""
 export ETCD_RUN_DIR="$WORK/etcd-run" ETCD_BASE_DIR="$BASE_DIR"
 
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
+  for pid in $LOAD_PID $SAMPLER_PID; do kill "$pid" 2> /dev/null || true; done
   for pid in "${KV_PIDS[@]}"; do kill "$pid" 2> /dev/null || true; done
   for pid in "${KV_PIDS[@]}"; do
     for _ in $(seq 1 50); do kill -0 "$pid" 2> /dev/null || break; sleep 0.1; done
@@ -213,7 +216,7 @@ cpu_ticks() {
 # snapshot_processes FILE DELAY_SECS: after DELAY, the 6 busiest processes over 1 s.
 snapshot_processes() {
   sleep "$2"
-  command -v top > /dev/null || return 0
+  command -v top > /dev/null && [[ -d "$(dirname "$1")" ]] || return 0
   top -b -n 2 -d 1 -o %CPU -w 200 2> /dev/null |
     awk '/^top -/ { n++ } n == 2 && $1 ~ /^[0-9]+$/ { print $12 "(" $9 "%)" }' |
     head -6 > "$1" || true
@@ -235,16 +238,25 @@ run_one() {
   local cpu0 t0 load0; cpu0="$(cpu_ticks "${pids[@]}")"; t0="$(date +%s.%N)"
   load0="$(cut -d' ' -f1 /proc/loadavg)"
   snapshot_processes "$out.ps" $((WARMUP + DURATION / 2)) &
-  local sampler=$!
+  SAMPLER_PID=$!
+  local cmd
   if [[ $system == raftkv ]]; then
-    "$KVCTL" --endpoints "$KV_ENDPOINTS" --timeout-ms 10000 bench "${args[@]}" \
-      > "$out.json" 2> "$out.log" || { cat "$out.log" >&2; die "kvctl bench failed ($workload)"; }
+    cmd=("$KVCTL" --endpoints "$KV_ENDPOINTS" --timeout-ms 10000 bench "${args[@]}")
   else
-    "$ETCD_LOAD" --endpoints "$ETCD_ENDPOINTS" --target "$ETCD_TARGET" "${args[@]}" \
-      > "$out.json" 2> "$out.log" || { cat "$out.log" >&2; die "etcd-load failed ($workload)"; }
+    cmd=("$ETCD_LOAD" --endpoints "$ETCD_ENDPOINTS" --target "$ETCD_TARGET" "${args[@]}")
   fi
+  # In the background, so that a signal to the script is handled at once.
+  "${cmd[@]}" > "$out.json" 2> "$out.log" &
+  LOAD_PID=$!
+  if ! wait "$LOAD_PID"; then
+    LOAD_PID=""
+    cat "$out.log" >&2
+    die "the $system load generator failed on $workload"
+  fi
+  LOAD_PID=""
   local cpu1 t1; cpu1="$(cpu_ticks "${pids[@]}")"; t1="$(date +%s.%N)"
-  wait "$sampler" 2> /dev/null || true
+  wait "$SAMPLER_PID" 2> /dev/null || true
+  SAMPLER_PID=""
   for pid in "${pids[@]}"; do kill -0 "$pid" 2> /dev/null || die "$system server $pid died during $workload"; done
   printf '{"server_cpu_secs": %s, "wall_secs": %s, "load1_before": %s, "load1_after": %s}\n' \
     "$(python3 -c "print(($cpu1 - $cpu0) / $CLK_TCK)")" "$(python3 -c "print($t1 - $t0)")" \
