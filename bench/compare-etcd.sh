@@ -223,7 +223,7 @@ snapshot_processes() {
 }
 
 server_pids() {
-  if [[ $1 == raftkv ]]; then echo "${KV_PIDS[@]}"; else cat "$ETCD_RUN_DIR/pids"; fi
+  if [[ $1 == raftkv ]]; then echo "${KV_PIDS[@]}"; else tr "\n" " " < "$ETCD_RUN_DIR/pids"; fi
 }
 
 # run_one SYSTEM WORKLOAD ROUND
@@ -235,6 +235,7 @@ run_one() {
   [[ $prefill == 1 ]] && args+=(--prefill)
   local out="$RESULTS/$workload.$system.$round"
   local pids; read -r -a pids <<< "$(server_pids "$system")"
+  [[ ${#pids[@]} == 3 ]] || die "expected 3 $system server processes, found ${#pids[@]}"
   local cpu0 t0 load0; cpu0="$(cpu_ticks "${pids[@]}")"; t0="$(date +%s.%N)"
   load0="$(cut -d' ' -f1 /proc/loadavg)"
   snapshot_processes "$out.ps" $((WARMUP + DURATION / 2)) &
