@@ -9,12 +9,16 @@
 //! assert!(clerk.cas("greeting", "hello, world", "bye")?);
 //! # Ok::<(), clerk::ClerkError>(())
 //! ```
+//!
+//! [`loadgen`] is the closed-loop load generator behind `kvctl bench`, shared with the
+//! etcd load generator under `bench/etcd-load/` so both systems are measured alike.
 
 #![deny(missing_docs)]
 
 mod clerk;
 mod error;
 mod leader;
+pub mod loadgen;
 mod retry;
 mod session;
 

@@ -385,6 +385,7 @@ impl KvServer {
             Role::Candidate | Role::PreCandidate => "candidate",
             Role::Follower => "follower",
         };
+        let (persist_syncs, persisted_entries) = self.node.persist_counters();
         StatusResponse {
             id: s.id.0,
             role: role.into(),
@@ -398,6 +399,8 @@ impl KvServer {
             addr: self.config.addrs.get(&s.id).cloned().unwrap_or_default(),
             last_log_index: s.last_index.0,
             snapshot_index: s.snapshot_index.0,
+            persist_syncs,
+            persisted_entries,
         }
     }
 }

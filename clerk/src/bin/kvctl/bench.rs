@@ -1,15 +1,16 @@
-//! `kvctl bench`: a closed-loop load generator. N client threads share M clerks (M
-//! connections per server); each thread issues one operation at a time, picks keys
-//! uniformly from a key space, and reads with the given probability. Latencies after
-//! the warm-up go into a histogram; progress is printed to stderr every second.
+//! `kvctl bench`: closed-loop load against a raftkv cluster, using the engine in
+//! `clerk::loadgen` (the etcd load generator in `bench/etcd-load/` uses the same one).
+//! N client threads share M clerks (M connections per server, default min(N, 8)); live
+//! progress goes to stderr; the report (text, or one JSON object with `--json`) to stdout.
+//! Around the run it reads the leader's persist counters through `Status`, to report
+//! fsyncs per committed entry. Reads are linearizable (ReadIndex); the server has no
+//! lease reads, so there is no option for them.
 
 use clap::Args;
-use clerk::{Clerk, ClerkConfig};
-use hdrhistogram::Histogram;
+use clerk::loadgen::{run_load, LoadSpec, StopAfter};
+use clerk::{Clerk, ClerkConfig, StatusResponse};
 use serde_json::json;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Options of `kvctl bench`.
 #[derive(Debug, Args)]
@@ -23,7 +24,7 @@ pub struct BenchArgs {
     /// Measure for this many seconds (after the warm-up).
     #[arg(long, default_value_t = 10)]
     duration_secs: u64,
-    /// Stop after this many measured operations instead.
+    /// Stop after exactly this many measured operations instead.
     #[arg(long)]
     ops: Option<u64>,
     /// Warm-up seconds, not measured.
@@ -32,202 +33,146 @@ pub struct BenchArgs {
     /// Value size in bytes.
     #[arg(long, default_value_t = 256)]
     value_size: usize,
-    /// Number of distinct keys.
+    /// Key size in bytes (keys are `k` + zero-padded index).
+    #[arg(long, default_value_t = 8)]
+    key_size: usize,
+    /// Number of distinct keys (each operation picks one uniformly).
     #[arg(long, default_value_t = 10_000)]
     keys: u64,
-    /// Fraction of reads (0.0 = all writes, 1.0 = all reads).
+    /// Fraction of reads (0.0 = all writes, 1.0 = all reads). Reads are linearizable.
     #[arg(long, default_value_t = 0.0)]
     read_ratio: f64,
+    /// Write every key once before the warm-up (so that reads find values).
+    #[arg(long)]
+    prefill: bool,
+    /// Seed of key choice and value bytes.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
     /// Print the final report as one JSON object.
     #[arg(long)]
     json: bool,
+    /// No live progress on stderr.
+    #[arg(long)]
+    quiet: bool,
 }
 
-/// Shared by the client threads.
-struct Run {
-    measuring: AtomicBool,
-    stop: AtomicBool,
-    done_ops: AtomicU64,
-    errors: AtomicU64,
-    ops_limit: Option<u64>,
+impl BenchArgs {
+    fn spec(&self) -> LoadSpec {
+        LoadSpec {
+            clients: self.clients,
+            prefill: self.prefill,
+            warmup: Duration::from_secs(self.warmup_secs),
+            stop_after: match self.ops {
+                Some(n) => StopAfter::Ops(n),
+                None => StopAfter::Elapsed(Duration::from_secs(self.duration_secs)),
+            },
+            keys: self.keys,
+            key_bytes: self.key_size,
+            value_bytes: self.value_size,
+            read_ratio: self.read_ratio,
+            seed: self.seed,
+            progress_every: Duration::from_secs(1),
+        }
+    }
 }
 
 /// Runs the benchmark and prints the report.
 pub fn run(config: ClerkConfig, args: &BenchArgs) -> Result<std::process::ExitCode, String> {
-    if args.clients == 0 || args.keys == 0 || !(0.0..=1.0).contains(&args.read_ratio) {
-        return Err("bench: --clients and --keys must be > 0 and --read-ratio within 0..1".into());
-    }
     let connections = args
         .connections
         .unwrap_or(args.clients.min(8))
-        .clamp(1, args.clients);
+        .clamp(1, args.clients.max(1));
     let clerks: Vec<Clerk> = (0..connections)
         .map(|_| Clerk::new(config.clone()))
         .collect::<Result<_, _>>()
         .map_err(|e| e.to_string())?;
-    let run = Arc::new(Run {
-        measuring: AtomicBool::new(false),
-        stop: AtomicBool::new(false),
-        done_ops: AtomicU64::new(0),
-        errors: AtomicU64::new(0),
-        ops_limit: args.ops,
-    });
-    let threads: Vec<_> = (0..args.clients)
-        .map(|i| {
-            let clerk = clerks[i % connections].clone();
-            let run = run.clone();
-            let (value_size, keys, read_ratio) = (args.value_size, args.keys, args.read_ratio);
-            std::thread::spawn(move || {
-                client_loop(i as u64, &clerk, &run, value_size, keys, read_ratio)
-            })
-        })
-        .collect();
-    std::thread::sleep(Duration::from_secs(args.warmup_secs));
-    run.measuring.store(true, Ordering::Release);
-    let started = Instant::now();
-    progress_until_done(&run, started, Duration::from_secs(args.duration_secs));
-    let elapsed = started.elapsed();
-    run.stop.store(true, Ordering::Release);
-    let mut hist = new_histogram();
-    for t in threads {
-        if let Ok(h) = t.join() {
-            let _ = hist.add(&h);
+    let before = leader_counters(&clerks[0]);
+    let quiet = args.quiet;
+    let report = run_load(&clerks, &args.spec(), &mut |p| {
+        if !quiet {
+            eprintln!("{p}");
+        }
+    })
+    .map_err(|e| format!("bench: {e}"))?;
+    let after = leader_counters(&clerks[0]);
+    let persist = persist_delta(before, after);
+    if args.json {
+        let mut value = serde_json::to_value(&report).map_err(|e| e.to_string())?;
+        if let Some(object) = value.as_object_mut() {
+            object.insert("system".into(), json!("raftkv"));
+            object.insert(
+                "leader_persist".into(),
+                persist.map_or(json!(null), |p| p.json()),
+            );
+        }
+        println!("{value}");
+    } else {
+        println!("{}", report.to_text());
+        match persist {
+            Some(p) => println!("{}", p.text()),
+            None => println!("leader persist counters: unavailable (no stable leader)"),
         }
     }
-    report(
-        args,
-        connections,
-        &hist,
-        elapsed,
-        run.errors.load(Ordering::Relaxed),
-    );
     Ok(std::process::ExitCode::SUCCESS)
 }
 
-fn new_histogram() -> Histogram<u64> {
-    // 1 us .. 60 s, 3 significant digits; the bounds are constants, so this cannot fail.
-    Histogram::new_with_bounds(1, 60_000_000, 3)
-        .unwrap_or_else(|_| Histogram::new(3).unwrap_or_else(|_| unreachable!()))
+/// The leader's (id, term, commit, persist_syncs, persisted_entries), if one answers.
+fn leader_counters(clerk: &Clerk) -> Option<StatusResponse> {
+    clerk
+        .status_all()
+        .into_iter()
+        .filter_map(|(_, r)| r.ok())
+        .find(|s| s.role == "leader")
 }
 
-fn progress_until_done(run: &Run, started: Instant, duration: Duration) {
-    let mut last = (0u64, started);
-    loop {
-        std::thread::sleep(Duration::from_millis(100));
-        let done = run.done_ops.load(Ordering::Relaxed);
-        let finished = match run.ops_limit {
-            Some(limit) => done >= limit,
-            None => started.elapsed() >= duration,
-        };
-        if last.1.elapsed() >= Duration::from_secs(1) || finished {
-            let rate = (done - last.0) as f64 / last.1.elapsed().as_secs_f64();
-            eprintln!(
-                "[{:>5.1}s] {done} ops, {rate:.0} ops/s, {} errors",
-                started.elapsed().as_secs_f64(),
-                run.errors.load(Ordering::Relaxed)
-            );
-            last = (done, Instant::now());
-        }
-        if finished {
-            return;
-        }
+/// What the leader's persister did during the run (prefill and warm-up included).
+#[derive(Clone, Copy, Debug)]
+struct PersistDelta {
+    leader_id: u64,
+    syncs: u64,
+    persisted_entries: u64,
+    committed_entries: u64,
+}
+
+/// The counters' growth, if the same leader in the same term answered both times.
+fn persist_delta(
+    before: Option<StatusResponse>,
+    after: Option<StatusResponse>,
+) -> Option<PersistDelta> {
+    let (b, a) = (before?, after?);
+    if a.id != b.id || a.term != b.term {
+        return None;
     }
+    Some(PersistDelta {
+        leader_id: a.id,
+        syncs: a.persist_syncs.saturating_sub(b.persist_syncs),
+        persisted_entries: a.persisted_entries.saturating_sub(b.persisted_entries),
+        committed_entries: a.commit.saturating_sub(b.commit),
+    })
 }
 
-fn client_loop(
-    id: u64,
-    clerk: &Clerk,
-    run: &Run,
-    value_size: usize,
-    keys: u64,
-    read_ratio: f64,
-) -> Histogram<u64> {
-    let mut hist = new_histogram();
-    let mut rng = XorShift(0x9E37_79B9_7F4A_7C15 ^ (id + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9));
-    let value = vec![b'v'; value_size];
-    let read_threshold = (read_ratio * u64::MAX as f64) as u64;
-    while !run.stop.load(Ordering::Acquire) {
-        let key = format!("bench-{:012}", rng.next() % keys).into_bytes();
-        let is_read = read_ratio > 0.0 && rng.next() <= read_threshold;
-        let start = Instant::now();
-        let ok = if is_read {
-            clerk.get(key).is_ok()
-        } else {
-            clerk.put(key, value.clone()).is_ok()
-        };
-        let micros = start.elapsed().as_micros() as u64;
-        if run.measuring.load(Ordering::Acquire) {
-            if ok {
-                let _ = hist.record(micros.max(1));
-                run.done_ops.fetch_add(1, Ordering::Relaxed);
-            } else {
-                run.errors.fetch_add(1, Ordering::Relaxed);
-            }
-            if run
-                .ops_limit
-                .is_some_and(|l| run.done_ops.load(Ordering::Relaxed) >= l)
-            {
-                break;
-            }
-        }
+impl PersistDelta {
+    fn syncs_per_entry(&self) -> f64 {
+        self.syncs as f64 / self.committed_entries.max(1) as f64
     }
-    hist
-}
 
-fn report(
-    args: &BenchArgs,
-    connections: usize,
-    hist: &Histogram<u64>,
-    elapsed: Duration,
-    errors: u64,
-) {
-    let ops = hist.len();
-    let throughput = ops as f64 / elapsed.as_secs_f64();
-    let ms = |q: f64| hist.value_at_quantile(q) as f64 / 1000.0;
-    if args.json {
-        println!(
-            "{}",
-            json!({
-                "clients": args.clients, "connections": connections, "value_size": args.value_size,
-                "keys": args.keys, "read_ratio": args.read_ratio, "ops": ops, "errors": errors,
-                "seconds": elapsed.as_secs_f64(), "throughput": throughput,
-                "p50_ms": ms(0.5), "p90_ms": ms(0.9), "p99_ms": ms(0.99), "p999_ms": ms(0.999),
-                "max_ms": hist.max() as f64 / 1000.0,
-            })
-        );
-    } else {
-        println!(
-            "clients={} connections={} value_size={} read_ratio={} ops={} errors={} seconds={:.2}",
-            args.clients,
-            connections,
-            args.value_size,
-            args.read_ratio,
-            ops,
-            errors,
-            elapsed.as_secs_f64()
-        );
-        println!("throughput {throughput:.0} ops/s");
-        println!(
-            "latency ms: p50 {:.3}  p90 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}",
-            ms(0.5),
-            ms(0.9),
-            ms(0.99),
-            ms(0.999),
-            hist.max() as f64 / 1000.0
-        );
+    fn json(&self) -> serde_json::Value {
+        json!({
+            "leader_id": self.leader_id, "fsyncs": self.syncs,
+            "persisted_entries": self.persisted_entries,
+            "committed_entries": self.committed_entries,
+            "fsyncs_per_committed_entry": self.syncs_per_entry(),
+        })
     }
-}
 
-/// A tiny PRNG for key choice (xorshift64*).
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    fn text(&self) -> String {
+        format!(
+            "leader {} persist: {} fsyncs for {} committed entries ({:.3} fsyncs/entry, \
+             prefill and warm-up included)",
+            self.leader_id,
+            self.syncs,
+            self.committed_entries,
+            self.syncs_per_entry()
+        )
     }
 }
