@@ -21,8 +21,13 @@ const DATA: &str = "/data";
 /// Bound on the crash points tried for one operation (a save takes a few dozen).
 const MAX_CRASH_POINTS: u64 = 500;
 
+/// Defaults, but 256 KiB segments: segments are preallocated, and tests copy and rewrite
+/// whole data directories many times.
 fn options() -> DiskOptions {
-    DiskOptions::new("test-cluster", NodeId(1))
+    DiskOptions {
+        segment_bytes: 256 << 10,
+        ..DiskOptions::new("test-cluster", NodeId(1))
+    }
 }
 
 fn small_segments(segment_bytes: u64) -> DiskOptions {
@@ -65,15 +70,19 @@ fn segment_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// (offset, size, record) of every record in a segment's bytes.
+/// (offset, size, record) of every record in a segment's bytes (which may end in
+/// preallocated zeros).
 fn records_of(bytes: &[u8]) -> Vec<(u64, usize, WalRecord)> {
     RecordDecoder::new(bytes, DEFAULT_MAX_RECORD_BYTES)
-        .map(|d| match d {
+        .map_while(|d| match d {
             Decoded::Record {
                 offset,
                 size_bytes,
                 record,
-            } => (offset, size_bytes, record),
+            } => Some((offset, size_bytes, record)),
+            Decoded::Corrupt { offset, .. } if bytes[offset as usize..].iter().all(|b| *b == 0) => {
+                None
+            }
             other => panic!("unexpected {other:?}"),
         })
         .collect()
@@ -111,7 +120,10 @@ fn torn_tail_cut_at_every_byte_of_the_last_record_keeps_exactly_the_complete_rec
     let bytes = std::fs::read(&segment).unwrap();
     let (last_offset, last_size, last) = records_of(&bytes).pop().unwrap();
     assert_eq!(last, WalRecord::Entry(entries(5..=5, 1).remove(0)));
-    assert_eq!(last_offset as usize + last_size, bytes.len());
+    // The segment was preallocated: only zeros follow its last record.
+    let end = last_offset as usize + last_size;
+    assert!(bytes[end..].iter().all(|b| *b == 0));
+    let bytes = bytes[..end].to_vec();
 
     for cut in last_offset as usize..=bytes.len() {
         let dir = tmp.path().join(format!("cut-{cut}"));
@@ -1002,4 +1014,63 @@ fn records_over_a_lowered_size_limit_are_still_recovered_but_not_accepted() {
         Err(StorageError::Contract(_))
     ));
     s.append(&entries(2..=2, 1)).unwrap();
+}
+
+/// Segments are preallocated (fsync on): the active segment ends in unused zeros, which
+/// recovery takes as its clean end, and a torn record in front of those zeros is cut like
+/// any torn tail.
+#[test]
+fn preallocated_segments_recover_and_a_torn_record_before_the_zeros_is_cut() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pristine = tmp.path().join("pristine");
+    let options = small_segments(4096);
+    let mut s = DiskStorage::open(&pristine, options.clone()).unwrap();
+    for i in 1..=400 {
+        s.append(&entries(i..=i, 1)).unwrap();
+        s.sync().unwrap();
+    }
+    drop(s);
+    let files = segment_files(&pristine);
+    assert!(
+        files.len() > 2,
+        "expected several segments, got {}",
+        files.len()
+    );
+    let active = files.last().unwrap();
+    let bytes = std::fs::read(active).unwrap();
+    assert!(bytes.len() >= 4096, "segments are preallocated");
+    assert_eq!(
+        *bytes.last().unwrap(),
+        0,
+        "the active segment ends in preallocated zeros"
+    );
+    let (last_offset, last_size, last) = records_of(&bytes).pop().unwrap();
+    assert_eq!(last, WalRecord::Entry(entries(400..=400, 1).remove(0)));
+
+    let intact = tmp.path().join("intact");
+    copy_dir(&pristine, &intact);
+    let s = DiskStorage::open(&intact, options.clone()).unwrap();
+    assert_eq!(state(&s).entries, entries(1..=400, 1));
+    drop(s);
+
+    // Garbage in place of the last record's second half, zeros after it.
+    let torn_dir = tmp.path().join("torn");
+    copy_dir(&pristine, &torn_dir);
+    let mut torn = bytes.clone();
+    let (from, to) = (
+        last_offset as usize + last_size / 2,
+        last_offset as usize + last_size,
+    );
+    torn[from..to].fill(0xA5);
+    std::fs::write(
+        torn_dir.join("wal").join(active.file_name().unwrap()),
+        &torn,
+    )
+    .unwrap();
+    let s = DiskStorage::open(&torn_dir, options).unwrap();
+    assert_eq!(
+        state(&s).entries,
+        entries(1..=399, 1),
+        "only the torn record is lost"
+    );
 }

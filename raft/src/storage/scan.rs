@@ -149,7 +149,10 @@ fn classify_bad_record(
 /// Costs one 4-byte CRC per offset (the length checksum filters almost every position).
 fn find_valid_record(buf: &[u8], from: u64, max_record_bytes: u32) -> Option<u64> {
     let from = usize::try_from(from).ok()?;
-    (from..buf.len()).find_map(|at| {
+    // A record holds non-zero bytes (its checksums), so none starts inside the trailing
+    // zeros: skip them (a preallocated segment ends in megabytes of them).
+    let end = buf.iter().rposition(|&b| b != 0).map_or(0, |last| last + 1);
+    (from..end).find_map(|at| {
         let rest = buf.get(at..)?;
         is_valid_record_at(rest, max_record_bytes).then_some(at as u64)
     })

@@ -378,6 +378,14 @@ fn create_segment(
             .map_err(|_| StorageError::Contract("head record over the size limit".into()))?;
     }
     let mut file = fs.create_new(&path).map_err(io_error(&path))?;
+    if options.fsync {
+        // Reserve the whole segment up front: appends inside it then cost an fdatasync of
+        // the data only. The file's size and block map are made durable by the sync below,
+        // before any record relies on them.
+        if let Err(e) = file.preallocate(options.segment_bytes) {
+            tracing::debug!(file = %path.display(), error = %e, "preallocation unavailable");
+        }
+    }
     file.write_all(&buf).map_err(io_error(&path))?;
     if options.fsync {
         file.sync_data().map_err(io_error(&path))?;

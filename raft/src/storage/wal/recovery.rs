@@ -10,7 +10,7 @@ use crate::error::StorageError;
 use crate::storage::fs::Fs;
 use crate::storage::record::WalRecord;
 use crate::storage::replay::{Replayed, WalReplay};
-use crate::storage::scan::{scan_segment, ScanEnd};
+use crate::storage::scan::{scan_segment, ScanEnd, TornReason};
 use crate::types::{LogIndex, SnapshotMeta};
 use std::path::Path;
 
@@ -132,15 +132,26 @@ fn replay_segment(
             offset,
             format!("{reason}; a valid record follows at byte {valid_record_at}"),
         )),
+        // Zeros to the end of a sealed segment are space it preallocated and never used:
+        // a segment is sealed only after everything written to it was fsynced, so no
+        // data can have been lost there.
+        ScanEnd::TornTail {
+            reason: TornReason::ZeroFilled,
+            ..
+        } if !is_last => Ok(()),
         ScanEnd::TornTail { offset, reason } if !is_last => Err(corrupt(
             offset,
             format!("{reason} in a sealed (not the last) segment"),
         )),
         ScanEnd::TornTail { offset, reason } => {
-            tracing::warn!(
-                file = %path.display(), offset, cut_bytes = len - offset, %reason,
-                "cutting a torn tail off the write-ahead log"
-            );
+            if reason == TornReason::ZeroFilled {
+                tracing::debug!(file = %path.display(), offset, "segment ends in preallocated space");
+            } else {
+                tracing::warn!(
+                    file = %path.display(), offset, cut_bytes = len - offset, %reason,
+                    "cutting a torn tail off the write-ahead log"
+                );
+            }
             let mut file = fs.open_append(&path).map_err(io_error(&path))?;
             file.set_len(offset).map_err(io_error(&path))?;
             file.sync_data().map_err(io_error(&path))
