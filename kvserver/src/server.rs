@@ -69,6 +69,9 @@ pub struct KvServer {
     pub(crate) node: Arc<RaftNode>,
     pub(crate) sm: RwLock<StateMachine>,
     pub(crate) waiters: Waiters,
+    /// The state machine's applied index, published after every apply batch (status
+    /// reports read it without touching the state machine's lock).
+    applied: std::sync::atomic::AtomicU64,
     /// Reads started and not yet answered (bounded by `max_pending_reads`).
     pub(crate) reads_in_flight: Arc<std::sync::atomic::AtomicUsize>,
     /// Reads that found the state machine busy; the applier serves them next round.
@@ -95,6 +98,7 @@ impl KvServer {
             node,
             sm: RwLock::new(sm),
             waiters: Waiters::default(),
+            applied: std::sync::atomic::AtomicU64::new(0),
             reads_in_flight: Arc::default(),
             deferred_reads: Mutex::new(Vec::new()),
             snapshot_requested_at: Mutex::new(LogIndex::ZERO),
@@ -117,7 +121,7 @@ impl KvServer {
 
     /// Index of the last command applied to the state machine.
     pub fn applied_index(&self) -> LogIndex {
-        self.sm.read().applied_index()
+        LogIndex(self.applied.load(Ordering::Acquire))
     }
 
     /// Set when the server hit an unrecoverable error (e.g. a snapshot it cannot decode).
@@ -260,6 +264,7 @@ impl KvServer {
     /// Serves reads whose index is now applied, and reads deferred by lock contention.
     fn serve_ready_reads(&self) {
         let applied = self.sm.read().applied_index();
+        self.applied.store(applied.0, Ordering::Release);
         let mut ready = self.waiters.advance_applied(applied);
         ready.append(&mut self.deferred_reads.lock());
         if ready.is_empty() {
@@ -391,10 +396,7 @@ impl KvServer {
             role: role.into(),
             term: s.term.0,
             commit: s.commit.0,
-            applied: self
-                .sm
-                .try_read()
-                .map_or(s.applied.0, |sm| sm.applied_index().0),
+            applied: self.applied.load(Ordering::Acquire),
             leader_id: s.leader.map_or(0, |l| l.0),
             addr: self.config.addrs.get(&s.id).cloned().unwrap_or_default(),
             last_log_index: s.last_index.0,
