@@ -168,6 +168,8 @@ impl KvServer {
                     Err(_) => break,
                 }
             }
+            // Every reply of this round leaves with one write per connection.
+            let replies = rpc_framework::ReplyBatch::begin();
             if !batch.is_empty() {
                 let outcomes = self.apply_batch(&mut batch);
                 if self.fatal.lock().is_some() {
@@ -176,6 +178,7 @@ impl KvServer {
                 self.answer_writes(outcomes);
             }
             self.serve_ready_reads();
+            drop(replies);
             self.expire_writes();
             self.maybe_snapshot();
         }

@@ -91,6 +91,7 @@ pub mod build;
 mod client;
 mod error;
 pub mod frame;
+mod reply_batch;
 mod server;
 mod service;
 mod socket_writer;
@@ -98,6 +99,7 @@ mod status;
 
 pub use client::{CallOptions, Channel, ChannelConfig};
 pub use error::RpcError;
+pub use reply_batch::ReplyBatch;
 pub use server::{Provider, ProviderConfig, ProviderHandle};
 pub use service::{Reply, Responder, Service};
 pub use status::{Code, Status};

@@ -69,6 +69,7 @@ impl Responder {
     pub fn respond(mut self, result: Result<Bytes, Status>) {
         match self.target.take() {
             Some(ResponderTarget::Connection { conn, request_id }) => {
+                crate::reply_batch::enlist(&conn);
                 conn.send_reply_bytes(request_id, result);
             }
             Some(ResponderTarget::Callback(callback)) => callback(result),
@@ -80,6 +81,7 @@ impl Responder {
     pub fn respond_message<M: Message>(mut self, result: Result<M, Status>) {
         match self.target.take() {
             Some(ResponderTarget::Connection { conn, request_id }) => {
+                crate::reply_batch::enlist(&conn);
                 conn.send_reply_message(request_id, result);
             }
             Some(ResponderTarget::Callback(callback)) => {

@@ -36,10 +36,10 @@ pub trait FsFile: Send + fmt::Debug {
 
     /// Reserves disk space for the first `len` bytes, so that writes within it change
     /// neither the file's size nor its block map: an fdatasync then flushes the data
-    /// alone, not the inode (measured here: about 105 us instead of 165 us per append
-    /// + fdatasync). Where `write_all` appends does not move; the reserved bytes read
-    /// as zeros, which recovery recognises as the clean end of a segment. Best effort:
-    /// the default does nothing.
+    /// alone, not the inode (measured here: about 105 us instead of 165 us for an
+    /// append followed by fdatasync). Where `write_all` appends does not move; the
+    /// reserved bytes read as zeros, which recovery recognises as the clean end of a
+    /// segment. Best effort: the default does nothing.
     ///
     /// # Errors
     /// The OS error.
