@@ -217,7 +217,8 @@ fn a_flipped_byte_inside_a_wal_segment_stops_startup_and_leaves_the_data_alone()
     let segment = std::fs::read_dir(dir.join("wal"))
         .unwrap()
         .map(|e| e.unwrap().path())
-        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+        // The segment holding the most records (all are preallocated to the same size).
+        .max_by_key(|p| std::fs::read(p).unwrap().iter().rposition(|b| *b != 0))
         .unwrap();
     let original = std::fs::read(&segment).unwrap();
     assert!(
@@ -225,7 +226,9 @@ fn a_flipped_byte_inside_a_wal_segment_stops_startup_and_leaves_the_data_alone()
         "the WAL segment should hold many records"
     );
     let mut flipped = original.clone();
-    let middle = flipped.len() / 2;
+    // The middle of the records: segments are preallocated, so zeros follow the last one.
+    let records_end = original.iter().rposition(|b| *b != 0).unwrap() + 1;
+    let middle = records_end / 2;
     flipped[middle] ^= 0x5a;
     std::fs::write(&segment, &flipped).unwrap();
     let before = dir_contents(&dir);

@@ -143,15 +143,18 @@ fn replay_segment(
             offset,
             format!("{reason} in a sealed (not the last) segment"),
         )),
+        // Preallocated space the segment never used: nothing to cut (opening never
+        // changes the data directory unless it must, so a refused start leaves it as it
+        // was); the segment stays sealed with its zeros, which the rule above accepts.
+        ScanEnd::TornTail {
+            reason: TornReason::ZeroFilled,
+            ..
+        } => Ok(()),
         ScanEnd::TornTail { offset, reason } => {
-            if reason == TornReason::ZeroFilled {
-                tracing::debug!(file = %path.display(), offset, "segment ends in preallocated space");
-            } else {
-                tracing::warn!(
-                    file = %path.display(), offset, cut_bytes = len - offset, %reason,
-                    "cutting a torn tail off the write-ahead log"
-                );
-            }
+            tracing::warn!(
+                file = %path.display(), offset, cut_bytes = len - offset, %reason,
+                "cutting a torn tail off the write-ahead log"
+            );
             let mut file = fs.open_append(&path).map_err(io_error(&path))?;
             file.set_len(offset).map_err(io_error(&path))?;
             file.sync_data().map_err(io_error(&path))
