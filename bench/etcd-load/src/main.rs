@@ -18,7 +18,7 @@ mod metrics;
 mod target;
 
 use clap::{Parser, ValueEnum};
-use clerk::loadgen::{run_load, LoadSpec, StopAfter};
+use clerk::loadgen::{run_load, LoadArgs};
 use metrics::PersistCounters;
 use serde_json::json;
 use std::process::ExitCode;
@@ -44,71 +44,15 @@ struct Args {
     /// Which members the connections go to.
     #[arg(long, value_enum, default_value_t = TargetMode::Leader)]
     target: TargetMode,
-    /// Concurrent clients (threads), each with one operation in flight.
-    #[arg(long, default_value_t = 1)]
-    clients: usize,
-    /// gRPC connections the clients share (default: min(clients, 8)).
-    #[arg(long)]
-    connections: Option<usize>,
-    /// Measure for this many seconds (after the warm-up).
-    #[arg(long, default_value_t = 10)]
-    duration_secs: u64,
-    /// Stop after exactly this many measured operations instead.
-    #[arg(long)]
-    ops: Option<u64>,
-    /// Warm-up seconds, not measured.
-    #[arg(long, default_value_t = 1)]
-    warmup_secs: u64,
-    /// Value size in bytes.
-    #[arg(long, default_value_t = 256)]
-    value_size: usize,
-    /// Key size in bytes (keys are `k` + zero-padded index).
-    #[arg(long, default_value_t = 8)]
-    key_size: usize,
-    /// Number of distinct keys (each operation picks one uniformly).
-    #[arg(long, default_value_t = 10_000)]
-    keys: u64,
-    /// Fraction of reads (0.0 = all writes, 1.0 = all reads).
-    #[arg(long, default_value_t = 0.0)]
-    read_ratio: f64,
     /// Serializable (local, possibly stale) reads instead of linearizable ones.
     #[arg(long)]
     serializable: bool,
-    /// Write every key once before the warm-up (so that reads find values).
-    #[arg(long)]
-    prefill: bool,
-    /// Seed of key choice and value bytes.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
     /// Threads of the tokio runtime that drives the connections.
     #[arg(long, default_value_t = 2)]
     io_threads: usize,
-    /// Print the final report as one JSON object.
-    #[arg(long)]
-    json: bool,
-    /// No live progress on stderr.
-    #[arg(long)]
-    quiet: bool,
-}
-
-impl Args {
-    fn spec(&self) -> LoadSpec {
-        LoadSpec {
-            clients: self.clients,
-            prefill: self.prefill,
-            warmup: Duration::from_secs(self.warmup_secs),
-            stop_after: match self.ops {
-                Some(n) => StopAfter::Ops(n),
-                None => StopAfter::Elapsed(Duration::from_secs(self.duration_secs)),
-            },
-            keys: self.keys,
-            key_bytes: self.key_size,
-            value_bytes: self.value_size,
-            read_ratio: self.read_ratio,
-            seed: self.seed,
-            progress_every: Duration::from_secs(1),
-        }
-    }
+    /// The load-shape flags shared with `kvctl bench`.
+    #[command(flatten)]
+    load: LoadArgs,
 }
 
 fn main() -> ExitCode {
@@ -131,10 +75,7 @@ fn run(args: &Args) -> Result<(), String> {
         .map_err(|e| format!("tokio runtime: {e}"))?;
     let handle = runtime.handle().clone();
     let leader = find_leader(&handle, &args.endpoints)?;
-    let connections = args
-        .connections
-        .unwrap_or(args.clients.min(8))
-        .clamp(1, args.clients.max(1));
+    let connections = args.load.connection_count();
     let targets = (0..connections)
         .map(|i| {
             let endpoint = match args.target {
@@ -145,8 +86,8 @@ fn run(args: &Args) -> Result<(), String> {
         })
         .collect::<Result<Vec<_>, _>>()?;
     let before = PersistCounters::fetch(&leader);
-    let quiet = args.quiet;
-    let report = run_load(&targets, &args.spec(), &mut |p| {
+    let quiet = args.load.quiet;
+    let report = run_load(&targets, &args.load.spec(), &mut |p| {
         if !quiet {
             eprintln!("{p}");
         }
@@ -157,7 +98,7 @@ fn run(args: &Args) -> Result<(), String> {
         (Ok(b), Ok(a)) => a.delta_json(b, &leader),
         _ => json!(null),
     };
-    if args.json {
+    if args.load.json {
         let mut value = serde_json::to_value(&report).map_err(|e| e.to_string())?;
         if let Some(object) = value.as_object_mut() {
             object.insert("system".into(), json!("etcd"));

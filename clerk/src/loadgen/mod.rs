@@ -27,6 +27,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod args;
 mod engine;
 mod error;
 mod keys;
@@ -37,6 +38,7 @@ mod report;
 mod shared;
 mod spec;
 
+pub use args::LoadArgs;
 pub use engine::run_load;
 pub use error::LoadError;
 pub use keys::KeySpace;

@@ -7,81 +7,21 @@
 //! lease reads, so there is no option for them.
 
 use clap::Args;
-use clerk::loadgen::{run_load, LoadSpec, StopAfter};
+use clerk::loadgen::{run_load, LoadArgs};
 use clerk::{Clerk, ClerkConfig, StatusResponse};
 use serde_json::json;
-use std::time::Duration;
 
-/// Options of `kvctl bench`.
+/// Options of `kvctl bench` (the load-shape flags shared with `bench/etcd-load`).
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// Concurrent clients (threads), each with one operation in flight.
-    #[arg(long, default_value_t = 1)]
-    clients: usize,
-    /// Clerks (connections per server) the clients share (default: min(clients, 8)).
-    #[arg(long)]
-    connections: Option<usize>,
-    /// Measure for this many seconds (after the warm-up).
-    #[arg(long, default_value_t = 10)]
-    duration_secs: u64,
-    /// Stop after exactly this many measured operations instead.
-    #[arg(long)]
-    ops: Option<u64>,
-    /// Warm-up seconds, not measured.
-    #[arg(long, default_value_t = 1)]
-    warmup_secs: u64,
-    /// Value size in bytes.
-    #[arg(long, default_value_t = 256)]
-    value_size: usize,
-    /// Key size in bytes (keys are `k` + zero-padded index).
-    #[arg(long, default_value_t = 8)]
-    key_size: usize,
-    /// Number of distinct keys (each operation picks one uniformly).
-    #[arg(long, default_value_t = 10_000)]
-    keys: u64,
-    /// Fraction of reads (0.0 = all writes, 1.0 = all reads). Reads are linearizable.
-    #[arg(long, default_value_t = 0.0)]
-    read_ratio: f64,
-    /// Write every key once before the warm-up (so that reads find values).
-    #[arg(long)]
-    prefill: bool,
-    /// Seed of key choice and value bytes.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
-    /// Print the final report as one JSON object.
-    #[arg(long)]
-    json: bool,
-    /// No live progress on stderr.
-    #[arg(long)]
-    quiet: bool,
-}
-
-impl BenchArgs {
-    fn spec(&self) -> LoadSpec {
-        LoadSpec {
-            clients: self.clients,
-            prefill: self.prefill,
-            warmup: Duration::from_secs(self.warmup_secs),
-            stop_after: match self.ops {
-                Some(n) => StopAfter::Ops(n),
-                None => StopAfter::Elapsed(Duration::from_secs(self.duration_secs)),
-            },
-            keys: self.keys,
-            key_bytes: self.key_size,
-            value_bytes: self.value_size,
-            read_ratio: self.read_ratio,
-            seed: self.seed,
-            progress_every: Duration::from_secs(1),
-        }
-    }
+    #[command(flatten)]
+    load: LoadArgs,
 }
 
 /// Runs the benchmark and prints the report.
 pub fn run(config: ClerkConfig, args: &BenchArgs) -> Result<std::process::ExitCode, String> {
-    let connections = args
-        .connections
-        .unwrap_or(args.clients.min(8))
-        .clamp(1, args.clients.max(1));
+    let args = &args.load;
+    let connections = args.connection_count();
     let clerks: Vec<Clerk> = (0..connections)
         .map(|_| Clerk::new(config.clone()))
         .collect::<Result<_, _>>()
