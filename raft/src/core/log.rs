@@ -32,6 +32,8 @@ pub(crate) struct RaftLog {
     persisted: LogIndex,
     unsent: LogIndex,
     applied: LogIndex,
+    /// Hand out committed entries before they are durable here (set while leading).
+    apply_unpersisted: bool,
 }
 
 impl RaftLog {
@@ -48,6 +50,7 @@ impl RaftLog {
             persisted: last,
             unsent: last.next(),
             applied: snapshot_index,
+            apply_unpersisted: false,
         }
     }
 
@@ -262,8 +265,24 @@ impl RaftLog {
         self.persisted < self.snapshot.meta.index
     }
 
+    /// What may be handed out to apply: committed entries that are durable here, or, on a
+    /// leader, every committed entry. A leader commits an entry once a majority holds it
+    /// durably, its own disk included only once that is durable (thesis 10.2.1), so a
+    /// committed entry survives without the leader's copy; the state machine is volatile,
+    /// and a snapshot of it is saved only after the log it covers (the driver's storage
+    /// syncs before saving a snapshot). A leader that applies without waiting for its own
+    /// fsync can defer that fsync while its followers commit without it.
     fn apply_limit(&self) -> LogIndex {
-        self.committed.min(self.persisted)
+        if self.apply_unpersisted {
+            self.committed
+        } else {
+            self.committed.min(self.persisted)
+        }
+    }
+
+    /// Whether committed entries may be handed out before they are durable here.
+    pub(crate) fn set_apply_unpersisted(&mut self, on: bool) {
+        self.apply_unpersisted = on;
     }
 
     pub(crate) fn has_committed_to_apply(&self) -> bool {

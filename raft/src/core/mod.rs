@@ -305,6 +305,24 @@ impl RaftCore {
         }
     }
 
+    /// On a leader: whether enough followers are replicating and were heard from recently
+    /// to commit new entries without the leader's own disk (so its fsync may wait). False on
+    /// any other role, and for a single-node cluster.
+    pub fn followers_can_commit(&self) -> bool {
+        if self.role != Role::Leader {
+            return false;
+        }
+        // A majority of the whole cluster, from the followers alone.
+        let voters = self.peers.len() + 1;
+        let needed = voters / 2 + 1;
+        let ready = self
+            .progress
+            .values()
+            .filter(|p| p.recent_active && p.state == progress::ProgressState::Replicate)
+            .count();
+        ready >= needed
+    }
+
     /// Where the latest snapshot sits (index 0 when there is none).
     pub fn snapshot_meta(&self) -> crate::types::SnapshotMeta {
         self.log.snapshot_meta()

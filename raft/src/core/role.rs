@@ -99,6 +99,7 @@ impl RaftCore {
             .map(|p| (*p, Progress::new(next, max_inflight)))
             .collect();
         self.flush = PendingFlush::default();
+        self.log.set_apply_unpersisted(true);
         tracing::info!(node = %self.id, term = %self.term, last = %self.log.last_index(), "became leader");
         self.append_leader_entry(EntryKind::Noop, Bytes::new());
     }
@@ -109,6 +110,7 @@ impl RaftCore {
             return;
         }
         self.progress.clear();
+        self.log.set_apply_unpersisted(false);
         self.transfer = None;
         self.flush = PendingFlush::default();
         let dropped = self.reads.drain_all();

@@ -4,6 +4,7 @@
 //! the application.
 
 use super::handle::NodeError;
+use super::leader_sync::{LeaderSync, ReadyFacts};
 use super::persister::{PersistWork, Persister};
 use super::shared::Shared;
 use super::ApplyMsg;
@@ -58,6 +59,7 @@ pub(crate) struct Driver {
     pub(crate) core: RaftCore,
     pub(crate) inbox: Receiver<DriverInput>,
     persister: Persister,
+    leader_sync: LeaderSync,
     pub(crate) transport: Arc<dyn Transport>,
     pub(crate) apply_tx: Sender<ApplyMsg>,
     pub(crate) shared: Arc<Shared>,
@@ -76,6 +78,7 @@ impl Driver {
         core: RaftCore,
         inbox: Receiver<DriverInput>,
         persister: Persister,
+        leader_sync: LeaderSync,
         transport: Arc<dyn Transport>,
         apply_tx: Sender<ApplyMsg>,
         shared: Arc<Shared>,
@@ -87,6 +90,7 @@ impl Driver {
             core,
             inbox,
             persister,
+            leader_sync,
             transport,
             apply_tx,
             shared,
@@ -107,6 +111,8 @@ impl Driver {
         while self.running {
             self.wait_for_input(&ticker);
             self.drain_inbox();
+            self.process_ready();
+            self.maybe_sync_deferred();
             self.process_ready();
             self.flush_apply_backlog();
             self.expire_reads();
@@ -234,22 +240,39 @@ impl Driver {
         if !messages.is_empty() {
             self.transport.send(messages);
         }
+        let defer = must_sync
+            && self.leader_sync.may_defer(ReadyFacts {
+                followers_can_commit: self.core.followers_can_commit(),
+                hard_state: hard_state.as_ref(),
+                has_snapshot: snapshot.is_some(),
+                has_after_persist: !messages_after_persist.is_empty(),
+            });
         let work = PersistWork {
             hard_state,
             snapshot: snapshot.as_ref(),
             entries: &entries,
-            must_sync,
+            must_sync: must_sync && !defer,
         };
         if let Err(e) = self.persister.persist(work) {
             // Nothing after this point may be sent: it would claim state that is not durable.
             self.fail_storage(&e);
             return;
         }
-        if !messages_after_persist.is_empty() {
-            self.transport.send(messages_after_persist);
-        }
-        if let Some((index, term)) = target {
-            self.core.on_persisted(index, term);
+        if defer {
+            self.leader_sync.deferred(target, Instant::now());
+        } else {
+            if must_sync {
+                // This fsync also covered every earlier deferred write.
+                if let Some((index, term)) = self.leader_sync.synced(hard_state.as_ref()) {
+                    self.core.on_persisted(index, term);
+                }
+            }
+            if !messages_after_persist.is_empty() {
+                self.transport.send(messages_after_persist);
+            }
+            if let Some((index, term)) = target {
+                self.core.on_persisted(index, term);
+            }
         }
         if let Some(snap) = apply_snapshot {
             self.apply_backlog.push_back(ApplyMsg::Snapshot {
@@ -285,6 +308,25 @@ impl Driver {
                     leader_hint: self.core.status().leader,
                 }));
             }
+        }
+    }
+
+    /// Fsyncs the leader's deferred writes when they are due (see `leader_sync.rs`), and
+    /// tells the core they are durable.
+    fn maybe_sync_deferred(&mut self) {
+        let due = self.leader_sync.due(
+            self.inbox.is_empty(),
+            self.core.followers_can_commit(),
+            Instant::now(),
+        );
+        if !due {
+            return;
+        }
+        if let Err(e) = self.persister.sync() {
+            return self.fail_storage(&e);
+        }
+        if let Some((index, term)) = self.leader_sync.synced(None) {
+            self.core.on_persisted(index, term);
         }
     }
 

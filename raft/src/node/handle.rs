@@ -2,6 +2,7 @@
 //! driver, and joins everything on shutdown.
 
 use super::driver::{Driver, DriverInput};
+use super::leader_sync::LeaderSync;
 use super::persister::Persister;
 use super::shared::Shared;
 use super::ApplyMsg;
@@ -29,6 +30,9 @@ pub struct NodeConfig {
     pub tick_interval: Duration,
     /// How long a read waits for leadership confirmation before failing with `Timeout`.
     pub read_timeout: Duration,
+    /// How long a leader may hold back the fsync of entries it wrote while its followers
+    /// alone can commit them (see `leader_sync.rs`). Zero disables this.
+    pub leader_sync_delay: Duration,
     /// Capacity of the driver's input queue. Peer messages beyond it are dropped (Raft
     /// tolerates loss); proposals beyond it fail with `Busy`.
     pub inbox_capacity: usize,
@@ -45,6 +49,7 @@ impl NodeConfig {
             },
             tick_interval: Duration::from_millis(10),
             read_timeout: Duration::from_secs(2),
+            leader_sync_delay: Duration::from_millis(10),
             inbox_capacity: 16 * 1024,
         }
     }
@@ -131,15 +136,18 @@ impl RaftNode {
         let id = config.raft.id;
         let initial = storage.initial_state()?;
         let initial_entries = initial.entries.clone();
+        let durable_hard_state = initial.hard_state;
         let core = RaftCore::new(config.raft.clone(), initial)?;
         let shared = Arc::new(Shared::new(id));
         shared.publish(core.status());
         let (inbox_tx, inbox_rx) = bounded(config.inbox_capacity);
         let persister = Persister::new(storage, shared.clone(), &initial_entries);
+        let leader_sync = LeaderSync::new(config.leader_sync_delay, &durable_hard_state);
         let driver = Driver::new(
             core,
             inbox_rx,
             persister,
+            leader_sync,
             transport,
             apply_tx,
             shared.clone(),

@@ -25,6 +25,7 @@
 
 mod driver;
 mod handle;
+mod leader_sync;
 mod persister;
 mod rpc_transport;
 mod service;

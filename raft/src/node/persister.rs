@@ -84,6 +84,14 @@ impl Persister {
         Ok(())
     }
 
+    /// Makes every earlier write durable (one fsync), for writes persisted with
+    /// `must_sync` off.
+    pub(crate) fn sync(&mut self) -> Result<(), StorageError> {
+        self.storage.sync()?;
+        self.shared.syncs.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
     /// Durably stores an application snapshot and drops the log it covers.
     pub(crate) fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StorageError> {
         self.storage.save_snapshot(snapshot)?;

@@ -296,7 +296,7 @@ fn applying_must_be_contiguous_and_durable() {
     assert!(c
         .on_apply(NodeId(1), &entry(2, 1, b"b"), Term(1), &short)
         .unwrap_err()
-        .contains("durable"));
+        .contains("not in its log"));
 }
 
 #[test]

@@ -240,13 +240,16 @@ impl SimDisk {
         self.stats.snapshots += 1;
     }
 
-    /// Durably saves the application's snapshot at an applied (hence durable) index and drops
-    /// the entries it covers.
+    /// Durably saves the application's snapshot at an applied index and drops the entries it
+    /// covers. Earlier writes are synced first (as `DiskStorage::save_snapshot` does): a
+    /// leader may have applied entries it had written but not yet fsynced.
     ///
     /// # Panics
-    /// If the durable log does not hold the snapshot's (index, term): the application would
-    /// be ahead of the local disk, which the core promises never happens.
+    /// If the log does not hold the snapshot's (index, term): the application would be ahead
+    /// of what this node ever wrote, which the core promises never happens.
     pub fn save_compaction_snapshot(&mut self, snapshot: &Snapshot) {
+        self.make_durable(self.ops_base + self.ops.len() as u64);
+        self.stats.fsyncs += 1;
         let meta = snapshot.meta;
         assert!(
             self.durable.holds(meta.index, meta.term),

@@ -263,13 +263,15 @@ impl Checker {
     /// A node hands a committed entry to its application; `durable` is its disk now.
     ///
     /// # Errors
-    /// When applying skips or repeats an index, or runs ahead of the local disk.
+    /// When applying skips or repeats an index, or runs ahead of `holding`: the node's
+    /// durable log (its written log on a leader, which may apply committed entries before
+    /// its own fsync: they are durable on a majority of followers).
     pub fn on_apply(
         &mut self,
         node: NodeId,
         entry: &Entry,
         term: Term,
-        durable: &DiskState,
+        holding: &DiskState,
     ) -> Result<(), Violation> {
         let view = self.view(node);
         check(entry.index == view.applied.next(), || {
@@ -279,9 +281,9 @@ impl Checker {
             )
         })?;
         view.applied = entry.index;
-        check(durable.holds(entry.index, entry.term), || {
+        check(holding.holds(entry.index, entry.term), || {
             format!(
-                "{node:?} applied {:?}/{:?} which is not on its durable log",
+                "{node:?} applied {:?}/{:?} which is not in its log",
                 entry.index, entry.term
             )
         })?;

@@ -418,9 +418,16 @@ impl<S: SimStateMachine> SimNode<S> {
     }
 
     fn apply_entry(&mut self, entry: &Entry, ctx: &mut NodeCtx<'_>) -> Result<(), Violation> {
-        let term = self.core.as_ref().map_or(Term(0), |c| c.status().term);
-        ctx.checker
-            .on_apply(self.id, entry, term, self.disk.durable())?;
+        let core = self.core.as_ref();
+        let term = core.map_or(Term(0), |c| c.status().term);
+        // A leader may apply committed entries it has written but not yet fsynced (they are
+        // durable on a majority of followers); everyone else applies only what is durable.
+        let holding = if core.is_some_and(|c| c.is_leader()) {
+            self.disk.written()
+        } else {
+            self.disk.durable()
+        };
+        ctx.checker.on_apply(self.id, entry, term, holding)?;
         let Some(app) = self.app.as_mut() else {
             return Ok(());
         };

@@ -95,6 +95,32 @@ fn leader_replicates_before_persisting_and_counts_itself_only_once_persisted() {
     assert_eq!(rd.committed, vec![entry(2, 1, b"x")]);
 }
 
+// A committed entry is durable on a majority without the leader's copy, so a leader
+// hands it out for applying before its own write is durable (its fsync may wait);
+// a follower applies only what its own disk holds.
+#[test]
+fn a_leader_applies_entries_the_followers_committed_before_its_own_write_is_durable() {
+    let mut node = leader(3);
+    let (index, _) = propose(&mut node, b"x");
+    let rd = node.ready();
+    assert_eq!(rd.entries, vec![entry(2, 1, b"x")]);
+    node.step(append_ok(2, 1, 1, 2));
+    node.step(append_ok(3, 1, 1, 2));
+    assert_eq!(
+        node.commit_index(),
+        index,
+        "both followers: a majority without the leader"
+    );
+    assert!(node.followers_can_commit());
+    let rd2 = node.ready();
+    assert_eq!(
+        rd2.committed,
+        vec![entry(2, 1, b"x")],
+        "applied before the leader persisted"
+    );
+    persist(&mut node, &rd);
+}
+
 // Paper 5.4.2 / Figure 8: a leader never commits an entry of an earlier term by counting
 // replicas; it commits it indirectly with an entry of its own term.
 #[test]
