@@ -48,9 +48,13 @@
 //!    vote change alone) the log's last position: the report also tells the core its new
 //!    term and vote are durable. A report that no longer matches the log (entries
 //!    replaced since) does not move the log's persisted index.
-//! 5. Apply `rd.apply_snapshot` (if any), then `rd.committed`, in order. Committed
-//!    entries are handed out only up to the locally persisted index, so applying never
-//!    runs ahead of the local disk; `apply_snapshot` is handed out only after the
+//! 5. Apply `rd.apply_snapshot` (if any), then `rd.committed`, in order. On a follower,
+//!    committed entries are handed out only up to the locally persisted index, so
+//!    applying never runs ahead of the local disk. A leader hands out every committed
+//!    entry (it was written in an earlier or this Ready, and is durable on a majority
+//!    without the leader's copy), so its own fsync may lag; a snapshot of the
+//!    application must then be saved only after the log it covers is synced, which
+//!    `Storage::save_snapshot` does. `apply_snapshot` is handed out only after the
 //!    received snapshot was reported persisted. Serve each of `rd.read_states` once the
 //!    application has applied its `index`; answer each of `rd.dropped_reads` with "not
 //!    leader" (leadership was lost before the read was confirmed).

@@ -44,7 +44,8 @@ pub struct Ready {
     /// A snapshot the application must install before applying `committed`. It is
     /// already durable.
     pub apply_snapshot: Option<Snapshot>,
-    /// Committed entries to apply, in order. They are already durable locally.
+    /// Committed entries to apply, in order. Durable locally on a follower; on a leader,
+    /// durable on a majority of followers (its own fsync may still be pending).
     pub committed: Vec<Entry>,
     /// Reads that are now safe to serve once their index is applied.
     pub read_states: Vec<ReadState>,
