@@ -10,7 +10,7 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use proto::kv::{
     write_request::Op, Append, Cas, Delete, ErrorCode, GetRequest, KvError, KvServiceClient, Put,
-    StatusRequest, StatusResponse, WriteRequest, WriteResponse,
+    ReadMode, StatusRequest, StatusResponse, WriteRequest, WriteResponse,
 };
 use rpc_framework::{CallOptions, Channel, ChannelConfig, RpcError};
 use std::sync::Arc;
@@ -30,6 +30,8 @@ pub struct ClerkConfig {
     pub backoff_min: Duration,
     /// Longest pause between rounds.
     pub backoff_max: Duration,
+    /// How reads confirm leadership (ReadIndex by default; see [`ReadMode`]).
+    pub read_mode: ReadMode,
     /// Connection settings.
     pub channel: ChannelConfig,
 }
@@ -43,6 +45,7 @@ impl ClerkConfig {
             attempt_timeout: Duration::from_secs(2),
             backoff_min: Duration::from_millis(10),
             backoff_max: Duration::from_millis(500),
+            read_mode: ReadMode::ReadIndex,
             channel: ChannelConfig::default(),
         }
     }
@@ -122,12 +125,17 @@ impl Clerk {
         self.inner.session.lock().client_id
     }
 
-    /// Reads `key` (linearizable). `Ok(None)` when absent.
+    /// Reads `key` (linearizable, confirmed as `ClerkConfig::read_mode` says). `Ok(None)`
+    /// when absent.
     ///
     /// # Errors
     /// [`ClerkError`]; reads never take effect, so errors are always `definite`.
     pub fn get(&self, key: impl Into<Bytes>) -> Result<Option<Bytes>, ClerkError> {
-        let request = GetRequest { key: key.into() };
+        let mut request = GetRequest {
+            key: key.into(),
+            ..GetRequest::default()
+        };
+        request.set_mode(self.inner.config.read_mode);
         self.run(|client, options| match client.get(&request, options) {
             Ok(resp) => match resp.error {
                 Some(e) if e.code != ErrorCode::Ok as i32 => self.on_kv_error(&e, false),

@@ -24,4 +24,4 @@ mod session;
 
 pub use crate::clerk::{Clerk, ClerkConfig};
 pub use error::{ClerkError, ErrorKind};
-pub use proto::kv::StatusResponse;
+pub use proto::kv::{ReadMode, StatusResponse};

@@ -8,7 +8,6 @@ use kvserver::config::ClusterConfig;
 use kvserver::launch::{launch, RunningNode};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -21,14 +20,11 @@ struct Cluster {
     _tmp: tempfile::TempDir,
 }
 
-fn free_ports(n: usize) -> Vec<u16> {
-    let held: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    held.iter()
-        .map(|l| l.local_addr().unwrap().port())
-        .collect()
-}
+// Ports below the ephemeral range (a port from binding to 0 can be taken by any
+// outgoing connection before the node binds it); shared with kvserver's process tests.
+#[path = "../../kvserver/tests/e2e/ports.rs"]
+mod ports;
+use ports::free_ports;
 
 impl Cluster {
     fn start() -> Cluster {

@@ -76,6 +76,9 @@ pub struct RaftSection {
     pub pre_vote: bool,
     /// Leaders step down without a live majority; followers keep a leader lease.
     pub check_quorum: bool,
+    /// Serve `READ_MODE_LEASE` reads from the leader lease (needs `check_quorum`). A
+    /// restarted node then refuses votes for one election timeout.
+    pub lease_reads: bool,
     /// AppendEntries batches: most entries.
     pub max_entries_per_append: usize,
     /// AppendEntries batches: most bytes.
@@ -92,6 +95,7 @@ impl Default for RaftSection {
             election_ticks: 50,
             pre_vote: true,
             check_quorum: true,
+            lease_reads: true,
             max_entries_per_append: 1024,
             max_bytes_per_append: 1 << 20,
             max_inflight_appends: 64,
@@ -216,11 +220,29 @@ impl ClusterConfig {
         if r.tick_ms == 0 || r.heartbeat_ticks == 0 {
             return Err("raft.tick_ms and raft.heartbeat_ticks must be at least 1".into());
         }
+        if r.lease_reads && !r.check_quorum {
+            return Err("raft.lease_reads requires raft.check_quorum".into());
+        }
         if r.election_ticks <= r.heartbeat_ticks {
             return Err(format!(
                 "raft.election_ticks ({}) must exceed raft.heartbeat_ticks ({})",
                 r.election_ticks, r.heartbeat_ticks
             ));
+        }
+        if r.lease_reads {
+            let lease_ticks = raft::Config {
+                election_timeout_ticks: r.election_ticks,
+                ..raft::Config::new(raft::NodeId(1), vec![raft::NodeId(1)])
+            }
+            .lease_ticks();
+            if lease_ticks <= r.heartbeat_ticks {
+                return Err(format!(
+                    "raft.lease_reads needs a lease ({lease_ticks} ticks, about 4/5 of \
+                     raft.election_ticks) longer than raft.heartbeat_ticks ({}); raise \
+                     election_ticks or turn lease_reads off",
+                    r.heartbeat_ticks
+                ));
+            }
         }
         if r.max_entries_per_append == 0
             || r.max_bytes_per_append == 0

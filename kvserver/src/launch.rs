@@ -234,6 +234,7 @@ fn node_config(config: &ClusterConfig, id: NodeId, voters: Vec<NodeId>) -> NodeC
         heartbeat_interval_ticks: r.heartbeat_ticks,
         pre_vote: r.pre_vote,
         check_quorum: r.check_quorum,
+        lease_reads: r.lease_reads,
         max_entries_per_append: r.max_entries_per_append,
         max_bytes_per_append: r.max_bytes_per_append,
         max_inflight_appends: r.max_inflight_appends,

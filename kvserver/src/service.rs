@@ -6,7 +6,8 @@ use crate::server::{get_error, write_error, KvServer};
 use crate::waiters::ReadReply;
 use prost::Message as _;
 use proto::kv::{
-    ErrorCode, GetRequest, GetResponse, StatusRequest, StatusResponse, WriteRequest, WriteResponse,
+    ErrorCode, GetRequest, GetResponse, ReadMode, StatusRequest, StatusResponse, WriteRequest,
+    WriteResponse,
 };
 use rpc_framework::Reply;
 use std::sync::atomic::Ordering;
@@ -49,7 +50,11 @@ impl proto::kv::KvService for KvServiceImpl {
         }
         let reply = ReadReply::new(reply, s.reads_in_flight.clone());
         let server = s.clone();
-        s.node.read_index_with(move |result| match result {
+        let mode = match request.mode() {
+            ReadMode::ReadIndex => raft::node::ReadMode::ReadIndex,
+            ReadMode::Lease => raft::node::ReadMode::Lease,
+        };
+        s.node.read_with(mode, move |result| match result {
             Ok(index) => server.serve_read_at(index, request.key, reply),
             Err(e) => reply.ok(get_error(server.node_error(e))),
         });

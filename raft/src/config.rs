@@ -22,6 +22,12 @@ pub struct Config {
     /// followers that heard from a leader within the election timeout refuse votes
     /// (thesis 6.2 / 9.6).
     pub check_quorum: bool,
+    /// Serve lease reads (see [`crate::core::RaftCore::read_lease`]) from the leader's
+    /// lease instead of a heartbeat round while the lease holds. Requires `check_quorum`
+    /// and clocks whose rates differ by less than [`Config::LEASE_CLOCK_DRIFT_PERCENT`]
+    /// percent. Also makes a freshly started node refuse votes for one election timeout,
+    /// since it may have promised a lease before it restarted.
+    pub lease_reads: bool,
     /// Most entries in one AppendEntries.
     pub max_entries_per_append: usize,
     /// Most entry bytes in one AppendEntries (at least one entry is always sent).
@@ -37,6 +43,20 @@ pub struct Config {
 }
 
 impl Config {
+    /// The clock-rate difference between any two nodes that the leader lease tolerates,
+    /// in percent of the slower clock.
+    pub const LEASE_CLOCK_DRIFT_PERCENT: u32 = 25;
+
+    /// How many of the leader's ticks a lease lasts, counted from the tick at which the
+    /// confirming heartbeat round was sent. A follower that answered the round refuses
+    /// votes for at least `election_timeout_ticks - 1` of its own ticks after receiving
+    /// it (its first tick may come at once); the lease is that, divided by the tolerated
+    /// drift.
+    pub fn lease_ticks(&self) -> u32 {
+        let guaranteed = self.election_timeout_ticks.saturating_sub(1);
+        guaranteed * 100 / (100 + Self::LEASE_CLOCK_DRIFT_PERCENT)
+    }
+
     /// A configuration with sensible defaults for node `id` in a cluster of `voters`.
     pub fn new(id: NodeId, voters: Vec<NodeId>) -> Config {
         Config {
@@ -46,6 +66,7 @@ impl Config {
             heartbeat_interval_ticks: 1,
             pre_vote: true,
             check_quorum: true,
+            lease_reads: false,
             max_entries_per_append: 1024,
             max_bytes_per_append: 1 << 20,
             max_inflight_appends: 64,
@@ -87,6 +108,17 @@ impl Config {
             return Err(ConfigError(format!(
                 "election_timeout_ticks ({}) must exceed heartbeat_interval_ticks ({})",
                 self.election_timeout_ticks, self.heartbeat_interval_ticks
+            )));
+        }
+        if self.lease_reads && !self.check_quorum {
+            return Err(ConfigError("lease_reads requires check_quorum".into()));
+        }
+        if self.lease_reads && self.lease_ticks() <= self.heartbeat_interval_ticks {
+            return Err(ConfigError(format!(
+                "lease_reads needs a lease ({} ticks, from election_timeout_ticks {}) longer than heartbeat_interval_ticks ({})",
+                self.lease_ticks(),
+                self.election_timeout_ticks,
+                self.heartbeat_interval_ticks
             )));
         }
         if self.max_entries_per_append == 0 || self.max_bytes_per_append == 0 {

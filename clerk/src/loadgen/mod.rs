@@ -68,7 +68,8 @@ pub trait LoadTarget: Send + Sync {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, String>;
 }
 
-/// A raftkv [`Clerk`] as a load target: linearizable reads (ReadIndex), exactly-once
+/// A raftkv [`Clerk`] as a load target: linearizable reads (ReadIndex or lease, as the
+/// clerk's `read_mode` says), exactly-once
 /// writes. The clerk's own retries are part of the measured latency.
 impl LoadTarget for Clerk {
     fn put(&self, key: &[u8], value: &[u8]) -> Result<(), String> {

@@ -32,7 +32,9 @@ pub struct ShellClient {
 
 impl ShellClient {
     /// Starts `kvctl --endpoints .. --timeout-ms T shell --json`; its stderr goes to
-    /// `stderr_log` (appended) when given, else is discarded.
+    /// `stderr_log` (appended) when given, else is discarded. Every other shell started
+    /// by this process adds `--read-mode lease`, so that both read paths face the
+    /// crashes and pauses and every history check.
     pub fn spawn(
         endpoints: &[String],
         timeout_ms: u64,
@@ -51,7 +53,9 @@ impl ShellClient {
         let mut child = kvctl_command()
             .arg("--endpoints")
             .arg(endpoints.join(","))
-            .args(["--timeout-ms", &timeout_ms.to_string(), "shell", "--json"])
+            .args(["--timeout-ms", &timeout_ms.to_string()])
+            .args(next_read_mode())
+            .args(["shell", "--json"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(stderr)
@@ -122,5 +126,15 @@ impl Drop for ShellClient {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Alternates `kvctl --read-mode` between the shells of this test process.
+fn next_read_mode() -> [&'static str; 2] {
+    static SHELLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    if SHELLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 2 == 0 {
+        ["--read-mode", "read-index"]
+    } else {
+        ["--read-mode", "lease"]
     }
 }

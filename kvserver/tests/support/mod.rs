@@ -28,7 +28,7 @@ use proxy::{ClientNet, Proxy};
 use raft::LogIndex;
 use rng::Rng;
 use rpc_framework::ChannelConfig;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -81,16 +81,11 @@ pub struct TestCluster {
     _tmp: tempfile::TempDir,
 }
 
-/// `n` distinct free loopback ports.
-fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().unwrap().port())
-        .collect()
-}
+// Ports below the ephemeral range: a port the kernel hands out for binding to 0 can be
+// taken by any outgoing connection before the node binds it.
+#[path = "../e2e/ports.rs"]
+mod ports;
+use ports::free_ports;
 
 fn cluster_config(n: usize, extra: &str) -> ClusterConfig {
     let ports = free_ports(n);
@@ -205,7 +200,13 @@ impl TestCluster {
             })
             .collect();
         let endpoints = proxies.iter().map(|p| p.addr().to_string()).collect();
-        let clerk = Clerk::new(test_clerk_config(endpoints, op_timeout)).unwrap();
+        let mut config = test_clerk_config(endpoints, op_timeout);
+        // Half the clerks read through the leader lease, so that both read paths face
+        // the partitions and every history check.
+        if rng.next_u64() % 2 == 1 {
+            config.read_mode = clerk::ReadMode::Lease;
+        }
+        let clerk = Clerk::new(config).unwrap();
         let test_clerk = TestClerk { clerk, proxies };
         test_clerk.connect(to);
         test_clerk

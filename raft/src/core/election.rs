@@ -54,11 +54,12 @@ impl RaftCore {
     }
 
     /// Whether this node heard from a live leader within the election timeout (the
-    /// follower side of CheckQuorum: such a node refuses to help depose that leader).
+    /// follower side of CheckQuorum: such a node refuses to help depose that leader), or
+    /// started too recently to know (with lease reads, see `lease.rs`).
     pub(super) fn in_leader_lease(&self) -> bool {
-        self.config.check_quorum
-            && self.leader.is_some()
-            && self.election_elapsed_ticks < self.config.election_timeout_ticks
+        let heard_leader = self.leader.is_some()
+            && self.election_elapsed_ticks < self.config.election_timeout_ticks;
+        self.config.check_quorum && (heard_leader || self.in_boot_guard())
     }
 
     /// A (pre-)vote request in a term at least ours (lower terms were answered or

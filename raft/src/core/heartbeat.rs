@@ -35,10 +35,11 @@ impl RaftCore {
     }
 
     /// Sends a heartbeat to every peer, carrying the current ReadIndex round. A read
-    /// round that is queued but not started starts here (its seq rides along).
+    /// round that is queued but not started starts here (its seq rides along); with
+    /// lease reads on, every heartbeat starts a round (maybe empty) to renew the lease.
     pub(super) fn broadcast_heartbeat(&mut self) {
-        if !self.reads.round_in_flight() && self.reads.has_queued() {
-            self.reads.start_round();
+        if !self.reads.round_in_flight() && (self.reads.has_queued() || self.config.lease_reads) {
+            self.reads.start_round(self.ticks);
         }
         let read_seq = self.reads.current_seq();
         let commit = self.log.committed();

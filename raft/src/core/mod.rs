@@ -19,6 +19,7 @@ mod append;
 mod durability;
 mod election;
 mod heartbeat;
+mod lease;
 mod log;
 mod outbox;
 mod progress;
@@ -45,6 +46,7 @@ use crate::message::Message;
 use crate::types::{Entry, EntryKind, HardState, InitialState, LogIndex, NodeId, Snapshot, Term};
 use bytes::Bytes;
 use durability::Durability;
+use lease::Lease;
 use log::RaftLog;
 use outbox::Outbox;
 use progress::Progress;
@@ -113,6 +115,8 @@ pub struct RaftCore {
     leader: Option<NodeId>,
     log: RaftLog,
     rng: SplitMix64,
+    /// Ticks since this core was created (the clock of the leader lease and boot guard).
+    ticks: u64,
     election_elapsed_ticks: u32,
     heartbeat_elapsed_ticks: u32,
     randomized_election_timeout_ticks: u32,
@@ -121,6 +125,8 @@ pub struct RaftCore {
     /// Leader only: one entry per peer.
     progress: BTreeMap<NodeId, Progress>,
     reads: ReadQueue,
+    /// Leader only: how long lease reads may skip the heartbeat round.
+    lease: Lease,
     transfer: Option<Transfer>,
     incoming_snapshot: Option<IncomingSnapshot>,
     flush: PendingFlush,
@@ -173,12 +179,14 @@ impl RaftCore {
             vote: running.vote,
             leader: None,
             log,
+            ticks: 0,
             election_elapsed_ticks: 0,
             heartbeat_elapsed_ticks: 0,
             randomized_election_timeout_ticks: config.election_timeout_ticks,
             votes: BTreeMap::new(),
             progress: BTreeMap::new(),
             reads: ReadQueue::default(),
+            lease: Lease::default(),
             transfer: None,
             incoming_snapshot: None,
             flush: PendingFlush::default(),
@@ -204,6 +212,7 @@ impl RaftCore {
     /// Advances logical time by one tick: election timeouts for followers and
     /// candidates; heartbeats, CheckQuorum and transfer timeouts for the leader.
     pub fn tick(&mut self) {
+        self.ticks += 1;
         match self.role {
             Role::Leader => self.tick_leader(),
             Role::Follower | Role::PreCandidate | Role::Candidate => self.tick_election(),
@@ -254,6 +263,25 @@ impl RaftCore {
             });
         }
         self.enqueue_read(ctx);
+        Ok(())
+    }
+
+    /// Starts a lease read: like [`RaftCore::read_index`], but while the leader's lease
+    /// holds (`Config::lease_reads`, see `lease.rs`) the [`ReadState`] comes out of the
+    /// next Ready at once, without a heartbeat round. Without a lease it is a ReadIndex
+    /// read. Linearizable as long as clock rates differ by less than
+    /// [`Config::LEASE_CLOCK_DRIFT_PERCENT`] and the runtime ticks without falling behind
+    /// real time.
+    ///
+    /// # Errors
+    /// [`ProposeError::NotLeader`] when this node is not the leader.
+    pub fn read_lease(&mut self, ctx: u64) -> Result<(), ProposeError> {
+        if self.role != Role::Leader {
+            return Err(ProposeError::NotLeader {
+                leader_hint: self.leader,
+            });
+        }
+        self.enqueue_lease_read(ctx);
         Ok(())
     }
 

@@ -18,6 +18,8 @@ use super::{RaftCore, ReadState};
 #[derive(Clone, Debug)]
 struct ReadRound {
     seq: u64,
+    /// The leader's tick count when the round was sent (the start of the lease it gives).
+    sent_at_tick: u64,
     reads: Vec<ReadState>,
 }
 
@@ -47,11 +49,12 @@ impl ReadQueue {
     }
 
     /// Moves the queued reads into a new round.
-    pub(crate) fn start_round(&mut self) {
+    pub(crate) fn start_round(&mut self, now_tick: u64) {
         self.last_seq += 1;
         let reads = std::mem::take(&mut self.queued);
         self.round = Some(ReadRound {
             seq: self.last_seq,
+            sent_at_tick: now_tick,
             reads,
         });
     }
@@ -87,7 +90,7 @@ impl RaftCore {
         }
     }
 
-    fn committed_in_current_term(&self) -> bool {
+    pub(super) fn committed_in_current_term(&self) -> bool {
         self.log.term(self.log.committed()) == Some(self.term)
     }
 
@@ -104,7 +107,7 @@ impl RaftCore {
         if self.reads.round_in_flight() || !self.reads.has_queued() {
             return;
         }
-        self.reads.start_round();
+        self.reads.start_round(self.ticks);
         self.broadcast_heartbeat();
     }
 
@@ -123,6 +126,7 @@ impl RaftCore {
             return;
         }
         if let Some(round) = self.reads.round.take() {
+            self.extend_lease(round.sent_at_tick);
             self.outbox.read_states.extend(round.reads);
         }
         if self.reads.has_queued() {

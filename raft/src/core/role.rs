@@ -99,6 +99,7 @@ impl RaftCore {
             .map(|p| (*p, Progress::new(next, max_inflight)))
             .collect();
         self.flush = PendingFlush::default();
+        self.reset_lease();
         self.log.set_apply_unpersisted(true);
         tracing::info!(node = %self.id, term = %self.term, last = %self.log.last_index(), "became leader");
         self.append_leader_entry(EntryKind::Noop, Bytes::new());
@@ -112,6 +113,7 @@ impl RaftCore {
         self.progress.clear();
         self.log.set_apply_unpersisted(false);
         self.transfer = None;
+        self.reset_lease();
         self.flush = PendingFlush::default();
         let dropped = self.reads.drain_all();
         self.outbox.dropped_reads.extend(dropped);

@@ -46,6 +46,8 @@ impl RaftCore {
             .is_some_and(|pr| pr.match_index == self.log.last_index());
         if is_target && caught_up {
             tracing::debug!(node = %self.id, %peer, "sending TimeoutNow");
+            // The target's election will not respect followers' leases.
+            self.revoke_lease();
             self.send(peer, MessageBody::TimeoutNow);
             return true;
         }

@@ -3,10 +3,11 @@
 //! into work for the transport, the persister (on this thread: see `persister.rs`) and
 //! the application.
 
-use super::handle::NodeError;
+use super::handle::{NodeError, ReadMode};
 use super::leader_sync::{LeaderSync, ReadyFacts};
 use super::persister::{PersistWork, Persister};
 use super::shared::Shared;
+use super::tick_clock::TickClock;
 use super::ApplyMsg;
 use crate::core::{RaftCore, Ready, Role};
 use crate::error::ProposeError;
@@ -34,7 +35,7 @@ pub(crate) enum DriverInput {
     /// A command to replicate.
     Propose { data: Bytes, done: ProposeDone },
     /// A linearizable read.
-    ReadIndex { done: ReadDone },
+    Read { mode: ReadMode, done: ReadDone },
     /// The application snapshotted its state at `index`.
     Compact { index: LogIndex, data: Bytes },
     /// Hand leadership to `to`.
@@ -63,7 +64,7 @@ pub(crate) struct Driver {
     pub(crate) transport: Arc<dyn Transport>,
     pub(crate) apply_tx: Sender<ApplyMsg>,
     pub(crate) shared: Arc<Shared>,
-    pub(crate) tick_interval: Duration,
+    ticks: TickClock,
     pub(crate) read_timeout: Duration,
     apply_backlog: VecDeque<ApplyMsg>,
     pending_reads: BTreeMap<u64, PendingRead>,
@@ -83,6 +84,7 @@ impl Driver {
         apply_tx: Sender<ApplyMsg>,
         shared: Arc<Shared>,
         tick_interval: Duration,
+        max_tick_burst: u32,
         read_timeout: Duration,
     ) -> Driver {
         let status = core.status();
@@ -94,7 +96,7 @@ impl Driver {
             transport,
             apply_tx,
             shared,
-            tick_interval,
+            ticks: TickClock::new(tick_interval, max_tick_burst, Instant::now()),
             read_timeout,
             apply_backlog: VecDeque::new(),
             pending_reads: BTreeMap::new(),
@@ -106,11 +108,13 @@ impl Driver {
 
     /// The thread body: runs until shutdown or a fatal error.
     pub(crate) fn run(mut self) {
-        let ticker = crossbeam_channel::tick(self.tick_interval);
         self.process_ready();
         while self.running {
-            self.wait_for_input(&ticker);
+            self.wait_for_input();
             self.drain_inbox();
+            // After the inbox: a peer's queued answers count before a late tick's
+            // CheckQuorum looks for them.
+            self.catch_up_ticks();
             self.process_ready();
             self.maybe_sync_deferred();
             self.process_ready();
@@ -122,27 +126,31 @@ impl Driver {
         self.transport.shutdown();
     }
 
-    /// Blocks until there is an input, a tick, or room for the next applied entry.
-    fn wait_for_input(&mut self, ticker: &Receiver<Instant>) {
+    /// Delivers the ticks due by the wall clock (see `tick_clock.rs`).
+    fn catch_up_ticks(&mut self) {
+        for _ in 0..self.ticks.take_due(Instant::now()) {
+            self.core.tick();
+        }
+    }
+
+    /// Blocks until there is an input, a tick is due, or there is room for the next
+    /// applied entry.
+    fn wait_for_input(&mut self) {
         let mut select = Select::new();
         let inbox_op = select.recv(&self.inbox);
-        let tick_op = select.recv(ticker);
         let apply_op = if self.apply_backlog.is_empty() {
             None
         } else {
             Some(select.send(&self.apply_tx))
         };
-        let op = select.select();
+        let Ok(op) = select.select_deadline(self.ticks.next_at()) else {
+            return; // a tick is due: the caller delivers it
+        };
         match op.index() {
             i if i == inbox_op => match op.recv(&self.inbox) {
                 Ok(input) => self.handle(input),
                 Err(_) => self.running = false,
             },
-            i if i == tick_op => {
-                if op.recv(ticker).is_ok() {
-                    self.core.tick();
-                }
-            }
             i if Some(i) == apply_op => {
                 if let Some(msg) = self.apply_backlog.pop_front() {
                     if op.send(&self.apply_tx, msg).is_err() {
@@ -175,7 +183,7 @@ impl Driver {
                 let result = self.core.propose(data).map_err(NodeError::from);
                 done(result);
             }
-            DriverInput::ReadIndex { done } => self.start_read(done),
+            DriverInput::Read { mode, done } => self.start_read(mode, done),
             DriverInput::Compact { index, data } => self.compact(index, data),
             DriverInput::Transfer { to, done } => {
                 done(self.core.transfer_leader(to).map_err(NodeError::from));
@@ -184,10 +192,18 @@ impl Driver {
         }
     }
 
-    fn start_read(&mut self, done: ReadDone) {
+    fn start_read(&mut self, mode: ReadMode, done: ReadDone) {
         let ctx = self.next_read_ctx;
         self.next_read_ctx += 1;
-        match self.core.read_index(ctx) {
+        let started = match mode {
+            ReadMode::ReadIndex => self.core.read_index(ctx),
+            ReadMode::Lease => {
+                // The lease is counted in ticks: deliver any the driver fell behind on.
+                self.catch_up_ticks();
+                self.core.read_lease(ctx)
+            }
+        };
+        match started {
             Ok(()) => {
                 let deadline = Instant::now() + self.read_timeout;
                 self.pending_reads

@@ -55,6 +55,17 @@ impl NodeConfig {
     }
 }
 
+/// How a read confirms that this node is still the leader.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ReadMode {
+    /// A heartbeat round acknowledged by a majority (thesis 6.4); batched across reads.
+    #[default]
+    ReadIndex,
+    /// The leader lease when it holds (thesis 6.4.1; `Config::lease_reads`), else
+    /// ReadIndex. Saves a round trip; relies on bounded clock drift.
+    Lease,
+}
+
 /// Why a node call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NodeError {
@@ -134,6 +145,9 @@ impl RaftNode {
         apply_tx: Sender<ApplyMsg>,
     ) -> Result<RaftNode, StartError> {
         let id = config.raft.id;
+        if config.tick_interval.is_zero() {
+            return Err(ConfigError("tick_interval must be positive".into()).into());
+        }
         let initial = storage.initial_state()?;
         let initial_entries = initial.entries.clone();
         let durable_hard_state = initial.hard_state;
@@ -152,6 +166,7 @@ impl RaftNode {
             apply_tx,
             shared.clone(),
             config.tick_interval,
+            config.raft.election_timeout_ticks,
             config.read_timeout,
         );
         let driver_thread = std::thread::Builder::new()
@@ -206,12 +221,22 @@ impl RaftNode {
     /// Confirms leadership (ReadIndex); `done` runs with the index the application must
     /// have applied before serving a linearizable read. `done` must be quick.
     pub fn read_index_with(&self, done: impl FnOnce(Result<LogIndex, NodeError>) + Send + 'static) {
+        self.read_with(ReadMode::ReadIndex, done);
+    }
+
+    /// Like [`RaftNode::read_index_with`], confirming leadership as `mode` says.
+    pub fn read_with(
+        &self,
+        mode: ReadMode,
+        done: impl FnOnce(Result<LogIndex, NodeError>) + Send + 'static,
+    ) {
         self.submit(
-            DriverInput::ReadIndex {
+            DriverInput::Read {
+                mode,
                 done: Box::new(done),
             },
             |input| {
-                if let DriverInput::ReadIndex { done } = input {
+                if let DriverInput::Read { done, .. } = input {
                     done(Err(NodeError::Busy));
                 }
             },
@@ -314,7 +339,7 @@ impl RaftNode {
             Err(TrySendError::Full(input)) => refuse(input),
             Err(TrySendError::Disconnected(input)) => match input {
                 DriverInput::Propose { done, .. } => done(Err(NodeError::Stopped)),
-                DriverInput::ReadIndex { done } => done(Err(NodeError::Stopped)),
+                DriverInput::Read { done, .. } => done(Err(NodeError::Stopped)),
                 _ => {}
             },
         }

@@ -30,9 +30,10 @@ mod persister;
 mod rpc_transport;
 mod service;
 mod shared;
+mod tick_clock;
 pub mod wire;
 
-pub use handle::{NodeConfig, NodeError, NodeState, RaftNode, StartError};
+pub use handle::{NodeConfig, NodeError, NodeState, RaftNode, ReadMode, StartError};
 pub use rpc_transport::{RpcTransport, RpcTransportConfig};
 pub use service::RaftServiceImpl;
 

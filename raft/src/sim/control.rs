@@ -144,10 +144,24 @@ impl<S: SimStateMachine> Cluster<S> {
     /// # Errors
     /// The core's [`ProposeError`].
     pub fn read_index(&mut self, node: NodeId) -> Result<u64, ProposeError> {
+        self.start_read(node, false)
+    }
+
+    /// Starts a lease read on `node` (a ReadIndex read unless the leader's lease holds);
+    /// returns its context.
+    ///
+    /// # Errors
+    /// The core's [`ProposeError`].
+    pub fn read_lease(&mut self, node: NodeId) -> Result<u64, ProposeError> {
+        self.start_read(node, true)
+    }
+
+    fn start_read(&mut self, node: NodeId, lease: bool) -> Result<u64, ProposeError> {
         let ctx = self.next_read_ctx;
         self.next_read_ctx += 1;
-        let result = self.with_node(node, |n, c| n.read_index(ctx, c));
-        self.note(format!("read {ctx} on {node:?}: {result:?}"));
+        let result = self.with_node(node, |n, c| n.start_read(ctx, lease, c));
+        let kind = if lease { "lease read" } else { "read" };
+        self.note(format!("{kind} {ctx} on {node:?}: {result:?}"));
         self.schedule_poll(node);
         self.after_event();
         result.map(|()| ctx)

@@ -4,7 +4,7 @@
 //!
 //! Faults: crashes (torn when the config says so), restarts, disconnections, two-way
 //! partitions, unreliable and long-reordering networks, leadership transfers; client
-//! actions: proposals and ReadIndex reads. Scenario knobs (snapshot interval, duplication,
+//! actions: proposals and ReadIndex or lease reads. Scenario knobs (snapshot interval, duplication,
 //! PreVote/CheckQuorum, batching and pipelining limits, clock skew, network delay) come from
 //! the seed through [`Nemesis::config`]. Every invariant is checked after every event by the
 //! cluster itself; the nemesis adds the liveness check at the end.
@@ -67,6 +67,10 @@ impl Nemesis {
         // Raft needs broadcast time << election timeout (300..600 ms here): at most 40 ms
         // one way, on top of which unreliable mode adds up to 27 ms.
         cfg.network.max_delay_us = [5_000, 15_000, 40_000][knobs.index(3)];
+        // Lease reads assume clock rates within `Config::LEASE_CLOCK_DRIFT_PERCENT`: only
+        // with the small skew (5% each way, so rates differ by at most ~11%).
+        cfg.raft.lease_reads =
+            knobs.chance(500) && cfg.raft.check_quorum && cfg.tick_skew_per_mille <= 50;
         cfg
     }
 
@@ -101,7 +105,13 @@ impl Nemesis {
             35..=44 => {
                 let id = random_node(c);
                 if c.is_up(id) {
-                    let _ = c.read_index(id);
+                    // The extra draw only with lease reads on keeps the pinned seeds'
+                    // runs (regressions.rs) unchanged.
+                    if c.config().raft.lease_reads && c.rng().chance(500) {
+                        let _ = c.read_lease(id);
+                    } else {
+                        let _ = c.read_index(id);
+                    }
                 }
             }
             45..=51 => {

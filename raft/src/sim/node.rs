@@ -241,17 +241,22 @@ impl<S: SimStateMachine> SimNode<S> {
         self.core_mut().propose(data)
     }
 
-    /// Starts a ReadIndex read with context `read_ctx`. The Ready is handled by a later
-    /// [`SimNode::poll`].
+    /// Starts a ReadIndex read (or a lease read, with `lease`) with context `read_ctx`.
+    /// The Ready is handled by a later [`SimNode::poll`].
     ///
     /// # Errors
     /// The core's refusal (inner), or an invariant violation (outer).
-    pub fn read_index(
+    pub fn start_read(
         &mut self,
         read_ctx: u64,
+        lease: bool,
         ctx: &mut NodeCtx<'_>,
     ) -> Result<Result<(), ProposeError>, Violation> {
-        let result = self.core_mut().read_index(read_ctx);
+        let result = if lease {
+            self.core_mut().read_lease(read_ctx)
+        } else {
+            self.core_mut().read_index(read_ctx)
+        };
         if result.is_ok() {
             ctx.checker.on_read_started(self.id, read_ctx);
             self.reads_in_flight.push(read_ctx);

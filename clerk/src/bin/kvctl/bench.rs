@@ -3,8 +3,8 @@
 //! N client threads share M clerks (M connections per server, default min(N, 8)); live
 //! progress goes to stderr; the report (text, or one JSON object with `--json`) to stdout.
 //! Around the run it reads the leader's persist counters through `Status`, to report
-//! fsyncs per committed entry. Reads are linearizable (ReadIndex); the server has no
-//! lease reads, so there is no option for them.
+//! fsyncs per committed entry. Reads are linearizable: ReadIndex, or the leader lease with
+//! the global `--read-mode lease`; the report names the mode.
 
 use clap::Args;
 use clerk::loadgen::{run_load, LoadArgs};
@@ -21,6 +21,7 @@ pub struct BenchArgs {
 /// Runs the benchmark and prints the report.
 pub fn run(config: ClerkConfig, args: &BenchArgs) -> Result<std::process::ExitCode, String> {
     let args = &args.load;
+    let read_mode = read_mode_name(config.read_mode);
     let connections = args.connection_count();
     let clerks: Vec<Clerk> = (0..connections)
         .map(|_| Clerk::new(config.clone()))
@@ -40,6 +41,7 @@ pub fn run(config: ClerkConfig, args: &BenchArgs) -> Result<std::process::ExitCo
         let mut value = serde_json::to_value(&report).map_err(|e| e.to_string())?;
         if let Some(object) = value.as_object_mut() {
             object.insert("system".into(), json!("raftkv"));
+            object.insert("read_mode".into(), json!(read_mode));
             object.insert(
                 "leader_persist".into(),
                 persist.map_or(json!(null), |p| p.json()),
@@ -48,12 +50,22 @@ pub fn run(config: ClerkConfig, args: &BenchArgs) -> Result<std::process::ExitCo
         println!("{value}");
     } else {
         println!("{}", report.to_text());
+        if args.read_ratio > 0.0 {
+            println!("reads: {read_mode}");
+        }
         match persist {
             Some(p) => println!("{}", p.text()),
             None => println!("leader persist counters: unavailable (no stable leader)"),
         }
     }
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+fn read_mode_name(mode: clerk::ReadMode) -> &'static str {
+    match mode {
+        clerk::ReadMode::ReadIndex => "read-index",
+        clerk::ReadMode::Lease => "lease",
+    }
 }
 
 /// The leader's (id, term, commit, persist_syncs, persisted_entries), if one answers.

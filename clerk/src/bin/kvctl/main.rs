@@ -4,6 +4,7 @@
 //! kvctl [--endpoints HOST:PORT,...] [--config CLUSTER.toml] [--timeout-ms MS] COMMAND
 //!   get KEY | put KEY VALUE | append KEY VALUE | delete KEY | cas KEY EXPECTED NEW
 //!   status [--json] | shell [--json] | bench [...]
+//! kvctl --read-mode lease ...   (reads from the leader lease; default read-index)
 //! ```
 //! Exit 0 on success; `get` of a missing key prints nothing and exits 1; errors go to
 //! stderr (exit 2 for a failed operation, 64 for bad usage).
@@ -16,7 +17,7 @@ mod output;
 mod shell;
 
 use clap::{Parser, Subcommand};
-use clerk::{Clerk, ClerkConfig};
+use clerk::{Clerk, ClerkConfig, ReadMode};
 use command::{execute, Command, Outcome};
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -36,8 +37,18 @@ struct Cli {
     /// Per-operation deadline in milliseconds (default 10000; 0 = retry forever).
     #[arg(long, global = true)]
     timeout_ms: Option<u64>,
+    /// How reads confirm leadership: `read-index` (a heartbeat round) or `lease` (the
+    /// leader lease when the servers enable it, else read-index). Both are linearizable.
+    #[arg(long, value_enum, global = true, default_value_t = ReadModeArg::ReadIndex)]
+    read_mode: ReadModeArg,
     #[command(subcommand)]
     command: Cmd,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum ReadModeArg {
+    ReadIndex,
+    Lease,
 }
 
 #[derive(Debug, Subcommand)]
@@ -121,6 +132,10 @@ fn main() -> ExitCode {
         Some(0) => None,
         Some(ms) => Some(Duration::from_millis(ms)),
         None => Some(Duration::from_secs(10)),
+    };
+    config.read_mode = match cli.read_mode {
+        ReadModeArg::ReadIndex => ReadMode::ReadIndex,
+        ReadModeArg::Lease => ReadMode::Lease,
     };
     let run = |config: ClerkConfig| -> Result<ExitCode, String> {
         match cli.command {

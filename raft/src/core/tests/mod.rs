@@ -5,6 +5,7 @@
 //! faults lives elsewhere (`raft::sim`).
 
 mod election;
+mod lease;
 mod read_index;
 mod ready;
 mod replication;
