@@ -13,16 +13,22 @@
 //! lease (9.6, 6.2); log replication with batching, pipelining, per-peer flow control
 //! (Probe / Replicate / Snapshot) and fast backtracking (paper 5.3); the leader writing
 //! its log in parallel with replication (10.2.1); chunked InstallSnapshot (paper 7);
-//! ReadIndex reads (6.4); leadership transfer (3.10). Membership is fixed.
+//! ReadIndex reads (6.4) and lease reads (6.4.1); leadership transfer (3.10). Membership
+//! is fixed.
 //!
 //! ## Inputs
 //!
-//! - [`RaftCore::tick`]: one unit of logical time.
+//! - [`RaftCore::tick`]: one unit of logical time. With [`Config::lease_reads`] the
+//!   runtime must deliver one tick per tick period of real time, delivering late the
+//!   ones it missed while busy (the node runtime does; see `node/tick_clock.rs`): the
+//!   leader lease is counted in ticks.
 //! - [`RaftCore::step`]: a [`Message`] from a peer.
 //! - [`RaftCore::propose`]: a command; returns the `(index, term)` it will have if it
 //!   commits. Refused on non-leaders (`NotLeader { leader_hint }`), during a transfer
 //!   (`TransferInProgress`) and over `max_proposal_bytes` (`TooLarge`).
 //! - [`RaftCore::read_index`]: a linearizable read with a caller context `ctx`.
+//! - [`RaftCore::read_lease`]: the same, served from the leader lease without a
+//!   heartbeat round while the lease holds (`core/lease.rs` says why that is safe).
 //! - [`RaftCore::transfer_leader`]: hand leadership to another voter.
 //! - [`RaftCore::on_persisted`]: a Ready's entries/snapshot are durable.
 //! - [`RaftCore::compact`]: the application snapshotted its state.
@@ -100,7 +106,11 @@
 //!    is known to share with the leader, and the current ReadIndex round.
 //! 4. ReadIndex: a read waits until the leader has committed an entry of its term,
 //!    records the commit index, and is released when a majority acknowledged a heartbeat
-//!    round started after it. One round serves every read queued before it.
+//!    round started after it. One round serves every read queued before it. A lease read
+//!    skips the round while a round sent at most `Config::lease_ticks` ago was
+//!    acknowledged by a majority, no TimeoutNow was sent this term, and an entry of the
+//!    term is committed; with lease reads on, every heartbeat starts a round and a node
+//!    refuses votes for its first election timeout after starting.
 //! 5. A message from an older term is not acted on; AppendEntries, heartbeats, snapshot
 //!    chunks and pre-votes from an older term are answered with the newer term so a stale
 //!    leader or pre-candidate steps down.
