@@ -16,6 +16,7 @@
 //!     pub fn get(&self, &GetRequest, &CallOptions) -> Result<GetResponse, RpcError>;
 //!     pub fn get_async(&self, &GetRequest, &CallOptions,
 //!                      impl FnOnce(Result<GetResponse, RpcError>) + Send + 'static);
+//!     pub fn get_one_way(&self, &GetRequest) -> Result<(), RpcError>;  // no reply
 //! }
 //! ```
 //!
@@ -307,6 +308,17 @@ fn generate_client_method(method: &prost_build::Method, names: &ServiceNames, bu
                     .map_err(|e| ::rpc_framework::RpcError::Decode(e.to_string()))
             }}))
         }});
+    }}
+
+    /// Sends `{proto_name}` one-way: the server runs the handler and discards its reply
+    /// (failures are only logged there). `Ok` means the request was handed to the
+    /// connection, not that it arrived. Does not wait for the server.
+    pub fn {bare}_one_way(
+        &self,
+        request: &{input},
+    ) -> ::std::result::Result<(), ::rpc_framework::RpcError> {{
+        let body = ::prost::Message::encode_to_vec(request);
+        self.channel.send_one_way({name_const}, "{proto_name}", &body)
     }}
 "#,
         proto_name = method.proto_name,

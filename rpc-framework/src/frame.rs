@@ -54,6 +54,9 @@ pub enum FrameKind {
     Response = 1,
     /// A failed reply; the status is in the header, the body is empty.
     Error = 2,
+    /// A call from a client that wants no reply: the server runs the handler and sends
+    /// nothing back, not even an error (it logs it). `request_id` is not used (0).
+    OneWay = 3,
 }
 
 impl RpcHeader {
@@ -66,6 +69,14 @@ impl RpcHeader {
             kind: FrameKind::Request as i32,
             error_code: 0,
             error_message: String::new(),
+        }
+    }
+
+    /// A one-way request header (no reply will come).
+    pub fn one_way(service: &str, method: &str) -> RpcHeader {
+        RpcHeader {
+            kind: FrameKind::OneWay as i32,
+            ..RpcHeader::request(0, service, method)
         }
     }
 

@@ -43,6 +43,10 @@ enum ResponderTarget {
         request_id: u64,
     },
     Callback(ReplyCallback),
+    /// A one-way call: the result is not sent; a failure is logged.
+    OneWay {
+        conn: Arc<ConnShared>,
+    },
 }
 
 /// The one-shot reply slot of one request. `Send + 'static`: complete it from any thread.
@@ -65,6 +69,12 @@ impl Responder {
         }
     }
 
+    pub(crate) fn for_one_way(conn: Arc<ConnShared>) -> Responder {
+        Responder {
+            target: Some(ResponderTarget::OneWay { conn }),
+        }
+    }
+
     /// Sends the reply: an encoded response body, or an error status.
     pub fn respond(mut self, result: Result<Bytes, Status>) {
         match self.target.take() {
@@ -73,6 +83,7 @@ impl Responder {
                 conn.send_reply_bytes(request_id, result);
             }
             Some(ResponderTarget::Callback(callback)) => callback(result),
+            Some(ResponderTarget::OneWay { conn }) => conn.finish_one_way(result.err()),
             None => {}
         }
     }
@@ -87,6 +98,7 @@ impl Responder {
             Some(ResponderTarget::Callback(callback)) => {
                 callback(result.map(|message| Bytes::from(message.encode_to_vec())));
             }
+            Some(ResponderTarget::OneWay { conn }) => conn.finish_one_way(result.err()),
             None => {}
         }
     }
@@ -109,6 +121,7 @@ impl fmt::Debug for Responder {
         let target = match &self.target {
             Some(ResponderTarget::Connection { request_id, .. }) => format!("request {request_id}"),
             Some(ResponderTarget::Callback(_)) => "callback".to_owned(),
+            Some(ResponderTarget::OneWay { .. }) => "one-way".to_owned(),
             None => "done".to_owned(),
         };
         f.debug_struct("Responder")

@@ -1,21 +1,21 @@
 //! [`RpcTransport`]: the [`Transport`] over rpc-framework Channels, one per peer.
 //!
-//! Each peer has its own bounded queue and a small window of batches in flight, so a
-//! slow or dead peer only ever fills its own queue (then its messages are dropped:
-//! Raft retransmits) and never blocks the driver or the other peers. Messages queued
-//! while a batch is in flight are coalesced into the next `RaftBatch` — one frame, one
-//! syscall for many messages.
+//! The messages for one peer from one `send` (a Ready's worth) go out as one `RaftBatch`
+//! frame, sent one-way: Raft acknowledges at its own level (every request has a response
+//! message), so a reply frame per batch would only cost the receiver a write and the
+//! sender a wake-up of its channel thread. A slow or dead peer only fills its own
+//! connection's send queue; once that is full its messages are dropped (Raft retransmits)
+//! and neither the driver nor the other peers ever wait.
 
 use super::wire::to_wire;
 use crate::message::Message;
 use crate::transport::Transport;
 use crate::types::NodeId;
-use parking_lot::Mutex;
 use proto::raft::{RaftBatch, RaftServiceClient};
-use rpc_framework::{CallOptions, Channel, ChannelConfig};
-use std::collections::{BTreeMap, VecDeque};
+use rpc_framework::{Channel, ChannelConfig};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 /// Settings of the peer connections.
 #[derive(Clone, Debug)]
@@ -24,13 +24,7 @@ pub struct RpcTransportConfig {
     pub cluster_id: String,
     /// This node.
     pub from: NodeId,
-    /// Batches in flight per peer.
-    pub max_inflight_batches: usize,
-    /// Messages queued per peer beyond which new ones are dropped.
-    pub max_queued_messages: usize,
-    /// Deadline of one batch.
-    pub batch_timeout: Duration,
-    /// Channel settings.
+    /// Channel settings (`max_queued_bytes` bounds what waits for a slow peer).
     pub channel: ChannelConfig,
 }
 
@@ -40,9 +34,6 @@ impl RpcTransportConfig {
         RpcTransportConfig {
             cluster_id: cluster_id.into(),
             from,
-            max_inflight_batches: 4,
-            max_queued_messages: 4096,
-            batch_timeout: Duration::from_secs(2),
             channel: ChannelConfig::default(),
         }
     }
@@ -51,7 +42,7 @@ impl RpcTransportConfig {
 /// Sends Raft messages to peers over rpc-framework.
 #[derive(Debug)]
 pub struct RpcTransport {
-    peers: BTreeMap<NodeId, Arc<PeerSender>>,
+    peers: BTreeMap<NodeId, PeerSender>,
 }
 
 impl RpcTransport {
@@ -67,9 +58,9 @@ impl RpcTransport {
                     peer: *id,
                     client: RaftServiceClient::new(channel),
                     config: shared.clone(),
-                    queue: Mutex::new(PeerQueue::default()),
+                    dropped_batches: AtomicU64::new(0),
                 };
-                (*id, Arc::new(sender))
+                (*id, sender)
             })
             .collect();
         RpcTransport { peers }
@@ -84,7 +75,7 @@ impl Transport for RpcTransport {
         }
         for (to, msgs) in by_peer {
             match self.peers.get(&to) {
-                Some(peer) => PeerSender::enqueue(peer, msgs),
+                Some(peer) => peer.send(msgs),
                 None => tracing::warn!(peer = %to, "message for an unknown peer dropped"),
             }
         }
@@ -97,73 +88,26 @@ impl Transport for RpcTransport {
     }
 }
 
-#[derive(Debug, Default)]
-struct PeerQueue {
-    queued: VecDeque<Message>,
-    inflight: usize,
-    dropped: u64,
-}
-
 #[derive(Debug)]
 struct PeerSender {
     peer: NodeId,
     client: RaftServiceClient,
     config: Arc<RpcTransportConfig>,
-    queue: Mutex<PeerQueue>,
+    dropped_batches: AtomicU64,
 }
 
 impl PeerSender {
-    fn enqueue(this: &Arc<PeerSender>, msgs: Vec<Message>) {
-        let batch = {
-            let mut q = this.queue.lock();
-            for m in msgs {
-                if q.queued.len() >= this.config.max_queued_messages {
-                    q.dropped += 1;
-                    if q.dropped.is_power_of_two() {
-                        tracing::warn!(peer = %this.peer, dropped = q.dropped, "peer queue full; dropping messages");
-                    }
-                    continue;
-                }
-                q.queued.push_back(m);
-            }
-            Self::take_batch(this, &mut q)
+    fn send(&self, msgs: Vec<Message>) {
+        let batch = RaftBatch {
+            cluster_id: self.config.cluster_id.clone(),
+            from: self.config.from.0,
+            messages: msgs.into_iter().map(to_wire).collect(),
         };
-        if let Some(batch) = batch {
-            Self::send_batch(this, batch);
-        }
-    }
-
-    /// Takes everything queued as one batch if the window has room.
-    fn take_batch(this: &Arc<PeerSender>, q: &mut PeerQueue) -> Option<RaftBatch> {
-        if q.queued.is_empty() || q.inflight >= this.config.max_inflight_batches {
-            return None;
-        }
-        q.inflight += 1;
-        let messages = q.queued.drain(..).map(to_wire).collect();
-        Some(RaftBatch {
-            cluster_id: this.config.cluster_id.clone(),
-            from: this.config.from.0,
-            messages,
-        })
-    }
-
-    fn send_batch(this: &Arc<PeerSender>, batch: RaftBatch) {
-        let options = CallOptions {
-            timeout: Some(this.config.batch_timeout),
-        };
-        let me = this.clone();
-        this.client.send_async(&batch, &options, move |result| {
-            if let Err(e) = result {
-                tracing::debug!(peer = %me.peer, error = %e, "raft batch failed");
+        if let Err(e) = self.client.send_one_way(&batch) {
+            let dropped = self.dropped_batches.fetch_add(1, Ordering::Relaxed) + 1;
+            if dropped.is_power_of_two() {
+                tracing::debug!(peer = %self.peer, dropped, error = %e, "raft batch dropped");
             }
-            let next = {
-                let mut q = me.queue.lock();
-                q.inflight -= 1;
-                Self::take_batch(&me, &mut q)
-            };
-            if let Some(batch) = next {
-                Self::send_batch(&me, batch);
-            }
-        });
+        }
     }
 }

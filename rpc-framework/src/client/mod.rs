@@ -257,6 +257,23 @@ impl Channel {
         }
     }
 
+    /// Sends a one-way call: the server runs the handler and sends no reply, so there is
+    /// no result and no deadline; the server only logs a failure. `Ok` means the frame was
+    /// handed to the connection (written, or queued while it connects); it is lost if the
+    /// connection fails first. Never blocks, except for at most 10 ms while the channel
+    /// resolves its address at a connection attempt. Meant for protocols that acknowledge at their
+    /// own level (Raft's responses are messages of their own), where a reply per frame
+    /// would only cost a frame, a syscall and a wake-up.
+    ///
+    /// # Errors
+    /// [`RpcError::Unreachable`] / [`RpcError::Disconnected`] / [`RpcError::Shutdown`]
+    /// when there is no connection to write to, [`RpcError::Overloaded`] when the
+    /// connection's send queue is full, [`RpcError::FrameTooLarge`], or
+    /// [`RpcError::Timeout`] while the address is being resolved.
+    pub fn send_one_way(&self, service: &str, method: &str, body: &[u8]) -> Result<(), RpcError> {
+        self.submit_one_way(service, method, body)
+    }
+
     /// Shuts the channel down: pending and later calls fail with `Shutdown`. Returns at
     /// once; the I/O thread is joined when the last clone is dropped.
     pub fn shutdown(&self) {

@@ -17,6 +17,11 @@ use crate::frame::{encode_frame, FrameError, RpcHeader};
 use crate::socket_writer::SubmitError;
 use crate::RpcError;
 
+/// How long a one-way call waits for the channel to resolve its address (at a connection
+/// attempt) before it gives up with `Timeout`: one-way senders must not stall.
+pub(crate) const ONE_WAY_MAX_RESOLVE_WAIT: std::time::Duration =
+    std::time::Duration::from_millis(10);
+
 impl Channel {
     /// Encodes, registers and writes one call; returns its request id. On failure, returns
     /// the error and the completion (if it was not consumed) so the caller can deliver it.
@@ -60,6 +65,31 @@ impl Channel {
             }
             Err(e) => Err((self.submit_error(e, connected), completion)),
         }
+    }
+
+    /// Encodes and writes one one-way call (nothing is registered: no reply will come).
+    /// Waits at most [`ONE_WAY_MAX_RESOLVE_WAIT`] for an address being resolved.
+    pub(super) fn submit_one_way(
+        &self,
+        service: &str,
+        method: &str,
+        body: &[u8],
+    ) -> Result<(), RpcError> {
+        let mut frame = BytesMut::new();
+        let header = RpcHeader::one_way(service, method);
+        encode_frame(
+            &mut frame,
+            &header,
+            body,
+            self.shared.config.max_frame_bytes,
+        )
+        .map_err(frame_error)?;
+        let wait_until = Instant::now() + ONE_WAY_MAX_RESOLVE_WAIT;
+        let (conn, connected) = self.current_connection(Some(wait_until))?;
+        conn.writer
+            .submit(&frame, |_| Ok(()))
+            .map(|_| ())
+            .map_err(|e| self.submit_error(e, connected))
     }
 
     /// Puts the call into the pending map; true if the I/O thread must be woken for its

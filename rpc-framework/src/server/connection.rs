@@ -105,6 +105,16 @@ impl ConnShared {
         self.send_frame(&frame);
     }
 
+    /// Completes a one-way call begun with `try_begin_call`: nothing is sent; a failure
+    /// is logged (the caller asked not to hear about it).
+    pub(crate) fn finish_one_way(&self, error: Option<Status>) {
+        self.end_call();
+        if let Some(status) = error {
+            tracing::debug!(peer = %self.peer, code = ?status.code, message = %status.message,
+                "one-way call failed (no reply is sent)");
+        }
+    }
+
     /// Answers a request that never reached a handler (not counted as pending).
     pub(crate) fn send_error(&self, request_id: u64, status: &Status) {
         let frame = self.error_frame(request_id, status);

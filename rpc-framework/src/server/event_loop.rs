@@ -44,18 +44,24 @@ struct Dispatcher {
 impl Dispatcher {
     fn dispatch(&self, conn: &Arc<ConnShared>, frame: Frame) -> Result<(), CloseReason> {
         let Frame { header, body } = frame;
-        if header.frame_kind() != Some(FrameKind::Request) {
-            return Err(CloseReason::warning(format!(
-                "client sent a frame of kind {} (only requests are allowed)",
-                header.kind
-            )));
-        }
+        let one_way = match header.frame_kind() {
+            Some(FrameKind::Request) => false,
+            Some(FrameKind::OneWay) => true,
+            _ => {
+                return Err(CloseReason::warning(format!(
+                    "client sent a frame of kind {} (only requests are allowed)",
+                    header.kind
+                )))
+            }
+        };
         let request_id = header.request_id;
         let entry = match self.registry.route(&header.service, &header.method) {
             Route::Found(entry) => entry,
             Route::Unimplemented(status) => {
-                tracing::debug!(peer = %conn.peer, "{}", status.message);
-                conn.send_error(request_id, &status);
+                tracing::debug!(peer = %conn.peer, one_way, "{}", status.message);
+                if !one_way {
+                    conn.send_error(request_id, &status);
+                }
                 return Ok(());
             }
         };
@@ -64,14 +70,23 @@ impl Dispatcher {
                 "too many pending calls on this connection (max {})",
                 self.max_pending_calls_per_connection
             ));
-            conn.send_error(request_id, &status);
+            if one_way {
+                tracing::debug!(peer = %conn.peer, "one-way call dropped: {}", status.message);
+            } else {
+                conn.send_error(request_id, &status);
+            }
             return Ok(());
         }
+        let responder = if one_way {
+            Responder::for_one_way(conn.clone())
+        } else {
+            Responder::for_connection(conn.clone(), request_id)
+        };
         let job = Job {
             service: entry.service.clone(),
             method: header.method,
             body,
-            responder: Responder::for_connection(conn.clone(), request_id),
+            responder,
         };
         if entry.inline {
             job.run();
