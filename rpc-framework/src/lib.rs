@@ -22,13 +22,17 @@
 //! - `L` counts everything after the first four bytes (so `L >= 4`) and must not exceed
 //!   `max_frame_bytes` (default 64 MiB, [`frame::DEFAULT_MAX_FRAME_BYTES`]); `H <= L - 4`.
 //! - `RpcHeader` (`proto/rpc.proto`): `request_id` (u64, 1), `service` (string, 2),
-//!   `method` (string, 3), `kind` (enum, 4: 0 request, 1 response, 2 error), `error_code`
+//!   `method` (string, 3), `kind` (enum, 4: 0 request, 1 response, 2 error, 3 one-way
+//!   request), `error_code`
 //!   (u32, 5: a [`Code`], gRPC numbering) and `error_message` (string, 6).
 //! - A request names `service` (fully qualified, e.g. `raftkv.kv.KvService`) and `method`
 //!   (as in the `.proto`, e.g. `Get`); its body is the request message.
 //! - A reply carries the request's `request_id`: `response` with the response message as
 //!   body, or `error` with a code and message and an empty body. Replies come in
 //!   completion order, not request order: one connection carries many calls at once.
+//! - A one-way request ([`Channel::send_one_way`], `request_id` 0) gets no reply at all,
+//!   not even an error (the server logs failures): for protocols that acknowledge at
+//!   their own level, such as Raft between peers.
 //! - A frame over the maximum, inconsistent lengths, or a header that does not decode
 //!   close the connection (logged); everybody else's connections are unaffected. An
 //!   unknown service or method gets an `Unimplemented` error reply and the connection
