@@ -34,17 +34,29 @@ pub trait FsFile: Send + fmt::Debug {
     /// The OS error.
     fn set_len(&mut self, len: u64) -> io::Result<()>;
 
-    /// Reserves disk space for the first `len` bytes, so that writes within it change
-    /// neither the file's size nor its block map: an fdatasync then flushes the data
-    /// alone, not the inode (measured here: about 105 us instead of 165 us for an
-    /// append followed by fdatasync). Where `write_all` appends does not move; the
-    /// reserved bytes read as zeros, which recovery recognises as the clean end of a
-    /// segment. Best effort: the default does nothing.
+    /// Reserves disk space for the first `len` bytes (`fallocate`), so that writes within
+    /// it do not change the file's size. The blocks stay "unwritten" until written, and
+    /// an fdatasync that writes one must still persist its conversion, so this helps
+    /// sub-block appends only; zero-filled spares (`zero_fill`) are what make fdatasync
+    /// a pure data write. Where `write_all` appends does not move; the reserved bytes
+    /// read as zeros, which recovery recognises as the clean end of a segment. Best
+    /// effort: the default does nothing.
     ///
     /// # Errors
     /// The OS error.
     fn preallocate(&mut self, _len: u64) -> io::Result<()> {
         Ok(())
+    }
+
+    /// Writes zeros from where `write_all` would append up to `len` bytes and makes them
+    /// durable, without moving that position: later writes overwrite the zeros, and an
+    /// fdatasync after them flushes data alone (see `wal/spare.rs`). The default only
+    /// preallocates.
+    ///
+    /// # Errors
+    /// The OS error.
+    fn zero_fill(&mut self, len: u64) -> io::Result<()> {
+        self.preallocate(len)
     }
 }
 
@@ -110,6 +122,13 @@ pub trait Fs: Send + Sync + fmt::Debug {
     /// # Errors
     /// The OS error.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+
+    /// Whether the WAL may prepare zero-filled spare segments on a background thread
+    /// (`wal/spare.rs`). False by default: the simulator's file system must see every
+    /// operation on the thread that drives it.
+    fn supports_spare_segments(&self) -> bool {
+        false
+    }
 }
 
 /// The real file system (std::fs).
@@ -149,9 +168,25 @@ impl FsFile for RealFile {
         rustix::fs::fallocate(&self.file, rustix::fs::FallocateFlags::empty(), 0, len)
             .map_err(io::Error::from)
     }
+
+    fn zero_fill(&mut self, len: u64) -> io::Result<()> {
+        const CHUNK: u64 = 1 << 20;
+        let zeros = vec![0u8; CHUNK as usize];
+        let mut at = self.end;
+        while at < len {
+            let n = CHUNK.min(len - at);
+            self.file.write_all_at(&zeros[..n as usize], at)?;
+            at += n;
+        }
+        self.file.sync_data()
+    }
 }
 
 impl Fs for RealFs {
+    fn supports_spare_segments(&self) -> bool {
+        true
+    }
+
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
         std::fs::create_dir_all(dir)
     }

@@ -21,6 +21,10 @@
 //! new segment's file and directory entry are fsynced before anything relies on it. So
 //! every segment except the last is complete and durable on disk.
 //!
+//! With fsync on a real file system, segments come zero-filled from a background thread
+//! (`wal/spare.rs`) so that each fdatasync writes data alone; until a spare is ready the
+//! WAL writes short (8 MiB) `fallocate`d segments instead.
+//!
 //! # Recovery
 //! Segments are replayed in `seq` order (see `replay.rs`). The end of each is judged by
 //! `scan.rs`: a torn tail in the LAST segment is cut off (the file truncated there,
@@ -43,6 +47,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 mod recovery;
+mod spare;
+
+use spare::{Spare, SparePipeline};
+
+/// How long a segment without a zero-filled spare may grow before the WAL rotates (and
+/// takes a spare if one is ready by then): short, because appends into it cost more.
+const FALLBACK_SEGMENT_BYTES: u64 = 8 * 1024 * 1024;
 
 /// How the WAL writes.
 #[derive(Clone, Copy, Debug)]
@@ -84,6 +95,11 @@ pub(crate) struct Wal {
     segments: Vec<Segment>,
     active: Box<dyn FsFile>,
     active_bytes: u64,
+    /// Rotate once `active_bytes` reaches this (`segment_bytes`, or less for a segment
+    /// that is not zero-filled).
+    active_limit: u64,
+    /// Zero-filled spare segments (with fsync on a real file system).
+    spares: Option<SparePipeline>,
     /// Encoded records not yet written (bounded by `write_buffer_bytes` + one record).
     buffer: Vec<u8>,
     buffer_records: u64,
@@ -144,8 +160,21 @@ impl Wal {
             ..head
         };
         let seq = segments.last().map_or(1, |s| s.seq + 1);
-        let (active, active_bytes) =
-            create_segment(fs.as_ref(), dir, seq, first_head, &options, &mut stats)?;
+        let mut spares = (options.fsync && fs.supports_spare_segments())
+            .then(|| SparePipeline::new(fs.clone(), dir, options.segment_bytes));
+        let new_segment = NewSegment {
+            seq,
+            head: first_head,
+            spare: None,
+            fallback_bytes: fallback_bytes(&options, spares.is_some()),
+        };
+        let (active, active_bytes, active_limit) =
+            create_segment(fs.as_ref(), dir, new_segment, &options, &mut stats)?;
+        if let Some(spares) = spares.as_mut() {
+            if active_limit < options.segment_bytes {
+                spares.prepare();
+            }
+        }
         segments.push(Segment {
             seq,
             path: dir.join(segment_name(seq)),
@@ -164,6 +193,8 @@ impl Wal {
             segments,
             active,
             active_bytes,
+            active_limit,
+            spares,
             buffer: Vec::new(),
             buffer_records: 0,
             buffer_max_entry_index: LogIndex::ZERO,
@@ -257,8 +288,13 @@ impl Wal {
         if self.buffer.is_empty() {
             return Ok(());
         }
-        if self.active_bytes >= self.options.segment_bytes {
+        if self.active_bytes >= self.active_limit {
             self.rotate()?;
+        }
+        if self.active_bytes >= self.active_limit / 2 {
+            if let Some(spares) = self.spares.as_mut() {
+                spares.prepare();
+            }
         }
         let path = self.active_path().to_path_buf();
         self.active
@@ -308,16 +344,22 @@ impl Wal {
     fn rotate(&mut self) -> Result<(), StorageError> {
         self.sync_active()?;
         let seq = self.segments.last().map_or(1, |s| s.seq + 1);
-        let (file, bytes) = create_segment(
+        let new_segment = NewSegment {
+            seq,
+            head: self.written_head,
+            spare: self.spares.as_mut().and_then(SparePipeline::take_ready),
+            fallback_bytes: fallback_bytes(&self.options, self.spares.is_some()),
+        };
+        let (file, bytes, limit) = create_segment(
             self.fs.as_ref(),
             &self.dir,
-            seq,
-            self.written_head,
+            new_segment,
             &self.options,
             &mut self.stats,
         )?;
         self.active = file;
         self.active_bytes = bytes;
+        self.active_limit = limit;
         let path = self.dir.join(segment_name(seq));
         self.segments.push(Segment {
             seq,
@@ -357,16 +399,41 @@ impl Wal {
     }
 }
 
+/// The next segment to create.
+struct NewSegment {
+    seq: u64,
+    head: SegmentHead,
+    /// A zero-filled spare to rename into place, if one is ready.
+    spare: Option<Spare>,
+    /// The rotation limit of a segment made without a spare.
+    fallback_bytes: u64,
+}
+
+/// Rotation limit of segments created without a spare: short while spares are coming.
+fn fallback_bytes(options: &WalOptions, spares: bool) -> u64 {
+    if spares {
+        options.segment_bytes.min(FALLBACK_SEGMENT_BYTES)
+    } else {
+        options.segment_bytes
+    }
+}
+
 /// Creates segment `seq` with its head records, durable (file and directory entry)
-/// before it is returned.
+/// before it is returned: from the spare if given, else a new file. Returns the file, the
+/// bytes written and the size at which to rotate.
 fn create_segment(
     fs: &dyn Fs,
     dir: &Path,
-    seq: u64,
-    head: SegmentHead,
+    new_segment: NewSegment,
     options: &WalOptions,
     stats: &mut StorageStats,
-) -> Result<(Box<dyn FsFile>, u64), StorageError> {
+) -> Result<(Box<dyn FsFile>, u64, u64), StorageError> {
+    let NewSegment {
+        seq,
+        head,
+        spare,
+        fallback_bytes,
+    } = new_segment;
     let path = dir.join(segment_name(seq));
     let mut buf = Vec::new();
     let mut records = vec![WalRecord::HardState(head.hard_state)];
@@ -377,15 +444,24 @@ fn create_segment(
         encode_record(record, options.max_record_bytes, &mut buf)
             .map_err(|_| StorageError::Contract("head record over the size limit".into()))?;
     }
-    let mut file = fs.create_new(&path).map_err(io_error(&path))?;
-    if options.fsync {
-        // Reserve the whole segment up front: appends inside it then cost an fdatasync of
-        // the data only. The file's size and block map are made durable by the sync below,
-        // before any record relies on them.
-        if let Err(e) = file.preallocate(options.segment_bytes) {
-            tracing::debug!(file = %path.display(), error = %e, "preallocation unavailable");
+    let (mut file, limit) = match spare {
+        Some(spare) => {
+            // Zero-filled and durable already; the rename is made durable below.
+            fs.rename(&spare.path, &path).map_err(io_error(&path))?;
+            (spare.file, options.segment_bytes)
         }
-    }
+        None => {
+            let mut file = fs.create_new(&path).map_err(io_error(&path))?;
+            if options.fsync {
+                // Reserve the segment up front: appends inside it then leave the file's
+                // size alone. The reservation is made durable by the sync below.
+                if let Err(e) = file.preallocate(fallback_bytes) {
+                    tracing::debug!(file = %path.display(), error = %e, "preallocation unavailable");
+                }
+            }
+            (file, fallback_bytes)
+        }
+    };
     file.write_all(&buf).map_err(io_error(&path))?;
     if options.fsync {
         file.sync_data().map_err(io_error(&path))?;
@@ -394,7 +470,7 @@ fn create_segment(
     }
     stats.bytes_written += buf.len() as u64;
     stats.records_written += records.len() as u64;
-    Ok((file, buf.len() as u64))
+    Ok((file, buf.len() as u64, limit))
 }
 
 #[cfg(test)]

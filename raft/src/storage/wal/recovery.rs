@@ -5,6 +5,7 @@
 //! torn or corrupt record anywhere else, a gap in sequence numbers, or a WAL that
 //! disagrees with the snapshot is an error that stops the node.
 
+use super::spare::is_spare_name;
 use super::{io_error, parse_segment_name, segment_name, Segment, WalOptions};
 use crate::error::StorageError;
 use crate::storage::fs::Fs;
@@ -69,6 +70,12 @@ fn list_segments(fs: &dyn Fs, dir: &Path) -> Result<Vec<Segment>, StorageError> 
                 path: dir.join(&name),
                 max_entry_index: LogIndex::ZERO,
             }),
+            None if is_spare_name(&name) => {
+                // A zero-filled spare never renamed into the log (see `spare.rs`).
+                let path = dir.join(&name);
+                fs.remove_file(&path).map_err(io_error(&path))?;
+                tracing::debug!(file = %path.display(), "removed a leftover spare segment");
+            }
             None => {
                 tracing::warn!(file = %dir.join(&name).display(), "ignoring unknown file in the WAL directory")
             }
