@@ -1120,7 +1120,10 @@ fn zero_filled_spare_segments_are_renamed_into_the_log_and_recover_like_the_mode
         if let Some(meta) = ready {
             break meta.ino();
         }
-        assert!(std::time::Instant::now() < deadline, "no spare was prepared");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no spare was prepared"
+        );
         if disk.wal_segment_count() == 1 {
             write_batch(&mut disk, &mut model);
         } else {
@@ -1134,7 +1137,10 @@ fn zero_filled_spare_segments_are_renamed_into_the_log_and_recover_like_the_mode
         .filter_map(|p| std::fs::metadata(p).ok())
         .any(|m| m.ino() == spare_inode)
     {
-        assert!(std::time::Instant::now() < deadline, "the spare was never used");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the spare was never used"
+        );
         write_batch(&mut disk, &mut model);
     }
     let inodes: Vec<u64> = segment_files(&dir)

@@ -145,6 +145,9 @@ impl Wal {
     ) -> Result<(Wal, Replayed), StorageError> {
         let (mut segments, replayed) =
             recovery::recover(fs.as_ref(), dir, &options, snapshot_file)?;
+        // Only now that the data is known good (a refused start leaves the directory
+        // alone): spares a crash left behind are garbage.
+        remove_leftover_spares(fs.as_ref(), dir)?;
         let mut stats = StorageStats::default();
         // Later heads restate the snapshot as "log kept" (a no-op on the log as it then
         // is); only this first head may carry the discard decision replay just made.
@@ -397,6 +400,18 @@ impl Wal {
         }
         Ok(covered)
     }
+}
+
+/// Deletes `spare-*.tmp` files (see `wal/spare.rs`) in `dir`.
+fn remove_leftover_spares(fs: &dyn Fs, dir: &Path) -> Result<(), StorageError> {
+    for name in fs.list_files(dir).map_err(io_error(dir))? {
+        if spare::is_spare_name(&name) {
+            let path = dir.join(&name);
+            fs.remove_file(&path).map_err(io_error(&path))?;
+            tracing::debug!(file = %path.display(), "removed a leftover spare segment");
+        }
+    }
+    Ok(())
 }
 
 /// The next segment to create.

@@ -70,12 +70,9 @@ fn list_segments(fs: &dyn Fs, dir: &Path) -> Result<Vec<Segment>, StorageError> 
                 path: dir.join(&name),
                 max_entry_index: LogIndex::ZERO,
             }),
-            None if is_spare_name(&name) => {
-                // A zero-filled spare never renamed into the log (see `spare.rs`).
-                let path = dir.join(&name);
-                fs.remove_file(&path).map_err(io_error(&path))?;
-                tracing::debug!(file = %path.display(), "removed a leftover spare segment");
-            }
+            // A zero-filled spare never renamed into the log (see `spare.rs`): not part of
+            // the log; `Wal::open` removes it once recovery has succeeded.
+            None if is_spare_name(&name) => {}
             None => {
                 tracing::warn!(file = %dir.join(&name).display(), "ignoring unknown file in the WAL directory")
             }
