@@ -38,7 +38,8 @@ impl RaftCore {
     /// round that is queued but not started starts here (its seq rides along); with
     /// lease reads on, every heartbeat starts a round (maybe empty) to renew the lease.
     pub(super) fn broadcast_heartbeat(&mut self) {
-        if !self.reads.round_in_flight() && (self.reads.has_queued() || self.config.lease_reads) {
+        let renew_lease = self.config.lease_reads && !self.peers.is_empty();
+        if !self.reads.round_in_flight() && (self.reads.has_queued() || renew_lease) {
             self.reads.start_round(self.ticks);
         }
         let read_seq = self.reads.current_seq();
