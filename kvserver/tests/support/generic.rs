@@ -99,9 +99,40 @@ pub fn generic_test(g: &Generic) -> History {
         }
         check_raft_state(&cluster, g.maxraftstate, round);
     }
+    if g.op_timeout < OP_TIMEOUT {
+        abandon_a_write(g, &cluster, &history);
+    }
     history.assert_linearizable();
     check_faults_happened(&cluster, g);
     history
+}
+
+/// Abandonment scenarios (short `op_timeout`) must leave a write with an unknown outcome
+/// whatever the machine's speed: cut the leader off with a clerk that reaches only it, and
+/// write until one write is taken there and abandoned. It may or may not take effect once
+/// the partition heals; the history check allows both.
+fn abandon_a_write(g: &Generic, cluster: &TestCluster, history: &History) {
+    let unknown = |h: &History| {
+        h.operations()
+            .iter()
+            .filter(|o| o.is_outcome_unknown())
+            .count()
+    };
+    let before = unknown(history);
+    cluster.set_unreliable(false);
+    let client = g.nclients as u64 + 1; // the checker clerk is `nclients`
+    for attempt in 0..10 {
+        let leader = cluster.wait_for_leader(EVENTUALLY);
+        let others: Vec<usize> = (0..cluster.n()).filter(|i| *i != leader).collect();
+        cluster.partition(&[&[leader], &others]);
+        let clerk = cluster.make_clerk_with_timeout(&[leader], g.op_timeout);
+        let _ = history.put(clerk.clerk(), client, "abandoned", &format!("a{attempt}"));
+        cluster.heal();
+        if unknown(history) > before {
+            return;
+        }
+    }
+    panic!("no write could be left with an unknown outcome in 10 attempts");
 }
 
 /// One round: clients run for `g.load` under the faults `g` asks for, then the network

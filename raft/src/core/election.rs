@@ -19,7 +19,30 @@ impl RaftCore {
         if self.election_elapsed_ticks >= self.randomized_election_timeout_ticks {
             tracing::debug!(node = %self.id, term = %self.term, "election timeout");
             self.campaign(false);
+        } else if self.election_elapsed_ticks % self.config.heartbeat_interval_ticks == 0 {
+            self.resend_vote_requests();
         }
+    }
+
+    /// Candidates and pre-candidates, once per heartbeat interval: ask again the voters
+    /// that have not answered, since the request or its answer may have been lost (the
+    /// paper: servers retry RPCs that get no timely response). Answering is idempotent:
+    /// a voter grants its vote again to the candidate it already voted for. Without this,
+    /// lossy links with long delays could make every election time out (found by the
+    /// simulator: figure_8_unreliable, seeds 36, 1451, 2602).
+    fn resend_vote_requests(&mut self) {
+        let pre_vote = match self.role {
+            Role::PreCandidate => true,
+            Role::Candidate => false,
+            Role::Follower | Role::Leader => return,
+        };
+        let silent: Vec<NodeId> = self
+            .peers
+            .iter()
+            .copied()
+            .filter(|p| !self.votes.contains_key(p))
+            .collect();
+        self.request_votes_from(&silent, pre_vote, self.campaign_is_transfer);
     }
 
     /// Starts an election: a pre-vote round first when configured, unless this follows
@@ -27,9 +50,11 @@ impl RaftCore {
     pub(super) fn campaign(&mut self, leadership_transfer: bool) {
         if self.config.pre_vote && !leadership_transfer {
             self.become_pre_candidate();
+            self.campaign_is_transfer = false;
             self.request_votes(true, false);
         } else {
             self.become_candidate();
+            self.campaign_is_transfer = leadership_transfer;
             self.request_votes(false, leadership_transfer);
         }
         self.check_vote_outcome();
@@ -37,6 +62,12 @@ impl RaftCore {
 
     /// Sends (pre-)vote requests to every peer.
     fn request_votes(&mut self, pre_vote: bool, leadership_transfer: bool) {
+        let peers = self.peers.clone();
+        self.request_votes_from(&peers, pre_vote, leadership_transfer);
+    }
+
+    /// Sends (pre-)vote requests to `peers`.
+    fn request_votes_from(&mut self, peers: &[NodeId], pre_vote: bool, leadership_transfer: bool) {
         let term = if pre_vote {
             self.term.next()
         } else {
@@ -48,8 +79,8 @@ impl RaftCore {
             last_log_term: self.log.last_term(),
             leadership_transfer,
         };
-        for k in 0..self.peers.len() {
-            self.send_with_term(self.peers[k], term, MessageBody::RequestVote(request));
+        for peer in peers {
+            self.send_with_term(*peer, term, MessageBody::RequestVote(request));
         }
     }
 

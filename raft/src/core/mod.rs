@@ -122,6 +122,8 @@ pub struct RaftCore {
     randomized_election_timeout_ticks: u32,
     /// (Pre-)vote responses of the running election (voter -> granted).
     votes: BTreeMap<NodeId, bool>,
+    /// Whether the running election follows a leadership transfer (its requests say so).
+    campaign_is_transfer: bool,
     /// Leader only: one entry per peer.
     progress: BTreeMap<NodeId, Progress>,
     reads: ReadQueue,
@@ -184,6 +186,7 @@ impl RaftCore {
             heartbeat_elapsed_ticks: 0,
             randomized_election_timeout_ticks: config.election_timeout_ticks,
             votes: BTreeMap::new(),
+            campaign_is_transfer: false,
             progress: BTreeMap::new(),
             reads: ReadQueue::default(),
             lease: Lease::default(),

@@ -97,6 +97,32 @@ fn candidate_requests_votes_only_after_its_term_and_vote_are_durable() {
     );
 }
 
+// Paper 5.1 ("servers retry RPCs if they do not receive a response in a timely manner"):
+// once per heartbeat interval a candidate asks again the voters that have not answered.
+#[test]
+fn candidate_resends_vote_requests_only_to_voters_that_have_not_answered() {
+    let mut c = config(1, 3);
+    c.election_timeout_ticks = 10;
+    c.heartbeat_interval_ticks = 2;
+    let mut node = core_with(c);
+    tick_until_campaign(&mut node);
+    ready_persisted(&mut node);
+    node.step(vote_resp(2, 1, 1, false, false)); // node 2 answers (no); node 3 is silent
+    assert_eq!(node.role(), Role::Candidate);
+    node.tick();
+    let rd = ready_persisted(&mut node);
+    assert!(rd.messages.is_empty() && rd.messages_after_persist.is_empty());
+    node.tick(); // a heartbeat interval into the election
+    let rd = ready_persisted(&mut node);
+    let resent: Vec<Message> = rd
+        .messages
+        .iter()
+        .chain(&rd.messages_after_persist)
+        .cloned()
+        .collect();
+    assert_eq!(resent, vec![vote_req(1, 3, 1, 0, 0)]);
+}
+
 // Paper 5.2: a candidate wins with votes from a majority; 5.4.2: a new leader commits a
 // no-op of its own term. Its first AppendEntries goes out at once (10.2.1).
 #[test]
