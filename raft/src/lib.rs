@@ -95,7 +95,9 @@
 //!
 //! 1. Elections: each node waits a random `[election_timeout_ticks,
 //!    2 * election_timeout_ticks)` ticks without hearing from a leader, then campaigns;
-//!    with `pre_vote`, first in a pre-vote round that changes nobody's term. A new leader
+//!    with `pre_vote`, first in a pre-vote round that changes nobody's term. A
+//!    (pre-)candidate asks voters that have not answered again every heartbeat interval.
+//!    A new leader
 //!    appends a no-op entry and commits only entries of its own term by counting
 //!    replicas (paper Figure 8).
 //! 2. CheckQuorum: a leader that did not hear from a majority within an election timeout
