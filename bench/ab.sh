@@ -78,7 +78,8 @@ run_one() { # BIN_DIR LABEL
 import json, sys
 d = json.load(open(sys.argv[1]))
 print(f"{sys.argv[2]:>2}  {d['throughput_ops_per_sec']:>9.0f} ops/s  p50 {d['latency']['p50_ms']:.3f} ms"
-      f"  p99 {d['latency']['p99_ms']:.3f} ms  switches/op {int(sys.argv[3]) / max(d['ops'], 1):.2f}")
+      f"  p99 {d['latency']['p99_ms']:.3f} ms  p99.9 {d['latency']['p999_ms']:.2f} ms"
+      f"  max {d['latency']['max_ms']:.1f} ms  switches/op {int(sys.argv[3]) / max(d['ops'], 1):.2f}")
 PY
 }
 
