@@ -63,6 +63,12 @@ pub enum StorageError {
         /// Last available index.
         last: LogIndex,
     },
+    /// Another process has the data directory open (its `LOCK` file is locked).
+    #[error("data directory {path} is in use by another process")]
+    InUse {
+        /// The data directory.
+        path: PathBuf,
+    },
     /// The caller broke the storage contract (e.g. a gap between appended entries).
     #[error("storage contract violated: {0}")]
     Contract(String),

@@ -1168,3 +1168,18 @@ fn zero_filled_spare_segments_are_renamed_into_the_log_and_recover_like_the_mode
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
 }
+
+/// Two processes (or two handles) must never write one data directory: the second open is
+/// refused while the first holds it, and succeeds once it is closed.
+#[test]
+fn a_data_directory_in_use_is_refused_until_it_is_released() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("node");
+    let first = DiskStorage::open(&dir, options()).unwrap();
+    match DiskStorage::open(&dir, options()) {
+        Err(StorageError::InUse { path }) => assert_eq!(path, dir),
+        other => panic!("expected InUse, got {other:?}"),
+    }
+    drop(first);
+    DiskStorage::open(&dir, options()).unwrap();
+}

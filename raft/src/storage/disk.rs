@@ -104,6 +104,8 @@ pub struct DiskStorage {
     snapshot_stats: StorageStats,
     /// Set after an I/O failure: the storage refuses all further work.
     failure: Option<String>,
+    /// The exclusive lock on the directory's `LOCK` file, held while this is open.
+    _dir_lock: Box<dyn fmt::Debug + Send>,
 }
 
 impl fmt::Debug for DiskStorage {
@@ -130,7 +132,8 @@ impl DiskStorage {
     /// recovers its state.
     ///
     /// # Errors
-    /// `WrongIdentity` if the directory belongs to another cluster or node; `Corrupt` /
+    /// `InUse` if another process (or handle) has the directory open; `WrongIdentity` if
+    /// the directory belongs to another cluster or node; `Corrupt` /
     /// `CorruptFile` for damage recovery must not paper over; `Io` (naming the path)
     /// when the directory cannot be created, read or written; `Contract` for invalid
     /// options.
@@ -148,7 +151,7 @@ impl DiskStorage {
         options: DiskOptions,
     ) -> Result<DiskStorage, StorageError> {
         options.validate()?;
-        let (wal_dir, snap_dir) = prepare_dirs(fs.as_ref(), dir, &options)?;
+        let (wal_dir, snap_dir, dir_lock) = prepare_dirs(fs.as_ref(), dir, &options)?;
         let (snapshots, snapshot, skipped) =
             SnapshotStore::open(fs.clone(), &snap_dir, options.fsync)?;
         let wal_options = WalOptions {
@@ -193,6 +196,7 @@ impl DiskStorage {
             snapshots,
             snapshot_stats,
             failure: None,
+            _dir_lock: dir_lock,
         };
         tracing::info!(storage = ?storage, "storage opened");
         Ok(storage)
@@ -270,12 +274,14 @@ impl DiskStorage {
     }
 }
 
-/// Creates the directory layout and checks (or writes) the identity file.
+/// Creates the directory layout, locks it for this process (`LOCK`), and checks (or
+/// writes) the identity file. Returns the WAL and snapshot directories and the lock guard.
+#[allow(clippy::type_complexity)]
 fn prepare_dirs(
     fs: &dyn Fs,
     dir: &Path,
     options: &DiskOptions,
-) -> Result<(PathBuf, PathBuf), StorageError> {
+) -> Result<(PathBuf, PathBuf, Box<dyn std::fmt::Debug + Send>), StorageError> {
     let existed = fs.exists(dir).map_err(io_error(dir))?;
     fs.create_dir_all(dir).map_err(io_error(dir))?;
     if !existed {
@@ -286,6 +292,16 @@ fn prepare_dirs(
         };
         fs.sync_dir(parent).map_err(io_error(parent))?;
     }
+    let lock_path = dir.join("LOCK");
+    let dir_lock = fs.lock_exclusive(&lock_path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::WouldBlock {
+            StorageError::InUse {
+                path: dir.to_path_buf(),
+            }
+        } else {
+            io_error(&lock_path)(e)
+        }
+    })?;
     let wal_dir = dir.join("wal");
     let snap_dir = dir.join("snap");
     let has_data = fs.exists(&wal_dir).map_err(io_error(&wal_dir))?
@@ -306,7 +322,7 @@ fn prepare_dirs(
     if created {
         fs.sync_dir(dir).map_err(io_error(dir))?;
     }
-    Ok((wal_dir, snap_dir))
+    Ok((wal_dir, snap_dir, dir_lock))
 }
 
 impl Storage for DiskStorage {

@@ -123,6 +123,17 @@ pub trait Fs: Send + Sync + fmt::Debug {
     /// The OS error.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
 
+    /// Takes an exclusive lock on `path` (created if missing), held until the returned
+    /// guard is dropped, so that two processes never use one data directory. Fails with
+    /// `ErrorKind::WouldBlock` when another holder has it. The default (the simulator's
+    /// disk, which one process owns) locks nothing.
+    ///
+    /// # Errors
+    /// The OS error, or `WouldBlock` when the lock is held elsewhere.
+    fn lock_exclusive(&self, _path: &Path) -> io::Result<Box<dyn fmt::Debug + Send>> {
+        Ok(Box::new(()))
+    }
+
     /// Whether the WAL may prepare zero-filled spare segments on a background thread
     /// (`wal/spare.rs`). False by default: the simulator's file system must see every
     /// operation on the thread that drives it.
@@ -185,6 +196,18 @@ impl FsFile for RealFile {
 impl Fs for RealFs {
     fn supports_spare_segments(&self) -> bool {
         true
+    }
+
+    fn lock_exclusive(&self, path: &Path) -> io::Result<Box<dyn fmt::Debug + Send>> {
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)?;
+        // flock: released when the file is closed, including when the process dies.
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+            .map_err(io::Error::from)?;
+        Ok(Box::new(file))
     }
 
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
