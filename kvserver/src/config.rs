@@ -350,5 +350,11 @@ addr = "127.0.0.1:7003"
         assert!(syntax.starts_with("line 2, column "), "{syntax}");
         let timing = format!("{GOOD}\n[raft]\nelection_ticks = 2\nheartbeat_ticks = 5");
         assert!(error_of(&timing).contains("election_ticks"));
+        let lease_without_quorum = format!("{GOOD}\n[raft]\ncheck_quorum = false");
+        assert!(error_of(&lease_without_quorum).contains("lease_reads requires raft.check_quorum"));
+        let short_lease = format!("{GOOD}\n[raft]\nelection_ticks = 6\nheartbeat_ticks = 5");
+        assert!(error_of(&short_lease).contains("raft.lease_reads needs a lease"));
+        let no_lease = format!("{GOOD}\n[raft]\nlease_reads = false\ncheck_quorum = false");
+        assert!(ClusterConfig::parse(&no_lease).is_ok());
     }
 }
