@@ -2,23 +2,13 @@
 //! falling back to ReadIndex whenever the lease does not hold.
 
 use super::*;
-use crate::core::ReadState;
-use crate::message::{Heartbeat, HeartbeatResponse, RequestVote};
+use crate::message::{Heartbeat, RequestVote};
 
 fn lease_config(id: u64, voters: u64) -> Config {
     let mut c = config(id, voters);
     c.check_quorum = true;
     c.lease_reads = true;
     c
-}
-
-fn hb_resp(from: u64, read_seq: u64) -> Message {
-    msg(
-        from,
-        1,
-        1,
-        MessageBody::HeartbeatResponse(HeartbeatResponse { read_seq }),
-    )
 }
 
 fn round_seqs(msgs: &[Message]) -> Vec<u64> {
@@ -28,13 +18,6 @@ fn round_seqs(msgs: &[Message]) -> Vec<u64> {
             _ => None,
         })
         .collect()
-}
-
-fn rs(ctx: u64, index: u64) -> ReadState {
-    ReadState {
-        ctx,
-        index: i(index),
-    }
 }
 
 /// A 3-node leader whose first periodic heartbeat round (seq 1) was acknowledged.
@@ -47,7 +30,7 @@ fn leader_holding_lease() -> RaftCore {
         vec![1, 1],
         "the heartbeat starts a round"
     );
-    node.step(hb_resp(2, 1));
+    node.step(hb_resp(2, 1, 1));
     node.ready();
     node
 }
@@ -94,7 +77,7 @@ fn without_a_confirmed_round_a_lease_read_waits_for_one() {
     let rd = node.ready();
     assert!(rd.read_states.is_empty());
     assert_eq!(round_seqs(&rd.messages), vec![1, 1]);
-    node.step(hb_resp(3, 1));
+    node.step(hb_resp(3, 1, 1));
     assert_eq!(node.ready().read_states, vec![rs(9, 1)]);
 }
 
@@ -110,7 +93,7 @@ fn the_lease_expires_lease_ticks_after_the_round_was_sent() {
         node.tick(); // rounds stay in flight: no new round, no renewal
         node.ready();
     }
-    node.step(hb_resp(2, 1)); // acknowledged late, at tick 4
+    node.step(hb_resp(2, 1, 1)); // acknowledged late, at tick 4
     node.ready();
     // Ticks 4 .. 1 + lease - 1: the lease holds.
     while node.ticks + 1 < 1 + lease {
@@ -140,7 +123,7 @@ fn sending_timeout_now_gives_up_the_lease_for_the_term() {
     // The transfer times out; a later acknowledged round must not bring the lease back.
     for _ in 0..node.config.election_timeout_ticks {
         node.tick();
-        node.step(hb_resp(2, node.reads.current_seq()));
+        node.step(hb_resp(2, 1, node.reads.current_seq()));
         node.ready();
     }
     assert_eq!(node.role(), Role::Leader);

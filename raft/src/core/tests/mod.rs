@@ -147,6 +147,25 @@ pub(super) fn leader_with(config: Config) -> RaftCore {
     c
 }
 
+/// Node `from`'s answer to node 1's heartbeat of `read_seq`, in `term`.
+pub(super) fn hb_resp(from: u64, term: u64, read_seq: u64) -> Message {
+    use crate::message::HeartbeatResponse;
+    msg(
+        from,
+        1,
+        term,
+        MessageBody::HeartbeatResponse(HeartbeatResponse { read_seq }),
+    )
+}
+
+/// A read confirmed at `index`.
+pub(super) fn rs(ctx: u64, index: u64) -> super::ReadState {
+    super::ReadState {
+        ctx,
+        index: i(index),
+    }
+}
+
 pub(super) fn vote_grant(from: u64, to: u64, term: u64) -> Message {
     use crate::message::RequestVoteResponse;
     msg(

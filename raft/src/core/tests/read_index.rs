@@ -1,18 +1,8 @@
 //! ReadIndex (thesis 6.4): leadership confirmation by one heartbeat round per batch.
 
 use super::*;
-use crate::core::ReadState;
 use crate::error::ProposeError;
-use crate::message::{Heartbeat, HeartbeatResponse};
-
-fn hb_resp(from: u64, term: u64, read_seq: u64) -> Message {
-    msg(
-        from,
-        1,
-        term,
-        MessageBody::HeartbeatResponse(HeartbeatResponse { read_seq }),
-    )
-}
+use crate::message::Heartbeat;
 
 /// The heartbeats in `msgs` as (to, commit, read_seq).
 fn heartbeats(msgs: &[Message]) -> Vec<(u64, u64, u64)> {
@@ -24,13 +14,6 @@ fn heartbeats(msgs: &[Message]) -> Vec<(u64, u64, u64)> {
             _ => None,
         })
         .collect()
-}
-
-fn rs(ctx: u64, index: u64) -> ReadState {
-    ReadState {
-        ctx,
-        index: i(index),
-    }
 }
 
 #[test]
