@@ -163,7 +163,9 @@ impl Wal {
             ..head
         };
         let seq = segments.last().map_or(1, |s| s.seq + 1);
-        let mut spares = (options.fsync && fs.supports_spare_segments())
+        // A spare is prepared lazily, once a segment is half full (see `flush`): a node
+        // that writes little never pays for zero-filling one.
+        let spares = (options.fsync && fs.supports_spare_segments())
             .then(|| SparePipeline::new(fs.clone(), dir, options.segment_bytes));
         let new_segment = NewSegment {
             seq,
@@ -173,11 +175,6 @@ impl Wal {
         };
         let (active, active_bytes, active_limit) =
             create_segment(fs.as_ref(), dir, new_segment, &options, &mut stats)?;
-        if let Some(spares) = spares.as_mut() {
-            if active_limit < options.segment_bytes {
-                spares.prepare();
-            }
-        }
         segments.push(Segment {
             seq,
             path: dir.join(segment_name(seq)),
