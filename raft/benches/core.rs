@@ -57,12 +57,9 @@ impl RawCluster {
                 while self.cores[i].has_ready() {
                     moved = true;
                     let rd = self.cores[i].ready();
-                    let target = rd.persist_target();
                     self.inbox.extend(rd.messages);
                     self.inbox.extend(rd.messages_after_persist);
-                    if let Some((index, term)) = target {
-                        self.cores[i].on_persisted(index, term);
-                    }
+                    self.cores[i].on_persist_ready(rd.number);
                     if let Some(s) = rd.apply_snapshot {
                         self.applied[i] = s.meta.index;
                     }

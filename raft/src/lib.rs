@@ -30,7 +30,7 @@
 //! - [`RaftCore::read_lease`]: the same, served from the leader lease without a
 //!   heartbeat round while the lease holds (`core/lease.rs` says why that is safe).
 //! - [`RaftCore::transfer_leader`]: hand leadership to another voter.
-//! - [`RaftCore::on_persisted`]: a Ready's entries/snapshot are durable.
+//! - [`RaftCore::on_persist_ready`]: Ready `number` (and every earlier one) is durable.
 //! - [`RaftCore::compact`]: the application snapshotted its state.
 //!
 //! ## The Ready contract
@@ -49,11 +49,11 @@
 //!    persisted in `rd.number` order.
 //! 4. Once this Ready and every earlier one are durable (fsynced if any of them had
 //!    `must_sync`): send `rd.messages_after_persist`, then call
-//!    `on_persisted(index, term)` with `rd.persist_target()` (if `Some`), for every
-//!    Ready, in order. The target is the last entry, else the snapshot, else (a term or
-//!    vote change alone) the log's last position: the report also tells the core its new
-//!    term and vote are durable. A report that no longer matches the log (entries
-//!    replaced since) does not move the log's persisted index.
+//!    `on_persist_ready(rd.number)`. Readies become durable in order, so one call with
+//!    the newest durable number covers every earlier Ready (raft-rs's
+//!    `on_persist_ready`). The core learns from it which term, vote and log entries are
+//!    durable; a Ready whose entries were replaced since does not make the replacing
+//!    entries durable.
 //! 5. Apply `rd.apply_snapshot` (if any), then `rd.committed`, in order. On a follower,
 //!    committed entries are handed out only up to the locally persisted index, so
 //!    applying never runs ahead of the local disk. A leader hands out every committed
@@ -80,10 +80,10 @@
 //!
 //! 1. `messages` (send now): a leader's AppendEntries, Heartbeat, InstallSnapshot and
 //!    TimeoutNow. The leader sends entries before its own write finishes and counts
-//!    itself in the commit quorum only up to what `on_persisted` reported (thesis
+//!    itself in the commit quorum only up to what `on_persist_ready` reported (thesis
 //!    10.2.1). Also pre-vote requests and responses, vote rejections, heartbeat responses
 //!    and snapshot chunk acknowledgements, as long as this node's current term and vote
-//!    are known durable (reported through `on_persisted`); a heartbeat response that
+//!    are known durable (reported through `on_persist_ready`); a heartbeat response that
 //!    waited for an fsync would slow every ReadIndex down.
 //! 2. `messages_after_persist`: AppendEntries responses (they acknowledge entries), vote
 //!    grants, a candidate's RequestVote (its new term and self-vote must be durable), the
@@ -143,9 +143,7 @@
 //!     while core.has_ready() {
 //!         let rd = core.ready();
 //!         // (send rd.messages; persist rd.snapshot, rd.entries, rd.hard_state; fsync)
-//!         if let Some((index, term)) = rd.persist_target() {
-//!             core.on_persisted(index, term);
-//!         }
+//!         core.on_persist_ready(rd.number);
 //!         applied.extend(rd.committed.into_iter().map(|e| e.data).filter(|d| !d.is_empty()));
 //!     }
 //! };

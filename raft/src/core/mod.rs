@@ -1,6 +1,6 @@
 //! `RaftCore`: the pure Raft state machine (sans-IO). It owns the role, term, vote, log
 //! and per-peer progress, takes inputs (`tick`, `step`, `propose`, `read_index`,
-//! `transfer_leader`, `on_persisted`, `compact`) and hands out everything else through
+//! `transfer_leader`, `on_persist_ready`, `compact`) and hands out everything else through
 //! [`Ready`]. The crate docs state the contract the driver follows.
 //!
 //! No threads, clocks, sockets, files or ambient randomness in here: time is `tick()`,
@@ -8,20 +8,21 @@
 //! is deterministic. One protocol concern per file: `election` (+PreVote, CheckQuorum),
 //! `replication` (leader), `append` (follower), `heartbeat`, `read_index`, `transfer`,
 //! `snapshot_send`/`snapshot_recv`, `role` (transitions), `step` (dispatch by term and
-//! role), `outbox` (which queue each message goes to), `durability` (which term and vote
-//! are on disk), `ready` (building a Ready), `recovery` (checking the recovered state).
+//! role), `outbox` (which queue each message goes to), `persist` (which Readies, hence
+//! which term, vote and log, are on disk), `ready` (building a Ready), `recovery`
+//! (checking the recovered state).
 //!
 //! Invariants kept across all files: `term` never decreases; `vote` is only set in the
 //! current term; a leader's `progress` has one entry per other voter; only the leader
 //! has a `transfer`, read rounds or pending flushes.
 
 mod append;
-mod durability;
 mod election;
 mod heartbeat;
 mod lease;
 mod log;
 mod outbox;
+mod persist;
 mod progress;
 mod quorum;
 mod read_index;
@@ -45,10 +46,10 @@ use crate::error::{ConfigError, ProposeError};
 use crate::message::Message;
 use crate::types::{Entry, EntryKind, HardState, InitialState, LogIndex, NodeId, Snapshot, Term};
 use bytes::Bytes;
-use durability::Durability;
 use lease::Lease;
 use log::RaftLog;
 use outbox::Outbox;
+use persist::PersistQueue;
 use progress::Progress;
 use read_index::ReadQueue;
 use rng::SplitMix64;
@@ -139,8 +140,8 @@ pub struct RaftCore {
     snapshot_to_apply: Option<Snapshot>,
     /// The hard state last handed out (or recovered).
     last_hard_state: HardState,
-    /// The term and vote known durable.
-    durability: Durability,
+    /// The Readies handed out and not yet reported durable; the durable term and vote.
+    persist: PersistQueue,
     ready_number: u64,
     /// Reused buffer for commit-index calculation (keeps the hot path allocation-free).
     match_scratch: Vec<LogIndex>,
@@ -197,7 +198,7 @@ impl RaftCore {
             snapshot_to_persist: None,
             snapshot_to_apply,
             last_hard_state: hard_state,
-            durability: Durability::recovered(&hard_state),
+            persist: PersistQueue::recovered(&hard_state),
             ready_number: 0,
             config,
         };
@@ -205,7 +206,7 @@ impl RaftCore {
             core.last_hard_state = core.hard_state();
         }
         // Otherwise the raised term differs from `last_hard_state` (the durable one), so
-        // the first Ready persists it, and `durability` keeps it unrevealed until then.
+        // the first Ready persists it, and `persist` keeps it unrevealed until then.
         core.reset_election_timer();
         tracing::info!(node = %core.id, term = %core.term, last = %core.log.last_index(),
             commit = %core.log.committed(), "raft core started");
@@ -304,13 +305,15 @@ impl RaftCore {
         Ok(())
     }
 
-    /// Reports that the log is durable up to `(index, term)` (a Ready's
-    /// `persist_target()`). A stale report (the entry was replaced since) is ignored.
-    pub fn on_persisted(&mut self, index: LogIndex, term: Term) {
-        self.durability.persisted((index, term));
-        if !self.log.persisted_to(index, term) {
-            tracing::debug!(node = %self.id, %index, %term, "stale or duplicate persist report ignored");
+    /// Reports that Ready `number` and every earlier one are durable (raft-rs's
+    /// `on_persist_ready`): their entries, snapshot, term and vote. Reporting a number
+    /// again, or one older than an earlier report, changes nothing.
+    pub fn on_persist_ready(&mut self, number: u64) {
+        let Some((index, term)) = self.persist.persisted(number) else {
             return;
+        };
+        if !self.log.persisted_to(index, term) {
+            tracing::trace!(node = %self.id, number, %index, %term, "no new log position durable");
         }
         let snapshot_index = self.log.snapshot_meta().index;
         if self.snapshot_to_persist.is_none()
@@ -427,7 +430,7 @@ impl RaftCore {
     /// last Ready, or handed out but not yet reported persisted): anything revealing it
     /// must wait for the persist.
     fn term_or_vote_unpersisted(&self) -> bool {
-        !self.durability.is_durable(self.term, self.vote)
+        !self.persist.is_durable(self.term, self.vote)
     }
 
     /// Appends an entry of the current term on the leader and schedules replication.
@@ -441,7 +444,7 @@ impl RaftCore {
         });
         self.flush.appends = true;
         if self.peers.is_empty() {
-            // Single voter: the entry commits as soon as it is durable (on_persisted).
+            // Single voter: the entry commits as soon as it is durable (on_persist_ready).
             self.maybe_commit();
         }
         (index, self.term)

@@ -7,7 +7,7 @@
 
 use super::{RaftCore, Role};
 use crate::message::Message;
-use crate::types::{Entry, HardState, LogIndex, Snapshot, Term};
+use crate::types::{Entry, HardState, LogIndex, Snapshot};
 
 /// A read that may be served once the application has applied `index` (ReadIndex,
 /// thesis 6.4).
@@ -52,25 +52,12 @@ pub struct Ready {
     /// Contexts of pending reads dropped because this node stopped being the leader
     /// (or the leader it relied on): answer them "not leader" so the client retries.
     pub dropped_reads: Vec<u64>,
-    /// Set when the term or vote changed in a Ready without entries or snapshot: the
-    /// log's last position, which `persist_target()` returns so that the driver reports
-    /// the new hard state durable like any other write.
-    pub hard_state_target: Option<(LogIndex, Term)>,
 }
 
 impl Ready {
-    /// The last (index, term) this Ready persists, to report back through
-    /// [`crate::core::RaftCore::on_persisted`] once durable: its last entry, else its
-    /// snapshot, else (term or vote change only) the log's last position. `None` when
-    /// there is nothing to report (nothing written, or only the commit index).
-    pub fn persist_target(&self) -> Option<(LogIndex, Term)> {
-        if let Some(last) = self.entries.last() {
-            return Some((last.index, last.term));
-        }
-        if let Some(s) = &self.snapshot {
-            return Some((s.meta.index, s.meta.term));
-        }
-        self.hard_state_target
+    /// Whether this Ready asks to persist anything (entries, a snapshot, or a hard state).
+    pub fn has_persist_work(&self) -> bool {
+        self.hard_state.is_some() || self.snapshot.is_some() || !self.entries.is_empty()
     }
 
     /// Whether there is nothing to do.
@@ -119,8 +106,6 @@ impl RaftCore {
         }
         let committed = self.log.take_committed();
         let must_sync = !entries.is_empty() || snapshot.is_some() || term_or_vote_changed;
-        let hard_state_target = (term_or_vote_changed && entries.is_empty() && snapshot.is_none())
-            .then(|| (self.log.last_index(), self.log.last_term()));
         let out = self.outbox.take();
         let rd = Ready {
             number: self.ready_number,
@@ -134,10 +119,13 @@ impl RaftCore {
             committed,
             read_states: out.read_states,
             dropped_reads: out.dropped_reads,
-            hard_state_target,
         };
-        if let Some(target) = rd.persist_target() {
-            self.durability.handed_out(target, self.term, self.vote);
+        if must_sync {
+            // Commit-only changes need no mark: they make nothing new durable that the
+            // core relies on.
+            let log_to = (self.log.last_index(), self.log.last_term());
+            self.persist
+                .handed_out(rd.number, self.term, self.vote, log_to);
         }
         rd
     }

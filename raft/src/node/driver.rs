@@ -238,9 +238,8 @@ impl Driver {
     }
 
     fn dispatch(&mut self, rd: Ready) {
-        let target = rd.persist_target();
         let Ready {
-            number: _,
+            number,
             hard_state,
             snapshot,
             entries,
@@ -251,7 +250,6 @@ impl Driver {
             committed,
             read_states,
             dropped_reads,
-            hard_state_target: _,
         } = rd;
         if !messages.is_empty() {
             self.transport.send(messages);
@@ -275,20 +273,16 @@ impl Driver {
             return;
         }
         if defer {
-            self.leader_sync.deferred(target, Instant::now());
+            self.leader_sync.deferred(number, Instant::now());
         } else {
             if must_sync {
                 // This fsync also covered every earlier deferred write.
-                if let Some((index, term)) = self.leader_sync.synced(hard_state.as_ref()) {
-                    self.core.on_persisted(index, term);
-                }
+                self.leader_sync.synced(hard_state.as_ref());
             }
             if !messages_after_persist.is_empty() {
                 self.transport.send(messages_after_persist);
             }
-            if let Some((index, term)) = target {
-                self.core.on_persisted(index, term);
-            }
+            self.core.on_persist_ready(number);
         }
         if let Some(snap) = apply_snapshot {
             self.apply_backlog.push_back(ApplyMsg::Snapshot {
@@ -341,8 +335,8 @@ impl Driver {
         if let Err(e) = self.persister.sync() {
             return self.fail_storage(&e);
         }
-        if let Some((index, term)) = self.leader_sync.synced(None) {
-            self.core.on_persisted(index, term);
+        if let Some(number) = self.leader_sync.synced(None) {
+            self.core.on_persist_ready(number);
         }
     }
 

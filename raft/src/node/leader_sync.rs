@@ -11,10 +11,10 @@
 //!
 //! Never deferred: a Ready that changes the term or the vote, carries a snapshot, or has
 //! messages to send after persisting (those reveal state that must be durable first), and
-//! anything on a follower or candidate. The core hears `on_persisted` for deferred entries
+//! anything on a follower or candidate. The core hears `on_persist_ready` for deferred Readies
 //! only after the fsync that covers them.
 
-use crate::types::{HardState, LogIndex, NodeId, Term};
+use crate::types::{HardState, NodeId, Term};
 use std::time::{Duration, Instant};
 
 /// Tracks the leader's written-but-not-yet-fsynced entries.
@@ -23,8 +23,8 @@ pub(crate) struct LeaderSync {
     max_delay: Duration,
     /// The term and vote of the last hard state made durable.
     durable: (Term, Option<NodeId>),
-    /// The persist target of the newest deferred Ready, and when deferring began.
-    pending: Option<((LogIndex, Term), Instant)>,
+    /// The number of the newest deferred Ready, and when deferring began.
+    pending: Option<(u64, Instant)>,
 }
 
 /// What the driver knows about one Ready that must be persisted with an fsync.
@@ -58,16 +58,15 @@ impl LeaderSync {
             && !facts.has_after_persist
     }
 
-    /// A Ready with `target` was written without an fsync.
-    pub(crate) fn deferred(&mut self, target: Option<(LogIndex, Term)>, now: Instant) {
-        let Some(target) = target else { return };
+    /// Ready `number` was written without an fsync.
+    pub(crate) fn deferred(&mut self, number: u64, now: Instant) {
         let since = self.pending.map_or(now, |(_, since)| since);
-        self.pending = Some((target, since));
+        self.pending = Some((number, since));
     }
 
     /// An fsync made everything written durable, including `hard_state` if given. Returns
-    /// the target of the deferred writes it covered, to report to the core.
-    pub(crate) fn synced(&mut self, hard_state: Option<&HardState>) -> Option<(LogIndex, Term)> {
+    /// the number of the newest deferred Ready it covered, to report to the core.
+    pub(crate) fn synced(&mut self, hard_state: Option<&HardState>) -> Option<u64> {
         if let Some(hs) = hard_state {
             self.durable = (hs.term, hs.vote);
         }
@@ -90,6 +89,7 @@ impl LeaderSync {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::types::LogIndex;
 
     fn hs(term: u64, vote: Option<u64>, commit: u64) -> HardState {
         HardState {
@@ -143,15 +143,15 @@ mod tests {
         let now = Instant::now();
         let mut s = LeaderSync::new(Duration::from_secs(3600), &hs(1, Some(1), 0));
         assert!(!s.due(true, false, now), "nothing deferred");
-        s.deferred(Some((LogIndex(4), Term(1))), now);
-        s.deferred(None, now);
-        s.deferred(Some((LogIndex(7), Term(1))), now);
+        s.deferred(4, now);
+        s.deferred(5, now);
+        s.deferred(7, now);
         assert!(
             !s.due(true, true, now),
             "idle, but the followers commit without us"
         );
         assert!(s.due(true, false, now), "idle and needed");
-        assert_eq!(s.synced(None), Some((LogIndex(7), Term(1))));
+        assert_eq!(s.synced(None), Some(7));
         assert_eq!(s.synced(None), None);
         s.synced(Some(&hs(2, None, 0)));
         assert!(!s.may_defer(facts(Some(&hs(1, Some(1), 0)))));
@@ -163,8 +163,8 @@ mod tests {
         let t0 = Instant::now();
         let delay = Duration::from_millis(2);
         let mut s = LeaderSync::new(delay, &hs(1, Some(1), 0));
-        s.deferred(Some((LogIndex(1), Term(1))), t0);
-        s.deferred(Some((LogIndex(2), Term(1))), t0 + delay / 2);
+        s.deferred(1, t0);
+        s.deferred(2, t0 + delay / 2);
         assert!(!s.due(false, true, t0 + delay / 2));
         assert!(s.due(false, true, t0 + delay), "even while busy");
     }

@@ -5,7 +5,7 @@
 //! `entries` and `hard_state` as volatile writes; queue the Ready until its writes are
 //! durable (at once in [`DiskMode::Immediate`], after a simulated fsync otherwise, with group
 //! commit: one fsync covers every Ready written before it started); when durable, release
-//! `messages_after_persist` and report `on_persisted(persist_target)`, strictly in Ready
+//! `messages_after_persist` and report `on_persist_ready(number)`, strictly in Ready
 //! order; apply `apply_snapshot` then `committed`; take an application snapshot every
 //! `snapshot_interval` entries (6.824's `applierSnap`) through `compact`; serve `read_states`
 //! once applied. Every step feeds the [`Checker`].
@@ -71,7 +71,7 @@ struct PendingReady {
     needs_sync: bool,
     covered: bool,
     messages: Vec<Message>,
-    target: Option<(LogIndex, Term)>,
+    number: u64,
 }
 
 /// One node of the simulated cluster.
@@ -318,7 +318,6 @@ impl<S: SimStateMachine> SimNode<S> {
             ));
         }
         self.last_ready_number = rd.number;
-        let target = rd.persist_target();
         for msg in rd.messages {
             ctx.checker.on_release(&msg, self.disk.durable())?;
             ctx.outbox.push(msg);
@@ -328,7 +327,7 @@ impl<S: SimStateMachine> SimNode<S> {
             needs_sync: rd.must_sync,
             covered: false,
             messages: rd.messages_after_persist,
-            target,
+            number: rd.number,
         });
         if self.disk_mode == DiskMode::Immediate {
             self.disk.sync_now();
@@ -397,9 +396,7 @@ impl<S: SimStateMachine> SimNode<S> {
                 ctx.checker.on_release(&msg, self.disk.durable())?;
                 ctx.outbox.push(msg);
             }
-            if let Some((index, term)) = done.target {
-                self.core_mut().on_persisted(index, term);
-            }
+            self.core_mut().on_persist_ready(done.number);
         }
         Ok(())
     }

@@ -4,7 +4,7 @@
 //! The core never touches storage; the runtime (or the simulator) writes what each
 //! [`crate::core::Ready`] asks for, calls [`Storage::sync`] once for a whole batch of
 //! Readies (group commit), and only then sends the Readies' `messages_after_persist` and
-//! reports `on_persisted`. At start-up, [`Storage::initial_state`] gives the core back
+//! reports `on_persist_ready`. At start-up, [`Storage::initial_state`] gives the core back
 //! exactly what was durable.
 //!
 //! Two implementations: [`DiskStorage`] (write-ahead log + snapshot files, see

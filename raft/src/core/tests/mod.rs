@@ -1,7 +1,7 @@
 //! Unit tests of the core's exact outputs, named after the paper/thesis claim they check
 //! (raft-rs / openraft style), plus a tiny lock-step network (`Net`) for multi-node
 //! scenarios. The network follows the Ready contract to the letter: send `messages`,
-//! persist, send `messages_after_persist`, report `on_persisted`. The seeded simulator with
+//! persist, send `messages_after_persist`, report `on_persist_ready`. The seeded simulator with
 //! faults lives elsewhere (`raft::sim`).
 
 mod election;
@@ -98,11 +98,9 @@ pub(super) fn core_with_log(config: Config, term: u64, terms: &[u64]) -> RaftCor
     .unwrap()
 }
 
-/// Persists a Ready: reports its persist target. Returns its after-persist messages.
+/// Persists a Ready: reports it (and every earlier one) durable.
 pub(super) fn persist(core: &mut RaftCore, rd: &Ready) {
-    if let Some((index, term)) = rd.persist_target() {
-        core.on_persisted(index, term);
-    }
+    core.on_persist_ready(rd.number);
 }
 
 /// Takes a Ready, "persists" it, and returns it.
