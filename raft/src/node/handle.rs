@@ -1,14 +1,13 @@
-//! The public handle of a running node: starts its threads, forwards calls to the
-//! driver, and joins everything on shutdown.
+//! The public handle of a running node: starts its driver thread, forwards calls to
+//! the node's input queue, and joins the thread on shutdown.
 
-use super::driver::{Driver, DriverInput};
-use super::leader_sync::LeaderSync;
-use super::persister::Persister;
+use super::clock::SystemClock;
+use super::executor::{Executor, ExecutorIo};
+use super::input::NodeInput;
 use super::shared::Shared;
+use super::types::{NodeConfig, NodeError, NodeState, ReadMode, StartError};
 use super::ApplyMsg;
-use crate::config::Config;
-use crate::core::{CoreStatus, RaftCore, Role};
-use crate::error::{ConfigError, StorageError};
+use crate::core::{CoreStatus, Role};
 use crate::message::Message;
 use crate::storage::Storage;
 use crate::transport::Transport;
@@ -19,114 +18,12 @@ use parking_lot::Mutex;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
-
-/// Settings of the runtime around the core.
-#[derive(Clone, Debug)]
-pub struct NodeConfig {
-    /// The core's settings (ids, timeouts in ticks, batching limits).
-    pub raft: Config,
-    /// Wall-clock length of one tick.
-    pub tick_interval: Duration,
-    /// How long a read waits for leadership confirmation before failing with `Timeout`.
-    pub read_timeout: Duration,
-    /// How long a leader may hold back the fsync of entries it wrote while its followers
-    /// alone can commit them (see `leader_sync.rs`). Zero disables this.
-    pub leader_sync_delay: Duration,
-    /// Capacity of the driver's input queue. Peer messages beyond it are dropped (Raft
-    /// tolerates loss); proposals beyond it fail with `Busy`.
-    pub inbox_capacity: usize,
-}
-
-impl NodeConfig {
-    /// Defaults for a node: 10 ms ticks, heartbeats every 50 ms, elections after 500-1000 ms.
-    pub fn new(raft: Config) -> NodeConfig {
-        NodeConfig {
-            raft: Config {
-                election_timeout_ticks: 50,
-                heartbeat_interval_ticks: 5,
-                ..raft
-            },
-            tick_interval: Duration::from_millis(10),
-            read_timeout: Duration::from_secs(2),
-            leader_sync_delay: Duration::from_millis(10),
-            inbox_capacity: 16 * 1024,
-        }
-    }
-}
-
-/// How a read confirms that this node is still the leader.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum ReadMode {
-    /// A heartbeat round acknowledged by a majority (thesis 6.4); batched across reads.
-    #[default]
-    ReadIndex,
-    /// The leader lease when it holds (thesis 6.4.1; `Config::lease_reads`), else
-    /// ReadIndex. Saves a round trip; relies on bounded clock drift.
-    Lease,
-}
-
-/// Why a node call failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum NodeError {
-    /// This node is not the leader; `leader_hint` is the leader it knows of.
-    #[error("not the leader (leader hint: {leader_hint:?})")]
-    NotLeader {
-        /// The current leader, when known.
-        leader_hint: Option<NodeId>,
-    },
-    /// A leadership transfer is in progress.
-    #[error("leadership transfer in progress")]
-    TransferInProgress,
-    /// The command exceeds the configured maximum.
-    #[error("command of {size_bytes} bytes exceeds the limit of {max_bytes}")]
-    TooLarge {
-        /// Its size.
-        size_bytes: usize,
-        /// The limit.
-        max_bytes: usize,
-    },
-    /// The node's input queue is full.
-    #[error("node is overloaded")]
-    Busy,
-    /// The read was not confirmed in time.
-    #[error("timed out")]
-    Timeout,
-    /// The node has stopped (shut down, or its storage failed).
-    #[error("node stopped")]
-    Stopped,
-}
-
-/// The node's view of leadership, as in 6.824's `GetState`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct NodeState {
-    /// Current term.
-    pub term: Term,
-    /// Whether this node is the leader.
-    pub is_leader: bool,
-    /// The known leader.
-    pub leader: Option<NodeId>,
-}
-
-/// Why a node could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    /// Reading the durable state failed.
-    #[error(transparent)]
-    Storage(#[from] StorageError),
-    /// The configuration or the recovered state is invalid.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    /// A thread could not be spawned.
-    #[error("spawning a thread failed: {0}")]
-    Spawn(#[from] std::io::Error),
-}
 
 /// A running Raft node. Cheap to share behind an `Arc`; every method is thread-safe.
 #[derive(Debug)]
 pub struct RaftNode {
     id: NodeId,
-    inbox: Sender<DriverInput>,
+    inbox: Sender<NodeInput>,
     shared: Arc<Shared>,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -145,33 +42,20 @@ impl RaftNode {
         apply_tx: Sender<ApplyMsg>,
     ) -> Result<RaftNode, StartError> {
         let id = config.raft.id;
-        if config.tick_interval.is_zero() {
-            return Err(ConfigError("tick_interval must be positive".into()).into());
-        }
-        let initial = storage.initial_state()?;
-        let initial_entries = initial.entries.clone();
-        let durable_hard_state = initial.hard_state;
-        let core = RaftCore::new(config.raft.clone(), initial)?;
         let shared = Arc::new(Shared::new(id));
-        shared.publish(core.status());
         let (inbox_tx, inbox_rx) = bounded(config.inbox_capacity);
-        let persister = Persister::new(storage, shared.clone(), &initial_entries);
-        let leader_sync = LeaderSync::new(config.leader_sync_delay, &durable_hard_state);
-        let driver = Driver::new(
-            core,
-            inbox_rx,
-            persister,
-            leader_sync,
+        let clock = SystemClock::new();
+        let io = ExecutorIo {
+            inbox: inbox_rx,
             transport,
             apply_tx,
-            shared.clone(),
-            config.tick_interval,
-            config.raft.election_timeout_ticks,
-            config.read_timeout,
-        );
+            clock: Arc::new(clock),
+            shared: shared.clone(),
+        };
+        let executor = Executor::start(&config, storage, io)?;
         let driver_thread = std::thread::Builder::new()
             .name(format!("raft-driver-{id}"))
-            .spawn(move || driver.run())?;
+            .spawn(move || super::driver::run(executor, clock))?;
         Ok(RaftNode {
             id,
             inbox: inbox_tx,
@@ -205,17 +89,10 @@ impl RaftNode {
         command: Bytes,
         done: impl FnOnce(Result<(LogIndex, Term), NodeError>) + Send + 'static,
     ) {
-        self.submit(
-            DriverInput::Propose {
-                data: command,
-                done: Box::new(done),
-            },
-            |input| {
-                if let DriverInput::Propose { done, .. } = input {
-                    done(Err(NodeError::Busy));
-                }
-            },
-        );
+        self.submit(NodeInput::Propose {
+            data: command,
+            done: Box::new(done),
+        });
     }
 
     /// Confirms leadership (ReadIndex); `done` runs with the index the application must
@@ -230,17 +107,10 @@ impl RaftNode {
         mode: ReadMode,
         done: impl FnOnce(Result<LogIndex, NodeError>) + Send + 'static,
     ) {
-        self.submit(
-            DriverInput::Read {
-                mode,
-                done: Box::new(done),
-            },
-            |input| {
-                if let DriverInput::Read { done, .. } = input {
-                    done(Err(NodeError::Busy));
-                }
-            },
-        );
+        self.submit(NodeInput::Read {
+            mode,
+            done: Box::new(done),
+        });
     }
 
     /// Blocking form of [`RaftNode::read_index_with`].
@@ -259,7 +129,7 @@ impl RaftNode {
     /// Raft stores it durably and drops the log it covers.
     pub fn snapshot(&self, index: LogIndex, data: Bytes) {
         // Blocking send: a snapshot must not be lost to a full queue.
-        let _ = self.inbox.send(DriverInput::Compact { index, data });
+        let _ = self.inbox.send(NodeInput::Compact { index, data });
     }
 
     /// Asks the leader to hand leadership to `to`.
@@ -271,7 +141,7 @@ impl RaftNode {
         let done = Box::new(move |r| {
             let _ = tx.send(r);
         });
-        if self.inbox.send(DriverInput::Transfer { to, done }).is_err() {
+        if self.inbox.send(NodeInput::Transfer { to, done }).is_err() {
             return Err(NodeError::Stopped);
         }
         rx.recv().unwrap_or(Err(NodeError::Stopped))
@@ -280,7 +150,7 @@ impl RaftNode {
     /// Delivers messages from peers (called by the RaftService or a test router). Dropped
     /// when the node is overloaded: Raft retransmits.
     pub fn step_batch(&self, messages: Vec<Message>) {
-        match self.inbox.try_send(DriverInput::Messages(messages)) {
+        match self.inbox.try_send(NodeInput::Messages(messages)) {
             Ok(()) | Err(TrySendError::Disconnected(_)) => {}
             Err(TrySendError::Full(_)) => {
                 tracing::debug!(node = %self.id, "inbox full; dropping peer messages");
@@ -323,7 +193,7 @@ impl RaftNode {
 
     /// Stops the node and joins its threads. Idempotent.
     pub fn shutdown(&self) {
-        let _ = self.inbox.send(DriverInput::Shutdown);
+        let _ = self.inbox.send(NodeInput::Shutdown);
         let threads = std::mem::take(&mut *self.threads.lock());
         for t in threads {
             if t.join().is_err() {
@@ -333,15 +203,11 @@ impl RaftNode {
         self.shared.stop(None);
     }
 
-    fn submit(&self, input: DriverInput, refuse: impl FnOnce(DriverInput)) {
+    fn submit(&self, input: NodeInput) {
         match self.inbox.try_send(input) {
             Ok(()) => {}
-            Err(TrySendError::Full(input)) => refuse(input),
-            Err(TrySendError::Disconnected(input)) => match input {
-                DriverInput::Propose { done, .. } => done(Err(NodeError::Stopped)),
-                DriverInput::Read { done, .. } => done(Err(NodeError::Stopped)),
-                _ => {}
-            },
+            Err(TrySendError::Full(input)) => input.refuse(NodeError::Busy),
+            Err(TrySendError::Disconnected(input)) => input.refuse(NodeError::Stopped),
         }
     }
 }

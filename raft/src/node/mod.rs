@@ -2,40 +2,59 @@
 //!
 //! ```text
 //!   callers (KV service, RaftService)          apply channel (crossbeam, bounded)
-//!        | start / read_index / step                 ^ ApplyMsg, in log order
-//!        v                                          |
-//!   +---------- driver thread (owns RaftCore and Storage) ---+
-//!   | select: inbox | tick | room on the apply channel       |
-//!   | ready() -> messages ---------------------> Transport (never blocks)
-//!   |         -> persist: append, ONE fsync (group commit)  |
-//!   |         -> messages_after_persist -------> Transport  |
-//!   |         -> committed entries -> apply backlog ---------+
-//!   +--------------------------------------------------------+
+//!        | start / read_with / step_batch            ^ ApplyMsg, in log order
+//!        v  input queue (bounded)                    |
+//!   +---------- driver thread: the Executor (owns RaftCore and Storage) ----+
+//!   | wait: input | tick due | room on the apply channel                     |
+//!   | round: inputs -> overdue ticks -> Readies:                            |
+//!   |   messages ----------------------------------> Transport (never blocks)
+//!   |   write entries/hard state; ONE fsync (or the leader defers it)       |
+//!   |   once durable: messages_after_persist ------> Transport              |
+//!   |                 on_persist_ready(number) -> core                      |
+//!   |   committed entries -> apply backlog ---------------------------------+
+//!   +-----------------------------------------------------------------------+
 //! ```
 //!
-//! Persistence runs on the driver thread (as in etcd's raft loop): the leader's
-//! AppendEntries leave before its fsync starts (thesis 10.2.1), and everything that
-//! arrives during an fsync is batched into the next Ready, so one fsync covers many
-//! writes without a storage thread and its two wake-ups per write.
+//! Everything a node does lives in one executor of the Ready contract
+//! (`executor.rs`), which the seeded simulator runs too, on virtual time and a crashable
+//! file system: the driver thread (`driver.rs`) only waits and calls it. Persistence runs
+//! on the driver thread (as in etcd's raft loop): the leader's AppendEntries leave before
+//! its fsync starts (thesis 10.2.1), and everything that arrives during an fsync is
+//! batched into the next Ready, so one fsync covers many writes without a storage thread
+//! and its two wake-ups per write.
 //!
-//! The driver is the only owner of the core, so there are no locks around Raft state.
-//! Ticks come from a crossbeam `tick` channel, so there is no separate ticker thread. The
-//! driver keeps committed entries in a backlog and feeds the apply channel only as fast
+//! The executor is the only owner of the core, so there are no locks around Raft state.
+//! Ticks are counted by the clock (`tick_clock.rs`), so there is no ticker thread. The
+//! executor keeps committed entries in a backlog and feeds the apply channel only as fast
 //! as the application drains it, so a slow application never stops heartbeats.
+//!
+//! Files: `types` (the node's vocabulary), `handle` (the public [`RaftNode`]), `driver`
+//! (the thread), `executor` and its parts (`input`, `clock`, `tick_clock`, `persister`,
+//! `durability_queue`, `leader_sync`, `apply_queue`, `pending_reads`), `shared` (status
+//! the handle reads), and the network side (`service`, `rpc_transport`, `wire`).
 
+mod apply_queue;
+pub(crate) mod clock;
 mod driver;
+mod durability_queue;
+pub(crate) mod executor;
 mod handle;
+pub(crate) mod input;
 mod leader_sync;
+mod pending_reads;
 mod persister;
 mod rpc_transport;
 mod service;
-mod shared;
+pub(crate) mod shared;
 mod tick_clock;
+mod types;
 pub mod wire;
 
-pub use handle::{NodeConfig, NodeError, NodeState, RaftNode, ReadMode, StartError};
+pub use clock::{Clock, SystemClock};
+pub use handle::RaftNode;
 pub use rpc_transport::{RpcTransport, RpcTransportConfig};
 pub use service::RaftServiceImpl;
+pub use types::{NodeConfig, NodeError, NodeState, ReadMode, StartError};
 
 use crate::types::{LogIndex, NodeId, Term};
 use bytes::Bytes;

@@ -1,9 +1,10 @@
-//! The persister: writes what a Ready must make durable, with ONE fsync per Ready.
+//! The persister: writes what a Ready must make durable through the [`Storage`] seam, and
+//! counts what it did (fsyncs, entries, the log's size since the latest snapshot).
 //!
-//! It runs on the driver thread, between sending a Ready's `messages` and its
+//! It runs on the executor's thread, between sending a Ready's `messages` and its
 //! `messages_after_persist` — the shape etcd's raft loop has. There is no hand-off to a
 //! storage thread and no "persisted" notice back (two thread wake-ups per write saved on
-//! every node), and group commit comes for free: while one fsync runs, the driver's inbox
+//! every node), and group commit comes for free: while one fsync runs, the input queue
 //! fills, and the next Ready carries everything that arrived (one fsync for the batch).
 //! The leader still writes its log in parallel with replication (thesis 10.2.1): its
 //! AppendEntries are in `messages`, on the wire before the fsync starts.
@@ -11,25 +12,10 @@
 use super::shared::Shared;
 use crate::error::StorageError;
 use crate::storage::Storage;
-use crate::types::{Entry, HardState, LogIndex, Snapshot};
+use crate::types::{Entry, HardState, InitialState, LogIndex, Snapshot};
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-
-/// What one Ready asks to persist.
-#[derive(Debug, Default)]
-pub(crate) struct PersistWork<'a> {
-    pub(crate) hard_state: Option<HardState>,
-    pub(crate) snapshot: Option<&'a Snapshot>,
-    pub(crate) entries: &'a [Entry],
-    pub(crate) must_sync: bool,
-}
-
-impl PersistWork<'_> {
-    fn is_empty(&self) -> bool {
-        self.hard_state.is_none() && self.snapshot.is_none() && self.entries.is_empty()
-    }
-}
 
 pub(crate) struct Persister {
     storage: Box<dyn Storage>,
@@ -40,11 +26,20 @@ pub(crate) struct Persister {
     log_bytes: u64,
 }
 
+impl std::fmt::Debug for Persister {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Persister")
+            .field("log_bytes", &self.log_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Persister {
+    /// Wraps `storage`, which recovered `initial`.
     pub(crate) fn new(
         storage: Box<dyn Storage>,
         shared: Arc<Shared>,
-        initial_entries: &[Entry],
+        initial: &InitialState,
     ) -> Persister {
         let mut p = Persister {
             storage,
@@ -52,47 +47,47 @@ impl Persister {
             entry_sizes: VecDeque::new(),
             log_bytes: 0,
         };
-        p.track_append(initial_entries);
+        p.track_append(&initial.entries);
         p
     }
 
-    /// Writes one Ready's durable part; fsyncs if it must. On return it is durable.
-    pub(crate) fn persist(&mut self, work: PersistWork<'_>) -> Result<(), StorageError> {
-        if work.is_empty() {
-            return Ok(());
-        }
-        if let Some(snapshot) = work.snapshot {
+    /// Writes one Ready's durable part, in the contract's order (snapshot, durable on
+    /// return; then entries; then the hard state). Durable only after [`Persister::sync`]
+    /// (or a snapshot save).
+    pub(crate) fn write(
+        &mut self,
+        hard_state: Option<HardState>,
+        snapshot: Option<&Snapshot>,
+        entries: &[Entry],
+    ) -> Result<(), StorageError> {
+        if let Some(snapshot) = snapshot {
             // A snapshot from the leader may replace the whole log; count it all gone
             // (an undercount only delays the application's next snapshot).
             self.storage.save_snapshot(snapshot)?;
             self.track_compaction(LogIndex(u64::MAX));
         }
-        if !work.entries.is_empty() {
-            self.storage.append(work.entries)?;
-            self.track_append(work.entries);
+        if !entries.is_empty() {
+            self.storage.append(entries)?;
+            self.track_append(entries);
             self.shared
                 .entries_persisted
-                .fetch_add(work.entries.len() as u64, Ordering::Relaxed);
+                .fetch_add(entries.len() as u64, Ordering::Relaxed);
         }
-        if let Some(hs) = work.hard_state {
+        if let Some(hs) = hard_state {
             self.storage.set_hard_state(hs)?;
-        }
-        if work.must_sync {
-            self.storage.sync()?;
-            self.shared.syncs.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
     }
 
-    /// Makes every earlier write durable (one fsync), for writes persisted with
-    /// `must_sync` off.
+    /// Makes every earlier write durable (one fsync).
     pub(crate) fn sync(&mut self) -> Result<(), StorageError> {
         self.storage.sync()?;
         self.shared.syncs.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
-    /// Durably stores an application snapshot and drops the log it covers.
+    /// Durably stores an application snapshot and drops the log it covers. Like a sync,
+    /// it makes every earlier write durable.
     pub(crate) fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StorageError> {
         self.storage.save_snapshot(snapshot)?;
         self.track_compaction(snapshot.meta.index);

@@ -1,0 +1,402 @@
+//! The executor of the Ready contract (crate docs, "The Ready contract"): the one piece of
+//! code that turns a node's inputs into core calls and each [`Ready`] into sends, writes,
+//! fsyncs, persistence reports, applies and read answers.
+//!
+//! Two things run it, so that what the simulator tests is what ships:
+//! - the driver thread (`driver.rs`) on the system clock, a real disk and rpc-framework
+//!   channels: it waits for input and calls [`Executor::run_round`];
+//! - the simulator (`sim/host.rs`) on virtual time, `DiskStorage` over the crashable
+//!   `SimFs` and a simulated network: it decides when a round runs (after a stall, an
+//!   fsync's latency, a message's arrival) and calls the same methods.
+//!
+//! Time, the network, the disk and the application reach it only through seams: a
+//! [`Clock`], a [`Transport`], a [`Storage`], and the bounded apply channel. The policies
+//! live here and nowhere else: the order of a round (inputs, then overdue ticks, then
+//! Readies), group commit (one fsync per Ready, everything that arrived meanwhile in the
+//! next one), the leader's deferred fsync (`leader_sync.rs`), holding Readies until they
+//! are durable (`durability_queue.rs`), the apply backlog (`apply_queue.rs`), tick
+//! catch-up after a stall (`tick_clock.rs`) and read deadlines (`pending_reads.rs`).
+//!
+//! The executor owns the core: no locks around Raft state. A storage error is fatal: the
+//! node cannot know what is durable, so it stops (and must restart from its disk).
+
+use super::apply_queue::ApplyQueue;
+use super::clock::Clock;
+use super::durability_queue::DurabilityQueue;
+use super::input::{NodeInput, ReadDone};
+use super::leader_sync::{LeaderSync, ReadyFacts};
+use super::pending_reads::PendingReads;
+use super::persister::Persister;
+use super::shared::Shared;
+use super::tick_clock::TickClock;
+use super::types::{NodeConfig, NodeError, ReadMode, StartError};
+use super::ApplyMsg;
+use crate::core::{RaftCore, Ready, Role};
+use crate::error::{ConfigError, StorageError};
+use crate::storage::Storage;
+use crate::transport::Transport;
+use crate::types::{LogIndex, NodeId, Snapshot, Term};
+use bytes::Bytes;
+use crossbeam_channel::{Receiver, Sender};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Inputs handled per round before the executor produces a Ready; bounds latency.
+const MAX_INPUTS_PER_ROUND: usize = 256;
+/// Readies processed per pass (a Ready's persistence can make another one: the leader
+/// counting itself, a follower applying what it just stored).
+const MAX_READIES_PER_PASS: usize = 4;
+
+/// The seams an executor runs on.
+pub(crate) struct ExecutorIo {
+    /// The node's input queue (peer messages, proposals, reads, ...).
+    pub(crate) inbox: Receiver<NodeInput>,
+    /// Where messages to peers go.
+    pub(crate) transport: Arc<dyn Transport>,
+    /// The apply channel to the application.
+    pub(crate) apply_tx: Sender<ApplyMsg>,
+    /// The node's clock.
+    pub(crate) clock: Arc<dyn Clock>,
+    /// Status and counters published for the node's handle.
+    pub(crate) shared: Arc<Shared>,
+}
+
+/// The executor of one node. See the module docs.
+pub(crate) struct Executor {
+    core: RaftCore,
+    inbox: Receiver<NodeInput>,
+    persister: Persister,
+    durability: DurabilityQueue,
+    leader_sync: LeaderSync,
+    transport: Arc<dyn Transport>,
+    apply: ApplyQueue,
+    clock: Arc<dyn Clock>,
+    ticks: TickClock,
+    reads: PendingReads,
+    read_timeout: Duration,
+    shared: Arc<Shared>,
+    last_role: (Term, Role, Option<NodeId>),
+    running: bool,
+}
+
+impl std::fmt::Debug for Executor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Executor")
+            .field("status", &self.core.status())
+            .field("running", &self.running)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Executor {
+    /// Recovers the node's state from `storage` and builds its core.
+    ///
+    /// # Errors
+    /// [`StartError`] when the durable state cannot be read or the configuration (or
+    /// the recovered state) is invalid.
+    pub(crate) fn start(
+        config: &NodeConfig,
+        storage: Box<dyn Storage>,
+        io: ExecutorIo,
+    ) -> Result<Executor, StartError> {
+        if config.tick_interval.is_zero() {
+            return Err(ConfigError("tick_interval must be positive".into()).into());
+        }
+        let initial = storage.initial_state()?;
+        let persister = Persister::new(storage, io.shared.clone(), &initial);
+        let core = RaftCore::new(config.raft.clone(), initial)?;
+        io.shared.publish(core.status());
+        let status = core.status();
+        let now = io.clock.now();
+        Ok(Executor {
+            core,
+            inbox: io.inbox,
+            persister,
+            durability: DurabilityQueue::default(),
+            leader_sync: LeaderSync::new(config.leader_sync_delay),
+            transport: io.transport,
+            apply: ApplyQueue::new(io.apply_tx),
+            ticks: TickClock::new(
+                config.tick_interval,
+                config.raft.election_timeout_ticks,
+                now,
+            ),
+            clock: io.clock,
+            reads: PendingReads::default(),
+            read_timeout: config.read_timeout,
+            shared: io.shared,
+            last_role: (status.term, status.role, status.leader),
+            running: true,
+        })
+    }
+
+    /// Whether the node still runs (not shut down, storage not failed).
+    pub(crate) fn is_running(&self) -> bool {
+        self.running
+    }
+
+    /// The input queue, to wait on.
+    pub(crate) fn inbox(&self) -> &Receiver<NodeInput> {
+        &self.inbox
+    }
+
+    /// The apply channel while committed entries wait for room in it, to wait on.
+    pub(crate) fn apply_waiting_for_room(&self) -> Option<&Sender<ApplyMsg>> {
+        self.apply.waiting_for_room()
+    }
+
+    /// When the next tick is due (clock time), to wake up for it.
+    pub(crate) fn next_tick_at(&self) -> Duration {
+        self.ticks.next_at()
+    }
+
+    /// One round, everything a node does when it wakes up: handle the queued inputs,
+    /// then deliver the ticks that fell due (after the inputs: a peer's queued answers
+    /// count before a late tick's CheckQuorum looks for them), then process Readies,
+    /// sync deferred writes that fell due, feed the application and time reads out.
+    pub(crate) fn run_round(&mut self) {
+        self.drain_inbox();
+        self.catch_up_ticks();
+        self.process_ready();
+        self.maybe_sync_deferred();
+        self.process_ready();
+        self.apply.flush();
+        self.reads.expire(self.clock.now());
+        self.shared.publish(self.core.status());
+    }
+
+    /// Handles up to a round's worth of queued inputs (the first part of a round; the
+    /// simulator also calls it alone, as a driver that was waiting takes an input at once).
+    pub(crate) fn drain_inbox(&mut self) {
+        for _ in 0..MAX_INPUTS_PER_ROUND {
+            if !self.running {
+                return;
+            }
+            match self.inbox.try_recv() {
+                Ok(input) => self.handle(input),
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// The node stops: pending reads fail, the transport shuts down, queued inputs are
+    /// refused. Call once, when the executor will not run again.
+    pub(crate) fn stop(&mut self) {
+        self.running = false;
+        self.reads.fail_all(&NodeError::Stopped);
+        while let Ok(input) = self.inbox.try_recv() {
+            input.refuse(NodeError::Stopped);
+        }
+        self.transport.shutdown();
+    }
+
+    fn handle(&mut self, input: NodeInput) {
+        match input {
+            NodeInput::Messages(messages) => {
+                for msg in messages {
+                    self.core.step(msg);
+                }
+            }
+            NodeInput::Propose { data, done } => {
+                done(self.core.propose(data).map_err(NodeError::from));
+            }
+            NodeInput::Read { mode, done } => self.start_read(mode, done),
+            NodeInput::Compact { index, data } => self.compact(index, data),
+            NodeInput::Transfer { to, done } => {
+                done(self.core.transfer_leader(to).map_err(NodeError::from));
+            }
+            NodeInput::Shutdown => self.running = false,
+        }
+    }
+
+    /// Delivers the ticks due by the clock (see `tick_clock.rs`).
+    fn catch_up_ticks(&mut self) {
+        for _ in 0..self.ticks.take_due(self.clock.now()) {
+            self.core.tick();
+        }
+    }
+
+    fn start_read(&mut self, mode: ReadMode, done: ReadDone) {
+        let ctx = self.reads.next_ctx();
+        let started = match mode {
+            ReadMode::ReadIndex => self.core.read_index(ctx),
+            ReadMode::Lease => {
+                // The lease is counted in ticks: deliver any the executor fell behind on.
+                self.catch_up_ticks();
+                self.core.read_lease(ctx)
+            }
+        };
+        match started {
+            Ok(()) => {
+                let deadline = self.clock.now() + self.read_timeout;
+                self.reads.started(ctx, done, deadline);
+            }
+            Err(e) => done(Err(NodeError::from(e))),
+        }
+    }
+
+    fn compact(&mut self, index: LogIndex, data: Bytes) {
+        let before = self.core.status().snapshot_index;
+        self.core.compact(index, data.clone());
+        let meta = self.core.snapshot_meta();
+        if meta.index <= before || meta.index != index {
+            return;
+        }
+        if let Err(e) = self.persister.save_snapshot(&Snapshot { meta, data }) {
+            return self.fail_storage(&e);
+        }
+        // Saving a snapshot syncs every earlier write first.
+        self.synced();
+    }
+
+    /// Takes the core's Readies and carries each out, in the order the contract requires.
+    fn process_ready(&mut self) {
+        for _ in 0..MAX_READIES_PER_PASS {
+            if !self.running || !self.core.has_ready() {
+                break;
+            }
+            let rd = self.core.ready();
+            self.execute(rd);
+        }
+        self.note_role_change();
+    }
+
+    /// Carries out one Ready: send, write, sync (or defer), release what is durable,
+    /// apply, answer reads.
+    fn execute(&mut self, rd: Ready) {
+        let Ready {
+            number,
+            hard_state,
+            snapshot,
+            entries,
+            must_sync,
+            messages,
+            messages_after_persist,
+            apply_snapshot,
+            committed,
+            read_states,
+            dropped_reads,
+        } = rd;
+        if !messages.is_empty() {
+            self.transport.send(messages);
+        }
+        let defer = must_sync
+            && self.leader_sync.may_defer(ReadyFacts {
+                followers_can_commit: self.core.followers_can_commit(),
+                has_snapshot: snapshot.is_some(),
+                has_after_persist: !messages_after_persist.is_empty(),
+            });
+        let written = self
+            .persister
+            .write(hard_state, snapshot.as_ref(), &entries);
+        if let Err(e) = written {
+            // Nothing after this point may be sent: it would claim state that is not durable.
+            return self.fail_storage(&e);
+        }
+        self.durability
+            .written(number, must_sync, messages_after_persist);
+        if defer {
+            self.leader_sync.deferred(self.clock.now());
+        } else if must_sync && !self.sync() {
+            return;
+        }
+        self.release_durable();
+        if let Some(snapshot) = apply_snapshot {
+            self.apply.push_snapshot(snapshot);
+        }
+        self.apply.push_entries(committed);
+        self.answer_reads(read_states, dropped_reads);
+    }
+
+    /// Serves confirmed reads and fails dropped ones. Reads answered here (by the
+    /// application's callbacks) leave one write per connection, not one per read.
+    fn answer_reads(&mut self, read_states: Vec<crate::core::ReadState>, dropped: Vec<u64>) {
+        let _replies = rpc_framework::ReplyBatch::begin();
+        for rs in read_states {
+            self.reads.finish(rs.ctx, Ok(rs.index));
+        }
+        let leader_hint = self.core.leader();
+        for ctx in dropped {
+            self.reads
+                .finish(ctx, Err(NodeError::NotLeader { leader_hint }));
+        }
+    }
+
+    /// Syncs everything written; false (and the node stopped) on a storage error.
+    fn sync(&mut self) -> bool {
+        if let Err(e) = self.persister.sync() {
+            self.fail_storage(&e);
+            return false;
+        }
+        self.synced();
+        true
+    }
+
+    /// Everything written is durable now.
+    fn synced(&mut self) {
+        self.durability.synced();
+        self.leader_sync.synced();
+        self.release_durable();
+    }
+
+    /// Sends the after-persist messages of the Readies that are durable and tells the
+    /// core (Ready contract, step 4).
+    fn release_durable(&mut self) {
+        let Some(durable) = self.durability.take_durable() else {
+            return;
+        };
+        if !durable.messages_after_persist.is_empty() {
+            self.transport.send(durable.messages_after_persist);
+        }
+        self.core.on_persist_ready(durable.number);
+    }
+
+    /// Syncs the leader's deferred writes when they are due (see `leader_sync.rs`).
+    fn maybe_sync_deferred(&mut self) {
+        if !self.running || !self.durability.awaiting_sync() {
+            return;
+        }
+        let due = self.leader_sync.due(
+            self.inbox.is_empty(),
+            self.core.followers_can_commit(),
+            self.clock.now(),
+        );
+        if due {
+            self.sync();
+        }
+    }
+
+    /// A storage error is fatal: the node cannot know what is durable, so it stops.
+    fn fail_storage(&mut self, e: &StorageError) {
+        let reason = format!("storage failed: {e}");
+        tracing::error!(node = %self.core.id(), %reason, "stopping");
+        self.shared.stop(Some(reason));
+        self.running = false;
+    }
+
+    /// Tells the application (in order with the entries) when leadership changes, and
+    /// fails reads a deposed leader can no longer serve.
+    fn note_role_change(&mut self) {
+        let status = self.core.status();
+        let now = (status.term, status.role, status.leader);
+        if now == self.last_role {
+            return;
+        }
+        let was_leader = self.last_role.1 == Role::Leader;
+        self.last_role = now;
+        let is_leader = status.role == Role::Leader;
+        tracing::info!(node = %status.id, term = %status.term, role = ?status.role,
+            leader = ?status.leader, "role change");
+        if was_leader && !is_leader {
+            let error = NodeError::NotLeader {
+                leader_hint: status.leader,
+            };
+            self.reads.fail_all(&error);
+        }
+        self.apply.push(ApplyMsg::RoleChange {
+            term: status.term,
+            is_leader,
+            leader: status.leader,
+        });
+    }
+}

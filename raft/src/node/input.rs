@@ -1,0 +1,45 @@
+//! What a node's executor takes from other threads: the input queue's items and the
+//! callbacks that answer proposals, reads and transfers.
+//!
+//! Callbacks run on the executor's thread and must be quick: it waits for them.
+
+use super::types::{NodeError, ReadMode};
+use crate::message::Message;
+use crate::types::{LogIndex, NodeId, Term};
+use bytes::Bytes;
+
+/// Answers a proposal with its (index, term) once accepted, or the refusal.
+pub(crate) type ProposeDone = Box<dyn FnOnce(Result<(LogIndex, Term), NodeError>) + Send>;
+/// Answers a read with the index to serve it at once leadership is confirmed.
+pub(crate) type ReadDone = Box<dyn FnOnce(Result<LogIndex, NodeError>) + Send>;
+/// Answers a leadership transfer request (started, or refused).
+pub(crate) type TransferDone = Box<dyn FnOnce(Result<(), NodeError>) + Send>;
+
+/// Everything the executor reacts to besides time.
+pub(crate) enum NodeInput {
+    /// Messages from peers.
+    Messages(Vec<Message>),
+    /// A command to replicate.
+    Propose { data: Bytes, done: ProposeDone },
+    /// A linearizable read.
+    Read { mode: ReadMode, done: ReadDone },
+    /// The application snapshotted its state at `index`.
+    Compact { index: LogIndex, data: Bytes },
+    /// Hand leadership to `to`.
+    Transfer { to: NodeId, done: TransferDone },
+    /// Stop the node.
+    Shutdown,
+}
+
+impl NodeInput {
+    /// Answers the input's caller with `error` (the input was refused, e.g. the queue was
+    /// full or the node stopped).
+    pub(crate) fn refuse(self, error: NodeError) {
+        match self {
+            NodeInput::Propose { done, .. } => done(Err(error)),
+            NodeInput::Read { done, .. } => done(Err(error)),
+            NodeInput::Transfer { done, .. } => done(Err(error)),
+            NodeInput::Messages(_) | NodeInput::Compact { .. } | NodeInput::Shutdown => {}
+        }
+    }
+}
