@@ -13,7 +13,7 @@
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use raft::sim::{cmd, Cluster, DiskMode, SimConfig};
+use raft::sim::{cmd, Cluster, FsyncLatency, SimConfig};
 use raft::{Config, InitialState, LogIndex, Message, NodeId, RaftCore};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -118,9 +118,9 @@ fn raw_rounds(iters: u64) -> Duration {
 
 fn sim_rounds(iters: u64) -> Duration {
     let mut config = SimConfig::new(3, 7).scenario("bench");
-    config.disk_mode = DiskMode::Async {
-        fsync_min_us: 100,
-        fsync_max_us: 500,
+    config.fsync_latency = FsyncLatency {
+        min_us: 100,
+        max_us: 500,
     };
     config.snapshot_interval = COMPACT_EVERY;
     let mut c = Cluster::new(config);

@@ -130,6 +130,12 @@ impl Executor {
         })
     }
 
+    /// The core (the simulator reads its status).
+    #[cfg(any(test, feature = "sim"))]
+    pub(crate) fn core(&self) -> &RaftCore {
+        &self.core
+    }
+
     /// Whether the node still runs (not shut down, storage not failed).
     pub(crate) fn is_running(&self) -> bool {
         self.running

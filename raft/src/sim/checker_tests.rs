@@ -7,8 +7,9 @@ use crate::message::{
     AppendEntries, AppendEntriesResponse, Heartbeat, HeartbeatResponse, Message, MessageBody,
     RequestVote, RequestVoteResponse,
 };
-use crate::sim::disk::DiskState;
-use crate::sim::invariants::{Checker, NodeObs};
+use crate::sim::invariants::{Checker, NodeObs, Violation};
+use crate::sim::persistence_rules::check_release;
+use crate::sim::storage_model::DiskState;
 use crate::types::{Entry, EntryKind, HardState, LogIndex, NodeId, Term};
 use bytes::Bytes;
 
@@ -83,10 +84,10 @@ fn two_leaders_in_one_term_are_reported_even_at_different_times() {
 fn log_matching_rejects_different_data_or_prefix_at_one_index_and_term() {
     let mut c = Checker::new(3);
     let d = disk(1, None, vec![entry(1, 1, b"a"), entry(2, 1, b"b")]);
-    assert!(c.on_entries_written(&d.entries, &d).is_ok());
+    assert!(c.on_entries_written(Some(Term(0)), &d.entries).is_ok());
     let other = disk(1, None, vec![entry(1, 1, b"a"), entry(2, 1, b"X")]);
     assert!(c
-        .on_entries_written(&other.entries[1..], &other)
+        .on_entries_written(Some(Term(1)), &other.entries[1..])
         .unwrap_err()
         .contains("log matching"));
     // Same (index, term) after a different previous term.
@@ -97,8 +98,7 @@ fn log_matching_rejects_different_data_or_prefix_at_one_index_and_term() {
         leader_commit: LogIndex(0),
     };
     let m = msg(1, 2, 1, MessageBody::AppendEntries(append));
-    assert!(c
-        .on_release(&m, &disk(9, None, vec![]))
+    assert!(release(&mut c, &m, &disk(9, None, vec![]))
         .unwrap_err()
         .contains("log matching"));
 }
@@ -138,13 +138,13 @@ fn votes_and_acks_need_durable_state_before_they_leave() {
             granted: true,
         }),
     );
-    assert!(c.on_release(&grant, &disk(5, Some(1), vec![])).is_ok());
+    assert!(release(&mut c, &grant, &disk(5, Some(1), vec![])).is_ok());
     assert!(
-        c.on_release(&grant, &disk(5, None, vec![])).is_err(),
+        release(&mut c, &grant, &disk(5, None, vec![])).is_err(),
         "vote not durable"
     );
     assert!(
-        c.on_release(&grant, &disk(4, Some(1), vec![])).is_err(),
+        release(&mut c, &grant, &disk(4, Some(1), vec![])).is_err(),
         "term not durable"
     );
     let ask = RequestVote {
@@ -155,7 +155,7 @@ fn votes_and_acks_need_durable_state_before_they_leave() {
     };
     let request = msg(1, 2, 5, MessageBody::RequestVote(ask));
     assert!(
-        c.on_release(&request, &disk(5, Some(2), vec![])).is_err(),
+        release(&mut c, &request, &disk(5, Some(2), vec![])).is_err(),
         "self-vote not durable"
     );
     let pre = msg(
@@ -168,7 +168,7 @@ fn votes_and_acks_need_durable_state_before_they_leave() {
         }),
     );
     assert!(
-        c.on_release(&pre, &disk(5, None, vec![])).is_ok(),
+        release(&mut c, &pre, &disk(5, None, vec![])).is_ok(),
         "pre-votes speak of term + 1"
     );
     let ack = AppendEntriesResponse {
@@ -180,16 +180,15 @@ fn votes_and_acks_need_durable_state_before_they_leave() {
     };
     let ack = msg(2, 1, 1, MessageBody::AppendEntriesResponse(ack));
     assert!(
-        c.on_release(&ack, &disk(1, None, vec![entry(1, 1, b"a")]))
-            .is_err(),
+        release(&mut c, &ack, &disk(1, None, vec![entry(1, 1, b"a")])).is_err(),
         "entry 2 not durable"
     );
-    assert!(c
-        .on_release(
-            &ack,
-            &disk(1, None, vec![entry(1, 1, b"a"), entry(2, 1, b"b")])
-        )
-        .is_ok());
+    assert!(release(
+        &mut c,
+        &ack,
+        &disk(1, None, vec![entry(1, 1, b"a"), entry(2, 1, b"b")])
+    )
+    .is_ok());
 }
 
 #[test]
@@ -201,12 +200,11 @@ fn figure_2_conformance_is_a_separate_switch() {
         7,
         MessageBody::HeartbeatResponse(HeartbeatResponse { read_seq: 0 }),
     );
-    assert!(c
-        .on_release(&reply, &disk(6, None, vec![]))
+    assert!(release(&mut c, &reply, &disk(6, None, vec![]))
         .unwrap_err()
         .contains("Figure 2"));
     c.set_strict_term_reveal(false);
-    assert!(c.on_release(&reply, &disk(6, None, vec![])).is_ok());
+    assert!(release(&mut c, &reply, &disk(6, None, vec![])).is_ok());
     let heartbeat = msg(
         1,
         2,
@@ -217,7 +215,7 @@ fn figure_2_conformance_is_a_separate_switch() {
         }),
     );
     assert!(
-        c.on_release(&heartbeat, &disk(6, None, vec![])).is_err(),
+        release(&mut c, &heartbeat, &disk(6, None, vec![])).is_err(),
         "a leader's term is always checked"
     );
 }
@@ -350,4 +348,10 @@ fn term_and_commit_never_go_back_within_an_incarnation() {
         .after_event(&[obs(1, Some(status(1, Role::Follower, 2, 1, 1)), &d)])
         .unwrap_err();
     assert!(err.contains("term went back"), "{err}");
+}
+
+/// A message leaves its sender: the persistence rules at that instant, then log matching.
+fn release(c: &mut Checker, msg: &Message, durable: &DiskState) -> Result<(), Violation> {
+    check_release(msg, durable, c.strict_term_reveal)?;
+    c.on_release(msg)
 }

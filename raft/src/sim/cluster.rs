@@ -1,28 +1,33 @@
-//! The simulated cluster: N nodes (core + disk + application), the network and virtual time,
+//! The simulated cluster: N nodes, each running the node runtime's real executor over
+//! `DiskStorage` on its own crashable `SimFs`, on a simulated network, in virtual time,
 //! all decided by one seed; invariants are checked after every event.
 //!
 //! Time advances only by running events ([`Cluster::run_for_ms`]); tests act between runs
-//! (propose, crash, partition...) at the current virtual instant, and a node handles the
-//! Ready resulting from client inputs in a `Poll` event at that same instant (so inputs made
-//! together are batched, as a runtime's driver loop would). Messages already in flight when
-//! their sender crashes are still delivered (they were on the wire); messages to a crashed
-//! node are lost. Each node ticks every
-//! `tick_us` from a random phase, messages arrive after the network's delay, fsyncs finish
-//! after the disk's delay. On any violation the run panics with `RAFTKV_SIM_SEED=<seed>`, the
-//! scenario name and the last events.
+//! (propose, crash, partition, stall...) at the current virtual instant. A node's thread
+//! wakes up for its next tick, when an input arrives, or when its application made room
+//! in the apply channel, and then runs one round of its executor; what the round spends
+//! (fsync latency, a slow CPU) keeps the thread busy, and inputs arriving meanwhile wait
+//! in its queue, as on a real driver thread. Messages leave at the instant the thread
+//! sent them; messages already in flight when their sender crashes are still delivered
+//! (they were on the wire); messages to a crashed node are lost. On any violation the run
+//! panics with `RAFTKV_SIM_SEED=<seed>`, the scenario name and the last events.
 
-use crate::config::Config;
 use crate::core::{CoreStatus, Role};
 use crate::message::Message;
+use crate::node::NodeConfig;
 use crate::sim::app::{CommandLog, SimStateMachine};
 use crate::sim::config::SimConfig;
 use crate::sim::events::{Event, EventQueue};
+use crate::sim::host::{Boot, CompletedRead, NodeCtx, SimNode};
 use crate::sim::invariants::{Checker, NodeObs, Violation};
 use crate::sim::network::Network;
-use crate::sim::node::{CompletedRead, DiskMode, NodeCtx, SimNode};
 use crate::sim::rng::{mix_seed, SimRng};
 use crate::sim::trace::{Fate, Trace};
+use crate::sim::transport::Sent;
+use crate::storage::sim_fs::CrashMode;
+use crate::storage::DiskOptions;
 use crate::types::{LogIndex, NodeId, Term};
+use std::time::Duration;
 
 /// Sees every message a node releases to the network (time in µs, message), for tests
 /// that count or inspect traffic.
@@ -44,8 +49,6 @@ pub struct Cluster<S: SimStateMachine = CommandLog> {
     pub(crate) trace: Trace,
     pub(crate) roles: Vec<Option<(Role, Term)>>,
     pub(crate) applied_ever: Vec<LogIndex>,
-    pub(crate) poll_scheduled: Vec<bool>,
-    pub(crate) tick_period_us: Vec<u64>,
     pub(crate) tap: Option<MessageTap>,
     pub(crate) next_read_ctx: u64,
     pub(crate) completed_reads: Vec<CompletedRead>,
@@ -72,14 +75,22 @@ impl Cluster<CommandLog> {
 
 impl<S: SimStateMachine> Cluster<S> {
     /// A cluster whose nodes run the applications `make_app` creates; all nodes start
-    /// connected.
+    /// connected, within the first tick.
     pub fn with_app(config: SimConfig, make_app: AppFactory<S>) -> Cluster<S> {
         let n = config.nodes;
         assert!(n >= 1, "a cluster needs at least one node");
         let mut rng = SimRng::new(config.seed);
         let test_rng = rng.fork();
         let nodes = (1..=n as u64)
-            .map(|id| SimNode::new(NodeId(id), config.disk_mode, config.snapshot_interval))
+            .map(|id| {
+                let seed = mix_seed(&[config.seed, id, 0xD15C]);
+                SimNode::new(
+                    NodeId(id),
+                    config.fsync_latency,
+                    seed,
+                    config.snapshot_interval,
+                )
+            })
             .collect();
         let mut checker = Checker::new(n);
         checker.set_strict_term_reveal(config.strict_term_reveal);
@@ -95,17 +106,17 @@ impl<S: SimStateMachine> Cluster<S> {
             trace: Trace::default(),
             roles: vec![None; n],
             applied_ever: vec![LogIndex(0); n],
-            poll_scheduled: vec![false; n],
-            tick_period_us: vec![0; n],
             tap: None,
             next_read_ctx: 1,
             completed_reads: Vec::new(),
             events_run: 0,
         };
+        let tick = cluster.config.tick_us.max(1);
         for id in cluster.node_ids() {
-            cluster.boot(id);
+            let phase = cluster.rng.below(tick);
+            cluster.queue.schedule(phase, Event::Boot { node: id });
         }
-        cluster.after_event();
+        cluster.run_until_us(tick);
         cluster
     }
 
@@ -195,6 +206,17 @@ impl<S: SimStateMachine> Cluster<S> {
         self.queue.advance_to(deadline_us);
     }
 
+    /// Runs the next event, whenever it is due; false if nothing is scheduled.
+    pub(crate) fn run_next_event(&mut self) -> bool {
+        match self.queue.pop_until(u64::MAX) {
+            Some(event) => {
+                self.run_event(event);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Runs until `done` holds (checked every `poll_ms`) or `budget_ms` passed; returns
     /// whether it held.
     pub fn run_until(
@@ -218,27 +240,45 @@ impl<S: SimStateMachine> Cluster<S> {
     fn run_event(&mut self, event: Event) {
         self.events_run += 1;
         match event {
-            Event::Tick { node, incarnation } => {
-                if self.is_current(node, incarnation) {
-                    self.with_node(node, |n, ctx| n.tick(ctx));
-                    let tick = self.tick_period_us[node.0 as usize - 1];
-                    self.queue.schedule(tick, Event::Tick { node, incarnation });
-                }
-            }
+            Event::Wake {
+                node,
+                incarnation,
+                generation,
+            } => self.wake(node, incarnation, generation),
             Event::Deliver { msg } => self.deliver(msg),
-            Event::Poll { node, incarnation } => {
-                self.poll_scheduled[node.0 as usize - 1] = false;
+            Event::Release {
+                node,
+                incarnation,
+                msg,
+            } => {
                 if self.is_current(node, incarnation) {
-                    self.with_node(node, |n, ctx| n.poll(ctx));
+                    self.send(msg);
                 }
             }
-            Event::FsyncDone { node, incarnation } => {
+            Event::RunApp { node, incarnation } => {
+                self.node_mut(node).app_run_scheduled = false;
                 if self.is_current(node, incarnation) {
-                    self.with_node(node, |n, ctx| n.fsync_done(ctx));
+                    let wake = self.with_node(node, |n, ctx| n.run_app(ctx));
+                    if wake {
+                        self.schedule_wake(node, self.now_us());
+                    }
                 }
             }
+            Event::Boot { node } => self.boot(node),
         }
         self.after_event();
+    }
+
+    fn wake(&mut self, node: NodeId, incarnation: u64, generation: u64) {
+        if !self.is_current(node, incarnation) || self.node(node).wake_generation != generation {
+            return;
+        }
+        self.node_mut(node).next_wake_us = None;
+        let busy_until = self.node(node).busy_until_us();
+        if busy_until > self.now_us() {
+            return self.schedule_wake(node, busy_until);
+        }
+        self.with_node(node, |n, ctx| n.run_round(ctx));
     }
 
     fn is_current(&self, node: NodeId, incarnation: u64) -> bool {
@@ -257,12 +297,16 @@ impl<S: SimStateMachine> Cluster<S> {
         } else {
             self.trace.message(now, &msg, Fate::Delivered);
             let to = msg.to;
-            self.with_node(to, |n, ctx| n.step(msg, ctx));
+            self.node_mut(to)
+                .submit(crate::node::input::NodeInput::Messages(vec![msg]));
+            self.schedule_wake(to, now);
         }
     }
 
-    /// Runs `f` on a node with a context, then sends what it released and schedules its fsync.
-    pub(crate) fn with_node<T>(
+    /// Runs `f` on a node with a context, then routes what it sent and schedules what it
+    /// needs next (its next wake-up, its application's run); a node whose storage failed
+    /// is crashed.
+    pub(crate) fn with_node<T: Default>(
         &mut self,
         node: NodeId,
         f: impl FnOnce(&mut SimNode<S>, &mut NodeCtx<'_>) -> Result<T, Violation>,
@@ -273,47 +317,76 @@ impl<S: SimStateMachine> Cluster<S> {
             now_us: self.queue.now_us(),
             checker: &mut self.checker,
             outbox: &mut outbox,
-            fsync_started: false,
         };
         let result = f(&mut self.nodes[i], &mut ctx);
-        let fsync_started = ctx.fsync_started;
         let value = match result {
             Ok(v) => v,
             Err(violation) => self.fail(&violation),
         };
-        if fsync_started {
-            self.schedule_fsync(node);
-        }
-        for msg in outbox {
-            self.send(msg);
-        }
+        self.route(node, outbox);
+        self.after_node(node);
         value
     }
 
-    /// Makes `node` handle its Ready at this instant, after the other inputs of the instant.
-    pub(crate) fn schedule_poll(&mut self, node: NodeId) {
-        let i = node.0 as usize - 1;
-        if !self.poll_scheduled[i] {
-            self.poll_scheduled[i] = true;
-            let incarnation = self.nodes[i].incarnation();
-            self.queue.schedule(0, Event::Poll { node, incarnation });
+    fn route(&mut self, node: NodeId, outbox: Vec<Sent>) {
+        let now = self.queue.now_us();
+        let incarnation = self.node(node).incarnation();
+        for Sent { at_us, msg, .. } in outbox {
+            if at_us <= now {
+                self.send(msg);
+            } else {
+                let release = Event::Release {
+                    node,
+                    incarnation,
+                    msg,
+                };
+                self.queue.schedule(at_us - now, release);
+            }
         }
     }
 
-    fn schedule_fsync(&mut self, node: NodeId) {
-        let (mode, incarnation) = (self.node(node).disk_mode(), self.node(node).incarnation());
-        let delay = match mode {
-            DiskMode::Immediate => 0,
-            DiskMode::Async {
-                fsync_min_us,
-                fsync_max_us,
-            } => self.rng.range_inclusive(fsync_min_us, fsync_max_us),
-        };
-        self.queue
-            .schedule(delay, Event::FsyncDone { node, incarnation });
+    fn after_node(&mut self, node: NodeId) {
+        if self.node(node).stopped() {
+            self.note(format!("{node:?} stopped: its storage failed"));
+            return self.crash(node);
+        }
+        let now = self.queue.now_us();
+        if self.node(node).has_apply_work() && !self.node(node).app_run_scheduled {
+            let n = self.node_mut(node);
+            n.app_run_scheduled = true;
+            let at = n.busy_until_us().max(now);
+            let incarnation = n.incarnation();
+            self.queue
+                .schedule(at - now, Event::RunApp { node, incarnation });
+        }
+        if let Some(at) = self.node(node).next_wake_at(now) {
+            self.schedule_wake(node, at);
+        }
     }
 
-    fn send(&mut self, msg: Message) {
+    /// Makes `node` wake up at `at_us` (not before its thread is free), unless an earlier
+    /// wake-up is already scheduled.
+    pub(crate) fn schedule_wake(&mut self, node: NodeId, at_us: u64) {
+        let now = self.queue.now_us();
+        let n = self.node_mut(node);
+        if !n.is_up() {
+            return;
+        }
+        let at = at_us.max(now).max(n.busy_until_us());
+        if n.next_wake_us.is_some_and(|t| t <= at) {
+            return;
+        }
+        n.wake_generation += 1;
+        n.next_wake_us = Some(at);
+        let wake = Event::Wake {
+            node,
+            incarnation: n.incarnation(),
+            generation: n.wake_generation,
+        };
+        self.queue.schedule(at - now, wake);
+    }
+
+    pub(crate) fn send(&mut self, msg: Message) {
         if let Some(tap) = self.tap.as_mut() {
             tap(self.queue.now_us(), &msg);
         }
@@ -331,15 +404,20 @@ impl<S: SimStateMachine> Cluster<S> {
 
     /// Checks the invariants and traces role changes; runs after every event and action.
     pub(crate) fn after_event(&mut self) {
-        let mut obs = Vec::with_capacity(self.nodes.len());
-        for n in &self.nodes {
-            obs.push(NodeObs {
+        let statuses: Vec<Option<CoreStatus>> = self.nodes.iter().map(SimNode::status).collect();
+        let models: Vec<_> = self.nodes.iter().map(|n| n.model().lock()).collect();
+        let obs: Vec<NodeObs<'_>> = self
+            .nodes
+            .iter()
+            .zip(&models)
+            .zip(statuses)
+            .map(|((n, m), status)| NodeObs {
                 id: n.id(),
-                status: n.core().map(|c| c.status()),
-                written: n.disk().written(),
-                durable: n.disk().durable(),
-            });
-        }
+                status,
+                written: m.written(),
+                durable: m.durable(),
+            })
+            .collect();
         let result = self.checker.after_event(&obs);
         let now = self.queue.now_us();
         for (i, o) in obs.iter().enumerate() {
@@ -350,6 +428,7 @@ impl<S: SimStateMachine> Cluster<S> {
             }
         }
         drop(obs);
+        drop(models);
         if let Err(violation) = result {
             self.fail(&violation);
         }
@@ -366,9 +445,13 @@ impl<S: SimStateMachine> Cluster<S> {
         &self.nodes[id.0 as usize - 1]
     }
 
+    pub(crate) fn node_mut(&mut self, id: NodeId) -> &mut SimNode<S> {
+        &mut self.nodes[id.0 as usize - 1]
+    }
+
     /// A node's core status, if it is up.
     pub fn status(&self, id: NodeId) -> Option<CoreStatus> {
-        self.node(id).core().map(|c| c.status())
+        self.node(id).status()
     }
 
     /// Whether the node runs.
@@ -391,35 +474,66 @@ impl<S: SimStateMachine> Cluster<S> {
         &self.checker
     }
 
-    fn core_config(&self, id: NodeId, incarnation: u64) -> Config {
-        let mut c = self.config.raft.clone();
-        c.id = id;
-        c.voters = self.node_ids();
-        c.seed = mix_seed(&[self.config.seed, id.0, incarnation]);
-        c
+    /// The node runtime's settings for node `id`'s next incarnation.
+    fn node_config(&self, id: NodeId, incarnation: u64) -> NodeConfig {
+        let mut raft = self.config.raft.clone();
+        raft.id = id;
+        raft.voters = self.node_ids();
+        raft.seed = mix_seed(&[self.config.seed, id.0, incarnation]);
+        NodeConfig {
+            raft,
+            tick_interval: Duration::from_micros(self.config.tick_us.max(1)),
+            read_timeout: Duration::from_millis(self.config.read_timeout_ms),
+            leader_sync_delay: Duration::from_micros(self.config.leader_sync_delay_us),
+            ..NodeConfig::new(crate::Config::new(id, vec![id]))
+        }
     }
 
-    pub(crate) fn boot(&mut self, id: NodeId) {
-        let i = id.0 as usize - 1;
-        let config = self.core_config(id, self.nodes[i].incarnation() + 1);
-        let app = (self.make_app)(id);
-        if let Err(v) = self.nodes[i].start(config, app, &mut self.checker) {
-            self.fail(&v);
+    fn disk_options(&self, id: NodeId) -> DiskOptions {
+        DiskOptions {
+            segment_bytes: self.config.wal_segment_bytes,
+            write_buffer_bytes: self.config.wal_write_buffer_bytes,
+            ..DiskOptions::new("sim", id)
         }
+    }
+
+    /// A random clock rate within the configured skew, as a tick period.
+    fn skewed_tick_period_us(&mut self) -> u64 {
         let base = self.config.tick_us.max(1);
         let skew = u64::from(self.config.tick_skew_per_mille.min(900));
         let scale = 1000 - skew + self.rng.range_inclusive(0, 2 * skew);
-        self.tick_period_us[i] = (base * scale / 1000).max(1);
-        let phase = self.rng.below(base);
-        let incarnation = self.nodes[i].incarnation();
-        self.queue.schedule(
-            phase,
-            Event::Tick {
-                node: id,
-                incarnation,
-            },
-        );
-        // The first Ready hands out the durable snapshot and committed entries.
-        self.with_node(id, |n, ctx| n.poll(ctx));
+        (base * scale / 1000).max(1)
+    }
+
+    /// Starts a new incarnation of `id` from its disk and runs its first round.
+    pub(crate) fn boot(&mut self, id: NodeId) {
+        let incarnation = self.node(id).incarnation() + 1;
+        let boot = Boot {
+            config: self.node_config(id, incarnation),
+            disk: self.disk_options(id),
+            app: (self.make_app)(id),
+            now_us: self.queue.now_us(),
+            tick_period_us: self.skewed_tick_period_us(),
+            apply_capacity: self.config.apply_capacity,
+            strict_term_reveal: self.config.strict_term_reveal,
+        };
+        let i = id.0 as usize - 1;
+        if let Err(v) = self.nodes[i].boot(boot, &mut self.checker) {
+            self.fail(&v);
+        }
+        // The first round hands out the recovered snapshot and committed entries.
+        self.with_node(id, |n, ctx| n.run_round(ctx));
+    }
+
+    /// How a crash treats what is not durable, drawn from the run's seed.
+    pub(crate) fn crash_mode(&mut self) -> CrashMode {
+        if !self.config.torn_crashes {
+            return CrashMode::DropUnsynced;
+        }
+        CrashMode::TornWrites {
+            seed: self.rng.next_u64(),
+            zero_fill: self.rng.chance(500),
+            keep_unsynced_names: self.rng.chance(500),
+        }
     }
 }

@@ -2,8 +2,8 @@
 //! network, disk and application settings.
 
 use crate::config::Config;
+use crate::sim::host::FsyncLatency;
 use crate::sim::network::NetworkConfig;
-use crate::sim::node::DiskMode;
 use crate::types::NodeId;
 
 /// Everything that shapes one simulated run.
@@ -15,17 +15,17 @@ pub struct SimConfig {
     pub seed: u64,
     /// Scenario name, printed with the seed on failure.
     pub scenario: String,
-    /// Virtual time per core tick.
+    /// Virtual time per core tick (the node runtime's `tick_interval`).
     pub tick_us: u64,
-    /// Clock skew: each incarnation's tick period is `tick_us` scaled by a random factor in
+    /// Clock skew: each incarnation's clock runs at a random rate in
     /// `1 ± tick_skew_per_mille / 1000` (0 = perfect clocks).
     pub tick_skew_per_mille: u32,
     /// Template for every node's core config (`id`, `voters` and `seed` are filled in).
     pub raft: Config,
     /// The network.
     pub network: NetworkConfig,
-    /// How writes become durable.
-    pub disk_mode: DiskMode,
+    /// How long an fsync takes on every node's disk.
+    pub fsync_latency: FsyncLatency,
     /// A crash keeps a random prefix of unsynced writes (otherwise it loses them all).
     pub torn_crashes: bool,
     /// Applications snapshot every this many entries (6.824's SnapShotInterval; 0 = never).
@@ -35,6 +35,17 @@ pub struct SimConfig {
     /// Check Figure 2 conformance for every message (see [`crate::sim::invariants`], 9). On
     /// by default; the safety-critical persistence checks (8) are always on.
     pub strict_term_reveal: bool,
+    /// The node runtime's `leader_sync_delay` (0 disables the leader's deferred fsync).
+    pub leader_sync_delay_us: u64,
+    /// The node runtime's `read_timeout`.
+    pub read_timeout_ms: u64,
+    /// Capacity of each node's apply channel (small, so that the backlog is exercised).
+    pub apply_capacity: usize,
+    /// The WAL's segment size (small, so that segments rotate and get purged).
+    pub wal_segment_bytes: u64,
+    /// WAL bytes buffered before a write reaches the file system (small: torn crashes
+    /// then cut through records on disk).
+    pub wal_write_buffer_bytes: usize,
 }
 
 /// 6.824-like timing: 10 ms ticks, heartbeats every 100 ms (10/s), elections after
@@ -48,18 +59,19 @@ pub fn default_raft_config() -> Config {
 }
 
 impl SimConfig {
-    /// Defaults for `nodes` nodes and `seed`. The disk mode rotates with the seed so every
-    /// scenario runs with immediate, fast async (0.1..1 ms) and slow async (2..20 ms) fsyncs.
+    /// Defaults for `nodes` nodes and `seed`. The disk rotates with the seed so every
+    /// scenario runs with instant, fast (0.1..1 ms) and slow (2..20 ms) fsyncs, and the WAL
+    /// with small and large write buffers.
     pub fn new(nodes: usize, seed: u64) -> SimConfig {
-        let disk_mode = match seed % 3 {
-            0 => DiskMode::Immediate,
-            1 => DiskMode::Async {
-                fsync_min_us: 100,
-                fsync_max_us: 1_000,
+        let fsync_latency = match seed % 3 {
+            0 => FsyncLatency::ZERO,
+            1 => FsyncLatency {
+                min_us: 100,
+                max_us: 1_000,
             },
-            _ => DiskMode::Async {
-                fsync_min_us: 2_000,
-                fsync_max_us: 20_000,
+            _ => FsyncLatency {
+                min_us: 2_000,
+                max_us: 20_000,
             },
         };
         SimConfig {
@@ -70,11 +82,16 @@ impl SimConfig {
             tick_skew_per_mille: 0,
             raft: default_raft_config(),
             network: NetworkConfig::default(),
-            disk_mode,
+            fsync_latency,
             torn_crashes: true,
             snapshot_interval: 0,
             snapshot_padding_bytes: 0,
             strict_term_reveal: true,
+            leader_sync_delay_us: 10_000,
+            read_timeout_ms: 2_000,
+            apply_capacity: 64,
+            wal_segment_bytes: 64 * 1024,
+            wal_write_buffer_bytes: if seed % 2 == 0 { 512 } else { 1 << 20 },
         }
     }
 

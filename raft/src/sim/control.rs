@@ -1,47 +1,79 @@
 //! Test-facing controls of the simulated cluster: faults (crash, restart, disconnection,
-//! partitions, network modes, clock rates) and client actions (proposals, reads, leadership
-//! transfers). Every action is recorded in the trace and followed by an invariant check.
+//! partitions, network modes, clock rates, driver stalls, slow disks, slow nodes) and
+//! client actions (proposals, reads, leadership transfers), which go through each node's
+//! input queue as the node runtime's handle sends them. Every action is recorded in the
+//! trace and followed by an invariant check.
 
-use crate::error::ProposeError;
+use crate::node::input::NodeInput;
+use crate::node::{NodeError, ReadMode};
 use crate::sim::app::SimStateMachine;
 use crate::sim::cluster::{Cluster, MessageTap};
+use crate::sim::host::{CompletedRead, FsyncLatency};
 use crate::sim::network::{NetStats, NetworkConfig};
-use crate::sim::node::{CompletedRead, DiskMode};
 use crate::types::{LogIndex, NodeId, Term};
 use bytes::Bytes;
+use parking_lot::Mutex;
+use std::sync::Arc;
+
+/// Longest a blocking client call waits for a busy node, in events (a guard against a
+/// test bug; a node runs its round when its thread is free).
+const MAX_EVENTS_WAITING_FOR_A_NODE: u32 = 1_000_000;
 
 impl<S: SimStateMachine> Cluster<S> {
-    /// Sets a node's tick period (its clock rate) from its next tick on, until it restarts.
+    /// Sets a node's clock rate (virtual microseconds per tick) from now on, until it
+    /// restarts.
     pub fn set_tick_period_us(&mut self, id: NodeId, period_us: u64) {
         self.note(format!("{id:?} ticks every {period_us} us"));
-        self.tick_period_us[id.0 as usize - 1] = period_us.max(1);
+        self.node_mut(id).set_tick_period_us(period_us);
     }
 
-    /// 6.824 `crash1`: disconnects the node and kills it; its durable disk survives (and,
-    /// with torn crashes, a random prefix of its unsynced writes).
+    /// 6.824 `crash1`: disconnects the node and kills it; its disk survives with what was
+    /// durable (and, with torn crashes, a random prefix of its unsynced writes).
     pub fn crash(&mut self, id: NodeId) {
         self.network.disconnect(id);
         if !self.is_up(id) {
             return;
         }
         self.note(format!("crash {id:?}"));
-        let torn = self.config.torn_crashes;
+        let mode = self.crash_mode();
         let i = id.0 as usize - 1;
-        if let Err(v) = self.nodes[i].crash(&mut self.rng, torn, &mut self.checker) {
-            self.fail(&v);
-        }
+        self.nodes[i].crash(mode, &mut self.checker);
         self.roles[i] = None;
-        self.poll_scheduled[i] = false;
         self.after_event();
     }
 
     /// 6.824 `start1`: kills the node if it runs, then starts a new incarnation from its
-    /// durable disk. The node stays disconnected until [`Cluster::connect`].
+    /// disk. The node stays disconnected until [`Cluster::connect`].
     pub fn restart(&mut self, id: NodeId) {
         self.crash(id);
         self.note(format!("restart {id:?}"));
         self.boot(id);
         self.after_event();
+    }
+
+    /// The node's thread stops for `ms` (a GC pause, a SIGSTOP, a blocked disk): messages,
+    /// inputs and ticks pile up, and it resumes with one round that handles them in the
+    /// runtime's order.
+    pub fn stall(&mut self, id: NodeId, ms: u64) {
+        if !self.is_up(id) {
+            return;
+        }
+        self.note(format!("stall {id:?} for {ms} ms"));
+        let now = self.now_us();
+        self.node_mut(id).stall(now, ms * 1000);
+    }
+
+    /// Sets how long fsyncs take on one node's disk from now on (a slow disk).
+    pub fn set_fsync_latency(&mut self, id: NodeId, latency: FsyncLatency) {
+        self.note(format!("{id:?} fsyncs take {latency:?}"));
+        self.node_mut(id).set_fsync_latency(latency);
+    }
+
+    /// Makes every round of one node cost `us` of extra virtual time from now on (a slow,
+    /// CPU-starved node; 0 restores it).
+    pub fn set_round_cost_us(&mut self, id: NodeId, us: u64) {
+        self.note(format!("{id:?} rounds cost {us} us"));
+        self.node_mut(id).set_round_cost_us(us);
     }
 
     // ----- network ------------------------------------------------------------------------
@@ -92,11 +124,6 @@ impl<S: SimStateMachine> Cluster<S> {
         self.network.config_mut()
     }
 
-    /// Changes every node's disk mode.
-    pub fn set_disk_mode(&mut self, mode: DiskMode) {
-        self.nodes.iter_mut().for_each(|n| n.set_disk_mode(mode));
-    }
-
     /// Installs (or removes) a tap that sees every message released to the network.
     pub fn set_message_tap(&mut self, tap: Option<MessageTap>) {
         self.tap = tap;
@@ -120,67 +147,118 @@ impl<S: SimStateMachine> Cluster<S> {
 
     // ----- client actions -----------------------------------------------------------------
 
-    /// Proposes `data` on `node` (6.824 `Start` with the refusal reason).
+    /// Proposes `data` on `node` (6.824 `Start` with the refusal reason), as
+    /// `RaftNode::start` does: it returns once the node's thread took the proposal, which
+    /// for a busy node means running the simulation until it is free.
     ///
     /// # Errors
-    /// The core's [`ProposeError`].
-    ///
-    /// # Panics
-    /// If the node is down (a test bug).
-    pub fn propose(&mut self, node: NodeId, data: Bytes) -> Result<(LogIndex, Term), ProposeError> {
-        let result = self.with_node(node, |n, _| Ok(n.propose(data)));
+    /// The node's [`NodeError`] (`Stopped` if it is down or crashes meanwhile).
+    pub fn propose(&mut self, node: NodeId, data: Bytes) -> Result<(LogIndex, Term), NodeError> {
+        let slot = Arc::new(Mutex::new(None));
+        let answer = slot.clone();
+        let input = NodeInput::Propose {
+            data,
+            done: Box::new(move |r| *answer.lock() = Some(r)),
+        };
+        let result = self.call(node, input, || slot.lock().take());
         if let Ok((index, term)) = result {
             self.note(format!(
                 "{node:?} accepted a proposal at {index:?}/{term:?}"
             ));
         }
-        self.schedule_poll(node);
-        self.after_event();
         result
     }
 
     /// Starts a ReadIndex read on `node`; returns its context.
     ///
     /// # Errors
-    /// The core's [`ProposeError`].
-    pub fn read_index(&mut self, node: NodeId) -> Result<u64, ProposeError> {
-        self.start_read(node, false)
+    /// The node's refusal, when its thread was free to refuse at once (a busy node's
+    /// refusal shows up later as a [`CompletedRead`] without an index).
+    pub fn read_index(&mut self, node: NodeId) -> Result<u64, NodeError> {
+        self.start_read(node, ReadMode::ReadIndex)
     }
 
     /// Starts a lease read on `node` (a ReadIndex read unless the leader's lease holds);
     /// returns its context.
     ///
     /// # Errors
-    /// The core's [`ProposeError`].
-    pub fn read_lease(&mut self, node: NodeId) -> Result<u64, ProposeError> {
-        self.start_read(node, true)
+    /// As [`Cluster::read_index`].
+    pub fn read_lease(&mut self, node: NodeId) -> Result<u64, NodeError> {
+        self.start_read(node, ReadMode::Lease)
     }
 
-    fn start_read(&mut self, node: NodeId, lease: bool) -> Result<u64, ProposeError> {
+    fn start_read(&mut self, node: NodeId, mode: ReadMode) -> Result<u64, NodeError> {
+        if !self.is_up(node) {
+            return Err(NodeError::Stopped);
+        }
         let ctx = self.next_read_ctx;
         self.next_read_ctx += 1;
-        let result = self.with_node(node, |n, c| n.start_read(ctx, lease, c));
-        let kind = if lease { "lease read" } else { "read" };
-        self.note(format!("{kind} {ctx} on {node:?}: {result:?}"));
-        self.schedule_poll(node);
+        self.checker.on_read_started(node, ctx);
+        self.node_mut(node).submit_read(ctx, mode);
+        self.take_inputs_if_idle(node);
+        let result = match self.node_mut(node).take_refusal(ctx) {
+            Some(e) => Err(e),
+            None => Ok(ctx),
+        };
+        self.note(format!("{mode:?} read {ctx} on {node:?}: {result:?}"));
         self.after_event();
-        result.map(|()| ctx)
+        result
     }
 
     /// Asks `node` to hand leadership to `to`.
     ///
     /// # Errors
-    /// The core's [`ProposeError`].
-    pub fn transfer_leader(&mut self, node: NodeId, to: NodeId) -> Result<(), ProposeError> {
-        let result = self.with_node(node, |n, _| Ok(n.transfer_leader(to)));
+    /// The node's [`NodeError`].
+    pub fn transfer_leader(&mut self, node: NodeId, to: NodeId) -> Result<(), NodeError> {
+        let slot = Arc::new(Mutex::new(None));
+        let answer = slot.clone();
+        let input = NodeInput::Transfer {
+            to,
+            done: Box::new(move |r| *answer.lock() = Some(r)),
+        };
+        let result = self.call(node, input, || slot.lock().take());
         self.note(format!("transfer {node:?} -> {to:?}: {result:?}"));
-        self.schedule_poll(node);
-        self.after_event();
         result
     }
 
-    /// Reads served since the last call, in the order they were served.
+    /// Reads finished since the last call, in the order they finished.
     pub fn take_completed_reads(&mut self) -> Vec<CompletedRead> {
         std::mem::take(&mut self.completed_reads)
+    }
+
+    /// Submits `input` to `node` and waits (in virtual time) until `answer` has the
+    /// node's answer, as a blocking call on the node's handle would.
+    fn call<T>(
+        &mut self,
+        node: NodeId,
+        input: NodeInput,
+        mut answer: impl FnMut() -> Option<Result<T, NodeError>>,
+    ) -> Result<T, NodeError> {
+        if !self.is_up(node) {
+            return Err(NodeError::Stopped);
+        }
+        self.node_mut(node).submit(input);
+        self.take_inputs_if_idle(node);
+        for _ in 0..MAX_EVENTS_WAITING_FOR_A_NODE {
+            if let Some(result) = answer() {
+                self.after_event();
+                return result;
+            }
+            if !self.is_up(node) || !self.run_next_event() {
+                return Err(NodeError::Stopped);
+            }
+        }
+        self.fail(&format!("{node:?} never took a call"))
+    }
+
+    /// A node whose thread is waiting takes its queued inputs now (the first part of its
+    /// round; the rest runs at a wake-up at this same instant, after the other inputs of
+    /// the instant, so that proposals made together leave as one batch).
+    fn take_inputs_if_idle(&mut self, node: NodeId) {
+        let now = self.now_us();
+        if self.node(node).is_idle(now) {
+            self.with_node(node, |n, ctx| n.take_inputs(ctx));
+        }
+        self.schedule_wake(node, now);
     }
 }

@@ -12,32 +12,43 @@ use std::collections::BinaryHeap;
 /// Something that happens at an instant of virtual time.
 #[derive(Clone, Debug)]
 pub enum Event {
-    /// Node `node`'s clock ticks (only if it is still the same incarnation).
-    Tick {
+    /// Node `node`'s thread wakes up and runs a round of its executor (only if it is the
+    /// same incarnation and no later wake-up superseded this one).
+    Wake {
         /// The node.
         node: NodeId,
-        /// The incarnation the tick belongs to; stale ticks of a crashed life are ignored.
+        /// The incarnation the wake-up belongs to.
         incarnation: u64,
+        /// Which scheduled wake-up this is; only the newest counts.
+        generation: u64,
     },
     /// A message reaches its destination (if the link is still up).
     Deliver {
         /// The message.
         msg: Message,
     },
-    /// Node `node` handles its pending Ready (after client inputs at this instant, so that
-    /// proposals arriving together are batched as a runtime's driver loop would).
-    Poll {
+    /// A message a node sent during a round leaves it, at the virtual instant its thread
+    /// sent it (after an fsync's latency, say); lost if the node crashed meanwhile.
+    Release {
+        /// The sender.
+        node: NodeId,
+        /// The sender's incarnation.
+        incarnation: u64,
+        /// The message.
+        msg: Message,
+    },
+    /// Node `node`'s application takes what its apply channel holds.
+    RunApp {
         /// The node.
         node: NodeId,
-        /// The incarnation that was given the inputs.
+        /// The incarnation whose channel it is.
         incarnation: u64,
     },
-    /// An fsync started by node `node` completes.
-    FsyncDone {
+    /// Node `node` starts for the first time (initial boots are spread over one tick, so
+    /// that the nodes' ticks do not fall on the same instants).
+    Boot {
         /// The node.
         node: NodeId,
-        /// The incarnation that started the fsync; a crash cancels it.
-        incarnation: u64,
     },
 }
 
@@ -68,9 +79,9 @@ impl Ord for Scheduled {
 
 /// The event queue and the virtual clock.
 ///
-/// Unbounded by design: every event is either periodic per node (one pending tick per
-/// node), one fsync per node, or a message in flight, and the number of messages in
-/// flight is bounded by what the cores emit per tick times the longest delay.
+/// Unbounded by design: every event is either a node's wake-up or application run (a few
+/// pending per node), or a message in flight, and the number of messages in flight is
+/// bounded by what the nodes emit per tick times the longest delay.
 #[derive(Debug, Default)]
 pub struct EventQueue {
     now_us: u64,
@@ -139,15 +150,12 @@ mod tests {
     use super::*;
 
     fn tick(n: u64) -> Event {
-        Event::Tick {
-            node: NodeId(n),
-            incarnation: 0,
-        }
+        Event::Boot { node: NodeId(n) }
     }
 
     fn node_of(e: &Event) -> u64 {
         match e {
-            Event::Tick { node, .. } => node.0,
+            Event::Boot { node } => node.0,
             _ => 0,
         }
     }

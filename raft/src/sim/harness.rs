@@ -230,8 +230,9 @@ impl<S: SimStateMachine> Cluster<S> {
         self.node_ids()
             .into_iter()
             .map(|id| {
-                let d = self.node(id).disk().durable();
-                24 + d.entries.iter().map(|e| e.size_bytes()).sum::<usize>()
+                let model = self.node(id).model().lock();
+                let entries = &model.durable().entries;
+                24 + entries.iter().map(|e| e.size_bytes()).sum::<usize>()
             })
             .max()
             .unwrap_or(0)

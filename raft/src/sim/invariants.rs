@@ -17,8 +17,11 @@
 //!    term and commit never decrease, even across crashes; a durable vote never changes
 //!    within a term; a restarted node resumes at least at its durable term; commit <= last index.
 //! 7. Applying: per incarnation, applied indexes are contiguous (after a snapshot, from its
-//!    index + 1); an applied entry or snapshot is already on the local durable disk.
-//! 8. Persistence before revealing (safety-critical, checked by `Checker::on_release`): a
+//!    index + 1); an applied entry is in the node's log (its written log: a leader applies
+//!    before its own fsync, and the application runs behind the node, whose role may have
+//!    changed since); an applied snapshot is on the local durable disk.
+//! 8. Persistence before revealing (safety-critical, checked by
+//!    `persistence_rules::check_release` at the instant the message leaves its sender): a
 //!    vote grant or a RequestVote needs the durable vote; an append ack needs its entries and term durable; a snapshot ack needs the
 //!    snapshot durable; a leader's messages need its term durable.
 //! 9. Persistence before revealing (Figure 2 conformance, [`Checker::set_strict_term_reveal`],
@@ -34,7 +37,7 @@
 
 use crate::core::{CoreStatus, ReadState, Role};
 use crate::sim::app::SimStateMachine;
-use crate::sim::disk::DiskState;
+use crate::sim::storage_model::DiskState;
 use crate::types::{Entry, EntryKind, LogIndex, NodeId, Snapshot, Term};
 use bytes::Bytes;
 use std::collections::BTreeMap;
@@ -205,19 +208,15 @@ impl Checker {
         Ok(())
     }
 
-    /// Feeds entries a node just wrote (its written log already includes them).
+    /// Feeds entries a node just wrote after an entry of term `prev` (`None`: unknown).
     ///
     /// # Errors
     /// On a log matching violation.
     pub fn on_entries_written(
         &mut self,
+        prev: Option<Term>,
         entries: &[Entry],
-        written: &DiskState,
     ) -> Result<(), Violation> {
-        let Some(first) = entries.first() else {
-            return Ok(());
-        };
-        let prev = written.term_at(first.index.prev());
         self.feed_log_matching(prev, entries)
     }
 

@@ -9,8 +9,8 @@
 //! pre-vote traffic, which by design speaks of a term nobody is in yet.
 
 use crate::message::{Message, MessageBody};
-use crate::sim::disk::DiskState;
 use crate::sim::invariants::{check, Checker, Violation};
+use crate::sim::storage_model::DiskState;
 use crate::types::NodeId;
 
 impl Checker {
@@ -58,33 +58,46 @@ impl Checker {
         Ok(())
     }
 
-    /// A message leaves its sender for the network; `durable` is the sender's durable state
-    /// now.
+    /// A message left its sender (already checked by [`check_release`] at that moment):
+    /// feeds the entries it carries to the log-matching check.
     ///
     /// # Errors
-    /// When the message reveals state that is not durable yet, or breaks log matching.
-    pub fn on_release(&mut self, msg: &Message, durable: &DiskState) -> Result<(), Violation> {
-        let critical = needs_durable_term(&msg.body);
-        if critical || (self.strict_term_reveal && !is_pre_vote(&msg.body)) {
-            let durable_term = durable.hard_state.term;
-            check(msg.term <= durable_term, || {
-                let what = if critical {
-                    ""
-                } else {
-                    " (Figure 2 conformance)"
-                };
-                format!(
-                    "{:?} sent {msg:?} before its term was durable (durable {durable_term:?}){what}",
-                    msg.from
-                )
-            })?;
-        }
-        check_durable_body(msg, durable)?;
+    /// On a log matching violation.
+    pub fn on_release(&mut self, msg: &Message) -> Result<(), Violation> {
         if let MessageBody::AppendEntries(a) = &msg.body {
             self.feed_log_matching(Some(a.prev_log_term), &a.entries)?;
         }
         Ok(())
     }
+}
+
+/// Checks, at the moment a message leaves its sender, that it reveals nothing that is not
+/// durable there yet; `durable` is the sender's durable state then. With
+/// `strict_term_reveal`, also Figure 2 conformance (invariant 9).
+///
+/// # Errors
+/// The violated rule.
+pub(crate) fn check_release(
+    msg: &Message,
+    durable: &DiskState,
+    strict_term_reveal: bool,
+) -> Result<(), Violation> {
+    let critical = needs_durable_term(&msg.body);
+    if critical || (strict_term_reveal && !is_pre_vote(&msg.body)) {
+        let durable_term = durable.hard_state.term;
+        check(msg.term <= durable_term, || {
+            let what = if critical {
+                ""
+            } else {
+                " (Figure 2 conformance)"
+            };
+            format!(
+                "{:?} sent {msg:?} before its term was durable (durable {durable_term:?}){what}",
+                msg.from
+            )
+        })?;
+    }
+    check_durable_body(msg, durable)
 }
 
 fn is_pre_vote(body: &MessageBody) -> bool {

@@ -15,6 +15,9 @@
 //!   fail without effect, to stop the storage at an exact point (e.g. "after the
 //!   snapshot's rename, before the directory fsync").
 //!
+//! - [`SimFs::set_sync_hook`] runs a callback at every `sync_data` / `sync_dir`: the
+//!   simulator uses it to make fsyncs take virtual time.
+//!
 //! Everything is deterministic: the only randomness is the seed in `CrashMode`.
 
 use super::fs::{Fs, FsFile};
@@ -43,16 +46,55 @@ pub enum CrashMode {
     },
 }
 
+/// Called at every fsync (`sync_data` or `sync_dir`).
+pub type SyncHook = Arc<dyn Fn() + Send + Sync>;
+
 /// An in-memory, crashable file system. Cheap to clone: clones share the same disk.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct SimFs {
     disk: Arc<Mutex<SimDisk>>,
+    sync_hook: Arc<Mutex<Option<SyncHook>>>,
+}
+
+impl std::fmt::Debug for SimFs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimFs").finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Default)]
 struct Inode {
     data: Vec<u8>,
     durable: Vec<u8>,
+    /// `data` starts with `durable` (appends since the last sync only), so a sync copies
+    /// just the new tail.
+    durable_is_prefix: bool,
+}
+
+impl Inode {
+    fn new() -> Inode {
+        Inode {
+            durable_is_prefix: true,
+            ..Inode::default()
+        }
+    }
+
+    fn sync(&mut self) {
+        if self.durable_is_prefix {
+            let tail = &self.data[self.durable.len()..];
+            self.durable.extend_from_slice(tail);
+        } else {
+            self.durable = self.data.clone();
+        }
+        self.durable_is_prefix = true;
+    }
+
+    fn set_len(&mut self, len: usize) {
+        if len < self.durable.len() {
+            self.durable_is_prefix = false;
+        }
+        self.data.resize(len, 0);
+    }
 }
 
 #[derive(Debug, Default)]
@@ -115,6 +157,18 @@ impl SimFs {
         SimFs::default()
     }
 
+    /// Runs `hook` at every later fsync (`None` removes it). Clones share the hook.
+    pub fn set_sync_hook(&self, hook: Option<SyncHook>) {
+        *self.sync_hook.lock() = hook;
+    }
+
+    fn run_sync_hook(&self) {
+        let hook = self.sync_hook.lock().clone();
+        if let Some(hook) = hook {
+            hook();
+        }
+    }
+
     /// After `mutations` more mutating operations, every operation fails ("power cut")
     /// until [`SimFs::crash`].
     pub fn cut_power_after(&self, mutations: u64) {
@@ -153,7 +207,7 @@ impl SimFs {
         disk.durable_names = disk.names.clone();
         let mut rng = seed.unwrap_or(0);
         for inode in disk.inodes.values_mut() {
-            let extends_durable = inode.data.starts_with(&inode.durable);
+            let extends_durable = inode.durable_is_prefix;
             let unsynced = inode.data.len().saturating_sub(inode.durable.len());
             let keep = match seed {
                 Some(_) if extends_durable && unsynced > 0 => {
@@ -171,6 +225,7 @@ impl SimFs {
             }
             inode.data = survived.clone();
             inode.durable = survived;
+            inode.durable_is_prefix = true;
         }
         let live: BTreeSet<u64> = disk.names.values().copied().collect();
         disk.inodes.retain(|id, _| live.contains(id));
@@ -193,6 +248,7 @@ impl SimFs {
         let inode = disk.inode_mut(id)?;
         inode.data = bytes.clone();
         inode.durable = bytes;
+        inode.durable_is_prefix = true;
         Ok(())
     }
 
@@ -203,7 +259,7 @@ impl SimFs {
 
     fn handle(&self, disk: &SimDisk, inode: u64) -> Box<dyn FsFile> {
         Box::new(SimFile {
-            disk: self.disk.clone(),
+            fs: self.clone(),
             inode,
             epoch: disk.epoch,
         })
@@ -222,14 +278,14 @@ fn splitmix64(state: &mut u64) -> u64 {
 /// A handle to a `SimFs` file.
 #[derive(Debug)]
 struct SimFile {
-    disk: Arc<Mutex<SimDisk>>,
+    fs: SimFs,
     inode: u64,
     epoch: u64,
 }
 
 impl SimFile {
     fn with_inode<T>(&self, f: impl FnOnce(&mut Inode, &mut u64) -> T) -> io::Result<T> {
-        let mut disk = self.disk.lock();
+        let mut disk = self.fs.disk.lock();
         if disk.epoch != self.epoch {
             return Err(io::Error::other("stale handle from before a crash"));
         }
@@ -250,14 +306,16 @@ impl FsFile for SimFile {
 
     fn sync_data(&mut self) -> io::Result<()> {
         self.with_inode(|inode, syncs| {
-            inode.durable = inode.data.clone();
+            inode.sync();
             *syncs += 1;
-        })
+        })?;
+        self.fs.run_sync_hook();
+        Ok(())
     }
 
     fn set_len(&mut self, len: u64) -> io::Result<()> {
         let len = usize::try_from(len).map_err(io::Error::other)?;
-        self.with_inode(|inode, _| inode.data.resize(len, 0))
+        self.with_inode(|inode, _| inode.set_len(len))
     }
 }
 
@@ -330,7 +388,7 @@ impl Fs for SimFs {
         }
         let id = disk.next_inode;
         disk.next_inode += 1;
-        disk.inodes.insert(id, Inode::default());
+        disk.inodes.insert(id, Inode::new());
         disk.names.insert(path.to_path_buf(), id);
         Ok(self.handle(&disk, id))
     }
@@ -363,6 +421,14 @@ impl Fs for SimFs {
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        self.sync_dir_entries(dir)?;
+        self.run_sync_hook();
+        Ok(())
+    }
+}
+
+impl SimFs {
+    fn sync_dir_entries(&self, dir: &Path) -> io::Result<()> {
         let mut disk = self.disk.lock();
         disk.mutate()?;
         if !disk.dirs.contains(dir) {

@@ -1,0 +1,604 @@
+//! One simulated node: the node's real [`Executor`] over `DiskStorage` on its own
+//! crashable [`SimFs`], a [`SimClock`], the simulator's transport, and the application on
+//! its own (simulated) thread at the other end of the apply channel.
+//!
+//! Nothing here executes the Ready contract: the executor does, exactly as on the driver
+//! thread. The host only decides *when* it runs (the cluster's events), feeds the checker
+//! what the node revealed and made durable, and plays the application: it applies what
+//! the apply channel carries, snapshots every `snapshot_interval` entries (6.824's
+//! `applierSnap`) through the node's input queue, and serves reads once applied.
+//!
+//! A node's thread is busy from the start of a round until the virtual time the round
+//! spent (fsync latencies, a slow CPU, a stall): inputs arriving meanwhile wait in its
+//! queue, as they would for a driver thread blocked in `fdatasync`.
+//!
+//! Invariant: events of an older incarnation are ignored by the cluster; a crash drops
+//! the executor (and with it every write not yet synced, as `SimFs` decides).
+
+use crate::core::{CoreStatus, ReadState};
+use crate::node::executor::{Executor, ExecutorIo};
+use crate::node::input::NodeInput;
+use crate::node::shared::Shared;
+use crate::node::{ApplyMsg, NodeConfig, NodeError};
+use crate::sim::app::SimStateMachine;
+use crate::sim::clock::SimClock;
+use crate::sim::invariants::{Checker, Violation};
+use crate::sim::rng::SimRng;
+use crate::sim::storage_model::{DiskState, ObservedStorage, StorageModel};
+use crate::sim::transport::{Sent, SimTransport};
+use crate::storage::sim_fs::{CrashMode, SimFs};
+use crate::storage::{DiskOptions, DiskStorage, Storage};
+use crate::types::{Entry, EntryKind, LogIndex, NodeId, Snapshot, SnapshotMeta};
+use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
+use parking_lot::Mutex;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::Arc;
+
+/// How long an fsync takes on a node's simulated disk (uniform in the range).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FsyncLatency {
+    /// Shortest fsync, in virtual microseconds.
+    pub min_us: u64,
+    /// Longest fsync.
+    pub max_us: u64,
+}
+
+impl FsyncLatency {
+    /// Instant fsyncs.
+    pub const ZERO: FsyncLatency = FsyncLatency {
+        min_us: 0,
+        max_us: 0,
+    };
+}
+
+/// A read that finished on a node: served by its application, or failed (leadership
+/// lost, timed out, node overloaded).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CompletedRead {
+    /// The node that handled it.
+    pub node: NodeId,
+    /// The read's context (from `Cluster::read_index` / `read_lease`).
+    pub ctx: u64,
+    /// The read index it was served at; `None` if it failed.
+    pub index: Option<LogIndex>,
+    /// When it finished (virtual time).
+    pub at_us: u64,
+}
+
+/// What a node needs from the cluster while it runs.
+#[derive(Debug)]
+pub(crate) struct NodeCtx<'a> {
+    /// Virtual time now.
+    pub(crate) now_us: u64,
+    /// The invariant checker.
+    pub(crate) checker: &'a mut Checker,
+    /// Messages the node sent, for the cluster to route.
+    pub(crate) outbox: &'a mut Vec<Sent>,
+}
+
+/// Everything a node incarnation needs to start.
+pub(crate) struct Boot<S> {
+    pub(crate) config: NodeConfig,
+    pub(crate) disk: DiskOptions,
+    pub(crate) app: S,
+    pub(crate) now_us: u64,
+    /// Virtual microseconds per tick of the node's clock (its rate).
+    pub(crate) tick_period_us: u64,
+    pub(crate) apply_capacity: usize,
+    pub(crate) strict_term_reveal: bool,
+}
+
+/// A read's answer from the executor.
+type ReadAnswer = (u64, Result<LogIndex, NodeError>);
+
+/// A running incarnation.
+struct Running<S> {
+    executor: Executor,
+    clock: SimClock,
+    inbox: Sender<NodeInput>,
+    apply_rx: Receiver<ApplyMsg>,
+    sent: Arc<Mutex<Vec<Sent>>>,
+    read_answers: Arc<Mutex<Vec<ReadAnswer>>>,
+    app: S,
+    snapshot_interval: u64,
+    /// Confirmed reads waiting for their index to be applied: (ctx, index).
+    waiting_reads: Vec<(u64, LogIndex)>,
+    reads_in_flight: BTreeSet<u64>,
+}
+
+/// One node of the simulated cluster.
+pub struct SimNode<S> {
+    id: NodeId,
+    incarnation: u64,
+    fs: SimFs,
+    model: Arc<Mutex<StorageModel>>,
+    fsync: Arc<Mutex<(FsyncLatency, SimRng)>>,
+    /// Extra virtual time every round costs (a slow or starved CPU).
+    round_cost_us: u64,
+    busy_until_us: u64,
+    /// The earliest wake-up scheduled, and its generation (later ones supersede it).
+    pub(crate) next_wake_us: Option<u64>,
+    pub(crate) wake_generation: u64,
+    pub(crate) app_run_scheduled: bool,
+    snapshot_interval: u64,
+    run: Option<Running<S>>,
+    applied: LogIndex,
+    completed_reads: Vec<CompletedRead>,
+    /// Reads refused while being submitted (the caller gets the error instead).
+    refusals: BTreeMap<u64, NodeError>,
+    submitting: bool,
+}
+
+impl<S> std::fmt::Debug for SimNode<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimNode")
+            .field("id", &self.id)
+            .field("incarnation", &self.incarnation)
+            .field("up", &self.run.is_some())
+            .field("busy_until_us", &self.busy_until_us)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: SimStateMachine> SimNode<S> {
+    /// A node with an empty disk, not started.
+    pub(crate) fn new(id: NodeId, fsync: FsyncLatency, seed: u64, snapshot_interval: u64) -> Self {
+        SimNode {
+            id,
+            incarnation: 0,
+            fs: SimFs::new(),
+            model: Arc::new(Mutex::new(StorageModel::default())),
+            fsync: Arc::new(Mutex::new((fsync, SimRng::new(seed)))),
+            round_cost_us: 0,
+            busy_until_us: 0,
+            next_wake_us: None,
+            wake_generation: 0,
+            app_run_scheduled: false,
+            snapshot_interval,
+            run: None,
+            applied: LogIndex(0),
+            completed_reads: Vec::new(),
+            refusals: BTreeMap::new(),
+            submitting: false,
+        }
+    }
+
+    /// The node's id.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// Increments at every start; events of older incarnations are ignored.
+    pub fn incarnation(&self) -> u64 {
+        self.incarnation
+    }
+
+    /// Whether the node runs (not crashed).
+    pub fn is_up(&self) -> bool {
+        self.run.is_some()
+    }
+
+    /// The core's status, while up.
+    pub fn status(&self) -> Option<CoreStatus> {
+        self.run.as_ref().map(|r| r.executor.core().status())
+    }
+
+    /// The application, while up.
+    pub fn app(&self) -> Option<&S> {
+        self.run.as_ref().map(|r| &r.app)
+    }
+
+    /// The last index applied in this incarnation.
+    pub fn applied(&self) -> LogIndex {
+        self.applied
+    }
+
+    /// What the node's storage holds durably (per the `Storage` contract).
+    pub fn durable(&self) -> DiskState {
+        self.model.lock().durable().clone()
+    }
+
+    /// The node's storage model (for the checker).
+    pub(crate) fn model(&self) -> &Arc<Mutex<StorageModel>> {
+        &self.model
+    }
+
+    /// Until when the node's thread is busy (virtual time).
+    pub fn busy_until_us(&self) -> u64 {
+        self.busy_until_us
+    }
+
+    /// Whether the node's executor stopped on its own (a storage failure).
+    pub(crate) fn stopped(&self) -> bool {
+        self.run.as_ref().is_some_and(|r| !r.executor.is_running())
+    }
+
+    /// Takes the reads finished since the last call.
+    pub(crate) fn take_completed_reads(&mut self) -> Vec<CompletedRead> {
+        std::mem::take(&mut self.completed_reads)
+    }
+
+    /// Sets how long this node's fsyncs take from now on (a slow disk).
+    pub(crate) fn set_fsync_latency(&mut self, latency: FsyncLatency) {
+        self.fsync.lock().0 = latency;
+    }
+
+    /// Sets the extra virtual time each round costs from now on (a slow node).
+    pub(crate) fn set_round_cost_us(&mut self, us: u64) {
+        self.round_cost_us = us;
+    }
+
+    /// Sets the node's clock rate from now on (virtual microseconds per tick).
+    pub(crate) fn set_tick_period_us(&mut self, period_us: u64) {
+        if let Some(run) = &self.run {
+            run.clock.set_period_us(period_us);
+        }
+    }
+
+    /// The node's thread stops for `us` from `now_us` (or from the end of its current
+    /// work): inputs and ticks pile up meanwhile.
+    pub(crate) fn stall(&mut self, now_us: u64, us: u64) {
+        self.busy_until_us = self.busy_until_us.max(now_us) + us;
+    }
+
+    /// Starts (or restarts) the node from what its disk recovers.
+    ///
+    /// # Errors
+    /// When recovery fails or contradicts the storage model, or the core refuses the
+    /// recovered state.
+    pub(crate) fn boot(&mut self, boot: Boot<S>, checker: &mut Checker) -> Result<(), Violation> {
+        let id = self.id;
+        let storage = DiskStorage::open_with_fs(
+            Arc::new(self.fs.clone()),
+            Path::new("/data"),
+            boot.disk.clone(),
+        )
+        .map_err(|e| format!("{id:?} cannot open its data directory after a crash: {e}"))?;
+        let initial = storage
+            .initial_state()
+            .map_err(|e| format!("{id:?} cannot read its recovered state: {e}"))?;
+        let recovered = DiskState::from_initial(initial);
+        self.model
+            .lock()
+            .check_recovered(&recovered)
+            .map_err(|e| format!("{id:?} storage recovery: {e}"))?;
+        *self.model.lock() = StorageModel::recovered(recovered);
+        let now_us = boot.now_us;
+        let tick_us = u64::try_from(boot.config.tick_interval.as_micros()).unwrap_or(u64::MAX);
+        let clock = SimClock::new(now_us, tick_us, boot.tick_period_us);
+        self.install_fsync_latency(&clock);
+        let run = self.start_executor(boot, storage, clock)?;
+        let durable = self.model.lock().durable().clone();
+        checker.on_durable_change(id, &durable)?;
+        checker.on_restart(id, &run.executor.core().status(), &durable)?;
+        self.model.lock().take_durable_changed();
+        self.incarnation += 1;
+        self.run = Some(run);
+        self.applied = LogIndex(0);
+        self.busy_until_us = now_us;
+        self.next_wake_us = None;
+        self.app_run_scheduled = false;
+        Ok(())
+    }
+
+    fn install_fsync_latency(&self, clock: &SimClock) {
+        let fsync = self.fsync.clone();
+        let clock = clock.clone();
+        self.fs.set_sync_hook(Some(Arc::new(move || {
+            let mut f = fsync.lock();
+            let (latency, rng) = &mut *f;
+            let us = rng.range_inclusive(latency.min_us, latency.max_us.max(latency.min_us));
+            clock.spend(us);
+        })));
+    }
+
+    fn start_executor(
+        &self,
+        boot: Boot<S>,
+        storage: DiskStorage,
+        clock: SimClock,
+    ) -> Result<Running<S>, Violation> {
+        let (inbox_tx, inbox_rx) = bounded(boot.config.inbox_capacity);
+        let (apply_tx, apply_rx) = bounded(boot.apply_capacity.max(1));
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        let transport = SimTransport::new(
+            clock.clone(),
+            self.model.clone(),
+            boot.strict_term_reveal,
+            sent.clone(),
+        );
+        let io = ExecutorIo {
+            inbox: inbox_rx,
+            transport: Arc::new(transport),
+            apply_tx,
+            clock: Arc::new(clock.clone()),
+            shared: Arc::new(Shared::new(self.id)),
+        };
+        let storage = ObservedStorage::new(Box::new(storage), self.model.clone());
+        let executor = Executor::start(&boot.config, Box::new(storage), io)
+            .map_err(|e| format!("{:?} failed to start from its durable state: {e}", self.id))?;
+        Ok(Running {
+            executor,
+            clock,
+            inbox: inbox_tx,
+            apply_rx,
+            sent,
+            read_answers: Arc::new(Mutex::new(Vec::new())),
+            app: boot.app,
+            snapshot_interval: self.snapshot_interval,
+            waiting_reads: Vec::new(),
+            reads_in_flight: BTreeSet::new(),
+        })
+    }
+
+    /// Crashes the node: its executor is gone, and its disk loses what `mode` says.
+    pub(crate) fn crash(&mut self, mode: CrashMode, checker: &mut Checker) {
+        if let Some(run) = self.run.take() {
+            checker.forget_reads(run.reads_in_flight);
+        }
+        self.fs.set_sync_hook(None);
+        self.fs.crash(mode);
+        checker.on_crash(self.id);
+        self.next_wake_us = None;
+        self.app_run_scheduled = false;
+    }
+
+    /// Whether the node's thread is free at `now_us` (it would take an input at once).
+    pub(crate) fn is_idle(&self, now_us: u64) -> bool {
+        self.run.is_some() && self.busy_until_us <= now_us
+    }
+
+    /// Queues an input; a full queue refuses it (as `RaftNode` does).
+    pub(crate) fn submit(&mut self, input: NodeInput) {
+        let Some(run) = &self.run else {
+            return input.refuse(NodeError::Stopped);
+        };
+        match run.inbox.try_send(input) {
+            Ok(()) => {}
+            Err(TrySendError::Full(input)) => input.refuse(NodeError::Busy),
+            Err(TrySendError::Disconnected(input)) => input.refuse(NodeError::Stopped),
+        }
+    }
+
+    /// Submits a read with context `ctx`; its answer feeds the checker.
+    pub(crate) fn submit_read(&mut self, ctx: u64, mode: crate::node::ReadMode) {
+        let Some(run) = &mut self.run else { return };
+        run.reads_in_flight.insert(ctx);
+        let answers = run.read_answers.clone();
+        self.submit(NodeInput::Read {
+            mode,
+            done: Box::new(move |result| answers.lock().push((ctx, result))),
+        });
+    }
+
+    /// Takes the refusal of read `ctx`, if it was refused while being submitted.
+    pub(crate) fn take_refusal(&mut self, ctx: u64) -> Option<NodeError> {
+        self.refusals.remove(&ctx)
+    }
+
+    /// The thread, waiting for input, takes what is queued at once (the first part of a
+    /// round; the rest follows at the wake-up scheduled for this instant).
+    pub(crate) fn take_inputs(&mut self, ctx: &mut NodeCtx<'_>) -> Result<(), Violation> {
+        let Some(run) = &mut self.run else {
+            return Ok(());
+        };
+        run.clock.begin_at(ctx.now_us);
+        run.executor.drain_inbox();
+        self.submitting = true;
+        let result = self.collect(ctx);
+        self.submitting = false;
+        result
+    }
+
+    /// One round of the executor, starting now.
+    pub(crate) fn run_round(&mut self, ctx: &mut NodeCtx<'_>) -> Result<(), Violation> {
+        let Some(run) = &mut self.run else {
+            return Ok(());
+        };
+        run.clock.begin_at(ctx.now_us);
+        run.clock.spend(self.round_cost_us);
+        run.executor.run_round();
+        self.busy_until_us = run.clock.thread_us();
+        self.collect(ctx)
+    }
+
+    /// When the node next needs to run by itself: its next tick, or at once when inputs
+    /// are still queued; never before its thread is free.
+    pub(crate) fn next_wake_at(&self, now_us: u64) -> Option<u64> {
+        let run = self.run.as_ref()?;
+        let at = if run.inbox.is_empty() {
+            run.clock.virtual_at(run.executor.next_tick_at())
+        } else {
+            now_us
+        };
+        Some(at.max(now_us).max(self.busy_until_us))
+    }
+
+    /// Whether the application has entries to take from the apply channel.
+    pub(crate) fn has_apply_work(&self) -> bool {
+        self.run.as_ref().is_some_and(|r| !r.apply_rx.is_empty())
+    }
+
+    /// Hands the checker what the node made durable, wrote and sent, and what its reads
+    /// answered, since the last call.
+    fn collect(&mut self, ctx: &mut NodeCtx<'_>) -> Result<(), Violation> {
+        self.collect_storage(ctx)?;
+        let Some(run) = &mut self.run else {
+            return Ok(());
+        };
+        for sent in std::mem::take(&mut *run.sent.lock()) {
+            if let Some(violation) = sent.violation {
+                return Err(violation);
+            }
+            ctx.checker.on_release(&sent.msg)?;
+            ctx.outbox.push(sent);
+        }
+        let answers = std::mem::take(&mut *run.read_answers.lock());
+        for (read_ctx, result) in answers {
+            self.read_answered(read_ctx, result, ctx)?;
+        }
+        self.serve_reads(ctx.now_us);
+        Ok(())
+    }
+
+    fn collect_storage(&mut self, ctx: &mut NodeCtx<'_>) -> Result<(), Violation> {
+        let mut model = self.model.lock();
+        for (prev, entries) in model.take_new_entries() {
+            ctx.checker.on_entries_written(prev, &entries)?;
+        }
+        if model.take_durable_changed() {
+            ctx.checker.on_durable_change(self.id, model.durable())?;
+        }
+        Ok(())
+    }
+
+    fn read_answered(
+        &mut self,
+        read_ctx: u64,
+        result: Result<LogIndex, NodeError>,
+        ctx: &mut NodeCtx<'_>,
+    ) -> Result<(), Violation> {
+        let Some(run) = &mut self.run else {
+            return Ok(());
+        };
+        match result {
+            Ok(index) => {
+                let rs = ReadState {
+                    ctx: read_ctx,
+                    index,
+                };
+                ctx.checker.on_read_state(self.id, &rs)?;
+                run.waiting_reads.push((read_ctx, index));
+            }
+            Err(e) if self.submitting => {
+                run.reads_in_flight.remove(&read_ctx);
+                ctx.checker.forget_reads([read_ctx]);
+                self.refusals.insert(read_ctx, e);
+            }
+            Err(_) => {
+                run.reads_in_flight.remove(&read_ctx);
+                ctx.checker.on_read_dropped(self.id, read_ctx)?;
+                self.completed_reads.push(CompletedRead {
+                    node: self.id,
+                    ctx: read_ctx,
+                    index: None,
+                    at_us: ctx.now_us,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The application's thread: applies what the apply channel holds, snapshots when
+    /// due, serves reads. Returns whether the node's thread must wake (a snapshot to take
+    /// in, or a backlog waiting for room in the channel).
+    pub(crate) fn run_app(&mut self, ctx: &mut NodeCtx<'_>) -> Result<bool, Violation> {
+        let mut wake = false;
+        loop {
+            let Some(run) = &mut self.run else {
+                return Ok(false);
+            };
+            let Ok(msg) = run.apply_rx.try_recv() else {
+                break;
+            };
+            wake |= self.apply(msg, ctx)?;
+        }
+        self.serve_reads(ctx.now_us);
+        let backlog = self
+            .run
+            .as_ref()
+            .is_some_and(|r| r.executor.apply_waiting_for_room().is_some());
+        Ok(wake || backlog)
+    }
+
+    /// Applies one message; returns whether it submitted a snapshot to the node.
+    fn apply(&mut self, msg: ApplyMsg, ctx: &mut NodeCtx<'_>) -> Result<bool, Violation> {
+        let entry = match msg {
+            ApplyMsg::Snapshot { index, term, data } => {
+                let snapshot = Snapshot {
+                    meta: SnapshotMeta { index, term },
+                    data,
+                };
+                self.apply_snapshot(&snapshot, ctx)?;
+                return Ok(false);
+            }
+            ApplyMsg::RoleChange { .. } => return Ok(false),
+            ApplyMsg::Command { index, term, data } => Entry {
+                index,
+                term,
+                kind: EntryKind::Normal,
+                data,
+            },
+            ApplyMsg::Noop { index, term } => Entry {
+                index,
+                term,
+                kind: EntryKind::Noop,
+                data: bytes::Bytes::new(),
+            },
+        };
+        self.apply_entry(&entry, ctx)
+    }
+
+    fn apply_snapshot(
+        &mut self,
+        snapshot: &Snapshot,
+        ctx: &mut NodeCtx<'_>,
+    ) -> Result<(), Violation> {
+        let id = self.id;
+        let durable = self.model.lock().durable().clone();
+        let Some(run) = &mut self.run else {
+            return Ok(());
+        };
+        run.app
+            .restore(snapshot)
+            .map_err(|e| format!("{id:?} cannot restore {:?}: {e}", snapshot.meta))?;
+        ctx.checker
+            .on_apply_snapshot(id, snapshot, &durable, &run.app)?;
+        self.applied = snapshot.meta.index;
+        Ok(())
+    }
+
+    /// Applies a committed entry; snapshots the application when due.
+    fn apply_entry(&mut self, entry: &Entry, ctx: &mut NodeCtx<'_>) -> Result<bool, Violation> {
+        let Some(run) = &mut self.run else {
+            return Ok(false);
+        };
+        let term = run.executor.core().term();
+        ctx.checker
+            .on_apply(self.id, entry, term, self.model.lock().written())?;
+        run.app.apply(entry);
+        self.applied = entry.index;
+        let interval = run.snapshot_interval;
+        if interval == 0 || (entry.index.0 + 1) % interval != 0 {
+            return Ok(false);
+        }
+        let data = run.app.snapshot();
+        let input = NodeInput::Compact {
+            index: entry.index,
+            data,
+        };
+        // As `RaftNode::snapshot`: the application hands its snapshot to the node.
+        self.submit(input);
+        Ok(true)
+    }
+
+    fn serve_reads(&mut self, now_us: u64) {
+        let applied = self.applied;
+        let Some(run) = &mut self.run else { return };
+        let (ready, waiting): (Vec<_>, Vec<_>) = run
+            .waiting_reads
+            .drain(..)
+            .partition(|(_, index)| *index <= applied);
+        run.waiting_reads = waiting;
+        for (ctx, index) in ready {
+            run.reads_in_flight.remove(&ctx);
+            self.completed_reads.push(CompletedRead {
+                node: self.id,
+                ctx,
+                index: Some(index),
+                at_us: now_us,
+            });
+        }
+    }
+}
