@@ -485,6 +485,9 @@ impl<S: SimStateMachine> Cluster<S> {
             tick_interval: Duration::from_micros(self.config.tick_us.max(1)),
             read_timeout: Duration::from_millis(self.config.read_timeout_ms),
             leader_sync_delay: Duration::from_micros(self.config.leader_sync_delay_us),
+            // Far more than a simulated node ever queues; the runtime's 16 Ki slots would
+            // cost a large allocation at every boot.
+            inbox_capacity: 1024,
             ..NodeConfig::new(crate::Config::new(id, vec![id]))
         }
     }
