@@ -488,7 +488,6 @@ impl<S: SimStateMachine> Cluster<S> {
             // Far more than a simulated node ever queues; the runtime's 16 Ki slots would
             // cost a large allocation at every boot.
             inbox_capacity: 1024,
-            ..NodeConfig::new(crate::Config::new(id, vec![id]))
         }
     }
 
