@@ -23,7 +23,7 @@
 use super::apply_queue::ApplyQueue;
 use super::clock::Clock;
 use super::durability_queue::DurabilityQueue;
-use super::input::{NodeInput, ReadDone};
+use super::input::{Arrived, NodeInput, ReadDone};
 use super::leader_sync::{LeaderSync, ReadyFacts};
 use super::pending_reads::PendingReads;
 use super::persister::Persister;
@@ -49,8 +49,9 @@ const MAX_READIES_PER_PASS: usize = 4;
 
 /// The seams an executor runs on.
 pub(crate) struct ExecutorIo {
-    /// The node's input queue (peer messages, proposals, reads, ...).
-    pub(crate) inbox: Receiver<NodeInput>,
+    /// The node's input queue (peer messages, proposals, reads, ...), each input stamped
+    /// with the node's clock when it arrived.
+    pub(crate) inbox: Receiver<Arrived>,
     /// Where messages to peers go.
     pub(crate) transport: Arc<dyn Transport>,
     /// The apply channel to the application.
@@ -64,7 +65,7 @@ pub(crate) struct ExecutorIo {
 /// The executor of one node. See the module docs.
 pub(crate) struct Executor {
     core: RaftCore,
-    inbox: Receiver<NodeInput>,
+    inbox: Receiver<Arrived>,
     persister: Persister,
     durability: DurabilityQueue,
     leader_sync: LeaderSync,
@@ -142,7 +143,7 @@ impl Executor {
     }
 
     /// The input queue, to wait on.
-    pub(crate) fn inbox(&self) -> &Receiver<NodeInput> {
+    pub(crate) fn inbox(&self) -> &Receiver<Arrived> {
         &self.inbox
     }
 
@@ -156,11 +157,19 @@ impl Executor {
         self.ticks.next_at()
     }
 
-    /// One round, everything a node does when it wakes up: handle the queued inputs,
-    /// then deliver the ticks that fell due (after the inputs: a peer's queued answers
-    /// count before a late tick's CheckQuorum looks for them), then process Readies,
-    /// sync deferred writes that fell due, feed the application and time reads out.
+    /// One round, everything a node does when it wakes up: hand the core the queued
+    /// inputs and the ticks that fell due, in the order they happened, then process
+    /// Readies, sync deferred writes that fell due, feed the application and time reads
+    /// out.
+    ///
+    /// The order matters after a stall: a follower that steps a heartbeat which arrived
+    /// at the end of a stall and only then counts the stalled time would believe it has
+    /// not heard from its leader for an election timeout, and could grant a vote inside
+    /// the lease its acknowledgement just gave the leader. Ticks that fell due before an
+    /// input arrived go first; so a leader's CheckQuorum also sees the acknowledgements
+    /// that arrived before it, and no later ones.
     pub(crate) fn run_round(&mut self) {
+        self.ticks.begin_round(self.clock.now());
         self.drain_inbox();
         self.catch_up_ticks();
         self.process_ready();
@@ -171,17 +180,19 @@ impl Executor {
         self.shared.publish(self.core.status());
     }
 
-    /// Handles up to a round's worth of queued inputs (the first part of a round; the
-    /// simulator also calls it alone, as a driver that was waiting takes an input at once).
+    /// Handles up to a round's worth of queued inputs, each after the ticks that fell due
+    /// before it arrived (the first part of a round; the simulator also calls it alone, as
+    /// a driver that was waiting takes an input at once).
     pub(crate) fn drain_inbox(&mut self) {
         for _ in 0..MAX_INPUTS_PER_ROUND {
             if !self.running {
                 return;
             }
-            match self.inbox.try_recv() {
-                Ok(input) => self.handle(input),
-                Err(_) => return,
-            }
+            let Ok(arrived) = self.inbox.try_recv() else {
+                return;
+            };
+            self.deliver_ticks(arrived.at);
+            self.handle(arrived.input);
         }
     }
 
@@ -190,8 +201,8 @@ impl Executor {
     pub(crate) fn stop(&mut self) {
         self.running = false;
         self.reads.fail_all(&NodeError::Stopped);
-        while let Ok(input) = self.inbox.try_recv() {
-            input.refuse(NodeError::Stopped);
+        while let Ok(arrived) = self.inbox.try_recv() {
+            arrived.input.refuse(NodeError::Stopped);
         }
         self.transport.shutdown();
     }
@@ -215,9 +226,14 @@ impl Executor {
         }
     }
 
-    /// Delivers the ticks due by the clock (see `tick_clock.rs`).
+    /// Delivers the ticks due by the clock now (see `tick_clock.rs`).
     fn catch_up_ticks(&mut self) {
-        for _ in 0..self.ticks.take_due(self.clock.now()) {
+        self.deliver_ticks(self.clock.now());
+    }
+
+    /// Delivers the ticks that fell due by `at` (clock time).
+    fn deliver_ticks(&mut self, at: Duration) {
+        for _ in 0..self.ticks.take_due(at) {
             self.core.tick();
         }
     }

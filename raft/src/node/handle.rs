@@ -1,9 +1,10 @@
 //! The public handle of a running node: starts its driver thread, forwards calls to
 //! the node's input queue, and joins the thread on shutdown.
 
+use super::clock::Clock;
 use super::clock::SystemClock;
 use super::executor::{Executor, ExecutorIo};
-use super::input::NodeInput;
+use super::input::{Arrived, NodeInput};
 use super::shared::Shared;
 use super::types::{NodeConfig, NodeError, NodeState, ReadMode, StartError};
 use super::ApplyMsg;
@@ -23,7 +24,9 @@ use std::thread::JoinHandle;
 #[derive(Debug)]
 pub struct RaftNode {
     id: NodeId,
-    inbox: Sender<NodeInput>,
+    inbox: Sender<Arrived>,
+    /// The driver's clock, to stamp inputs with their arrival.
+    clock: SystemClock,
     shared: Arc<Shared>,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -59,6 +62,7 @@ impl RaftNode {
         Ok(RaftNode {
             id,
             inbox: inbox_tx,
+            clock,
             shared,
             threads: Mutex::new(vec![driver_thread]),
         })
@@ -129,7 +133,9 @@ impl RaftNode {
     /// Raft stores it durably and drops the log it covers.
     pub fn snapshot(&self, index: LogIndex, data: Bytes) {
         // Blocking send: a snapshot must not be lost to a full queue.
-        let _ = self.inbox.send(NodeInput::Compact { index, data });
+        let _ = self
+            .inbox
+            .send(self.arrived(NodeInput::Compact { index, data }));
     }
 
     /// Asks the leader to hand leadership to `to`.
@@ -141,7 +147,11 @@ impl RaftNode {
         let done = Box::new(move |r| {
             let _ = tx.send(r);
         });
-        if self.inbox.send(NodeInput::Transfer { to, done }).is_err() {
+        if self
+            .inbox
+            .send(self.arrived(NodeInput::Transfer { to, done }))
+            .is_err()
+        {
             return Err(NodeError::Stopped);
         }
         rx.recv().unwrap_or(Err(NodeError::Stopped))
@@ -150,7 +160,10 @@ impl RaftNode {
     /// Delivers messages from peers (called by the RaftService or a test router). Dropped
     /// when the node is overloaded: Raft retransmits.
     pub fn step_batch(&self, messages: Vec<Message>) {
-        match self.inbox.try_send(NodeInput::Messages(messages)) {
+        match self
+            .inbox
+            .try_send(self.arrived(NodeInput::Messages(messages)))
+        {
             Ok(()) | Err(TrySendError::Disconnected(_)) => {}
             Err(TrySendError::Full(_)) => {
                 tracing::debug!(node = %self.id, "inbox full; dropping peer messages");
@@ -193,7 +206,7 @@ impl RaftNode {
 
     /// Stops the node and joins its threads. Idempotent.
     pub fn shutdown(&self) {
-        let _ = self.inbox.send(NodeInput::Shutdown);
+        let _ = self.inbox.send(self.arrived(NodeInput::Shutdown));
         let threads = std::mem::take(&mut *self.threads.lock());
         for t in threads {
             if t.join().is_err() {
@@ -204,10 +217,18 @@ impl RaftNode {
     }
 
     fn submit(&self, input: NodeInput) {
-        match self.inbox.try_send(input) {
+        match self.inbox.try_send(self.arrived(input)) {
             Ok(()) => {}
-            Err(TrySendError::Full(input)) => input.refuse(NodeError::Busy),
-            Err(TrySendError::Disconnected(input)) => input.refuse(NodeError::Stopped),
+            Err(TrySendError::Full(a)) => a.input.refuse(NodeError::Busy),
+            Err(TrySendError::Disconnected(a)) => a.input.refuse(NodeError::Stopped),
+        }
+    }
+
+    /// Stamps `input` with the time it arrives.
+    fn arrived(&self, input: NodeInput) -> Arrived {
+        Arrived {
+            at: self.clock.now(),
+            input,
         }
     }
 }

@@ -1,12 +1,18 @@
 //! What a node's executor takes from other threads: the input queue's items and the
 //! callbacks that answer proposals, reads and transfers.
 //!
+//! Every item carries the time it arrived (the node's clock), so that after a stall the
+//! executor hands the core the ticks and the inputs in the order they happened: a
+//! heartbeat that arrived at the end of a stall is stepped after the ticks that fell due
+//! before it, not before all of them (see `executor.rs`).
+//!
 //! Callbacks run on the executor's thread and must be quick: it waits for them.
 
 use super::types::{NodeError, ReadMode};
 use crate::message::Message;
 use crate::types::{LogIndex, NodeId, Term};
 use bytes::Bytes;
+use std::time::Duration;
 
 /// Answers a proposal with its (index, term) once accepted, or the refusal.
 pub(crate) type ProposeDone = Box<dyn FnOnce(Result<(LogIndex, Term), NodeError>) + Send>;
@@ -29,6 +35,13 @@ pub(crate) enum NodeInput {
     Transfer { to: NodeId, done: TransferDone },
     /// Stop the node.
     Shutdown,
+}
+
+/// An input as queued: when it arrived, and what it is.
+pub(crate) struct Arrived {
+    /// The node's clock when the input was queued.
+    pub(crate) at: Duration,
+    pub(crate) input: NodeInput,
 }
 
 impl NodeInput {

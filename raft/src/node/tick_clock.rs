@@ -4,10 +4,13 @@
 //! clock that lags, but the leader lease does not: a leader whose driver was busy or
 //! paused for a second must not believe only one tick passed. So ticks are not "one per
 //! timer wake-up" (a ticker channel drops the ones nobody received) but "one per
-//! `interval` elapsed", delivered late if need be. After a long stall at most `max_burst`
-//! are delivered at once (the executor passes an election timeout, which outlasts any
-//! lease and lets elections run), the rest are skipped, so a suspended process does not
-//! wake up to a storm of heartbeats.
+//! `interval` elapsed", delivered late if need be, interleaved with the inputs that
+//! arrived meanwhile in the order they happened. After a long stall at most `max_burst`
+//! are delivered in a round (the executor passes an election timeout, which outlasts
+//! any lease and lets elections run); the older ones are skipped, so a suspended process
+//! does not wake up to a storm of heartbeats. Skipping only makes the node believe less
+//! time passed since the inputs it already had, never more time since those it steps
+//! after the remaining ticks.
 
 use std::time::Duration;
 
@@ -34,18 +37,28 @@ impl TickClock {
         self.next_at
     }
 
-    /// The number of ticks to deliver at `now` (at most `max_burst`); the clock moves on
-    /// past all of those due, delivered or skipped.
-    pub(crate) fn take_due(&mut self, now: Duration) -> u32 {
-        if now < self.next_at {
+    /// The number of ticks due by `at`; the clock moves on past them.
+    fn due_by(&self, at: Duration) -> u32 {
+        if at < self.next_at {
             return 0;
         }
-        let behind = (now - self.next_at).as_nanos();
+        let behind = (at - self.next_at).as_nanos();
         let due = behind / self.interval.as_nanos().max(1) + 1;
-        let step = u32::try_from(due).unwrap_or(u32::MAX);
+        u32::try_from(due).unwrap_or(u32::MAX)
+    }
+
+    /// At the start of a round at `now`: skips the oldest due ticks beyond `max_burst`.
+    pub(crate) fn begin_round(&mut self, now: Duration) {
+        let excess = self.due_by(now).saturating_sub(self.max_burst);
         // Advance by whole intervals so ticks stay on their original grid.
-        self.next_at += self.interval.saturating_mul(step);
-        step.min(self.max_burst)
+        self.next_at += self.interval.saturating_mul(excess);
+    }
+
+    /// The number of ticks to deliver that fell due by `at`; the clock moves on past them.
+    pub(crate) fn take_due(&mut self, at: Duration) -> u32 {
+        let due = self.due_by(at);
+        self.next_at += self.interval.saturating_mul(due);
+        due
     }
 }
 
@@ -75,11 +88,25 @@ mod tests {
     }
 
     #[test]
-    fn a_long_stall_delivers_at_most_a_burst_and_skips_the_rest() {
+    fn a_long_stall_delivers_at_most_a_burst_and_skips_the_oldest() {
+        let t0 = Duration::ZERO;
+        let hour = Duration::from_secs(3600);
+        let mut c = TickClock::new(10 * MS, 50, t0);
+        c.begin_round(t0 + hour);
+        assert_eq!(c.take_due(t0 + hour - 100 * MS), 40, "the newest 50 remain");
+        assert_eq!(c.take_due(t0 + hour), 10);
+        assert_eq!(c.take_due(t0 + hour), 0);
+        assert_eq!(c.next_at(), t0 + hour + 10 * MS);
+    }
+
+    #[test]
+    fn ticks_can_be_taken_in_steps_up_to_each_input() {
         let t0 = Duration::ZERO;
         let mut c = TickClock::new(10 * MS, 50, t0);
-        assert_eq!(c.take_due(t0 + Duration::from_secs(3600)), 50);
-        assert_eq!(c.take_due(t0 + Duration::from_secs(3600)), 0);
-        assert_eq!(c.next_at(), t0 + Duration::from_secs(3600) + 10 * MS);
+        c.begin_round(t0 + 100 * MS);
+        assert_eq!(c.take_due(t0 + 35 * MS), 3, "due at 10, 20, 30 ms");
+        assert_eq!(c.take_due(t0 + 35 * MS), 0);
+        assert_eq!(c.take_due(t0 + 20 * MS), 0, "an earlier time takes nothing");
+        assert_eq!(c.take_due(t0 + 100 * MS), 7);
     }
 }

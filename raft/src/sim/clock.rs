@@ -80,6 +80,12 @@ impl SimClock {
         s.period_us = period_us.max(1);
     }
 
+    /// The node's local time at virtual time `at_us` (to stamp an input that arrives
+    /// then, whatever its thread is doing).
+    pub fn local_at(&self, at_us: u64) -> Duration {
+        Duration::from_micros(self.state.lock().local_at(at_us))
+    }
+
     /// The earliest virtual time at which local time reaches `local` (to wake up then).
     pub fn virtual_at(&self, local: Duration) -> u64 {
         let s = self.state.lock();

@@ -297,8 +297,8 @@ impl<S: SimStateMachine> Cluster<S> {
         } else {
             self.trace.message(now, &msg, Fate::Delivered);
             let to = msg.to;
-            self.node_mut(to)
-                .submit(crate::node::input::NodeInput::Messages(vec![msg]));
+            let input = crate::node::input::NodeInput::Messages(vec![msg]);
+            self.node_mut(to).submit(input, now);
             self.schedule_wake(to, now);
         }
     }

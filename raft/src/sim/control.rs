@@ -101,7 +101,21 @@ impl<S: SimStateMachine> Cluster<S> {
         self.network.partition(groups);
     }
 
-    /// Removes the partition.
+    /// Cuts the link from `from` to `to` (one way; messages from `to` to `from` still
+    /// cross). Undone by [`Cluster::heal`].
+    pub fn cut_link(&mut self, from: NodeId, to: NodeId) {
+        self.note(format!("cut {from:?} -> {to:?}"));
+        self.network.cut_link(from, to);
+    }
+
+    /// Cuts the links between `a` and `b` both ways, leaving their other links up (a
+    /// partial partition). Undone by [`Cluster::heal`].
+    pub fn cut_between(&mut self, a: NodeId, b: NodeId) {
+        self.cut_link(a, b);
+        self.cut_link(b, a);
+    }
+
+    /// Removes the partition and every cut link.
     pub fn heal(&mut self) {
         self.note("heal partition".into());
         self.network.heal();
@@ -194,7 +208,8 @@ impl<S: SimStateMachine> Cluster<S> {
         let ctx = self.next_read_ctx;
         self.next_read_ctx += 1;
         self.checker.on_read_started(node, ctx);
-        self.node_mut(node).submit_read(ctx, mode);
+        let now = self.now_us();
+        self.node_mut(node).submit_read(ctx, mode, now);
         self.take_inputs_if_idle(node);
         let result = match self.node_mut(node).take_refusal(ctx) {
             Some(e) => Err(e),
@@ -237,7 +252,8 @@ impl<S: SimStateMachine> Cluster<S> {
         if !self.is_up(node) {
             return Err(NodeError::Stopped);
         }
-        self.node_mut(node).submit(input);
+        let now = self.now_us();
+        self.node_mut(node).submit(input, now);
         self.take_inputs_if_idle(node);
         for _ in 0..MAX_EVENTS_WAITING_FOR_A_NODE {
             if let Some(result) = answer() {

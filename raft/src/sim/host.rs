@@ -17,7 +17,7 @@
 
 use crate::core::{CoreStatus, ReadState};
 use crate::node::executor::{Executor, ExecutorIo};
-use crate::node::input::NodeInput;
+use crate::node::input::{Arrived, NodeInput};
 use crate::node::shared::Shared;
 use crate::node::{ApplyMsg, NodeConfig, NodeError};
 use crate::sim::app::SimStateMachine;
@@ -96,7 +96,7 @@ type ReadAnswer = (u64, Result<LogIndex, NodeError>);
 struct Running<S> {
     executor: Executor,
     clock: SimClock,
-    inbox: Sender<NodeInput>,
+    inbox: Sender<Arrived>,
     apply_rx: Receiver<ApplyMsg>,
     sent: Arc<Mutex<Vec<Sent>>>,
     read_answers: Arc<Mutex<Vec<ReadAnswer>>>,
@@ -349,27 +349,34 @@ impl<S: SimStateMachine> SimNode<S> {
         self.run.is_some() && self.busy_until_us <= now_us
     }
 
-    /// Queues an input; a full queue refuses it (as `RaftNode` does).
-    pub(crate) fn submit(&mut self, input: NodeInput) {
+    /// Queues an input arriving at virtual time `now_us`; a full queue refuses it (as
+    /// `RaftNode` does).
+    pub(crate) fn submit(&mut self, input: NodeInput, now_us: u64) {
         let Some(run) = &self.run else {
             return input.refuse(NodeError::Stopped);
         };
-        match run.inbox.try_send(input) {
+        let arrived = Arrived {
+            at: run.clock.local_at(now_us),
+            input,
+        };
+        match run.inbox.try_send(arrived) {
             Ok(()) => {}
-            Err(TrySendError::Full(input)) => input.refuse(NodeError::Busy),
-            Err(TrySendError::Disconnected(input)) => input.refuse(NodeError::Stopped),
+            Err(TrySendError::Full(a)) => a.input.refuse(NodeError::Busy),
+            Err(TrySendError::Disconnected(a)) => a.input.refuse(NodeError::Stopped),
         }
     }
 
-    /// Submits a read with context `ctx`; its answer feeds the checker.
-    pub(crate) fn submit_read(&mut self, ctx: u64, mode: crate::node::ReadMode) {
+    /// Submits a read with context `ctx` at virtual time `now_us`; its answer feeds the
+    /// checker.
+    pub(crate) fn submit_read(&mut self, ctx: u64, mode: crate::node::ReadMode, now_us: u64) {
         let Some(run) = &mut self.run else { return };
         run.reads_in_flight.insert(ctx);
         let answers = run.read_answers.clone();
-        self.submit(NodeInput::Read {
+        let input = NodeInput::Read {
             mode,
             done: Box::new(move |result| answers.lock().push((ctx, result))),
-        });
+        };
+        self.submit(input, now_us);
     }
 
     /// Takes the refusal of read `ctx`, if it was refused while being submitted.
@@ -579,7 +586,7 @@ impl<S: SimStateMachine> SimNode<S> {
             data,
         };
         // As `RaftNode::snapshot`: the application hands its snapshot to the node.
-        self.submit(input);
+        self.submit(input, ctx.now_us);
         Ok(true)
     }
 

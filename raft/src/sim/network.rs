@@ -83,6 +83,8 @@ pub struct Network {
     config: NetworkConfig,
     connected: Vec<bool>,
     group: Vec<u32>,
+    /// Directed links cut on their own (from slot, to slot): partial partitions.
+    cut: std::collections::BTreeSet<(usize, usize)>,
     stats: NetStats,
 }
 
@@ -96,6 +98,7 @@ impl Network {
             config,
             connected: vec![true; nodes],
             group: vec![0; nodes],
+            cut: std::collections::BTreeSet::new(),
             stats: NetStats {
                 requests_by_sender: vec![0; nodes],
                 ..NetStats::default()
@@ -151,15 +154,26 @@ impl Network {
         }
     }
 
-    /// Removes any partition (connect/disconnect state is kept).
+    /// Removes any partition and every cut link (connect/disconnect state is kept).
     pub fn heal(&mut self) {
         self.group.iter_mut().for_each(|g| *g = 0);
+        self.cut.clear();
+    }
+
+    /// Cuts the link from `from` to `to` only (messages the other way still cross):
+    /// partial partitions, one-way loss. Undone by [`Network::heal`].
+    pub fn cut_link(&mut self, from: NodeId, to: NodeId) {
+        let link = (self.slot(from), self.slot(to));
+        self.cut.insert(link);
     }
 
     /// Whether a message from `from` to `to` can cross right now.
     pub fn link_up(&self, from: NodeId, to: NodeId) -> bool {
         let (a, b) = (self.slot(from), self.slot(to));
-        self.connected[a] && self.connected[b] && self.group[a] == self.group[b]
+        self.connected[a]
+            && self.connected[b]
+            && self.group[a] == self.group[b]
+            && !self.cut.contains(&(a, b))
     }
 
     /// The counters.
