@@ -3,8 +3,10 @@
 //! command generator).
 //!
 //! Faults: crashes (torn when the config says so), restarts, disconnections, two-way
-//! partitions, unreliable and long-reordering networks, leadership transfers; client
-//! actions: proposals and ReadIndex or lease reads. Scenario knobs (snapshot interval, duplication,
+//! partitions, one-way and pairwise link cuts, unreliable and long-reordering networks,
+//! leadership transfers, and the runtime's own: driver stalls (a node's thread stops while
+//! messages and ticks pile up), slow disks (fsyncs of 5-60 ms on one node) and slow nodes
+//! (every round costs 1-15 ms); client actions: proposals and ReadIndex or lease reads. Scenario knobs (snapshot interval, duplication,
 //! PreVote/CheckQuorum, batching and pipelining limits, clock skew, network delay) come from
 //! the seed through [`Nemesis::config`]. Every invariant is checked after every event by the
 //! cluster itself; the nemesis adds the liveness check at the end.
@@ -12,6 +14,7 @@
 use crate::sim::app::{cmd, SimStateMachine};
 use crate::sim::cluster::Cluster;
 use crate::sim::config::SimConfig;
+use crate::sim::host::FsyncLatency;
 use crate::sim::rng::SimRng;
 use crate::types::NodeId;
 use bytes::Bytes;
@@ -87,7 +90,7 @@ impl Nemesis {
 
     /// One random fault or client action.
     fn act<S: SimStateMachine>(&mut self, c: &mut Cluster<S>) {
-        let roll = c.rng().below(100);
+        let roll = c.rng().below(112);
         match roll {
             0..=34 => {
                 // Mostly at the node that believes it leads (so that entries commit), else
@@ -139,7 +142,7 @@ impl Nemesis {
                 let on = c.rng().chance(300);
                 c.set_long_reordering(on);
             }
-            _ => {
+            89..=99 => {
                 if let Some(leader) = c.current_leader() {
                     let to = random_node(c);
                     if to != leader {
@@ -147,6 +150,7 @@ impl Nemesis {
                     }
                 }
             }
+            _ => runtime_fault(c),
         }
     }
 
@@ -205,6 +209,50 @@ fn random_node<S: SimStateMachine>(c: &mut Cluster<S>) -> NodeId {
     NodeId(c.rng().below(n) + 1)
 }
 
+/// A fault of the node runtime or a partial partition.
+fn runtime_fault<S: SimStateMachine>(c: &mut Cluster<S>) {
+    let id = random_node(c);
+    match c.rng().below(4) {
+        0 => {
+            // Mostly shorter than an election timeout, sometimes well beyond it.
+            let ms = if c.rng().chance(500) {
+                c.rng().range_inclusive(10, 250)
+            } else {
+                c.rng().range_inclusive(250, 1500)
+            };
+            c.stall(id, ms);
+        }
+        1 => {
+            let latency = if c.rng().chance(600) {
+                let min_us = c.rng().range_inclusive(5_000, 20_000);
+                let max_us = min_us + c.rng().range_inclusive(0, 40_000);
+                FsyncLatency { min_us, max_us }
+            } else {
+                c.config().fsync_latency
+            };
+            c.set_fsync_latency(id, latency);
+        }
+        2 => {
+            let us = if c.rng().chance(600) {
+                c.rng().range_inclusive(1_000, 15_000)
+            } else {
+                0
+            };
+            c.set_round_cost_us(id, us);
+        }
+        _ => {
+            let other = random_node(c);
+            if other != id {
+                if c.rng().chance(500) {
+                    c.cut_link(id, other);
+                } else {
+                    c.cut_between(id, other);
+                }
+            }
+        }
+    }
+}
+
 fn random_partition<S: SimStateMachine>(c: &mut Cluster<S>) {
     let mut ids = c.node_ids();
     c.rng().shuffle(&mut ids);
@@ -213,12 +261,16 @@ fn random_partition<S: SimStateMachine>(c: &mut Cluster<S>) {
     c.partition(&[a.to_vec(), b.to_vec()]);
 }
 
-/// Heals the network, makes it reliable, restarts and reconnects every node.
+/// Heals the network, makes it reliable, gives every node its normal disk and speed back,
+/// restarts and reconnects every node.
 pub fn heal_everything<S: SimStateMachine>(c: &mut Cluster<S>) {
     c.heal();
     c.set_unreliable(false);
     c.set_long_reordering(false);
+    let latency = c.config().fsync_latency;
     for id in c.node_ids() {
+        c.set_fsync_latency(id, latency);
+        c.set_round_cost_us(id, 0);
         if !c.is_up(id) {
             c.restart(id);
         }
