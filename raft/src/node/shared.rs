@@ -18,7 +18,7 @@ pub(crate) struct Shared {
     /// Entries persisted.
     pub(crate) entries_persisted: AtomicU64,
     /// Set when the node stopped (shutdown or a fatal storage error).
-    pub(crate) stopped: AtomicBool,
+    stopped: AtomicBool,
     /// Why the node stopped, if it was a failure.
     pub(crate) fatal: Mutex<Option<String>>,
 }

@@ -38,21 +38,21 @@ pub type AppFactory<S> = Box<dyn FnMut(NodeId) -> S>;
 
 /// N simulated Raft nodes on a simulated network.
 pub struct Cluster<S: SimStateMachine = CommandLog> {
-    pub(crate) config: SimConfig,
+    config: SimConfig,
     pub(crate) nodes: Vec<SimNode<S>>,
-    pub(crate) make_app: AppFactory<S>,
+    make_app: AppFactory<S>,
     pub(crate) network: Network,
-    pub(crate) queue: EventQueue,
+    queue: EventQueue,
     pub(crate) checker: Checker,
-    pub(crate) rng: SimRng,
-    pub(crate) test_rng: SimRng,
-    pub(crate) trace: Trace,
+    rng: SimRng,
+    test_rng: SimRng,
+    trace: Trace,
     pub(crate) roles: Vec<Option<(Role, Term)>>,
-    pub(crate) applied_ever: Vec<LogIndex>,
+    applied_ever: Vec<LogIndex>,
     pub(crate) tap: Option<MessageTap>,
     pub(crate) next_read_ctx: u64,
     pub(crate) completed_reads: Vec<CompletedRead>,
-    pub(crate) events_run: u64,
+    events_run: u64,
 }
 
 impl<S: SimStateMachine> std::fmt::Debug for Cluster<S> {
@@ -256,7 +256,7 @@ impl<S: SimStateMachine> Cluster<S> {
                 }
             }
             Event::RunApp { node, incarnation } => {
-                self.node_mut(node).app_run_scheduled = false;
+                self.node_mut(node).app_run_started();
                 if self.is_current(node, incarnation) {
                     let wake = self.with_node(node, |n, ctx| n.run_app(ctx));
                     if wake {
@@ -270,10 +270,9 @@ impl<S: SimStateMachine> Cluster<S> {
     }
 
     fn wake(&mut self, node: NodeId, incarnation: u64, generation: u64) {
-        if !self.is_current(node, incarnation) || self.node(node).wake_generation != generation {
+        if !self.is_current(node, incarnation) || !self.node_mut(node).take_wake(generation) {
             return;
         }
-        self.node_mut(node).next_wake_us = None;
         let busy_until = self.node(node).busy_until_us();
         if busy_until > self.now_us() {
             return self.schedule_wake(node, busy_until);
@@ -351,9 +350,8 @@ impl<S: SimStateMachine> Cluster<S> {
             return self.crash(node);
         }
         let now = self.queue.now_us();
-        if self.node(node).has_apply_work() && !self.node(node).app_run_scheduled {
-            let n = self.node_mut(node);
-            n.app_run_scheduled = true;
+        if self.node_mut(node).request_app_run() {
+            let n = self.node(node);
             let at = n.busy_until_us().max(now);
             let incarnation = n.incarnation();
             self.queue
@@ -369,19 +367,14 @@ impl<S: SimStateMachine> Cluster<S> {
     pub(crate) fn schedule_wake(&mut self, node: NodeId, at_us: u64) {
         let now = self.queue.now_us();
         let n = self.node_mut(node);
-        if !n.is_up() {
-            return;
-        }
         let at = at_us.max(now).max(n.busy_until_us());
-        if n.next_wake_us.is_some_and(|t| t <= at) {
+        let Some(generation) = n.request_wake(at) else {
             return;
-        }
-        n.wake_generation += 1;
-        n.next_wake_us = Some(at);
+        };
         let wake = Event::Wake {
             node,
             incarnation: n.incarnation(),
-            generation: n.wake_generation,
+            generation,
         };
         self.queue.schedule(at - now, wake);
     }

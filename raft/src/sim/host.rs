@@ -118,9 +118,9 @@ pub struct SimNode<S> {
     round_cost_us: u64,
     busy_until_us: u64,
     /// The earliest wake-up scheduled, and its generation (later ones supersede it).
-    pub(crate) next_wake_us: Option<u64>,
-    pub(crate) wake_generation: u64,
-    pub(crate) app_run_scheduled: bool,
+    next_wake_us: Option<u64>,
+    wake_generation: u64,
+    app_run_scheduled: bool,
     snapshot_interval: u64,
     run: Option<Running<S>>,
     applied: LogIndex,
@@ -341,6 +341,38 @@ impl<S: SimStateMachine> SimNode<S> {
         self.fs.crash(mode);
         checker.on_crash(self.id);
         self.next_wake_us = None;
+        self.app_run_scheduled = false;
+    }
+
+    /// Asks for a wake-up at `at_us`: the generation to schedule it with, or `None` when
+    /// an earlier one is already scheduled (or the node is down).
+    pub(crate) fn request_wake(&mut self, at_us: u64) -> Option<u64> {
+        if !self.is_up() || self.next_wake_us.is_some_and(|t| t <= at_us) {
+            return None;
+        }
+        self.wake_generation += 1;
+        self.next_wake_us = Some(at_us);
+        Some(self.wake_generation)
+    }
+
+    /// A wake-up fired: whether it is the one that counts (then it is used up).
+    pub(crate) fn take_wake(&mut self, generation: u64) -> bool {
+        if generation != self.wake_generation || self.next_wake_us.is_none() {
+            return false;
+        }
+        self.next_wake_us = None;
+        true
+    }
+
+    /// Asks for a run of the application: true when one must be scheduled.
+    pub(crate) fn request_app_run(&mut self) -> bool {
+        let wanted = self.has_apply_work() && !self.app_run_scheduled;
+        self.app_run_scheduled |= wanted;
+        wanted
+    }
+
+    /// The scheduled application run is happening.
+    pub(crate) fn app_run_started(&mut self) {
         self.app_run_scheduled = false;
     }
 
