@@ -1,5 +1,6 @@
 //! Test-facing controls of the simulated cluster: faults (crash, restart, disconnection,
-//! partitions, network modes, clock rates, driver stalls, slow disks, slow nodes) and
+//! partitions, network modes, clock rates, driver stalls, slow disks, slow nodes, failing
+//! disks) and
 //! client actions (proposals, reads, leadership transfers), which go through each node's
 //! input queue as the node runtime's handle sends them. Every action is recorded in the
 //! trace and followed by an invariant check.
@@ -67,6 +68,25 @@ impl<S: SimStateMachine> Cluster<S> {
     pub fn set_fsync_latency(&mut self, id: NodeId, latency: FsyncLatency) {
         self.note(format!("{id:?} fsyncs take {latency:?}"));
         self.node_mut(id).set_fsync_latency(latency);
+    }
+
+    /// One node's disk fails after `mutations` more mutating operations (its storage then
+    /// returns I/O errors, the node stops, and the simulator crashes it: what reached the
+    /// disk survives as a power cut leaves it).
+    pub fn fail_disk_after(&mut self, id: NodeId, mutations: u64) {
+        if !self.is_up(id) {
+            return;
+        }
+        self.note(format!(
+            "{id:?} disk fails after {mutations} more operations"
+        ));
+        self.node_mut(id).fail_disk_after(mutations);
+    }
+
+    /// Cancels a disk failure announced by [`Cluster::fail_disk_after`] that has not
+    /// happened yet.
+    pub fn repair_disk(&mut self, id: NodeId) {
+        self.node_mut(id).repair_disk();
     }
 
     /// Makes every round of one node cost `us` of extra virtual time from now on (a slow,

@@ -224,6 +224,18 @@ impl<S: SimStateMachine> SimNode<S> {
         self.fsync.lock().0 = latency;
     }
 
+    /// The node's disk loses power after `mutations` more writes, syncs, creates, renames
+    /// or removes: every later operation fails (until the crash that follows).
+    pub(crate) fn fail_disk_after(&mut self, mutations: u64) {
+        self.fs.cut_power_after(mutations);
+    }
+
+    /// Cancels a disk failure announced by [`SimNode::fail_disk_after`] that no operation
+    /// has run into yet (one that has stopped the node, which the cluster then crashed).
+    pub(crate) fn repair_disk(&mut self) {
+        self.fs.cancel_power_cut();
+    }
+
     /// Sets the extra virtual time each round costs from now on (a slow node).
     pub(crate) fn set_round_cost_us(&mut self, us: u64) {
         self.round_cost_us = us;

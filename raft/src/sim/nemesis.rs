@@ -6,7 +6,8 @@
 //! partitions, one-way and pairwise link cuts, unreliable and long-reordering networks,
 //! leadership transfers, and the runtime's own: driver stalls (a node's thread stops while
 //! messages and ticks pile up), slow disks (fsyncs of 5-60 ms on one node) and slow nodes
-//! (every round costs 1-15 ms); client actions: proposals and ReadIndex or lease reads. Scenario knobs (snapshot interval, duplication,
+//! (every round costs 1-15 ms), failing disks (I/O errors from some operation on; the node
+//! stops and restarts from what reached the disk); client actions: proposals and ReadIndex or lease reads. Scenario knobs (snapshot interval, duplication,
 //! PreVote/CheckQuorum, batching and pipelining limits, clock skew, network delay) come from
 //! the seed through [`Nemesis::config`]. Every invariant is checked after every event by the
 //! cluster itself; the nemesis adds the liveness check at the end.
@@ -212,7 +213,7 @@ fn random_node<S: SimStateMachine>(c: &mut Cluster<S>) -> NodeId {
 /// A fault of the node runtime or a partial partition.
 fn runtime_fault<S: SimStateMachine>(c: &mut Cluster<S>) {
     let id = random_node(c);
-    match c.rng().below(4) {
+    match c.rng().below(5) {
         0 => {
             // Mostly shorter than an election timeout, sometimes well beyond it.
             let ms = if c.rng().chance(500) {
@@ -240,6 +241,10 @@ fn runtime_fault<S: SimStateMachine>(c: &mut Cluster<S>) {
             };
             c.set_round_cost_us(id, us);
         }
+        3 => {
+            let mutations = c.rng().below(40);
+            c.fail_disk_after(id, mutations);
+        }
         _ => {
             let other = random_node(c);
             if other != id {
@@ -261,7 +266,7 @@ fn random_partition<S: SimStateMachine>(c: &mut Cluster<S>) {
     c.partition(&[a.to_vec(), b.to_vec()]);
 }
 
-/// Heals the network, makes it reliable, gives every node its normal disk and speed back,
+/// Heals the network, makes it reliable, gives every node its normal (working) disk and speed back,
 /// restarts and reconnects every node.
 pub fn heal_everything<S: SimStateMachine>(c: &mut Cluster<S>) {
     c.heal();
@@ -271,6 +276,7 @@ pub fn heal_everything<S: SimStateMachine>(c: &mut Cluster<S>) {
     for id in c.node_ids() {
         c.set_fsync_latency(id, latency);
         c.set_round_cost_us(id, 0);
+        c.repair_disk(id);
         if !c.is_up(id) {
             c.restart(id);
         }

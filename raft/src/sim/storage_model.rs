@@ -12,7 +12,9 @@
 //! It is also checked against the real thing: when a crashed node restarts, what
 //! `DiskStorage` recovers from the `SimFs` must be the durable state plus a prefix of
 //! the writes made after the last sync (a torn write may keep some of them, never out of
-//! order, never less than what was synced) — [`StorageModel::check_recovered`].
+//! order, never less than what was synced) — [`StorageModel::check_recovered`]. A call
+//! that failed (the disk lost power mid-operation) may or may not have taken effect: it
+//! stays pending, and recovery may show it or not.
 //!
 //! Invariants: `written` is `durable` with every pending write applied, in order.
 
@@ -122,6 +124,8 @@ impl DiskState {
 enum PendingWrite {
     Entries(Vec<Entry>),
     HardState(HardState),
+    /// A snapshot save that failed part way (it syncs everything before it first).
+    Snapshot(Snapshot),
 }
 
 /// What one node's storage holds, written and durable, per the `Storage` contract.
@@ -135,8 +139,6 @@ pub struct StorageModel {
     new_entries: Vec<(Option<Term>, Vec<Entry>)>,
     /// The durable state changed since the checker last looked.
     durable_changed: bool,
-    /// A storage call failed: what reached the disk is unknown until recovery.
-    uncertain: bool,
 }
 
 impl StorageModel {
@@ -202,9 +204,6 @@ impl StorageModel {
     /// # Errors
     /// When recovery lost a durable write, or produced a state no crash could leave.
     pub fn check_recovered(&self, recovered: &DiskState) -> Result<(), Violation> {
-        if self.uncertain {
-            return Ok(());
-        }
         let mut candidate = self.durable.clone();
         if candidate.same_as(recovered) {
             return Ok(());
@@ -219,7 +218,7 @@ impl StorageModel {
                         }
                     }
                 }
-                PendingWrite::HardState(_) => {
+                PendingWrite::HardState(_) | PendingWrite::Snapshot(_) => {
                     candidate.apply(write);
                     if candidate.same_as(recovered) {
                         return Ok(());
@@ -241,6 +240,7 @@ impl DiskState {
         match write {
             PendingWrite::Entries(entries) => self.append(entries),
             PendingWrite::HardState(hs) => self.hard_state = *hs,
+            PendingWrite::Snapshot(snapshot) => self.install_snapshot(snapshot),
         }
     }
 
@@ -290,15 +290,19 @@ impl ObservedStorage {
         ObservedStorage { inner, model }
     }
 
+    /// Records a call's effect on the model: `done` if it succeeded; if it failed, the
+    /// `attempted` write stays pending (it may or may not have reached the disk).
     fn observe<T>(
         &mut self,
         result: Result<T, StorageError>,
-        record: impl FnOnce(&mut StorageModel),
+        done: impl FnOnce(&mut StorageModel),
+        attempted: Option<PendingWrite>,
     ) -> Result<T, StorageError> {
         let mut model = self.model.lock();
-        match &result {
-            Ok(_) => record(&mut model),
-            Err(_) => model.uncertain = true,
+        match (&result, attempted) {
+            (Ok(_), _) => done(&mut model),
+            (Err(_), Some(write)) => model.pending.push(write),
+            (Err(_), None) => {}
         }
         result
     }
@@ -311,22 +315,25 @@ impl Storage for ObservedStorage {
 
     fn append(&mut self, entries: &[Entry]) -> Result<(), StorageError> {
         let result = self.inner.append(entries);
-        self.observe(result, |m| m.on_append(entries))
+        let attempted = PendingWrite::Entries(entries.to_vec());
+        self.observe(result, |m| m.on_append(entries), Some(attempted))
     }
 
     fn set_hard_state(&mut self, hard_state: HardState) -> Result<(), StorageError> {
         let result = self.inner.set_hard_state(hard_state);
-        self.observe(result, |m| m.on_hard_state(hard_state))
+        let attempted = PendingWrite::HardState(hard_state);
+        self.observe(result, |m| m.on_hard_state(hard_state), Some(attempted))
     }
 
     fn sync(&mut self) -> Result<(), StorageError> {
         let result = self.inner.sync();
-        self.observe(result, StorageModel::on_sync)
+        self.observe(result, StorageModel::on_sync, None)
     }
 
     fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StorageError> {
         let result = self.inner.save_snapshot(snapshot);
-        self.observe(result, |m| m.on_snapshot(snapshot))
+        let attempted = PendingWrite::Snapshot(snapshot.clone());
+        self.observe(result, |m| m.on_snapshot(snapshot), Some(attempted))
     }
 
     fn stats(&self) -> StorageStats {

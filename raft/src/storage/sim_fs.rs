@@ -176,6 +176,12 @@ impl SimFs {
         disk.power_cut_at = Some(disk.mutations + mutations);
     }
 
+    /// Restores power without a crash, cancelling [`SimFs::cut_power_after`]: for a caller
+    /// that knows no operation has failed yet (the cut point may have been reached).
+    pub fn cancel_power_cut(&self) {
+        self.disk.lock().power_cut_at = None;
+    }
+
     /// Mutating operations done so far (writes, syncs, creates, renames, removes).
     pub fn mutations(&self) -> u64 {
         self.disk.lock().mutations
