@@ -1,14 +1,19 @@
-//! kvserver: raftkv's key-value state machine, its client sessions and snapshot format
-//! (and, from the server issue, the KV service and the `kvserver` binary).
+//! kvserver: raftkv's key-value state machine, its client sessions and snapshot format,
+//! the KV service, and the `kvserver` binary.
 //!
-//! The pieces here are pure: no threads, clocks, files or sockets, so every replica that
-//! applies the same log gets the same state, and tests drive them directly.
+//! The state-machine pieces are pure: no threads, clocks, files or sockets, so every
+//! replica that applies the same log gets the same state, and tests drive them directly:
 //!
 //! - [`skiplist`]: `SkipList<K, V>`, the ordered map holding the data;
 //! - [`sessions`]: exactly-once client sessions (Ongaro's thesis, 6.3);
 //! - [`state_machine`]: `StateMachine`, which applies `WriteRequest`s from the Raft log;
 //! - [`snapshot`]: the versioned, checksummed encoding of a whole state machine;
 //! - [`error`]: error types and reply helpers.
+//!
+//! The running server is not pure: [`server`] (`KvServer`, whose applier thread owns the
+//! state machine's writes), [`service`] (the KV service on the rpc event loop), [`launch`]
+//! (opens the data directory, starts the Raft node and the Provider) and [`config`] (the
+//! cluster file). ARCHITECTURE.md at the repository root draws the threads and paths.
 //!
 //! ```
 //! use kvserver::state_machine::{Limits, StateMachine};

@@ -4,7 +4,7 @@
 //!  Write: service --start_with--> RaftNode --(index, term) on the driver thread--> waiter
 //!         applier thread: ApplyMsg::Command(index, term) -> StateMachine::apply -> waiter at
 //!         index: same term => the reply; other term => RETRY (another entry took the slot)
-//!  Read:  service --read_index_with--> RaftNode --read index--> served once applied >= it
+//!  Read:  service --read_with(mode)--> RaftNode --read index--> served once applied >= it
 //! ```
 //!
 //! The state machine is owned by the applier thread in spirit: only it writes, under a

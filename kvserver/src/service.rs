@@ -1,6 +1,8 @@
 //! The KV service (generated trait `proto::kv::KvService`) on top of [`KvServer`].
-//! Registered inline on the Provider: handlers validate, hand work to Raft and return;
-//! replies are completed later from the Raft driver or the applier thread.
+//! Registered inline on the Provider: handlers validate, hand work to Raft and return.
+//! Validation, not-leader and overload errors are answered at once on the event loop (so
+//! are Raft's `Busy`/`Stopped` refusals, whose callbacks run on the caller's thread);
+//! everything else is answered later from the Raft driver thread or the applier thread.
 
 use crate::server::{get_error, write_error, KvServer};
 use crate::waiters::ReadReply;

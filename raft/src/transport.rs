@@ -1,9 +1,10 @@
-//! The seam between a [`crate::node::RaftNode`] and the network: the runtime hands it
-//! messages to deliver; something else (the node's `RaftService`, or a test router)
-//! delivers incoming messages with [`crate::node::RaftNode::step_batch`].
+//! The seam between a node's executor and the network: the executor hands it messages to
+//! deliver; something else (the node's `RaftService`, or a test router) delivers incoming
+//! messages with [`crate::node::RaftNode::step_batch`].
 //!
-//! Two implementations: [`crate::node::RpcTransport`] over rpc-framework Channels, and
-//! in-process routers in tests.
+//! Implementations: [`crate::node::RpcTransport`] over rpc-framework Channels, the
+//! simulator's (which stamps each message with the virtual instant it left and checks what
+//! it reveals), and in-process routers in tests.
 
 use crate::message::Message;
 
@@ -12,7 +13,7 @@ use crate::message::Message;
 /// # Correctness
 /// Delivery is best effort: messages may be lost, duplicated or reordered, and Raft stays
 /// safe. But `send` must never block on a slow or dead peer: it is called from the node's
-/// driver and persister threads.
+/// driver thread, which also persists and ticks.
 pub trait Transport: Send + Sync + 'static {
     /// Queues `messages` (possibly for several peers, in the order produced) for delivery.
     fn send(&self, messages: Vec<Message>);

@@ -1,6 +1,6 @@
-//! State the driver and persister publish for the node's handle to read without a round
-//! trip: the latest core status, the size of the log since the last snapshot, fsync
-//! counters, and whether the node has stopped.
+//! State the executor publishes (from the driver thread) for the node's handle to read
+//! without a round trip: the latest core status, the size of the log since the last
+//! snapshot, fsync counters, and whether the node has stopped.
 
 use crate::core::{CoreStatus, Role};
 use crate::types::{LogIndex, NodeId, Term};

@@ -8,12 +8,13 @@
 //! exactly what was durable.
 //!
 //! Two implementations: [`DiskStorage`] (write-ahead log + snapshot files, see
-//! `disk.rs`, `wal.rs`, `record.rs`, `snapshot.rs`) and [`MemStorage`] (tests and the
-//! simulator). Both enforce the same contract (`log_state.rs`) and pass the same
-//! conformance suite (`conformance.rs`, with the `sim` feature or in tests).
+//! `disk.rs`, `wal.rs`, `record.rs`, `snapshot.rs`), which the node runtime and the
+//! simulator use, and [`MemStorage`] (unit tests). Both enforce the same contract
+//! (`log_state.rs`) and pass the same conformance suite (`conformance.rs`, with the `sim`
+//! feature or in tests).
 //!
 //! ```text
-//!  runtime persister thread                      disk
+//!  node executor (driver thread)                 disk
 //!  ----------------------------------------------------------------------------
 //!  append(entries) / set_hard_state(hs)  --> records buffered in memory
 //!  ... more Readies ...                       (written early past 1 MiB)
@@ -22,8 +23,8 @@
 //!                                            marker + fdatasync; purge covered segments
 //! ```
 //!
-//! The file-system seam ([`fs::Fs`]) lets tests run `DiskStorage` on `SimFs`, an
-//! in-memory disk that loses unsynced data on a simulated crash.
+//! The file-system seam ([`fs::Fs`]) lets tests and the simulator run `DiskStorage` on
+//! `SimFs`, an in-memory disk that loses (or tears) unsynced data on a simulated crash.
 
 use crate::error::StorageError;
 use crate::types::{Entry, HardState, InitialState, Snapshot};
