@@ -196,9 +196,13 @@ impl Executor {
         }
     }
 
-    /// The node stops: pending reads fail, the transport shuts down, queued inputs are
-    /// refused. Call once, when the executor will not run again.
+    /// The node stops: writes a leader deferred are synced (unless the storage failed),
+    /// pending reads fail, the transport shuts down, queued inputs are refused. Call once,
+    /// when the executor will not run again.
     pub(crate) fn stop(&mut self) {
+        if !self.shared.is_stopped() && self.durability.awaiting_sync() {
+            self.sync();
+        }
         self.running = false;
         self.reads.fail_all(&NodeError::Stopped);
         while let Ok(arrived) = self.inbox.try_recv() {
