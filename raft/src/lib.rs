@@ -20,8 +20,9 @@
 //!
 //! - [`RaftCore::tick`]: one unit of logical time. With [`Config::lease_reads`] the
 //!   runtime must deliver one tick per tick period of real time, delivering late the
-//!   ones it missed while busy (the node runtime does; see `node/tick_clock.rs`): the
-//!   leader lease is counted in ticks.
+//!   ones it missed while busy, interleaved with the messages it steps in the order they
+//!   happened (the node runtime does; see `node/executor.rs` and `node/tick_clock.rs`):
+//!   the leader lease and the followers' promises are counted in ticks.
 //! - [`RaftCore::step`]: a [`Message`] from a peer.
 //! - [`RaftCore::propose`]: a command; returns the `(index, term)` it will have if it
 //!   commits. Refused on non-leaders (`NotLeader { leader_hint }`), during a transfer

@@ -19,6 +19,11 @@
 //! - A leader whose clock stalls (a paused process) would count a lease too long: the
 //!   runtime must deliver missed ticks (at least an election timeout's worth) before it
 //!   asks for a lease read after a stall.
+//! - A follower whose thread stalls must count the stalled time *before* a heartbeat that
+//!   arrived at the end of the stall, not after it: otherwise it acknowledges the round
+//!   (extending the lease) and at once believes an election timeout has passed since, and
+//!   grants a vote inside that lease. The runtime hands the core ticks and messages in
+//!   the order they happened (`node/executor.rs`, `run_round`).
 //! - Reads before the leader committed an entry of its term would use a stale commit
 //!   index: such reads fall back to ReadIndex, which waits for that commit.
 //!
