@@ -15,24 +15,25 @@
 //! Invariant: events of an older incarnation are ignored by the cluster; a crash drops
 //! the executor (and with it every write not yet synced, as `SimFs` decides).
 
-use crate::core::{CoreStatus, ReadState};
-use crate::node::executor::{Executor, ExecutorIo};
+mod application;
+mod lifecycle;
+
+use crate::core::CoreStatus;
+use crate::node::executor::Executor;
 use crate::node::input::{Arrived, NodeInput};
-use crate::node::shared::Shared;
 use crate::node::{ApplyMsg, NodeConfig, NodeError};
 use crate::sim::app::SimStateMachine;
 use crate::sim::clock::SimClock;
 use crate::sim::invariants::{Checker, Violation};
 use crate::sim::rng::SimRng;
-use crate::sim::storage_model::{DiskState, ObservedStorage, StorageModel};
-use crate::sim::transport::{Sent, SimTransport};
-use crate::storage::sim_fs::{CrashMode, SimFs};
-use crate::storage::{DiskOptions, DiskStorage, Storage};
-use crate::types::{Entry, EntryKind, LogIndex, NodeId, Snapshot, SnapshotMeta};
-use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
+use crate::sim::storage_model::{DiskState, StorageModel};
+use crate::sim::transport::Sent;
+use crate::storage::sim_fs::SimFs;
+use crate::storage::DiskOptions;
+use crate::types::{LogIndex, NodeId};
+use crossbeam_channel::{Receiver, Sender, TrySendError};
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 use std::sync::Arc;
 
 /// How long an fsync takes on a node's simulated disk (uniform in the range).
@@ -254,108 +255,6 @@ impl<S: SimStateMachine> SimNode<S> {
         self.busy_until_us = self.busy_until_us.max(now_us) + us;
     }
 
-    /// Starts (or restarts) the node from what its disk recovers.
-    ///
-    /// # Errors
-    /// When recovery fails or contradicts the storage model, or the core refuses the
-    /// recovered state.
-    pub(crate) fn boot(&mut self, boot: Boot<S>, checker: &mut Checker) -> Result<(), Violation> {
-        let id = self.id;
-        let storage = DiskStorage::open_with_fs(
-            Arc::new(self.fs.clone()),
-            Path::new("/data"),
-            boot.disk.clone(),
-        )
-        .map_err(|e| format!("{id:?} cannot open its data directory after a crash: {e}"))?;
-        let initial = storage
-            .initial_state()
-            .map_err(|e| format!("{id:?} cannot read its recovered state: {e}"))?;
-        let recovered = DiskState::from_initial(initial);
-        self.model
-            .lock()
-            .check_recovered(&recovered)
-            .map_err(|e| format!("{id:?} storage recovery: {e}"))?;
-        *self.model.lock() = StorageModel::recovered(recovered);
-        let now_us = boot.now_us;
-        let tick_us = u64::try_from(boot.config.tick_interval.as_micros()).unwrap_or(u64::MAX);
-        let clock = SimClock::new(now_us, tick_us, boot.tick_period_us);
-        self.install_fsync_latency(&clock);
-        let run = self.start_executor(boot, storage, clock)?;
-        let durable = self.model.lock().durable().clone();
-        checker.on_durable_change(id, &durable)?;
-        checker.on_restart(id, &run.executor.core().status(), &durable)?;
-        self.model.lock().take_durable_changed();
-        self.incarnation += 1;
-        self.run = Some(run);
-        self.applied = LogIndex(0);
-        self.busy_until_us = now_us;
-        self.next_wake_us = None;
-        self.app_run_scheduled = false;
-        Ok(())
-    }
-
-    fn install_fsync_latency(&self, clock: &SimClock) {
-        let fsync = self.fsync.clone();
-        let clock = clock.clone();
-        self.fs.set_sync_hook(Some(Arc::new(move || {
-            let mut f = fsync.lock();
-            let (latency, rng) = &mut *f;
-            let us = rng.range_inclusive(latency.min_us, latency.max_us.max(latency.min_us));
-            clock.spend(us);
-        })));
-    }
-
-    fn start_executor(
-        &self,
-        boot: Boot<S>,
-        storage: DiskStorage,
-        clock: SimClock,
-    ) -> Result<Running<S>, Violation> {
-        let (inbox_tx, inbox_rx) = bounded(boot.config.inbox_capacity);
-        let (apply_tx, apply_rx) = bounded(boot.apply_capacity.max(1));
-        let sent = Arc::new(Mutex::new(Vec::new()));
-        let transport = SimTransport::new(
-            clock.clone(),
-            self.model.clone(),
-            boot.strict_term_reveal,
-            sent.clone(),
-        );
-        let io = ExecutorIo {
-            inbox: inbox_rx,
-            transport: Arc::new(transport),
-            apply_tx,
-            clock: Arc::new(clock.clone()),
-            shared: Arc::new(Shared::new(self.id)),
-        };
-        let storage = ObservedStorage::new(Box::new(storage), self.model.clone());
-        let executor = Executor::start(&boot.config, Box::new(storage), io)
-            .map_err(|e| format!("{:?} failed to start from its durable state: {e}", self.id))?;
-        Ok(Running {
-            executor,
-            clock,
-            inbox: inbox_tx,
-            apply_rx,
-            sent,
-            read_answers: Arc::new(Mutex::new(Vec::new())),
-            app: boot.app,
-            snapshot_interval: self.snapshot_interval,
-            waiting_reads: Vec::new(),
-            reads_in_flight: BTreeSet::new(),
-        })
-    }
-
-    /// Crashes the node: its executor is gone, and its disk loses what `mode` says.
-    pub(crate) fn crash(&mut self, mode: CrashMode, checker: &mut Checker) {
-        if let Some(run) = self.run.take() {
-            checker.forget_reads(run.reads_in_flight);
-        }
-        self.fs.set_sync_hook(None);
-        self.fs.crash(mode);
-        checker.on_crash(self.id);
-        self.next_wake_us = None;
-        self.app_run_scheduled = false;
-    }
-
     /// Asks for a wake-up at `at_us`: the generation to schedule it with, or `None` when
     /// an earlier one is already scheduled (or the node is down).
     pub(crate) fn request_wake(&mut self, at_us: u64) -> Option<u64> {
@@ -502,154 +401,5 @@ impl<S: SimStateMachine> SimNode<S> {
             ctx.checker.on_durable_change(self.id, model.durable())?;
         }
         Ok(())
-    }
-
-    fn read_answered(
-        &mut self,
-        read_ctx: u64,
-        result: Result<LogIndex, NodeError>,
-        ctx: &mut NodeCtx<'_>,
-    ) -> Result<(), Violation> {
-        let Some(run) = &mut self.run else {
-            return Ok(());
-        };
-        match result {
-            Ok(index) => {
-                let rs = ReadState {
-                    ctx: read_ctx,
-                    index,
-                };
-                ctx.checker.on_read_state(self.id, &rs)?;
-                run.waiting_reads.push((read_ctx, index));
-            }
-            Err(e) if self.submitting => {
-                run.reads_in_flight.remove(&read_ctx);
-                ctx.checker.forget_reads([read_ctx]);
-                self.refusals.insert(read_ctx, e);
-            }
-            Err(_) => {
-                run.reads_in_flight.remove(&read_ctx);
-                ctx.checker.on_read_dropped(self.id, read_ctx)?;
-                self.completed_reads.push(CompletedRead {
-                    node: self.id,
-                    ctx: read_ctx,
-                    index: None,
-                    at_us: ctx.now_us,
-                });
-            }
-        }
-        Ok(())
-    }
-
-    /// The application's thread: applies what the apply channel holds, snapshots when
-    /// due, serves reads. Returns whether the node's thread must wake (a snapshot to take
-    /// in, or a backlog waiting for room in the channel).
-    pub(crate) fn run_app(&mut self, ctx: &mut NodeCtx<'_>) -> Result<bool, Violation> {
-        let mut wake = false;
-        loop {
-            let Some(run) = &mut self.run else {
-                return Ok(false);
-            };
-            let Ok(msg) = run.apply_rx.try_recv() else {
-                break;
-            };
-            wake |= self.apply(msg, ctx)?;
-        }
-        self.serve_reads(ctx.now_us);
-        let backlog = self
-            .run
-            .as_ref()
-            .is_some_and(|r| r.executor.apply_waiting_for_room().is_some());
-        Ok(wake || backlog)
-    }
-
-    /// Applies one message; returns whether it submitted a snapshot to the node.
-    fn apply(&mut self, msg: ApplyMsg, ctx: &mut NodeCtx<'_>) -> Result<bool, Violation> {
-        let entry = match msg {
-            ApplyMsg::Snapshot { index, term, data } => {
-                let snapshot = Snapshot {
-                    meta: SnapshotMeta { index, term },
-                    data,
-                };
-                self.apply_snapshot(&snapshot, ctx)?;
-                return Ok(false);
-            }
-            ApplyMsg::RoleChange { .. } => return Ok(false),
-            ApplyMsg::Command { index, term, data } => Entry {
-                index,
-                term,
-                kind: EntryKind::Normal,
-                data,
-            },
-            ApplyMsg::Noop { index, term } => Entry {
-                index,
-                term,
-                kind: EntryKind::Noop,
-                data: bytes::Bytes::new(),
-            },
-        };
-        self.apply_entry(&entry, ctx)
-    }
-
-    fn apply_snapshot(
-        &mut self,
-        snapshot: &Snapshot,
-        ctx: &mut NodeCtx<'_>,
-    ) -> Result<(), Violation> {
-        let id = self.id;
-        let durable = self.model.lock().durable().clone();
-        let Some(run) = &mut self.run else {
-            return Ok(());
-        };
-        run.app
-            .restore(snapshot)
-            .map_err(|e| format!("{id:?} cannot restore {:?}: {e}", snapshot.meta))?;
-        ctx.checker
-            .on_apply_snapshot(id, snapshot, &durable, &run.app)?;
-        self.applied = snapshot.meta.index;
-        Ok(())
-    }
-
-    /// Applies a committed entry; snapshots the application when due.
-    fn apply_entry(&mut self, entry: &Entry, ctx: &mut NodeCtx<'_>) -> Result<bool, Violation> {
-        let Some(run) = &mut self.run else {
-            return Ok(false);
-        };
-        let term = run.executor.core().term();
-        ctx.checker
-            .on_apply(self.id, entry, term, self.model.lock().written())?;
-        run.app.apply(entry);
-        self.applied = entry.index;
-        let interval = run.snapshot_interval;
-        if interval == 0 || (entry.index.0 + 1) % interval != 0 {
-            return Ok(false);
-        }
-        let data = run.app.snapshot();
-        let input = NodeInput::Compact {
-            index: entry.index,
-            data,
-        };
-        // As `RaftNode::snapshot`: the application hands its snapshot to the node.
-        self.submit(input, ctx.now_us);
-        Ok(true)
-    }
-
-    fn serve_reads(&mut self, now_us: u64) {
-        let applied = self.applied;
-        let Some(run) = &mut self.run else { return };
-        let (ready, waiting): (Vec<_>, Vec<_>) = run
-            .waiting_reads
-            .drain(..)
-            .partition(|(_, index)| *index <= applied);
-        run.waiting_reads = waiting;
-        for (ctx, index) in ready {
-            run.reads_in_flight.remove(&ctx);
-            self.completed_reads.push(CompletedRead {
-                node: self.id,
-                ctx,
-                index: Some(index),
-                at_us: now_us,
-            });
-        }
     }
 }
