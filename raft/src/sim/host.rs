@@ -205,6 +205,11 @@ impl<S: SimStateMachine> SimNode<S> {
         &self.model
     }
 
+    /// fsyncs (file data and directories) its disk has done, over all incarnations.
+    pub fn fsyncs(&self) -> u64 {
+        self.fs.syncs()
+    }
+
     /// Until when the node's thread is busy (virtual time).
     pub fn busy_until_us(&self) -> u64 {
         self.busy_until_us
