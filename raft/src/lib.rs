@@ -6,7 +6,9 @@
 //! [`RaftCore`] is pure: no threads, clocks, sockets, files or ambient randomness. Time
 //! is [`RaftCore::tick`]; randomness (election timeouts) is a PRNG seeded from
 //! [`Config::seed`] and the node id; maps are ordered, so the same inputs always give the
-//! same outputs. The runtime and the seeded simulator drive it the same way.
+//! same outputs. One executor of the Ready contract drives it (`node/executor.rs`): on
+//! the node runtime's driver thread, and in the seeded simulator ([`sim`], feature
+//! `sim`) on virtual time and a crashable file system.
 //!
 //! It implements the Raft paper (extended version) and these parts of Ongaro's thesis:
 //! leader election with randomized timeouts; PreVote and CheckQuorum with the follower

@@ -1,5 +1,5 @@
-//! One simulated node: the node's real [`Executor`] over `DiskStorage` on its own
-//! crashable [`SimFs`], a [`SimClock`], the simulator's transport, and the application on
+//! One simulated node: the node's real executor (`node::executor::Executor`) over `DiskStorage` on its own
+//! crashable [`SimFs`], a `SimClock`, the simulator's transport, and the application on
 //! its own (simulated) thread at the other end of the apply channel.
 //!
 //! Nothing here executes the Ready contract: the executor does, exactly as on the driver

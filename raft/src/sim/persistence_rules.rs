@@ -58,7 +58,7 @@ impl Checker {
         Ok(())
     }
 
-    /// A message left its sender (already checked by [`check_release`] at that moment):
+    /// A message left its sender (already checked by `check_release` at that moment):
     /// feeds the entries it carries to the log-matching check.
     ///
     /// # Errors
