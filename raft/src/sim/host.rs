@@ -1,6 +1,7 @@
-//! One simulated node: the node's real executor (`node::executor::Executor`) over `DiskStorage` on its own
-//! crashable [`SimFs`], a `SimClock`, the simulator's transport, and the application on
-//! its own (simulated) thread at the other end of the apply channel.
+//! One simulated node: the node runtime's real executor (`node::executor::Executor`) over
+//! `DiskStorage` on its own crashable [`SimFs`], a `SimClock`, the simulator's transport,
+//! and the application on its own (simulated) thread at the other end of the apply
+//! channel.
 //!
 //! Nothing here executes the Ready contract: the executor does, exactly as on the driver
 //! thread. The host only decides *when* it runs (the cluster's events), feeds the checker
