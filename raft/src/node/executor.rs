@@ -106,8 +106,8 @@ impl Executor {
         let initial = storage.initial_state()?;
         let persister = Persister::new(storage, io.shared.clone(), &initial);
         let core = RaftCore::new(config.raft.clone(), initial)?;
-        io.shared.publish(core.status());
         let status = core.status();
+        io.shared.publish(status.clone());
         let now = io.clock.now();
         Ok(Executor {
             core,
