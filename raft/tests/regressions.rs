@@ -150,3 +150,23 @@ fn stale_fast_clock_candidate_cannot_block_elections_without_prevote() {
     c.run_for_ms(2_000);
     c.one(100, 3, true);
 }
+
+/// Postmortem: n3, leader of term 95, stalled 738 ms; it woke to an append of the term-96
+/// leader (entries to 98) and then one of the term-98 leader that replaced entries from 91,
+/// both handled before one Ready. The ack of entry 98 left after the fsync of the log that
+/// no longer held it. Acks of entries removed before their Ready is written are now
+/// withdrawn (`core/append.rs` `retract_stale_append_acks`; minimal reproduction in the
+/// core's `an_ack_of_entries_replaced_in_the_same_ready_is_withdrawn`).
+#[test]
+fn seed_3585_nemesis_seven_nodes_ack_of_entries_replaced_in_the_same_ready() {
+    replay_nemesis("nemesis_seven_nodes", 7, 3585);
+}
+
+/// Postmortem (a harness bug, not Raft's): after healing, the convergence check waited
+/// until each node had *handed out* its committed entries, then checked what its
+/// application had *applied*; the application runs behind the node (after the round's
+/// fsync, 2-20 ms here) and had not caught up yet. The check now waits for the application.
+#[test]
+fn seed_2645_nemesis_five_nodes_convergence_waits_for_the_application() {
+    replay_nemesis("nemesis_five_nodes", 5, 2645);
+}

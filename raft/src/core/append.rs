@@ -23,6 +23,7 @@ impl RaftCore {
             .maybe_append(ae.prev_log_index, ae.prev_log_term, ae.entries)
         {
             Ok(match_index) => {
+                self.retract_stale_append_acks();
                 self.log.commit_to(leader_commit.min(match_index));
                 AppendEntriesResponse {
                     success: true,
@@ -45,6 +46,20 @@ impl RaftCore {
             }
         };
         self.send(from, MessageBody::AppendEntriesResponse(response));
+    }
+}
+
+impl RaftCore {
+    /// If entries were removed from the log, withdraws the queued acknowledgements of
+    /// them (see `Outbox::retract_append_acks_from`).
+    pub(super) fn retract_stale_append_acks(&mut self) {
+        if let Some(from) = self.log.take_cut() {
+            let n = self.outbox.retract_append_acks_from(from);
+            if n > 0 {
+                tracing::debug!(node = %self.id, %from, withdrawn = n,
+                    "entries replaced before being written: their acknowledgements withdrawn");
+            }
+        }
     }
 }
 

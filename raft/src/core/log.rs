@@ -34,6 +34,9 @@ pub(crate) struct RaftLog {
     applied: LogIndex,
     /// Hand out committed entries before they are durable here (set while leading).
     apply_unpersisted: bool,
+    /// The lowest index whose entry was removed since the core last asked
+    /// ([`RaftLog::take_cut`]): acknowledgements of entries from there on are stale.
+    cut_from: Option<LogIndex>,
 }
 
 impl RaftLog {
@@ -51,6 +54,7 @@ impl RaftLog {
             unsent: last.next(),
             applied: snapshot_index,
             apply_unpersisted: false,
+            cut_from: None,
         }
     }
 
@@ -222,8 +226,19 @@ impl RaftLog {
         if let Some(offset) = self.offset_of(from) {
             self.entries.truncate(offset);
         }
+        self.note_cut(from);
         self.unsent = self.unsent.min(from);
         self.persisted = self.persisted.min(from.prev());
+    }
+
+    fn note_cut(&mut self, from: LogIndex) {
+        self.cut_from = Some(self.cut_from.map_or(from, |c| c.min(from)));
+    }
+
+    /// The lowest index whose entry was removed (replaced by a new leader's, or discarded
+    /// for a snapshot) since the last call.
+    pub(crate) fn take_cut(&mut self) -> Option<LogIndex> {
+        self.cut_from.take()
     }
 
     /// Raises the commit index (never lowers it, never past the last index).
@@ -313,6 +328,9 @@ impl RaftLog {
     /// Ready carrying it is persisted.
     pub(crate) fn restore(&mut self, snapshot: Snapshot) {
         let index = snapshot.meta.index;
+        if !self.entries.is_empty() {
+            self.note_cut(self.first_index());
+        }
         self.entries.clear();
         self.snapshot = snapshot;
         self.committed = index;

@@ -41,6 +41,20 @@ impl Outbox {
         std::mem::take(self)
     }
 
+    /// Withdraws the acknowledgements not yet handed out that claim entries from `from` on:
+    /// those entries were removed since (a newer leader replaced them, or a snapshot
+    /// discarded them), so the Ready that would make the acknowledgement true never comes.
+    /// Returns how many were withdrawn. (A follower handling a batch of messages may ack
+    /// one leader's append and then take a newer leader's, which truncates, before the
+    /// Ready is written.)
+    pub(crate) fn retract_append_acks_from(&mut self, from: crate::types::LogIndex) -> usize {
+        let before = self.messages_after_persist.len();
+        self.messages_after_persist.retain(|m| {
+            !matches!(&m.body, MessageBody::AppendEntriesResponse(r) if r.success && r.match_index >= from)
+        });
+        before - self.messages_after_persist.len()
+    }
+
     /// Queues `msg`; `term_or_vote_unpersisted` says whether this node's current term or
     /// vote is not yet known durable.
     pub(crate) fn push(&mut self, msg: Message, term_or_vote_unpersisted: bool) {

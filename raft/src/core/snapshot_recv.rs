@@ -125,6 +125,7 @@ impl RaftCore {
         }
         tracing::info!(node = %self.id, index = %meta.index, term = %meta.term, "installing snapshot");
         self.log.restore(snapshot.clone());
+        self.retract_stale_append_acks();
         self.snapshot_to_persist = Some(snapshot);
         self.snapshot_to_apply = None;
     }

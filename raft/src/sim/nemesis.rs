@@ -170,11 +170,13 @@ impl Nemesis {
                 .into_iter()
                 .filter_map(|id| c.status(id))
                 .collect();
+            // The application runs behind the node: wait for what it applied, not for
+            // what the node handed out.
             s.len() == n
                 && s.iter().all(|x| {
                     x.commit == s[0].commit
                         && x.last_index == s[0].last_index
-                        && x.applied == x.commit
+                        && c.node(x.id).applied() == x.commit
                 })
         });
         let statuses: Vec<_> = c

@@ -389,3 +389,51 @@ fn malformed_append_is_dropped() {
     assert!(rd.entries.is_empty());
     assert!(rd.messages_after_persist.is_empty());
 }
+
+// Paper 5.3 and Figure 2 ("updated on stable storage before responding"): a follower that
+// handles a batch of messages before its next Ready may acknowledge one leader's entries
+// and then take a newer leader's append that replaces them. The first acknowledgement
+// would leave after the Ready that writes the *replaced* log: it must be withdrawn
+// (found by the simulator: a stalled node woke to both appends, seed 3585 of the 7-node
+// nemesis). The newer leader's acknowledgement stays.
+#[test]
+fn an_ack_of_entries_replaced_in_the_same_ready_is_withdrawn() {
+    let mut node = core(2, 3);
+    node.step(append(1, (0, 0), vec![entry(1, 1, b"a")], 1));
+    let rd = node.ready();
+    persist(&mut node, &rd);
+    // Leader 1 of term 2 sends entries 2-3; leader 3 of term 3 then replaces them.
+    node.step(append(
+        2,
+        (1, 1),
+        vec![entry(2, 2, b"b"), entry(3, 2, b"c")],
+        1,
+    ));
+    let newer = msg(
+        3,
+        2,
+        3,
+        MessageBody::AppendEntries(AppendEntries {
+            prev_log_index: i(1),
+            prev_log_term: t(1),
+            entries: vec![entry(2, 3, b"x")],
+            leader_commit: i(1),
+        }),
+    );
+    node.step(newer);
+    let rd = node.ready();
+    assert_eq!(rd.entries, vec![entry(2, 3, b"x")]);
+    let acks: Vec<(u64, u64)> = rd
+        .messages_after_persist
+        .iter()
+        .filter_map(|m| match &m.body {
+            MessageBody::AppendEntriesResponse(r) if r.success => Some((m.to.0, r.match_index.0)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        acks,
+        vec![(3, 2)],
+        "only the newer leader's ack, for entry 2"
+    );
+}
