@@ -2,7 +2,8 @@
 //! commit, and the response with fast-backtracking hints (paper 5.3).
 //!
 //! Invariants: the response acknowledges only what this Ready makes durable (it goes in
-//! `messages_after_persist`); `match_index` in a success is the last index known to match
+//! `messages_after_persist`, and is withdrawn if a later message in the same batch
+//! replaces the entries it acknowledges); `match_index` in a success is the last index known to match
 //! the leader (`prev_log_index + entries`), never the follower's possibly longer,
 //! unverified tail; the commit index never passes that verified match.
 
@@ -47,9 +48,7 @@ impl RaftCore {
         };
         self.send(from, MessageBody::AppendEntriesResponse(response));
     }
-}
 
-impl RaftCore {
     /// If entries were removed from the log, withdraws the queued acknowledgements of
     /// them (see `Outbox::retract_append_acks_from`).
     pub(super) fn retract_stale_append_acks(&mut self) {
