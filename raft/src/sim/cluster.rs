@@ -305,7 +305,7 @@ impl<S: SimStateMachine> Cluster<S> {
     /// Runs `f` on a node with a context, then routes what it sent and schedules what it
     /// needs next (its next wake-up, its application's run); a node whose storage failed
     /// is crashed.
-    pub(crate) fn with_node<T: Default>(
+    pub(crate) fn with_node<T>(
         &mut self,
         node: NodeId,
         f: impl FnOnce(&mut SimNode<S>, &mut NodeCtx<'_>) -> Result<T, Violation>,
