@@ -397,7 +397,11 @@ impl<S: SimStateMachine> Cluster<S> {
 
     /// Checks the invariants and traces role changes; runs after every event and action.
     pub(crate) fn after_event(&mut self) {
-        let statuses: Vec<Option<CoreStatus>> = self.nodes.iter().map(SimNode::status).collect();
+        let statuses: Vec<Option<CoreStatus>> = self
+            .nodes
+            .iter()
+            .map(SimNode::status_between_rounds)
+            .collect();
         let models: Vec<_> = self.nodes.iter().map(|n| n.model().lock()).collect();
         let obs: Vec<NodeObs<'_>> = self
             .nodes

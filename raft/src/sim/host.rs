@@ -123,6 +123,9 @@ pub struct SimNode<S> {
     next_wake_us: Option<u64>,
     wake_generation: u64,
     app_run_scheduled: bool,
+    /// The thread took its inputs but has not finished the round (the rest runs at a
+    /// wake-up at this same instant): its core is ahead of its storage meanwhile.
+    mid_round: bool,
     snapshot_interval: u64,
     run: Option<Running<S>>,
     applied: LogIndex,
@@ -157,6 +160,7 @@ impl<S: SimStateMachine> SimNode<S> {
             next_wake_us: None,
             wake_generation: 0,
             app_run_scheduled: false,
+            mid_round: false,
             snapshot_interval,
             run: None,
             applied: LogIndex(0),
@@ -184,6 +188,16 @@ impl<S: SimStateMachine> SimNode<S> {
     /// The core's status, while up.
     pub fn status(&self) -> Option<CoreStatus> {
         self.run.as_ref().map(|r| r.executor.core().status())
+    }
+
+    /// The core's status as the checker may see it: only between rounds (while up). In
+    /// the middle of a round the core is ahead of its storage (it stepped messages whose
+    /// entries the round has not written yet), which no other thread ever observes.
+    pub(crate) fn status_between_rounds(&self) -> Option<CoreStatus> {
+        if self.mid_round {
+            return None;
+        }
+        self.status()
     }
 
     /// The application, while up.
@@ -341,6 +355,7 @@ impl<S: SimStateMachine> SimNode<S> {
         };
         run.clock.begin_at(ctx.now_us);
         run.executor.drain_inbox();
+        self.mid_round = true;
         self.submitting = true;
         let result = self.collect(ctx);
         self.submitting = false;
@@ -355,6 +370,7 @@ impl<S: SimStateMachine> SimNode<S> {
         run.clock.begin_at(ctx.now_us);
         run.clock.spend(self.round_cost_us);
         run.executor.run_round();
+        self.mid_round = false;
         self.busy_until_us = run.clock.thread_us();
         self.collect(ctx)
     }

@@ -58,6 +58,7 @@ impl<S: SimStateMachine> SimNode<S> {
         self.busy_until_us = now_us;
         self.next_wake_us = None;
         self.app_run_scheduled = false;
+        self.mid_round = false;
         Ok(())
     }
 
@@ -121,5 +122,6 @@ impl<S: SimStateMachine> SimNode<S> {
         checker.on_crash(self.id);
         self.next_wake_us = None;
         self.app_run_scheduled = false;
+        self.mid_round = false;
     }
 }
