@@ -86,10 +86,23 @@ impl RaftCore {
 
     /// Whether this node heard from a live leader within the election timeout (the
     /// follower side of CheckQuorum: such a node refuses to help depose that leader), or
-    /// started too recently to know (with lease reads, see `lease.rs`).
+    /// started too recently to know (with lease reads, see `lease.rs`). A leader counts
+    /// itself live until its own CheckQuorum says otherwise.
+    ///
+    /// The follower's side is counted from when it last heard a leader, not from its
+    /// current term's leader: a higher-term message that is not a vote request (a delayed
+    /// pre-vote rejection, say) makes it a follower of that term with no known leader,
+    /// and its promise to the leader it heard must survive that (a vote granted in the
+    /// new term inside the promise would let a new leader commit under an old leader's
+    /// lease).
     pub(super) fn in_leader_lease(&self) -> bool {
-        let heard_leader = self.leader.is_some()
-            && self.election_elapsed_ticks < self.config.election_timeout_ticks;
+        let timeout = u64::from(self.config.election_timeout_ticks);
+        let heard_leader = match self.role {
+            Role::Leader => self.election_elapsed_ticks < self.config.election_timeout_ticks,
+            _ => self
+                .leader_heard_at_tick
+                .is_some_and(|at| self.ticks.saturating_sub(at) < timeout),
+        };
         self.config.check_quorum && (heard_leader || self.in_boot_guard())
     }
 
@@ -97,9 +110,13 @@ impl RaftCore {
     /// dropped by `step`; a real vote's higher term was already adopted).
     pub(super) fn handle_request_vote(&mut self, from: NodeId, msg_term: Term, rv: RequestVote) {
         let future_pre_vote = rv.pre_vote && msg_term > self.term;
-        let can_vote = self.vote == Some(from)
-            || (self.vote.is_none() && self.leader.is_none())
-            || future_pre_vote;
+        // Higher-term requests inside the lease were dropped in `step`; this one may be of
+        // a term we took from another message while the lease we promised still runs.
+        let in_lease = !rv.leadership_transfer && self.in_leader_lease();
+        let can_vote = !in_lease
+            && (self.vote == Some(from)
+                || (self.vote.is_none() && self.leader.is_none())
+                || future_pre_vote);
         let granted = can_vote && self.log.is_up_to_date(rv.last_log_index, rv.last_log_term);
         tracing::debug!(node = %self.id, %from, term = %msg_term, pre_vote = rv.pre_vote, granted,
             "vote request");

@@ -24,6 +24,10 @@
 //!   (extending the lease) and at once believes an election timeout has passed since, and
 //!   grants a vote inside that lease. The runtime hands the core ticks and messages in
 //!   the order they happened (`node/executor.rs`, `run_round`).
+//! - A follower that moves to a higher term on a message that is not a vote request (a
+//!   delayed pre-vote rejection) forgets its leader; its promise is kept by the tick it
+//!   last heard a leader, not by the current term's leader (`in_leader_lease`), and vote
+//!   requests of the new term are refused inside it (`handle_request_vote`).
 //! - Reads before the leader committed an entry of its term would use a stale commit
 //!   index: such reads fall back to ReadIndex, which waits for that commit.
 //!

@@ -118,6 +118,10 @@ pub struct RaftCore {
     rng: SplitMix64,
     /// Ticks since this core was created (the clock of the leader lease and boot guard).
     ticks: u64,
+    /// The tick at which this node last heard from a leader (of any term): its promise
+    /// not to help elect anyone else for an election timeout (the follower lease) runs
+    /// from here, whatever term changes happen meanwhile.
+    leader_heard_at_tick: Option<u64>,
     election_elapsed_ticks: u32,
     heartbeat_elapsed_ticks: u32,
     randomized_election_timeout_ticks: u32,
@@ -183,6 +187,7 @@ impl RaftCore {
             leader: None,
             log,
             ticks: 0,
+            leader_heard_at_tick: None,
             election_elapsed_ticks: 0,
             heartbeat_elapsed_ticks: 0,
             randomized_election_timeout_ticks: config.election_timeout_ticks,

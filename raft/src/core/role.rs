@@ -30,6 +30,9 @@ impl RaftCore {
         }
         self.role = Role::Follower;
         self.leader = leader;
+        if leader.is_some() {
+            self.leader_heard_at_tick = Some(self.ticks);
+        }
         self.votes.clear();
         self.reset_election_timer();
         if was != Role::Follower {

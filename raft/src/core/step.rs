@@ -162,6 +162,7 @@ impl RaftCore {
             }
             Role::Follower => {
                 self.leader = Some(from);
+                self.leader_heard_at_tick = Some(self.ticks);
                 self.election_elapsed_ticks = 0;
                 true
             }

@@ -498,7 +498,7 @@ fn lease_follower_ignores_vote_requests_while_leader_is_alive() {
     let mut fresh = core_with(c);
     fresh.step(heartbeat(1, 2, 1));
     ready_persisted(&mut fresh);
-    fresh.election_elapsed_ticks = 10;
+    fresh.ticks += 10; // an election timeout passes without a tick's other effects
     fresh.step(vote_req(3, 2, 2, 5, 1));
     assert_eq!(fresh.term(), t(2));
     assert_eq!(

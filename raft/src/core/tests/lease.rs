@@ -175,3 +175,69 @@ fn a_freshly_started_node_refuses_votes_for_an_election_timeout() {
     assert_eq!(node.term(), t(1));
     assert_eq!(node.vote, Some(n(3)));
 }
+
+// Thesis 6.4.1 / 9.6: a follower's promise not to help elect anyone for an election
+// timeout after hearing its leader must survive a term change caused by a message that is
+// not a vote request (here a delayed pre-vote rejection of a higher term, which makes it a
+// follower of that term with no known leader): a vote request of that term inside the
+// promise is not granted. Afterwards, once the promise has run out, it is.
+#[test]
+fn a_higher_term_non_vote_message_does_not_end_the_followers_lease_promise() {
+    let mut node = core_with(lease_config(2, 3));
+    for _ in 0..node.config.election_timeout_ticks {
+        node.tick(); // past the boot guard
+    }
+    node.step(msg(
+        1,
+        2,
+        1,
+        MessageBody::Heartbeat(Heartbeat {
+            commit: i(0),
+            read_seq: 1,
+        }),
+    ));
+    assert_eq!(node.leader(), Some(n(1)));
+    node.ready();
+    let late_rejection = msg(
+        3,
+        2,
+        2,
+        MessageBody::RequestVoteResponse(crate::message::RequestVoteResponse {
+            pre_vote: true,
+            granted: false,
+        }),
+    );
+    node.step(late_rejection);
+    assert_eq!((node.term(), node.leader()), (t(2), None));
+    let vote_request = || {
+        msg(
+            3,
+            2,
+            2,
+            MessageBody::RequestVote(RequestVote {
+                pre_vote: false,
+                last_log_index: i(0),
+                last_log_term: t(0),
+                leadership_transfer: false,
+            }),
+        )
+    };
+    node.step(vote_request());
+    assert_eq!(node.vote, None, "no vote inside the promise to leader 1");
+    let granted = |rd: &Ready| {
+        rd.messages
+            .iter()
+            .chain(&rd.messages_after_persist)
+            .any(|m| matches!(m.body, MessageBody::RequestVoteResponse(r) if r.granted))
+    };
+    assert!(!granted(&node.ready()));
+    let before = node.term();
+    for _ in 0..node.config.election_timeout_ticks {
+        node.tick();
+    }
+    node.step(vote_request());
+    assert!(
+        node.vote == Some(n(3)) || node.term() > before,
+        "after the promise ran out the node votes (or campaigns itself)"
+    );
+}
