@@ -56,6 +56,10 @@ pub struct RequestVote {
     pub last_log_term: Term,
     /// The election follows a TimeoutNow, so voters must ignore their leader lease.
     pub leadership_transfer: bool,
+    /// Which of the sender's campaigns (pre-vote rounds and elections) this request
+    /// belongs to; the response echoes it, so that a late answer to an earlier pre-vote
+    /// round (same term) is not counted in a later one. 0 = unknown (counted by term).
+    pub campaign: u64,
 }
 
 /// The answer to a (pre-)vote request.
@@ -65,6 +69,8 @@ pub struct RequestVoteResponse {
     pub pre_vote: bool,
     /// The vote was granted.
     pub granted: bool,
+    /// The `campaign` of the request this answers.
+    pub campaign: u64,
 }
 
 /// AppendEntries.

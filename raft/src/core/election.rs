@@ -78,6 +78,7 @@ impl RaftCore {
             last_log_index: self.log.last_index(),
             last_log_term: self.log.last_term(),
             leadership_transfer,
+            campaign: self.campaign,
         };
         for peer in peers {
             self.send_with_term(*peer, term, MessageBody::RequestVote(request));
@@ -123,6 +124,7 @@ impl RaftCore {
         let response = MessageBody::RequestVoteResponse(RequestVoteResponse {
             pre_vote: rv.pre_vote,
             granted,
+            campaign: rv.campaign,
         });
         if rv.pre_vote {
             // A grant echoes the future term so the pre-candidate counts it; a rejection
@@ -145,11 +147,13 @@ impl RaftCore {
         msg_term: Term,
         r: RequestVoteResponse,
     ) {
-        let counts = match self.role {
-            Role::PreCandidate => r.pre_vote,
-            Role::Candidate => !r.pre_vote && msg_term == self.term,
-            Role::Follower | Role::Leader => false,
-        };
+        let this_campaign = r.campaign == 0 || r.campaign == self.campaign;
+        let counts = this_campaign
+            && match self.role {
+                Role::PreCandidate => r.pre_vote,
+                Role::Candidate => !r.pre_vote && msg_term == self.term,
+                Role::Follower | Role::Leader => false,
+            };
         if !counts {
             return;
         }

@@ -93,6 +93,10 @@ pub struct CoreStatus {
     pub snapshot_index: LogIndex,
 }
 
+/// Mixed into the seed that draws the first campaign number (not the election-timeout
+/// generator's sequence, which the seed alone decides).
+const CAMPAIGN_SALT: u64 = 0x6361_6d70_6169_676e;
+
 /// Leader-only work deferred to the next `ready()` so that everything proposed between
 /// two Readies goes out in one AppendEntries per peer.
 #[derive(Clone, Copy, Debug, Default)]
@@ -127,6 +131,10 @@ pub struct RaftCore {
     randomized_election_timeout_ticks: u32,
     /// (Pre-)vote responses of the running election (voter -> granted).
     votes: BTreeMap<NodeId, bool>,
+    /// The running campaign's number (a pre-vote round or an election): requests carry it
+    /// and only answers that echo it are counted. Starts at a value drawn from the seed,
+    /// so that answers to a campaign before a restart do not match one after it.
+    campaign: u64,
     /// Whether the running election follows a leadership transfer (its requests say so).
     campaign_is_transfer: bool,
     /// Leader only: one entry per peer.
@@ -192,6 +200,7 @@ impl RaftCore {
             heartbeat_elapsed_ticks: 0,
             randomized_election_timeout_ticks: config.election_timeout_ticks,
             votes: BTreeMap::new(),
+            campaign: SplitMix64::new(config.seed ^ CAMPAIGN_SALT, config.id.0).next_u64() >> 1,
             campaign_is_transfer: false,
             progress: BTreeMap::new(),
             reads: ReadQueue::default(),

@@ -59,6 +59,7 @@ impl RaftCore {
     /// changing term or vote (thesis 9.6).
     pub(super) fn become_pre_candidate(&mut self) {
         self.leave_leadership();
+        self.next_campaign();
         self.role = Role::PreCandidate;
         self.leader = None;
         self.votes.clear();
@@ -67,9 +68,15 @@ impl RaftCore {
         tracing::info!(node = %self.id, term = %self.term, "became pre-candidate");
     }
 
+    /// Numbers a new campaign (0 is reserved for "unknown").
+    fn next_campaign(&mut self) {
+        self.campaign = self.campaign.wrapping_add(1).max(1);
+    }
+
     /// Starts an election in the next term, voting for itself.
     pub(super) fn become_candidate(&mut self) {
         self.leave_leadership();
+        self.next_campaign();
         self.term = self.term.next();
         self.vote = Some(self.id);
         self.role = Role::Candidate;

@@ -94,6 +94,7 @@ impl RaftCore {
                 MessageBody::RequestVoteResponse(RequestVoteResponse {
                     pre_vote: true,
                     granted: false,
+                    campaign: rv.campaign,
                 })
             }
             _ => {

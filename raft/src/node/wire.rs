@@ -23,10 +23,12 @@ pub fn to_wire(msg: Message) -> pb::RaftMessage {
             last_log_index: v.last_log_index.0,
             last_log_term: v.last_log_term.0,
             leadership_transfer: v.leadership_transfer,
+            campaign: v.campaign,
         }),
         MessageBody::RequestVoteResponse(r) => Body::RequestVoteResponse(pb::RequestVoteResponse {
             pre_vote: r.pre_vote,
             granted: r.granted,
+            campaign: r.campaign,
         }),
         MessageBody::AppendEntries(a) => Body::AppendEntries(pb::AppendEntries {
             prev_log_index: a.prev_log_index.0,
@@ -89,10 +91,12 @@ pub fn from_wire(msg: pb::RaftMessage) -> Result<Message, WireError> {
             last_log_index: LogIndex(v.last_log_index),
             last_log_term: Term(v.last_log_term),
             leadership_transfer: v.leadership_transfer,
+            campaign: v.campaign,
         }),
         Body::RequestVoteResponse(r) => MessageBody::RequestVoteResponse(RequestVoteResponse {
             pre_vote: r.pre_vote,
             granted: r.granted,
+            campaign: r.campaign,
         }),
         Body::AppendEntries(a) => MessageBody::AppendEntries(AppendEntries {
             prev_log_index: LogIndex(a.prev_log_index),
@@ -227,10 +231,12 @@ mod tests {
             last_log_index: LogIndex(3),
             last_log_term: Term(2),
             leadership_transfer: true,
+            campaign: 0,
         }));
         roundtrip(MessageBody::RequestVoteResponse(RequestVoteResponse {
             pre_vote: false,
             granted: true,
+            campaign: 0,
         }));
         roundtrip(MessageBody::AppendEntries(AppendEntries {
             prev_log_index: LogIndex(4),

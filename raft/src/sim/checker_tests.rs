@@ -136,6 +136,7 @@ fn votes_and_acks_need_durable_state_before_they_leave() {
         MessageBody::RequestVoteResponse(RequestVoteResponse {
             pre_vote: false,
             granted: true,
+            campaign: 0,
         }),
     );
     assert!(release(&mut c, &grant, &disk(5, Some(1), vec![])).is_ok());
@@ -152,6 +153,7 @@ fn votes_and_acks_need_durable_state_before_they_leave() {
         last_log_index: LogIndex(0),
         last_log_term: Term(0),
         leadership_transfer: false,
+        campaign: 0,
     };
     let request = msg(1, 2, 5, MessageBody::RequestVote(ask));
     assert!(

@@ -15,6 +15,7 @@ fn vote_req(from: u64, to: u64, term: u64, last_index: u64, last_term: u64) -> M
             last_log_index: i(last_index),
             last_log_term: t(last_term),
             leadership_transfer: false,
+            campaign: 0,
         }),
     )
 }
@@ -32,7 +33,11 @@ fn vote_resp(from: u64, to: u64, term: u64, pre_vote: bool, granted: bool) -> Me
         from,
         to,
         term,
-        MessageBody::RequestVoteResponse(RequestVoteResponse { pre_vote, granted }),
+        MessageBody::RequestVoteResponse(RequestVoteResponse {
+            pre_vote,
+            granted,
+            campaign: 0,
+        }),
     )
 }
 
@@ -92,7 +97,7 @@ fn candidate_requests_votes_only_after_its_term_and_vote_are_durable() {
     assert!(rd.must_sync, "a term/vote change must be fsynced");
     assert!(rd.messages.is_empty());
     assert_eq!(
-        rd.messages_after_persist,
+        sans_campaign(&rd.messages_after_persist),
         vec![vote_req(1, 2, 1, 0, 0), vote_req(1, 3, 1, 0, 0)]
     );
 }
@@ -120,7 +125,7 @@ fn candidate_resends_vote_requests_only_to_voters_that_have_not_answered() {
         .chain(&rd.messages_after_persist)
         .cloned()
         .collect();
-    assert_eq!(resent, vec![vote_req(1, 3, 1, 0, 0)]);
+    assert_eq!(sans_campaign(&resent), vec![vote_req(1, 3, 1, 0, 0)]);
 }
 
 // Paper 5.2: a candidate wins with votes from a majority; 5.4.2: a new leader commits a
@@ -341,7 +346,7 @@ fn prevote_asks_for_next_term_without_changing_its_own() {
     assert_eq!(rd.hard_state, None);
     assert!(!rd.must_sync);
     assert_eq!(
-        rd.messages,
+        sans_campaign(&rd.messages),
         vec![pre_vote_req(1, 2, 5, 2, 4), pre_vote_req(1, 3, 5, 2, 4)]
     );
 }
@@ -378,7 +383,7 @@ fn prevote_majority_starts_real_election() {
     assert_eq!((node.role(), node.term()), (Role::Candidate, t(1)));
     let rd = node.ready();
     assert_eq!(
-        rd.messages_after_persist,
+        sans_campaign(&rd.messages_after_persist),
         vec![vote_req(1, 2, 1, 0, 0), vote_req(1, 3, 1, 0, 0)]
     );
 }
@@ -551,4 +556,69 @@ fn stale_prevote_is_rejected_with_the_newer_term() {
     tick_until_campaign(&mut stale);
     stale.step(vote_resp(2, 1, 5, true, false));
     assert_eq!((stale.role(), stale.term()), (Role::Follower, t(5)));
+}
+
+// Thesis 9.6: successive pre-vote rounds ask about the same future term, so the term does
+// not tell their answers apart. A grant that arrives late, from a round that already
+// failed, must not count in the next one (it would start a needless election on the
+// word of a voter that may since have heard from a leader); answers carry the round's
+// campaign number.
+#[test]
+fn a_late_pre_vote_grant_from_an_earlier_round_is_not_counted() {
+    let mut c = config(1, 5);
+    c.pre_vote = true;
+    let mut node = core_with(c);
+    tick_until_campaign(&mut node);
+    let first = node.ready();
+    let round = |rd: &Ready| {
+        rd.messages
+            .iter()
+            .find_map(|m| match &m.body {
+                MessageBody::RequestVote(rv) if rv.pre_vote => Some(rv.campaign),
+                _ => None,
+            })
+            .expect("pre-vote requests")
+    };
+    let first_round = round(&first);
+    // The round fails: no answers within its timeout (resends ask again in the same
+    // round); a second round starts.
+    let mut second_round = first_round;
+    for _ in 0..node.config.election_timeout_ticks * 2 {
+        node.tick();
+        let rd = node.ready();
+        if rd
+            .messages
+            .iter()
+            .any(|m| matches!(m.body, MessageBody::RequestVote(_)))
+        {
+            second_round = round(&rd);
+        }
+        if second_round != first_round {
+            break;
+        }
+    }
+    assert_eq!(node.role(), Role::PreCandidate);
+    assert_ne!(first_round, second_round, "a second pre-vote round started");
+    let grant = |from: u64, campaign: u64| {
+        msg(
+            from,
+            1,
+            1,
+            MessageBody::RequestVoteResponse(RequestVoteResponse {
+                pre_vote: true,
+                granted: true,
+                campaign,
+            }),
+        )
+    };
+    node.step(grant(2, first_round));
+    node.step(grant(3, first_round));
+    assert_eq!(
+        node.role(),
+        Role::PreCandidate,
+        "two late grants of the first round are not a majority of the second"
+    );
+    node.step(grant(2, second_round));
+    node.step(grant(3, second_round));
+    assert_eq!((node.role(), node.term()), (Role::Candidate, t(1)));
 }

@@ -162,6 +162,7 @@ fn a_freshly_started_node_refuses_votes_for_an_election_timeout() {
                 last_log_index: i(0),
                 last_log_term: t(0),
                 leadership_transfer: false,
+                campaign: 0,
             }),
         )
     };
@@ -205,6 +206,7 @@ fn a_higher_term_non_vote_message_does_not_end_the_followers_lease_promise() {
         MessageBody::RequestVoteResponse(crate::message::RequestVoteResponse {
             pre_vote: true,
             granted: false,
+            campaign: 0,
         }),
     );
     node.step(late_rejection);
@@ -219,6 +221,7 @@ fn a_higher_term_non_vote_message_does_not_end_the_followers_lease_promise() {
                 last_log_index: i(0),
                 last_log_term: t(0),
                 leadership_transfer: false,
+                campaign: 0,
             }),
         )
     };

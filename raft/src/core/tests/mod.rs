@@ -98,6 +98,18 @@ pub(super) fn core_with_log(config: Config, term: u64, terms: &[u64]) -> RaftCor
     .unwrap()
 }
 
+/// `msgs` with every (pre-)vote request's campaign number cleared, to compare with
+/// expected messages (the numbers start at a seeded value).
+pub(super) fn sans_campaign(msgs: &[Message]) -> Vec<Message> {
+    let mut out = msgs.to_vec();
+    for m in &mut out {
+        if let MessageBody::RequestVote(rv) = &mut m.body {
+            rv.campaign = 0;
+        }
+    }
+    out
+}
+
 /// Persists a Ready: reports it (and every earlier one) durable.
 pub(super) fn persist(core: &mut RaftCore, rd: &Ready) {
     core.on_persist_ready(rd.number);
@@ -173,6 +185,7 @@ pub(super) fn vote_grant(from: u64, to: u64, term: u64) -> Message {
         MessageBody::RequestVoteResponse(RequestVoteResponse {
             pre_vote: false,
             granted: true,
+            campaign: 0,
         }),
     )
 }

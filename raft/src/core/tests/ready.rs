@@ -212,6 +212,7 @@ fn restart_keeps_term_and_vote() {
         last_log_index: i(9),
         last_log_term: t(4),
         leadership_transfer: false,
+        campaign: 0,
     };
     node.step(msg(3, 1, 4, MessageBody::RequestVote(rv)));
     let rd = node.ready();
@@ -319,6 +320,7 @@ fn candidate_rejection_waits_until_its_term_is_durable() {
         last_log_index: i(0),
         last_log_term: t(0),
         leadership_transfer: false,
+        campaign: 0,
     };
     node.step(msg(1, 3, 1, MessageBody::RequestVote(rv)));
     let rd = node.ready();

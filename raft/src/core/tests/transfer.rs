@@ -87,9 +87,10 @@ fn timeout_now_makes_the_target_campaign_at_once_without_prevote() {
         last_log_index: i(0),
         last_log_term: t(0),
         leadership_transfer: true,
+        campaign: 0,
     };
     assert_eq!(
-        rd.messages_after_persist,
+        sans_campaign(&rd.messages_after_persist),
         vec![
             msg(2, 1, 2, MessageBody::RequestVote(rv)),
             msg(2, 3, 2, MessageBody::RequestVote(rv))
