@@ -99,7 +99,9 @@
 //! 1. Elections: each node waits a random `[election_timeout_ticks,
 //!    2 * election_timeout_ticks)` ticks without hearing from a leader, then campaigns;
 //!    with `pre_vote`, first in a pre-vote round that changes nobody's term. A
-//!    (pre-)candidate asks voters that have not answered again every heartbeat interval.
+//!    (pre-)candidate asks voters that have not answered again every heartbeat interval;
+//!    requests carry the campaign's number and only answers echoing it are counted (the
+//!    pre-vote rounds of one term all ask about the same future term).
 //!    A new leader
 //!    appends a no-op entry and commits only entries of its own term by counting
 //!    replicas (paper Figure 8).
