@@ -238,7 +238,7 @@ fn node_config(config: &ClusterConfig, id: NodeId, voters: Vec<NodeId>) -> NodeC
         max_entries_per_append: r.max_entries_per_append,
         max_bytes_per_append: r.max_bytes_per_append,
         max_inflight_appends: r.max_inflight_appends,
-        max_proposal_bytes: config.limits.max_key_bytes + config.limits.max_value_bytes + 1024,
+        max_proposal_bytes: max_write_request_bytes(config),
         seed: id.0 ^ std::process::id() as u64,
         ..Config::new(id, voters)
     };
@@ -247,6 +247,13 @@ fn node_config(config: &ClusterConfig, id: NodeId, voters: Vec<NodeId>) -> NodeC
         tick_interval: Duration::from_millis(r.tick_ms),
         ..NodeConfig::new(Config::new(id, vec![id]))
     }
+}
+
+/// The largest encoded `WriteRequest` the limits allow: a CAS carries a key and two
+/// values (expected and new), each up to its limit, plus the session fields and framing.
+fn max_write_request_bytes(config: &ClusterConfig) -> usize {
+    const FIELDS_AND_FRAMING_BYTES: usize = 1024;
+    config.limits.max_key_bytes + 2 * config.limits.max_value_bytes + FIELDS_AND_FRAMING_BYTES
 }
 
 fn limits(config: &ClusterConfig) -> Limits {
@@ -267,4 +274,41 @@ fn resolve(addr: &str) -> Result<SocketAddr, LaunchError> {
         .map_err(|e| err(e.to_string()))?
         .next()
         .ok_or_else(|| err("no addresses".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost::Message as _;
+    use proto::kv::{write_request::Op, Cas, WriteRequest};
+
+    // A CAS whose expected and new values are both at the value limit is a valid write;
+    // the Raft proposal limit must let it through (it once allowed one value only).
+    #[test]
+    fn the_largest_valid_cas_fits_in_a_proposal() {
+        let config = ClusterConfig::parse(
+            "cluster_id = \"c\"\n[[nodes]]\nid = 1\naddr = \"127.0.0.1:7001\"\n",
+        )
+        .unwrap();
+        let max_value = config.limits.max_value_bytes;
+        let request = WriteRequest {
+            client_id: u64::MAX,
+            seq: u64::MAX,
+            first_unacked_seq: u64::MAX,
+            op: Some(Op::Cas(Cas {
+                key: vec![b'k'; config.limits.max_key_bytes].into(),
+                expected: vec![b'e'; max_value].into(),
+                new_value: vec![b'n'; max_value].into(),
+            })),
+        };
+        limits(&config).validate_write(&request).unwrap();
+        let proposal = node_config(&config, NodeId(1), vec![NodeId(1)])
+            .raft
+            .max_proposal_bytes;
+        assert!(
+            request.encoded_len() <= proposal,
+            "{} > {proposal}",
+            request.encoded_len()
+        );
+    }
 }

@@ -191,7 +191,8 @@ impl RaftNode {
         self.shared.log_bytes.load(Ordering::Relaxed)
     }
 
-    /// fsyncs done so far, and entries persisted so far.
+    /// fsync-family calls the storage issued so far (0 with fsync off), and entries
+    /// persisted so far.
     pub fn persist_counters(&self) -> (u64, u64) {
         (
             self.shared.syncs.load(Ordering::Relaxed),
