@@ -316,6 +316,32 @@ fn a_flipped_byte_inside_the_snapshot_stops_startup_and_leaves_the_data_alone() 
     }
 }
 
+/// A node whose `wal/` and `snap/` were deleted (to free space, say) but whose IDENTITY is
+/// still there must not come back as an empty voter: it would have forgotten its votes and
+/// the entries it acknowledged. It refuses to start, with a one-line reason, and leaves
+/// the directory alone; with the data restored it starts and every key is there.
+#[test]
+fn a_node_whose_raft_data_was_deleted_refuses_to_start() {
+    let mut cluster = stopped_node_with_data(50);
+    let dir = cluster.data_dir(0).to_path_buf();
+    let kept = tempfile::tempdir().unwrap();
+    for sub in ["wal", "snap"] {
+        std::fs::rename(dir.join(sub), kept.path().join(sub)).unwrap();
+    }
+    let before = dir_contents(&dir);
+    let finished = kvserver(&cluster.config_path, 1, &dir);
+    assert_refused(&finished, &["wal/ and snap/ are gone", "refusing to start"]);
+    assert_eq!(
+        dir_contents(&dir),
+        before,
+        "a refused start must not change the data directory"
+    );
+    for sub in ["wal", "snap"] {
+        std::fs::rename(kept.path().join(sub), dir.join(sub)).unwrap();
+    }
+    restart_and_check(&mut cluster, 50);
+}
+
 #[test]
 fn a_data_dir_of_another_cluster_or_node_is_refused_and_left_alone() {
     let mut cluster = stopped_node_with_data(20);

@@ -86,6 +86,18 @@ pub enum StorageError {
     /// further work. Restart the node so recovery reads what is really on disk.
     #[error("storage unusable after an earlier failure ({0}); restart the node")]
     Poisoned(String),
+    /// The data directory was initialized for this node, but its Raft state (the `wal/`
+    /// and `snap/` directories) is gone: starting would forget the node's votes and the
+    /// entries it acknowledged, which can elect a leader without committed entries.
+    #[error(
+        "data directory {path} was initialized for this node but its wal/ and snap/ are gone; \
+         refusing to start with no memory of its votes and acknowledged entries: restore \
+         the data (a node may rejoin empty only when the whole cluster is bootstrapped anew)"
+    )]
+    DataMissing {
+        /// The data directory.
+        path: PathBuf,
+    },
     /// The data directory belongs to another cluster or node.
     #[error("data directory {path} belongs to {found}, not {expected}")]
     WrongIdentity {

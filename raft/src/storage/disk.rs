@@ -304,14 +304,22 @@ fn prepare_dirs(
     })?;
     let wal_dir = dir.join("wal");
     let snap_dir = dir.join("snap");
-    let has_data = fs.exists(&wal_dir).map_err(io_error(&wal_dir))?
-        || fs.exists(&snap_dir).map_err(io_error(&snap_dir))?;
+    let wal_existed = fs.exists(&wal_dir).map_err(io_error(&wal_dir))?;
+    let snap_existed = fs.exists(&snap_dir).map_err(io_error(&snap_dir))?;
+    let has_data =
+        holds_files(fs, &wal_dir, wal_existed)? || holds_files(fs, &snap_dir, snap_existed)?;
     let expected = Identity {
         cluster_id: options.identity.cluster_id.clone(),
         node_id: options.identity.node_id.get(),
     };
-    identity::check_or_write(fs, dir, &expected, has_data)?;
-    // Either may be missing after a crash during the first open.
+    let identified = identity::check(fs, dir, &expected, has_data)?;
+    if identified && !wal_existed && !snap_existed {
+        // The identity file is written only after both directories are durable.
+        return Err(StorageError::DataMissing {
+            path: dir.to_path_buf(),
+        });
+    }
+    // A crash during the first open may leave either missing (never once identified).
     let mut created = false;
     for sub in [&wal_dir, &snap_dir] {
         if !fs.exists(sub).map_err(io_error(sub))? {
@@ -322,7 +330,18 @@ fn prepare_dirs(
     if created {
         fs.sync_dir(dir).map_err(io_error(dir))?;
     }
+    if !identified {
+        identity::write(fs, dir, &expected)?;
+    }
     Ok((wal_dir, snap_dir, dir_lock))
+}
+
+/// Whether `sub` (if it exists) holds any file.
+fn holds_files(fs: &dyn Fs, sub: &Path, exists: bool) -> Result<bool, StorageError> {
+    if !exists {
+        return Ok(false);
+    }
+    Ok(!fs.list_files(sub).map_err(io_error(sub))?.is_empty())
 }
 
 impl Storage for DiskStorage {

@@ -78,13 +78,14 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> StorageError + '_ {
     }
 }
 
-/// Checks `dir`'s identity file against `expected`, writing it durably if the directory
-/// is new (`has_data` false). Returns whether it was written.
+/// Checks `dir`'s identity file against `expected`. Returns whether there is one (a new
+/// directory has none; the caller writes it with [`write`] once the directory's layout
+/// is durable, so that an identity file always means the layout was complete once).
 ///
 /// # Errors
 /// `WrongIdentity` on a mismatch, `CorruptFile` if the file is unreadable or missing
-/// while the directory holds data, `Contract` for an unusable cluster id, `Io`.
-pub(crate) fn check_or_write(
+/// while the directory holds data files, `Contract` for an unusable cluster id, `Io`.
+pub(crate) fn check(
     fs: &dyn Fs,
     dir: &Path,
     expected: &Identity,
@@ -104,8 +105,7 @@ pub(crate) fn check_or_write(
                 reason: "missing, but the directory holds Raft data".into(),
             });
         }
-        write(fs, dir, expected)?;
-        return Ok(true);
+        return Ok(false);
     }
     let corrupt = |reason: String| StorageError::CorruptFile {
         path: path.clone(),
@@ -127,11 +127,11 @@ pub(crate) fn check_or_write(
             expected: expected.describe(),
         });
     }
-    Ok(false)
+    Ok(true)
 }
 
 /// Writes the identity file: temp file, fsync, rename, directory fsync.
-fn write(fs: &dyn Fs, dir: &Path, identity: &Identity) -> Result<(), StorageError> {
+pub(crate) fn write(fs: &dyn Fs, dir: &Path, identity: &Identity) -> Result<(), StorageError> {
     let path = dir.join(IDENTITY_FILE);
     let tmp = dir.join(format!("{IDENTITY_FILE}.tmp"));
     if fs.exists(&tmp).map_err(io_error(&tmp))? {
