@@ -168,6 +168,42 @@ impl Default for StorageSection {
 }
 
 impl ClusterConfig {
+    /// The settings every member must share, in a canonical line: the member ids, the Raft
+    /// timing and lease settings (a follower's promise to a leader is counted with them)
+    /// and the request limits (validated again when a write is applied, so replicas must
+    /// agree on them). Per-node settings (addresses, data directory, batching, queue
+    /// sizes, snapshot threshold, fsync) are not in it.
+    pub fn shared_settings(&self) -> String {
+        let mut ids: Vec<u64> = self.nodes.iter().map(|n| n.id).collect();
+        ids.sort_unstable();
+        let r = &self.raft;
+        let l = &self.limits;
+        format!(
+            "v1 nodes={ids:?} tick_ms={} heartbeat_ticks={} election_ticks={} pre_vote={} \
+             check_quorum={} lease_reads={} max_key_bytes={} max_value_bytes={} max_sessions={}",
+            r.tick_ms,
+            r.heartbeat_ticks,
+            r.election_ticks,
+            r.pre_vote,
+            r.check_quorum,
+            r.lease_reads,
+            l.max_key_bytes,
+            l.max_value_bytes,
+            l.max_sessions
+        )
+    }
+
+    /// A 64-bit digest of [`ClusterConfig::shared_settings`] (FNV-1a; never 0), carried in
+    /// every Raft batch so that peers configured differently reject each other.
+    pub fn settings_digest(&self) -> u64 {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for byte in self.shared_settings().bytes() {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        hash.max(1)
+    }
+
     /// Reads and validates a configuration file.
     ///
     /// # Errors
@@ -356,5 +392,36 @@ addr = "127.0.0.1:7003"
         assert!(error_of(&short_lease).contains("raft.lease_reads needs a lease"));
         let no_lease = format!("{GOOD}\n[raft]\nlease_reads = false\ncheck_quorum = false");
         assert!(ClusterConfig::parse(&no_lease).is_ok());
+    }
+
+    // Settings every member must share change the digest; per-node settings do not.
+    #[test]
+    fn the_settings_digest_covers_shared_settings_only() {
+        let base = ClusterConfig::parse(GOOD).unwrap();
+        let digest = base.settings_digest();
+        let with = |edit: &dyn Fn(&mut ClusterConfig)| {
+            let mut c = base.clone();
+            edit(&mut c);
+            c.settings_digest()
+        };
+        assert_eq!(with(&|_| {}), digest);
+        for shared in [
+            with(&|c| c.limits.max_value_bytes = 10),
+            with(&|c| c.limits.max_sessions += 1),
+            with(&|c| c.raft.election_ticks += 1),
+            with(&|c| c.raft.lease_reads = !c.raft.lease_reads),
+            with(&|c| c.nodes[2].id = 9),
+        ] {
+            assert_ne!(shared, digest);
+        }
+        for per_node in [
+            with(&|c| c.nodes[0].addr = "10.0.0.1:7001".into()),
+            with(&|c| c.limits.max_pending_writes += 1),
+            with(&|c| c.snapshot.threshold_bytes += 4096),
+            with(&|c| c.raft.max_inflight_appends += 1),
+            with(&|c| c.storage.fsync = false),
+        ] {
+            assert_eq!(per_node, digest);
+        }
     }
 }

@@ -174,10 +174,15 @@ pub fn launch_with(
         .collect();
     let voters: Vec<NodeId> = addrs.keys().copied().collect();
     let node_config = node_config(config, NodeId(id), voters.clone());
-    let transport: Arc<dyn raft::transport::Transport> = Arc::new(RpcTransport::new(
-        RpcTransportConfig::new(config.cluster_id.clone(), NodeId(id)),
-        &addrs,
-    ));
+    let settings_digest = config.settings_digest();
+    tracing::info!(node = id, digest = %format!("{settings_digest:016x}"),
+        settings = %config.shared_settings(), "cluster settings (must match on every node)");
+    let transport_config = RpcTransportConfig {
+        settings_digest,
+        ..RpcTransportConfig::new(config.cluster_id.clone(), NodeId(id))
+    };
+    let transport: Arc<dyn raft::transport::Transport> =
+        Arc::new(RpcTransport::new(transport_config, &addrs));
     let transport = match options.wrap_transport {
         Some(wrap) => wrap(transport),
         None => transport,
@@ -200,11 +205,9 @@ pub fn launch_with(
     };
     let server = KvServer::start(server_config, node.clone(), apply_rx)?;
     let mut provider = Provider::new(ProviderConfig::default());
-    provider.register_inline(RaftServiceServer::new(RaftServiceImpl::new(
-        node.clone(),
-        config.cluster_id.clone(),
-        voters,
-    )));
+    let raft_service = RaftServiceImpl::new(node.clone(), config.cluster_id.clone(), voters)
+        .with_settings_digest(settings_digest);
+    provider.register_inline(RaftServiceServer::new(raft_service));
     provider.register_inline(KvServiceServer::new(KvServiceImpl::new(server.clone())));
     // The Provider binds the address itself: hand the port over (a rebind on the spot;
     // only a process binding in this instant could take it, and then serve() fails).

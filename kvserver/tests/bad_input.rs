@@ -513,6 +513,79 @@ impl Drop for Reaped {
     }
 }
 
+/// Settings every member must share (here `[limits] max_value_bytes`) are checked at every
+/// Raft batch: a node restarted with another value is rejected by its peers (and rejects
+/// them), never leads or votes, and cannot apply a write the others accepted but it would
+/// refuse (replicas would hold different data). With its configuration fixed it catches up.
+#[test]
+fn a_node_with_different_shared_settings_is_rejected_and_changes_nothing() {
+    let mut cluster = ProcessCluster::start(3, FAST_TOML);
+    cluster.wait_for_leader();
+    let clerk = cluster.clerk(HANG);
+    for i in 0..10 {
+        clerk.put(format!("k{i}"), format!("value-{i}")).unwrap();
+    }
+    assert!(cluster.stop_with(2, Signal::Term).success());
+    let root = cluster.root().to_path_buf();
+    let config = root.join("small-values.toml");
+    let extra = format!("{FAST_TOML}[limits]\nmax_value_bytes = 10\n");
+    std::fs::write(&config, config_toml("e2e", &cluster.addrs, &extra)).unwrap();
+    let log_path = root.join("small-values.log");
+    let mut mismatched = Reaped(
+        kvserver_command()
+            .arg("--config")
+            .arg(&config)
+            .args(["--id", "3", "--data-dir"])
+            .arg(cluster.data_dir(2))
+            .stderr(std::fs::File::create(&log_path).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let rejection = |i: usize| {
+        cluster
+            .log(i)
+            .lines()
+            .find(|l| l.contains("rejected raft batch") && l.contains("settings digest"))
+            .map(str::to_string)
+    };
+    wait_until(HANG, "both peers to reject node 3's settings", || {
+        rejection(0).is_some() && rejection(1).is_some()
+    });
+    eprintln!("peer log: {}", rejection(0).unwrap());
+    let long = "x".repeat(100);
+    for i in 10..20 {
+        clerk.put(format!("k{i}"), long.clone()).unwrap();
+        let status = cluster.statuses()[2].clone();
+        assert!(
+            status.as_ref().is_none_or(|s| s.role != "leader"),
+            "the mismatched node leads: {status:?}"
+        );
+    }
+    e2e::process::send_signal(mismatched.0.id(), Signal::Term);
+    let status = e2e::process::wait_exit(&mut mismatched.0, HANG).expect("node 3 exits");
+    assert!(status.success(), "node 3 on SIGTERM: {status}");
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        log.contains("settings digest"),
+        "node 3 logged no rejection"
+    );
+    assert!(
+        !log.contains("became leader"),
+        "the mismatched node became leader"
+    );
+
+    cluster.spawn(2);
+    let leader = cluster.wait_for_leader();
+    let commit = cluster.statuses()[leader].as_ref().unwrap().commit;
+    cluster.wait_applied(commit);
+    for i in 10..20 {
+        assert_eq!(
+            clerk.get(format!("k{i}")).unwrap().as_deref(),
+            Some(long.as_bytes())
+        );
+    }
+}
+
 #[test]
 fn a_node_of_another_cluster_is_rejected_by_the_peers_and_changes_nothing() {
     let mut cluster = ProcessCluster::start(3, FAST_TOML);

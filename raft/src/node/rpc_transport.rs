@@ -32,6 +32,9 @@ pub struct RpcTransportConfig {
     /// Largest `RaftBatch` frame, in encoded message bytes (default 8 MiB; at most the
     /// channel's frame limit). A single message larger than this goes alone.
     pub max_batch_bytes: usize,
+    /// The digest of the settings all members must share, sent with every batch (see
+    /// [`crate::node::RaftServiceImpl::with_settings_digest`]); 0 = none.
+    pub settings_digest: u64,
 }
 
 impl RpcTransportConfig {
@@ -42,6 +45,7 @@ impl RpcTransportConfig {
             from,
             channel: ChannelConfig::default(),
             max_batch_bytes: 8 * 1024 * 1024,
+            settings_digest: 0,
         }
     }
 }
@@ -115,6 +119,7 @@ impl PeerSender {
                 cluster_id: self.config.cluster_id.clone(),
                 from: self.config.from.0,
                 messages,
+                settings_digest: self.config.settings_digest,
             };
             if let Err(e) = self.client.send_one_way(&batch) {
                 let dropped = self.dropped_batches.fetch_add(1, Ordering::Relaxed) + 1;

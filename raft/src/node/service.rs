@@ -16,6 +16,7 @@ pub struct RaftServiceImpl {
     node: Arc<RaftNode>,
     cluster_id: String,
     voters: Vec<NodeId>,
+    settings_digest: u64,
     rejected: AtomicU64,
 }
 
@@ -26,8 +27,18 @@ impl RaftServiceImpl {
             node,
             cluster_id: cluster_id.into(),
             voters,
+            settings_digest: 0,
             rejected: AtomicU64::new(0),
         }
+    }
+
+    /// Also rejects batches whose settings digest is not `digest`: the settings every
+    /// member must share (timing and lease settings, limits, the member ids) are checked at
+    /// every batch, so a node configured differently can neither lead nor vote nor
+    /// acknowledge. 0 checks nothing.
+    pub fn with_settings_digest(mut self, digest: u64) -> Self {
+        self.settings_digest = digest;
+        self
     }
 
     fn reject(&self, reply: Reply<RaftBatchAck>, code: Code, reason: String) {
@@ -45,6 +56,15 @@ impl proto::raft::RaftService for RaftServiceImpl {
             let reason = format!(
                 "peer {} belongs to cluster {:?}, this node to {:?}",
                 request.from, request.cluster_id, self.cluster_id
+            );
+            return self.reject(reply, Code::FailedPrecondition, reason);
+        }
+        if self.settings_digest != 0 && request.settings_digest != self.settings_digest {
+            let reason = format!(
+                "peer {} runs with cluster settings digest {:016x}, this node with {:016x}: \
+                 [raft] timing and lease settings, [limits] and the node ids must be the same \
+                 on every node (each logs its settings at start-up)",
+                request.from, request.settings_digest, self.settings_digest
             );
             return self.reject(reply, Code::FailedPrecondition, reason);
         }
