@@ -513,6 +513,54 @@ impl Drop for Reaped {
     }
 }
 
+/// Replaces node 3 of `cluster` (stopped) by a process started with `config` on
+/// `data_dir`, waits until both peers log a rejected batch whose reason contains `needle`,
+/// and returns the process with its log file.
+fn start_rejected_node_3(
+    cluster: &ProcessCluster,
+    name: &str,
+    config: &Path,
+    data_dir: &Path,
+    needle: &str,
+) -> (Reaped, PathBuf) {
+    let log_path = cluster.root().join(format!("{name}.log"));
+    let node = Reaped(
+        kvserver_command()
+            .arg("--config")
+            .arg(config)
+            .args(["--id", "3", "--data-dir"])
+            .arg(data_dir)
+            .stderr(std::fs::File::create(&log_path).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let rejection = |i: usize| {
+        cluster
+            .log(i)
+            .lines()
+            .find(|l| l.contains("rejected raft batch") && l.contains(needle))
+            .map(str::to_string)
+    };
+    wait_until(HANG, "both peers to log node 3's rejection", || {
+        rejection(0).is_some() && rejection(1).is_some()
+    });
+    eprintln!("peer log: {}", rejection(0).unwrap_or_default());
+    (node, log_path)
+}
+
+/// Stops a rejected node with SIGTERM and checks from its log that it never led.
+fn stop_rejected_node(mut node: Reaped, log_path: &Path) -> String {
+    e2e::process::send_signal(node.0.id(), Signal::Term);
+    let status = e2e::process::wait_exit(&mut node.0, HANG).expect("the node exits");
+    assert!(status.success(), "on SIGTERM: {status}");
+    let log = std::fs::read_to_string(log_path).unwrap();
+    assert!(
+        !log.contains("became leader"),
+        "the rejected node became leader"
+    );
+    log
+}
+
 /// Settings every member must share (here `[limits] max_value_bytes`) are checked at every
 /// Raft batch: a node restarted with another value is rejected by its peers (and rejects
 /// them), never leads or votes, and cannot apply a write the others accepted but it would
@@ -526,32 +574,17 @@ fn a_node_with_different_shared_settings_is_rejected_and_changes_nothing() {
         clerk.put(format!("k{i}"), format!("value-{i}")).unwrap();
     }
     assert!(cluster.stop_with(2, Signal::Term).success());
-    let root = cluster.root().to_path_buf();
-    let config = root.join("small-values.toml");
+    let config = cluster.root().join("small-values.toml");
     let extra = format!("{FAST_TOML}[limits]\nmax_value_bytes = 10\n");
     std::fs::write(&config, config_toml("e2e", &cluster.addrs, &extra)).unwrap();
-    let log_path = root.join("small-values.log");
-    let mut mismatched = Reaped(
-        kvserver_command()
-            .arg("--config")
-            .arg(&config)
-            .args(["--id", "3", "--data-dir"])
-            .arg(cluster.data_dir(2))
-            .stderr(std::fs::File::create(&log_path).unwrap())
-            .spawn()
-            .unwrap(),
+    let data_dir = cluster.data_dir(2).to_path_buf();
+    let (node, log_path) = start_rejected_node_3(
+        &cluster,
+        "small-values",
+        &config,
+        &data_dir,
+        "settings digest",
     );
-    let rejection = |i: usize| {
-        cluster
-            .log(i)
-            .lines()
-            .find(|l| l.contains("rejected raft batch") && l.contains("settings digest"))
-            .map(str::to_string)
-    };
-    wait_until(HANG, "both peers to reject node 3's settings", || {
-        rejection(0).is_some() && rejection(1).is_some()
-    });
-    eprintln!("peer log: {}", rejection(0).unwrap());
     let long = "x".repeat(100);
     for i in 10..20 {
         clerk.put(format!("k{i}"), long.clone()).unwrap();
@@ -561,17 +594,10 @@ fn a_node_with_different_shared_settings_is_rejected_and_changes_nothing() {
             "the mismatched node leads: {status:?}"
         );
     }
-    e2e::process::send_signal(mismatched.0.id(), Signal::Term);
-    let status = e2e::process::wait_exit(&mut mismatched.0, HANG).expect("node 3 exits");
-    assert!(status.success(), "node 3 on SIGTERM: {status}");
-    let log = std::fs::read_to_string(&log_path).unwrap();
+    let log = stop_rejected_node(node, &log_path);
     assert!(
         log.contains("settings digest"),
         "node 3 logged no rejection"
-    );
-    assert!(
-        !log.contains("became leader"),
-        "the mismatched node became leader"
     );
 
     cluster.spawn(2);
@@ -599,28 +625,13 @@ fn a_node_of_another_cluster_is_rejected_by_the_peers_and_changes_nothing() {
     let root = cluster.root().to_path_buf();
     let config = root.join("intruder.toml");
     std::fs::write(&config, config_toml("intruder", &cluster.addrs, FAST_TOML)).unwrap();
-    let log_path = root.join("intruder.log");
-    let mut intruder = Reaped(
-        kvserver_command()
-            .arg("--config")
-            .arg(&config)
-            .args(["--id", "3", "--data-dir"])
-            .arg(root.join("intruder-data"))
-            .stderr(std::fs::File::create(&log_path).unwrap())
-            .spawn()
-            .unwrap(),
+    let (intruder, log_path) = start_rejected_node_3(
+        &cluster,
+        "intruder",
+        &config,
+        &root.join("intruder-data"),
+        "\"intruder\"",
     );
-    let rejection = |i: usize| {
-        cluster
-            .log(i)
-            .lines()
-            .find(|l| l.contains("rejected raft batch") && l.contains("\"intruder\""))
-            .map(str::to_string)
-    };
-    wait_until(HANG, "both peers to log the intruder's rejection", || {
-        rejection(0).is_some() && rejection(1).is_some()
-    });
-    eprintln!("peer log: {}", rejection(0).unwrap());
 
     // The cluster keeps working meanwhile, and the intruder never leads.
     for i in 20..40 {
@@ -631,14 +642,7 @@ fn a_node_of_another_cluster_is_rejected_by_the_peers_and_changes_nothing() {
             "the intruder leads: {status:?}"
         );
     }
-    e2e::process::send_signal(intruder.0.id(), Signal::Term);
-    let status = e2e::process::wait_exit(&mut intruder.0, HANG).expect("intruder exits");
-    assert!(status.success(), "intruder on SIGTERM: {status}");
-    let intruder_log = std::fs::read_to_string(&log_path).unwrap();
-    assert!(
-        !intruder_log.contains("became leader"),
-        "the intruder became leader"
-    );
+    stop_rejected_node(intruder, &log_path);
 
     // The real node 3 comes back and catches up; every key is intact.
     cluster.spawn(2);
