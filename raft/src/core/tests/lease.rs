@@ -11,6 +11,22 @@ fn lease_config(id: u64, voters: u64) -> Config {
     c
 }
 
+/// Node 3 asks node 2 for its vote in `term` (with an empty log).
+fn vote_request_3_to_2(term: u64) -> Message {
+    msg(
+        3,
+        2,
+        term,
+        MessageBody::RequestVote(RequestVote {
+            pre_vote: false,
+            last_log_index: i(0),
+            last_log_term: t(0),
+            leadership_transfer: false,
+            campaign: 0,
+        }),
+    )
+}
+
 fn round_seqs(msgs: &[Message]) -> Vec<u64> {
     msgs.iter()
         .filter_map(|m| match m.body {
@@ -152,20 +168,7 @@ fn a_new_leader_starts_without_a_lease() {
 #[test]
 fn a_freshly_started_node_refuses_votes_for_an_election_timeout() {
     let mut node = core_with(lease_config(2, 3));
-    let request = |term| {
-        msg(
-            3,
-            2,
-            term,
-            MessageBody::RequestVote(RequestVote {
-                pre_vote: false,
-                last_log_index: i(0),
-                last_log_term: t(0),
-                leadership_transfer: false,
-                campaign: 0,
-            }),
-        )
-    };
+    let request = vote_request_3_to_2;
     node.step(request(1));
     assert_eq!(node.term(), t(0), "ignored during the boot guard");
     assert!(node.ready().messages.is_empty());
@@ -211,20 +214,7 @@ fn a_higher_term_non_vote_message_does_not_end_the_followers_lease_promise() {
     );
     node.step(late_rejection);
     assert_eq!((node.term(), node.leader()), (t(2), None));
-    let vote_request = || {
-        msg(
-            3,
-            2,
-            2,
-            MessageBody::RequestVote(RequestVote {
-                pre_vote: false,
-                last_log_index: i(0),
-                last_log_term: t(0),
-                leadership_transfer: false,
-                campaign: 0,
-            }),
-        )
-    };
+    let vote_request = || vote_request_3_to_2(2);
     node.step(vote_request());
     assert_eq!(node.vote, None, "no vote inside the promise to leader 1");
     let granted = |rd: &Ready| {
