@@ -371,6 +371,22 @@ impl RaftCore {
         ready >= needed
     }
 
+    /// On a leader: whether making its written log durable would advance the commit
+    /// index now, i.e. its own copy is on the commit path (the followers that answered
+    /// are too few without it: one is slow or gone). The runtime then syncs writes it
+    /// deferred at once instead of waiting for the other followers. False on any other
+    /// role.
+    pub fn own_sync_would_commit(&self) -> bool {
+        if self.role != Role::Leader || self.log.persisted() >= self.log.last_index() {
+            return false;
+        }
+        let mut matches = Vec::with_capacity(self.peers.len() + 1);
+        matches.push(self.log.last_index());
+        matches.extend(self.progress.values().map(|p| p.match_index));
+        let candidate = quorum::majority_index(&mut matches);
+        candidate > self.log.committed() && self.log.term(candidate) == Some(self.term)
+    }
+
     /// Where the latest snapshot sits (index 0 when there is none).
     pub fn snapshot_meta(&self) -> crate::types::SnapshotMeta {
         self.log.snapshot_meta()

@@ -1,6 +1,7 @@
 //! The driver thread: runs a node's [`Executor`] on the system clock. It waits until
-//! there is input, a tick falls due, or the apply channel has room for the backlog, then
-//! runs one round; everything a round does is the executor's (shared with the simulator).
+//! there is input, a tick or a deferred fsync falls due, or the apply channel has room
+//! for the backlog, then runs one round; everything a round does is the executor's
+//! (shared with the simulator).
 
 use super::clock::SystemClock;
 use super::executor::Executor;
@@ -26,5 +27,5 @@ fn wait(executor: &Executor, clock: &SystemClock) {
     if let Some(apply_tx) = executor.apply_waiting_for_room() {
         select.send(apply_tx);
     }
-    let _ = select.ready_deadline(clock.instant(executor.next_tick_at()));
+    let _ = select.ready_deadline(clock.instant(executor.next_deadline()));
 }

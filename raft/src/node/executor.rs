@@ -152,9 +152,11 @@ impl Executor {
         self.apply.waiting_for_room()
     }
 
-    /// When the next tick is due (clock time), to wake up for it.
-    pub(crate) fn next_tick_at(&self) -> Duration {
-        self.ticks.next_at()
+    /// When the executor must run next by itself (clock time): the next tick, or earlier
+    /// when deferred writes fall due.
+    pub(crate) fn next_deadline(&self) -> Duration {
+        let tick = self.ticks.next_at();
+        self.leader_sync.deadline().map_or(tick, |at| at.min(tick))
     }
 
     /// One round, everything a node does when it wakes up: hand the core the queued
@@ -382,11 +384,12 @@ impl Executor {
         if !self.running || !self.durability.awaiting_sync() {
             return;
         }
-        let due = self.leader_sync.due(
-            self.inbox.is_empty(),
-            self.core.followers_can_commit(),
-            self.clock.now(),
-        );
+        let now = self.clock.now();
+        self.leader_sync
+            .note_on_path(self.core.own_sync_would_commit(), now);
+        let due =
+            self.leader_sync
+                .due(self.inbox.is_empty(), self.core.followers_can_commit(), now);
         if due {
             self.sync();
         }

@@ -7,8 +7,11 @@
 //! replicating to commit without it, the leader's own fsync is on nobody's path: the
 //! executor writes the leader's new entries at once but syncs them only every
 //! `max_delay`, giving that disk and CPU time back to replication. As soon as the
-//! followers alone cannot form a majority (one is slow or gone), the leader syncs
-//! whenever it would otherwise wait for input.
+//! followers alone cannot form a majority (one is gone), the leader syncs whenever it
+//! would otherwise wait for input; and once its own copy is on the commit path (a
+//! follower answered and the commit waits for a slower one: `RaftCore::own_sync_would_commit`)
+//! it waits only a short grace (a tenth of `max_delay`) for the other follower's answer,
+//! which healthy followers give within it, then syncs.
 //!
 //! This is a latency policy, not a safety rule: a deferred Ready is held in the
 //! executor's durability queue (`durability_queue.rs`) and the core hears
@@ -25,6 +28,8 @@ pub(crate) struct LeaderSync {
     max_delay: Duration,
     /// When the oldest unsynced Ready was deferred (clock time), if any is.
     deferred_since: Option<Duration>,
+    /// Since when the leader's own copy has been on the commit path, if it is.
+    on_path_since: Option<Duration>,
 }
 
 /// What the executor knows about one Ready that needs an fsync.
@@ -42,7 +47,33 @@ impl LeaderSync {
         LeaderSync {
             max_delay,
             deferred_since: None,
+            on_path_since: None,
         }
+    }
+
+    /// How long the leader waits for a second follower once its own copy is on the
+    /// commit path.
+    fn grace(&self) -> Duration {
+        self.max_delay / 10
+    }
+
+    /// Whether the leader's own copy is on the commit path now (see the module docs).
+    pub(crate) fn note_on_path(&mut self, on_path: bool, now: Duration) {
+        if on_path && self.deferred_since.is_some() {
+            self.on_path_since.get_or_insert(now);
+        } else {
+            self.on_path_since = None;
+        }
+    }
+
+    /// When the deferred writes fall due by time alone, to wake up then.
+    pub(crate) fn deadline(&self) -> Option<Duration> {
+        let since = self.deferred_since?;
+        let by_delay = since + self.max_delay;
+        Some(match self.on_path_since {
+            Some(at) => by_delay.min(at + self.grace()),
+            None => by_delay,
+        })
     }
 
     /// Whether a Ready may be written now and synced later.
@@ -61,17 +92,17 @@ impl LeaderSync {
     /// An fsync made everything written durable.
     pub(crate) fn synced(&mut self) {
         self.deferred_since = None;
+        self.on_path_since = None;
     }
 
     /// Whether the deferred writes must be synced now: they have waited `max_delay`, or
-    /// the executor is about to wait for input while the followers cannot commit alone.
+    /// the leader's own copy has been on the commit path for the grace, or the executor is
+    /// about to wait for input while the followers cannot commit alone.
     pub(crate) fn due(&self, idle: bool, followers_can_commit: bool, now: Duration) -> bool {
-        match self.deferred_since {
-            Some(since) => {
-                now.saturating_sub(since) >= self.max_delay || (idle && !followers_can_commit)
-            }
-            None => false,
+        if self.deferred_since.is_none() {
+            return false;
         }
+        self.deadline().is_some_and(|at| now >= at) || (idle && !followers_can_commit)
     }
 }
 
@@ -130,5 +161,28 @@ mod tests {
         assert!(s.due(false, true, 3 * MS), "even while busy");
         s.synced();
         assert!(!s.due(true, false, 10 * MS));
+    }
+
+    #[test]
+    fn once_the_leaders_copy_is_on_the_commit_path_it_waits_only_a_grace() {
+        let mut s = LeaderSync::new(10 * MS);
+        s.note_on_path(true, MS);
+        assert_eq!(s.deadline(), None, "nothing deferred");
+        s.deferred(MS);
+        assert_eq!(s.deadline(), Some(11 * MS));
+        s.note_on_path(true, 2 * MS);
+        s.note_on_path(true, 3 * MS);
+        assert_eq!(
+            s.deadline(),
+            Some(3 * MS),
+            "a tenth of the delay after it got there"
+        );
+        assert!(!s.due(false, true, 2 * MS + MS / 2));
+        assert!(s.due(false, true, 3 * MS));
+        s.note_on_path(false, 3 * MS);
+        assert!(!s.due(false, true, 3 * MS), "the other follower answered");
+        s.note_on_path(true, 4 * MS);
+        s.synced();
+        assert_eq!(s.deadline(), None);
     }
 }

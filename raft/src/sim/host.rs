@@ -380,7 +380,7 @@ impl<S: SimStateMachine> SimNode<S> {
     pub(crate) fn next_wake_at(&self, now_us: u64) -> Option<u64> {
         let run = self.run.as_ref()?;
         let at = if run.inbox.is_empty() {
-            run.clock.virtual_at(run.executor.next_tick_at())
+            run.clock.virtual_at(run.executor.next_deadline())
         } else {
             now_us
         };
