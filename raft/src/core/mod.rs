@@ -376,15 +376,11 @@ impl RaftCore {
     /// are too few without it: one is slow or gone). The runtime then syncs writes it
     /// deferred at once instead of waiting for the other followers. False on any other
     /// role.
-    pub fn own_sync_would_commit(&self) -> bool {
+    pub fn own_sync_would_commit(&mut self) -> bool {
         if self.role != Role::Leader || self.log.persisted() >= self.log.last_index() {
             return false;
         }
-        let mut matches = Vec::with_capacity(self.peers.len() + 1);
-        matches.push(self.log.last_index());
-        matches.extend(self.progress.values().map(|p| p.match_index));
-        let candidate = quorum::majority_index(&mut matches);
-        candidate > self.log.committed() && self.log.term(candidate) == Some(self.term)
+        self.commit_candidate(self.log.last_index()).is_some()
     }
 
     /// Where the latest snapshot sits (index 0 when there is none).

@@ -163,20 +163,27 @@ impl RaftCore {
     /// from the current term (paper 5.4.2, Figure 8). The leader counts itself only up to
     /// its persisted index (thesis 10.2.1).
     pub(super) fn maybe_commit(&mut self) {
-        self.match_scratch.clear();
-        self.match_scratch.push(self.log.persisted());
-        self.match_scratch
-            .extend(self.progress.values().map(|p| p.match_index));
-        let candidate = quorum::majority_index(&mut self.match_scratch);
-        if candidate <= self.log.committed() || self.log.term(candidate) != Some(self.term) {
+        let Some(candidate) = self.commit_candidate(self.log.persisted()) else {
             return;
-        }
+        };
         let first_commit_in_term = self.log.term(self.log.committed()) != Some(self.term);
         self.log.commit_to(candidate);
         tracing::trace!(node = %self.id, commit = %candidate, "commit advanced");
         if first_commit_in_term {
             self.on_first_commit_in_term();
         }
+    }
+
+    /// The index a majority holds if this leader holds up to `own_match`, when that is a
+    /// new commit index (above the current one, and of the current term: Figure 8).
+    pub(super) fn commit_candidate(&mut self, own_match: LogIndex) -> Option<LogIndex> {
+        self.match_scratch.clear();
+        self.match_scratch.push(own_match);
+        self.match_scratch
+            .extend(self.progress.values().map(|p| p.match_index));
+        let candidate = quorum::majority_index(&mut self.match_scratch);
+        (candidate > self.log.committed() && self.log.term(candidate) == Some(self.term))
+            .then_some(candidate)
     }
 }
 
