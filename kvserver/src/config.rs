@@ -50,6 +50,9 @@ pub struct ClusterConfig {
     /// Durable storage.
     #[serde(default)]
     pub storage: StorageSection,
+    /// Connection limits and timeouts of the node's port.
+    #[serde(default)]
+    pub connections: ConnectionsSection,
 }
 
 /// One node.
@@ -166,6 +169,43 @@ impl Default for StorageSection {
         }
     }
 }
+
+/// `[connections]`: what the node's port holds for its clients (peers, once they prove
+/// they are members, do not count toward these and have a reserved budget).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConnectionsSection {
+    /// Open client connections; a newcomer beyond it closes the one heard from least
+    /// recently.
+    pub max_clients: usize,
+    /// Bytes buffered for clients altogether (partial requests, requests in progress,
+    /// unread replies).
+    pub max_buffered_bytes: usize,
+    /// Bytes above `max_buffered_bytes` reserved for the peers.
+    pub reserved_peer_bytes: usize,
+    /// A client connection idle this long with nothing in progress is closed; 0 = never.
+    pub idle_timeout_ms: u64,
+    /// A connection holding a partly received request this long is closed; 0 = never.
+    pub partial_frame_timeout_ms: u64,
+}
+
+impl Default for ConnectionsSection {
+    fn default() -> Self {
+        let provider = rpc_framework::ProviderConfig::default();
+        let millis = |d: Option<std::time::Duration>| d.map_or(0, |d| d.as_millis() as u64);
+        ConnectionsSection {
+            max_clients: provider.max_connections,
+            max_buffered_bytes: provider.max_buffered_bytes,
+            reserved_peer_bytes: provider.reserved_priority_bytes,
+            idle_timeout_ms: millis(provider.idle_timeout),
+            partial_frame_timeout_ms: millis(provider.partial_frame_timeout),
+        }
+    }
+}
+
+/// The smallest `[connections]` budgets: a request or reply of the largest size allowed
+/// (a maximum value, or an 8 MiB Raft batch) must fit.
+const MIN_CONNECTION_BUDGET_BYTES: usize = 16 << 20;
 
 impl ClusterConfig {
     /// The settings every member must share, in a canonical line: the member ids, the Raft
@@ -300,6 +340,17 @@ impl ClusterConfig {
         }
         if self.storage.segment_bytes < 4096 {
             return Err("storage.segment_bytes must be at least 4096".into());
+        }
+        let c = &self.connections;
+        if c.max_clients == 0 {
+            return Err("connections.max_clients must be at least 1".into());
+        }
+        let min_budget = MIN_CONNECTION_BUDGET_BYTES.max(4 * l.max_value_bytes);
+        if c.max_buffered_bytes < min_budget || c.reserved_peer_bytes < min_budget {
+            return Err(format!(
+                "connections.max_buffered_bytes and connections.reserved_peer_bytes must be at \
+                 least {min_budget} (16 MiB, and 4x limits.max_value_bytes)"
+            ));
         }
         Ok(())
     }

@@ -2,7 +2,7 @@
 //! Provider serving both services on one port. Used by the `kvserver` binary, the local
 //! cluster example and in-process cluster tests.
 
-use crate::config::ClusterConfig;
+use crate::config::{ClusterConfig, ConnectionsSection};
 use crate::server::{KvServer, ServerConfig};
 use crate::service::KvServiceImpl;
 use crate::state_machine::Limits;
@@ -204,7 +204,7 @@ pub fn launch_with(
         snapshot_threshold_bytes: config.snapshot.threshold_bytes,
     };
     let server = KvServer::start(server_config, node.clone(), apply_rx)?;
-    let mut provider = Provider::new(ProviderConfig::default());
+    let mut provider = Provider::new(provider_config(&config.connections));
     let raft_service = RaftServiceImpl::new(node.clone(), config.cluster_id.clone(), voters)
         .with_settings_digest(settings_digest);
     provider.register_inline(RaftServiceServer::new(raft_service));
@@ -277,6 +277,19 @@ fn resolve(addr: &str) -> Result<SocketAddr, LaunchError> {
         .map_err(|e| err(e.to_string()))?
         .next()
         .ok_or_else(|| err("no addresses".into()))
+}
+
+/// The Provider's limits from `[connections]`.
+fn provider_config(connections: &ConnectionsSection) -> ProviderConfig {
+    let timeout = |ms: u64| (ms > 0).then(|| Duration::from_millis(ms));
+    ProviderConfig {
+        max_connections: connections.max_clients,
+        max_buffered_bytes: connections.max_buffered_bytes,
+        reserved_priority_bytes: connections.reserved_peer_bytes,
+        idle_timeout: timeout(connections.idle_timeout_ms),
+        partial_frame_timeout: timeout(connections.partial_frame_timeout_ms),
+        ..ProviderConfig::default()
+    }
 }
 
 #[cfg(test)]

@@ -53,6 +53,7 @@ fn main() -> ExitCode {
 
 fn run(args: &Args) -> Result<(), String> {
     let config = ClusterConfig::load(&args.config).map_err(|e| e.to_string())?;
+    raise_open_file_limit(config.connections.max_clients);
     let dir = data_dir_for(&config, args.id, args.data_dir.as_deref());
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
@@ -77,5 +78,27 @@ fn run(args: &Args) -> Result<(), String> {
     match failure {
         None => Ok(()),
         Some(reason) => Err(reason),
+    }
+}
+
+/// Raises the soft limit on open files to the hard limit (as Go programs such as etcd do
+/// at start-up): the default soft limit (often 1024) is below what `[connections]
+/// max_clients` plus the peers and the WAL need, and a process out of descriptors cannot
+/// accept a restarted peer. Logged; never fatal.
+fn raise_open_file_limit(max_clients: usize) {
+    let open_files = match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => limit,
+        Err(e) => {
+            tracing::warn!("could not read or raise the open-file limit: {e}");
+            return;
+        }
+    };
+    if open_files < max_clients as u64 + 256 {
+        tracing::warn!(
+            open_files,
+            max_clients,
+            "the open-file limit is below connections.max_clients + 256: when descriptors run \
+             out, the quietest client connection is closed to let newcomers in"
+        );
     }
 }

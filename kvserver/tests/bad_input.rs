@@ -119,6 +119,11 @@ fn malformed_configs_exit_1_with_one_line_reasons_and_touch_no_disk() {
             vec!["bad port"],
         ),
         (
+            "tiny-connection-budget",
+            Some(format!("{good}[connections]\nmax_buffered_bytes = 1000\n")),
+            vec!["connections.max_buffered_bytes"],
+        ),
+        (
             "empty-cluster",
             Some(good.replace("\"e2e\"", "\"\"")),
             vec!["cluster_id"],

@@ -38,14 +38,17 @@ pub trait Service: Send + Sync + 'static {
 type ReplyCallback = Box<dyn FnOnce(Result<Bytes, Status>) + Send + 'static>;
 
 enum ResponderTarget {
+    /// `charge`: the request's bytes charged to the memory budget until the reply.
     Connection {
         conn: Arc<ConnShared>,
         request_id: u64,
+        charge: usize,
     },
     Callback(ReplyCallback),
     /// A one-way call: the result is not sent; a failure is logged.
     OneWay {
         conn: Arc<ConnShared>,
+        charge: usize,
     },
 }
 
@@ -63,27 +66,57 @@ impl Responder {
         }
     }
 
-    pub(crate) fn for_connection(conn: Arc<ConnShared>, request_id: u64) -> Responder {
+    pub(crate) fn for_connection(
+        conn: Arc<ConnShared>,
+        request_id: u64,
+        charge: usize,
+    ) -> Responder {
         Responder {
-            target: Some(ResponderTarget::Connection { conn, request_id }),
+            target: Some(ResponderTarget::Connection {
+                conn,
+                request_id,
+                charge,
+            }),
         }
     }
 
-    pub(crate) fn for_one_way(conn: Arc<ConnShared>) -> Responder {
+    pub(crate) fn for_one_way(conn: Arc<ConnShared>, charge: usize) -> Responder {
         Responder {
-            target: Some(ResponderTarget::OneWay { conn }),
+            target: Some(ResponderTarget::OneWay { conn, charge }),
+        }
+    }
+
+    /// Marks the connection this request arrived on as a priority connection, for a
+    /// handler that has verified who is calling (e.g. a cluster peer whose cluster id and
+    /// settings match): from now on it does not count toward
+    /// `ProviderConfig::max_connections`, is never closed for idleness nor evicted to make
+    /// room for a newcomer, and may use the reserved part of the memory budget, so a flood
+    /// of ordinary clients cannot starve it. At most `max_priority_connections` are
+    /// promoted; beyond that (or for an in-process responder) this does nothing.
+    pub fn promote_connection(&self) {
+        if let Some(
+            ResponderTarget::Connection { conn, .. } | ResponderTarget::OneWay { conn, .. },
+        ) = &self.target
+        {
+            conn.request_promotion();
         }
     }
 
     /// Sends the reply: an encoded response body, or an error status.
     pub fn respond(mut self, result: Result<Bytes, Status>) {
         match self.target.take() {
-            Some(ResponderTarget::Connection { conn, request_id }) => {
+            Some(ResponderTarget::Connection {
+                conn,
+                request_id,
+                charge,
+            }) => {
                 crate::reply_batch::enlist(&conn);
-                conn.send_reply_bytes(request_id, result);
+                conn.send_reply_bytes(request_id, charge, result);
             }
             Some(ResponderTarget::Callback(callback)) => callback(result),
-            Some(ResponderTarget::OneWay { conn }) => conn.finish_one_way(result.err()),
+            Some(ResponderTarget::OneWay { conn, charge }) => {
+                conn.finish_one_way(charge, result.err())
+            }
             None => {}
         }
     }
@@ -91,14 +124,20 @@ impl Responder {
     /// Sends the reply, encoding `message` straight into the outgoing frame.
     pub fn respond_message<M: Message>(mut self, result: Result<M, Status>) {
         match self.target.take() {
-            Some(ResponderTarget::Connection { conn, request_id }) => {
+            Some(ResponderTarget::Connection {
+                conn,
+                request_id,
+                charge,
+            }) => {
                 crate::reply_batch::enlist(&conn);
-                conn.send_reply_message(request_id, result);
+                conn.send_reply_message(request_id, charge, result);
             }
             Some(ResponderTarget::Callback(callback)) => {
                 callback(result.map(|message| Bytes::from(message.encode_to_vec())));
             }
-            Some(ResponderTarget::OneWay { conn }) => conn.finish_one_way(result.err()),
+            Some(ResponderTarget::OneWay { conn, charge }) => {
+                conn.finish_one_way(charge, result.err())
+            }
             None => {}
         }
     }
@@ -158,6 +197,11 @@ impl<T: Message> Reply<T> {
     /// Replies with either.
     pub fn send(self, result: Result<T, Status>) {
         self.responder.respond_message(result);
+    }
+
+    /// See [`Responder::promote_connection`].
+    pub fn promote_connection(&self) {
+        self.responder.promote_connection();
     }
 
     /// The untyped responder underneath.

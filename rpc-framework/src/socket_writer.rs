@@ -13,6 +13,9 @@
 //!   socket returned `WouldBlock` (a writable edge follows), or it is not connected yet, or
 //!   it is corked (the owner uncorks);
 //! - queued bytes never exceed `max_queued_bytes` (the submit fails instead);
+//! - with a budget account (server connections), every byte accepted and not yet taken by
+//!   the kernel is charged to it: charged at `submit` (which fails if the budget refuses),
+//!   refunded as the kernel takes bytes or when `close` drops them;
 //! - `sent_total` counts bytes the kernel accepted *plus* bytes in a write syscall right
 //!   now (added before the syscall, the unwritten rest taken back after it), so a frame
 //!   that starts at stream offset `o` may have reached the peer iff `sent_total > o`. The
@@ -21,10 +24,13 @@
 use std::io::{self, Write};
 use std::net::Shutdown;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use bytes::BytesMut;
 use mio::net::TcpStream;
 use parking_lot::{Mutex, MutexGuard};
+
+use crate::server::budget::Account;
 
 /// Why a submit was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +42,8 @@ pub(crate) enum SubmitError<E> {
         queued_bytes: usize,
         max_bytes: usize,
     },
+    /// The provider's memory budget (see `server/budget.rs`) has no room for the frame.
+    OverBudget { frame_bytes: usize },
     /// The `before_enqueue` hook refused.
     Refused(E),
 }
@@ -65,12 +73,19 @@ pub(crate) struct SocketWriter {
     state: Mutex<WriteState>,
     sent_total: AtomicU64,
     max_queued_bytes: usize,
+    /// Where queued bytes are charged (server connections); `None` charges nothing.
+    budget: Option<Arc<Account>>,
 }
 
 impl SocketWriter {
     /// Wraps a (registered) stream. `connected` is false for a client socket whose
     /// non-blocking connect is still in progress: submits then only queue.
-    pub(crate) fn new(stream: TcpStream, connected: bool, max_queued_bytes: usize) -> Self {
+    pub(crate) fn new(
+        stream: TcpStream,
+        connected: bool,
+        max_queued_bytes: usize,
+        budget: Option<Arc<Account>>,
+    ) -> Self {
         SocketWriter {
             stream,
             state: Mutex::new(WriteState {
@@ -84,6 +99,19 @@ impl SocketWriter {
             }),
             sent_total: AtomicU64::new(0),
             max_queued_bytes,
+            budget,
+        }
+    }
+
+    fn try_charge(&self, bytes: usize) -> bool {
+        self.budget
+            .as_ref()
+            .is_none_or(|account| account.try_charge(bytes))
+    }
+
+    fn refund(&self, bytes: usize) {
+        if let Some(account) = &self.budget {
+            account.refund(bytes);
         }
     }
 
@@ -109,7 +137,7 @@ impl SocketWriter {
     /// accepted. Returns the start offset.
     ///
     /// # Errors
-    /// `Closed`, `QueueFull` or the hook's error; in every case nothing was accepted.
+    /// `Closed`, `QueueFull`, `OverBudget` or the hook's error; in every case nothing was accepted.
     /// A socket error *during* the write closes the writer but still returns `Ok`: the
     /// frame was accepted, and the owner learns of the failure from the socket.
     pub(crate) fn submit<E>(
@@ -127,8 +155,16 @@ impl SocketWriter {
                 max_bytes: self.max_queued_bytes,
             });
         }
+        if !self.try_charge(frame.len()) {
+            return Err(SubmitError::OverBudget {
+                frame_bytes: frame.len(),
+            });
+        }
         let start_offset = state.enqueued_total;
-        before_enqueue(start_offset).map_err(SubmitError::Refused)?;
+        if let Err(e) = before_enqueue(start_offset) {
+            self.refund(frame.len());
+            return Err(SubmitError::Refused(e));
+        }
         state.queue.extend_from_slice(frame);
         state.enqueued_total += frame.len() as u64;
         if !state.writing {
@@ -179,7 +215,8 @@ impl SocketWriter {
             if state.closed.is_none() {
                 state.closed = Some(reason.to_owned());
             }
-            state.queue = BytesMut::new();
+            let dropped = std::mem::take(&mut state.queue);
+            self.refund(dropped.len());
         }
         let _ = self.stream.shutdown(Shutdown::Both);
     }
@@ -205,8 +242,11 @@ impl SocketWriter {
             self.sent_total
                 .fetch_sub((batch.len() - written) as u64, Ordering::AcqRel);
 
+            self.refund(written);
             state = self.state.lock();
-            if written < batch.len() && state.closed.is_none() {
+            if written < batch.len() && state.closed.is_some() {
+                self.refund(batch.len() - written); // dropped, like the queue at `close`
+            } else if written < batch.len() {
                 let mut rest = BytesMut::with_capacity(batch.len() - written + state.queue.len());
                 rest.extend_from_slice(&batch[written..]);
                 rest.extend_from_slice(&state.queue);

@@ -6,14 +6,12 @@
 mod util;
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use rpc_framework::frame::{encode_frame, FrameDecoder, FrameKind, RpcHeader};
-use rpc_framework::{
-    CallOptions, Channel, ChannelConfig, Code, ProviderConfig, ProviderHandle, RpcError,
-};
+use rpc_framework::frame::{FrameDecoder, FrameKind, RpcHeader};
+use rpc_framework::{CallOptions, Channel, ChannelConfig, Code, ProviderConfig, RpcError};
+use util::raw::{assert_closed_by_server, frame_bytes, raw_connection};
 use util::{channel_to, start_probe_server, SERVICE};
 
 fn echo_ok(channel: &Channel) {
@@ -207,34 +205,6 @@ fn nothing_listening_is_unreachable() {
 
 // ---- hostile byte streams -------------------------------------------------------------
 
-fn raw_connection(server: &ProviderHandle) -> TcpStream {
-    let stream = TcpStream::connect(server.local_addr()).unwrap();
-    // A safety net so a broken server fails the test instead of hanging it.
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    stream
-}
-
-/// Reads until the server closes the connection (EOF or reset); panics on a timeout.
-fn assert_closed_by_server(mut stream: TcpStream, case: &str) {
-    let mut buf = [0u8; 1024];
-    loop {
-        match stream.read(&mut buf) {
-            Ok(0) => return,
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return,
-            Err(e) => panic!("{case}: server did not close the connection: {e}"),
-        }
-    }
-}
-
-fn frame_bytes(header: &RpcHeader, body: &[u8]) -> Vec<u8> {
-    let mut buf = BytesMut::new();
-    encode_frame(&mut buf, header, body, usize::MAX).unwrap();
-    buf.to_vec()
-}
-
 #[test]
 fn hostile_streams_close_only_their_own_connection() {
     let config = ProviderConfig {
@@ -305,19 +275,6 @@ fn raw_client_gets_unimplemented_and_then_its_echo_on_the_same_connection() {
     );
     assert_eq!(frames[1].header.frame_kind(), Some(FrameKind::Response));
     assert_eq!(frames[1].body, Bytes::from_static(b"pong"));
-}
-
-#[test]
-fn connections_over_the_limit_are_closed_and_the_others_keep_working() {
-    let config = ProviderConfig {
-        max_connections: 1,
-        ..ProviderConfig::default()
-    };
-    let (server, _control) = start_probe_server(config, false);
-    let channel = channel_to(&server);
-    echo_ok(&channel);
-    assert_closed_by_server(raw_connection(&server), "over the connection limit");
-    echo_ok(&channel);
 }
 
 #[test]

@@ -88,6 +88,9 @@ impl proto::raft::RaftService for RaftServiceImpl {
                 Err(e) => return self.reject(reply, Code::InvalidArgument, e.to_string()),
             }
         }
+        // A member of this cluster, with our settings: its connection gets the reserved
+        // path (never evicted by a flood of clients, the reserved memory budget).
+        reply.promote_connection();
         self.node.step_batch(messages);
         reply.ok(RaftBatchAck {});
     }

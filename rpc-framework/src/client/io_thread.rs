@@ -164,7 +164,7 @@ impl IoThread {
         let config = &self.shared.config;
         let conn = Arc::new(ClientConn {
             id: id as u64,
-            writer: SocketWriter::new(stream, false, config.max_queued_request_bytes),
+            writer: SocketWriter::new(stream, false, config.max_queued_request_bytes, None),
         });
         self.active = Some(ActiveConn {
             conn: conn.clone(),

@@ -138,6 +138,9 @@ impl Channel {
             } => RpcError::Overloaded(format!(
                 "{queued_bytes} request bytes already queued (max {max_bytes})"
             )),
+            SubmitError::OverBudget { frame_bytes } => {
+                RpcError::Overloaded(format!("no memory budget for a {frame_bytes}-byte request"))
+            }
         }
     }
 

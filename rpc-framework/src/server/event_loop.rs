@@ -8,19 +8,25 @@
 //!   more is revisited next round without waiting for a new edge;
 //! - connection tokens are never reused, so a late event for a closed socket is ignored;
 //! - replies produced while a connection's read batch is being dispatched are corked and
-//!   leave in one write at the end of the batch.
+//!   leave in one write at the end of the batch;
+//! - a newcomer is always let in while an ordinary connection can make room for it, and
+//!   timed-out connections are closed at the next sweep (`admission.rs` decides which).
 
 use std::collections::HashMap;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mio::event::Event;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 
-use super::connection::{CloseReason, ConnShared, Connection, ReadProgress};
+use super::admission::{self, ConnectionView, Timeouts};
+use super::budget::{Account, BufferBudget};
+use super::connection::{
+    BeginCallError, CloseReason, ConnShared, Connection, PrioritySlots, ReadProgress,
+};
 use super::workers::{Job, JobQueue, PushError};
 use super::ProviderConfig;
 use crate::frame::{Frame, FrameKind};
@@ -33,6 +39,8 @@ pub(crate) const WAKER_TOKEN: Token = Token(1);
 const FIRST_CONNECTION_TOKEN: usize = 2;
 const READ_SCRATCH_BYTES: usize = 64 * 1024;
 const ACCEPT_RETRY_PAUSE: Duration = Duration::from_millis(50);
+/// The longest time between two sweeps for timed-out connections.
+const MAX_SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Routes decoded requests. Kept apart from the connection map so both can be borrowed.
 struct Dispatcher {
@@ -65,11 +73,17 @@ impl Dispatcher {
                 return Ok(());
             }
         };
-        if !conn.try_begin_call(self.max_pending_calls_per_connection) {
-            let status = Status::resource_exhausted(format!(
-                "too many pending calls on this connection (max {})",
-                self.max_pending_calls_per_connection
-            ));
+        let charge = body.len();
+        if let Err(error) = conn.try_begin_call(self.max_pending_calls_per_connection, charge) {
+            let status = Status::resource_exhausted(match error {
+                BeginCallError::TooManyCalls => format!(
+                    "too many pending calls on this connection (max {})",
+                    self.max_pending_calls_per_connection
+                ),
+                BeginCallError::OverBudget => format!(
+                    "the server is overloaded: no memory budget for a {charge}-byte request"
+                ),
+            });
             if one_way {
                 tracing::debug!(peer = %conn.peer, "one-way call dropped: {}", status.message);
             } else {
@@ -78,9 +92,9 @@ impl Dispatcher {
             return Ok(());
         }
         let responder = if one_way {
-            Responder::for_one_way(conn.clone())
+            Responder::for_one_way(conn.clone(), charge)
         } else {
-            Responder::for_connection(conn.clone(), request_id)
+            Responder::for_connection(conn.clone(), request_id, charge)
         };
         let job = Job {
             service: entry.service.clone(),
@@ -119,6 +133,11 @@ pub(crate) struct EventLoop {
     accept_retry_due: bool,
     dispatcher: Dispatcher,
     config: ProviderConfig,
+    budget: Arc<BufferBudget>,
+    priority_slots: Arc<PrioritySlots>,
+    timeouts: Timeouts,
+    sweep_interval: Duration,
+    next_sweep: Instant,
     shutdown: Arc<AtomicBool>,
     scratch: Vec<u8>,
 }
@@ -132,6 +151,16 @@ impl EventLoop {
         config: ProviderConfig,
         shutdown: Arc<AtomicBool>,
     ) -> Self {
+        let timeouts = Timeouts {
+            idle: config.idle_timeout,
+            partial_frame: config.partial_frame_timeout,
+        };
+        let sweep_interval = [timeouts.idle, timeouts.partial_frame]
+            .into_iter()
+            .flatten()
+            .map(|timeout| timeout / 4)
+            .fold(MAX_SWEEP_INTERVAL, Duration::min)
+            .max(Duration::from_millis(1));
         EventLoop {
             poll,
             listener,
@@ -144,10 +173,20 @@ impl EventLoop {
                 jobs,
                 max_pending_calls_per_connection: config.max_pending_calls_per_connection,
             },
+            budget: BufferBudget::new(config.max_buffered_bytes, config.reserved_priority_bytes),
+            priority_slots: PrioritySlots::new(config.max_priority_connections),
+            timeouts,
+            sweep_interval,
+            next_sweep: Instant::now() + sweep_interval,
             config,
             shutdown,
             scratch: vec![0; READ_SCRATCH_BYTES],
         }
+    }
+
+    /// The provider's memory budget (for `ProviderHandle::buffered_bytes`).
+    pub(crate) fn budget(&self) -> Arc<BufferBudget> {
+        self.budget.clone()
     }
 
     /// Runs until the shutdown flag is set (and the waker fired), then closes everything.
@@ -158,6 +197,8 @@ impl EventLoop {
                 Some(Duration::ZERO)
             } else if self.accept_retry_due {
                 Some(ACCEPT_RETRY_PAUSE)
+            } else if !self.connections.is_empty() {
+                Some(self.next_sweep.saturating_duration_since(Instant::now()))
             } else {
                 None
             };
@@ -181,6 +222,11 @@ impl EventLoop {
                     Token(token) => self.handle_connection_event(token, event),
                 }
             }
+            let now = Instant::now();
+            if now >= self.next_sweep {
+                self.close_expired(now);
+                self.next_sweep = now + self.sweep_interval;
+            }
         }
         for (_, connection) in self.connections.drain() {
             connection.shared.writer.close("server shutting down");
@@ -189,11 +235,23 @@ impl EventLoop {
     }
 
     fn accept_all(&mut self) {
+        // At most one eviction per call for want of descriptors: a victim whose socket is
+        // still held by a running handler frees no descriptor, and evicting on would empty
+        // the table.
+        let mut evicted_for_descriptors = false;
         loop {
             match self.listener.accept() {
                 Ok((stream, peer)) => self.add_connection(stream, peer),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e)
+                    if is_out_of_descriptors(&e)
+                        && !evicted_for_descriptors
+                        && self.evict_one("out of file descriptors") =>
+                {
+                    evicted_for_descriptors = true;
+                    tracing::warn!("accept failed ({e}): closed a connection to make room");
+                }
                 Err(e) => {
                     tracing::warn!("accept failed, retrying in {ACCEPT_RETRY_PAUSE:?}: {e}");
                     self.accept_retry_due = true;
@@ -204,12 +262,19 @@ impl EventLoop {
     }
 
     fn add_connection(&mut self, mut stream: TcpStream, peer: std::net::SocketAddr) {
-        if self.connections.len() >= self.config.max_connections {
-            tracing::warn!(
-                %peer,
-                max_connections = self.config.max_connections,
-                "refusing connection: connection limit reached"
-            );
+        let ordinary = self
+            .connections
+            .values()
+            .filter(|c| !c.shared.is_priority())
+            .count();
+        if ordinary >= self.config.max_connections
+            && !self.evict_one(&format!(
+                "connection limit ({}) reached: made room for a newcomer",
+                self.config.max_connections
+            ))
+        {
+            tracing::warn!(%peer, max_connections = self.config.max_connections,
+                "refusing connection: connection limit reached and nothing to evict");
             return; // dropping the stream closes it
         }
         if let Err(e) = stream.set_nodelay(true) {
@@ -226,15 +291,55 @@ impl EventLoop {
             tracing::warn!(%peer, "could not register connection: {e}");
             return;
         }
+        let account = Account::new(self.budget.clone());
         let writer = SocketWriter::new(
             stream,
             true,
             self.config.max_queued_reply_bytes_per_connection,
+            Some(account.clone()),
         );
-        let shared = Arc::new(ConnShared::new(writer, peer, self.config.max_frame_bytes));
+        let shared = Arc::new(ConnShared::new(
+            writer,
+            peer,
+            self.config.max_frame_bytes,
+            account,
+            self.priority_slots.clone(),
+        ));
         tracing::debug!(%peer, token, "connection accepted");
+        let connection = Connection::new(shared, self.config.max_frame_bytes, Instant::now());
+        self.connections.insert(token, connection);
+    }
+
+    fn views(&self) -> impl Iterator<Item = ConnectionView> + '_ {
         self.connections
-            .insert(token, Connection::new(shared, self.config.max_frame_bytes));
+            .iter()
+            .map(|(&token, connection)| ConnectionView {
+                token,
+                priority: connection.shared.is_priority(),
+                pending_calls: connection.shared.pending_calls(),
+                last_received: connection.last_received(),
+                partial_frame_since: connection.partial_frame_since(),
+            })
+    }
+
+    /// Closes the ordinary connection `admission` picks to make room. False if there is
+    /// none (every connection is a priority one).
+    fn evict_one(&mut self, why: &str) -> bool {
+        let Some(victim) = admission::eviction_victim(self.views()) else {
+            return false;
+        };
+        self.close_connection(victim, &CloseReason::warning(format!("evicted: {why}")));
+        true
+    }
+
+    fn close_expired(&mut self, now: Instant) {
+        let expired: Vec<(usize, String)> = self
+            .views()
+            .filter_map(|view| Some((view.token, admission::expiry(&view, now, self.timeouts)?)))
+            .collect();
+        for (token, why) in expired {
+            self.close_connection(token, &CloseReason::warning(why));
+        }
     }
 
     fn handle_connection_event(&mut self, token: usize, event: &Event) {
@@ -281,4 +386,11 @@ impl EventLoop {
         }
         connection.shared.writer.close(&reason.message);
     }
+}
+
+/// Whether `accept` failed for want of file descriptors (per process or system-wide).
+fn is_out_of_descriptors(error: &io::Error) -> bool {
+    const EMFILE: i32 = 24;
+    const ENFILE: i32 = 23;
+    matches!(error.raw_os_error(), Some(EMFILE | ENFILE))
 }

@@ -4,6 +4,8 @@
 //! Invariant: when `ProviderHandle::shutdown` (or its `Drop`) returns, the listener and
 //! every connection are closed and every thread the provider started has been joined.
 
+mod admission;
+pub(crate) mod budget;
 pub(crate) mod connection;
 mod event_loop;
 mod workers;
@@ -14,12 +16,14 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use mio::net::TcpListener;
 use mio::{Interest, Poll, Waker};
 
 use crate::frame::DEFAULT_MAX_FRAME_BYTES;
 use crate::service::{Service, ServiceRegistry};
+use budget::BufferBudget;
 use event_loop::{EventLoop, LISTENER_TOKEN, WAKER_TOKEN};
 use workers::WorkerPool;
 
@@ -34,8 +38,27 @@ pub struct ProviderConfig {
     /// Largest frame accepted or sent (the length prefix's value). A client that announces
     /// a larger one is disconnected.
     pub max_frame_bytes: usize,
-    /// Open connections; further ones are accepted and immediately closed (logged).
+    /// Open ordinary connections (not promoted to priority, see
+    /// `Responder::promote_connection`). A newcomer beyond it is still accepted: the
+    /// ordinary connection heard from least recently is closed to make room (logged). The
+    /// same happens when `accept` runs out of file descriptors.
     pub max_connections: usize,
+    /// Connections a handler may promote to priority; promotions beyond it are ignored.
+    pub max_priority_connections: usize,
+    /// Bytes the provider may buffer for ordinary connections altogether: partial request
+    /// frames beyond 64 KiB per connection, request bodies until they are answered, and
+    /// queued replies. A request over it is answered `ResourceExhausted`; a partial frame
+    /// or a reply over it closes its connection.
+    pub max_buffered_bytes: usize,
+    /// Bytes above `max_buffered_bytes` that only priority connections may use, so peers
+    /// keep working while clients exhaust the budget.
+    pub reserved_priority_bytes: usize,
+    /// An ordinary connection that sends nothing for this long while no call of it is in
+    /// progress is closed. `None`: never.
+    pub idle_timeout: Option<Duration>,
+    /// A connection that has held a partly received frame for this long is closed (a
+    /// sender stalled mid-frame must not hold memory forever). `None`: never.
+    pub partial_frame_timeout: Option<Duration>,
     /// Calls in progress per connection; over it, requests are answered
     /// `ResourceExhausted` without reaching a handler.
     pub max_pending_calls_per_connection: usize,
@@ -51,6 +74,11 @@ impl Default for ProviderConfig {
             worker_queue_capacity: 4096,
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
             max_connections: 1024,
+            max_priority_connections: 64,
+            max_buffered_bytes: 8 * DEFAULT_MAX_FRAME_BYTES,
+            reserved_priority_bytes: 4 * DEFAULT_MAX_FRAME_BYTES,
+            idle_timeout: Some(Duration::from_secs(300)),
+            partial_frame_timeout: Some(Duration::from_secs(30)),
             max_pending_calls_per_connection: 1024,
             max_queued_reply_bytes_per_connection: 2 * DEFAULT_MAX_FRAME_BYTES,
         }
@@ -119,6 +147,7 @@ impl Provider {
             self.config,
             shutdown.clone(),
         );
+        let budget = event_loop.budget();
         let spawned = std::thread::Builder::new()
             .name(format!("rpc-server-{}", local_addr.port()))
             .spawn(move || event_loop.run());
@@ -138,6 +167,7 @@ impl Provider {
             waker,
             loop_thread: Some(loop_thread),
             pool,
+            budget,
         })
     }
 }
@@ -149,12 +179,19 @@ pub struct ProviderHandle {
     waker: Arc<Waker>,
     loop_thread: Option<JoinHandle<()>>,
     pool: Option<WorkerPool>,
+    budget: Arc<BufferBudget>,
 }
 
 impl ProviderHandle {
     /// The bound address (the real port when bound to port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Bytes buffered for connections right now (what `ProviderConfig::max_buffered_bytes`
+    /// and `reserved_priority_bytes` bound).
+    pub fn buffered_bytes(&self) -> usize {
+        self.budget.used()
     }
 
     /// Stops accepting, closes every connection, drops queued requests, waits for running

@@ -4,6 +4,8 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod raw;
+
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -49,7 +51,8 @@ impl Latch {
 /// - `Fail`: replies `NotFound` with the request as message;
 /// - `Slow`: blocks on the latch, then echoes (run it on the pool);
 /// - `Hold`: stores the responder (reply later with `release_held`); tells `held_tx`;
-/// - `Drop`: drops the responder; `Panic`: panics.
+/// - `Drop`: drops the responder; `Panic`: panics;
+/// - `Promote`: promotes the connection to priority, then echoes.
 pub struct Probe {
     pub latch: Latch,
     pub held: Arc<Mutex<Vec<(Bytes, Responder)>>>,
@@ -110,7 +113,7 @@ impl Service for Probe {
         SERVICE
     }
     fn methods(&self) -> &'static [&'static str] {
-        &["Echo", "Fail", "Slow", "Hold", "Drop", "Panic"]
+        &["Echo", "Fail", "Slow", "Hold", "Drop", "Panic", "Promote"]
     }
     fn call(&self, method: &str, request: Bytes, responder: Responder) {
         match method {
@@ -127,6 +130,10 @@ impl Service for Probe {
                 self.held_tx.send(request).unwrap();
             }
             "Drop" => drop(responder),
+            "Promote" => {
+                responder.promote_connection();
+                responder.respond(Ok(request));
+            }
             "Panic" => panic!("the Panic method panics"),
             other => unreachable!("routed an unknown method {other}"),
         }
