@@ -10,7 +10,7 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use proto::kv::{
     write_request::Op, Append, Cas, Delete, ErrorCode, GetRequest, KvError, KvServiceClient, Put,
-    ReadMode, StatusRequest, StatusResponse, WriteRequest, WriteResponse,
+    ReadMode, Register, StatusRequest, StatusResponse, WriteRequest, WriteResponse,
 };
 use rpc_framework::{CallOptions, Channel, ChannelConfig, RpcError};
 use std::sync::Arc;
@@ -63,9 +63,12 @@ struct Inner {
     config: ClerkConfig,
     servers: Vec<KvServiceClient>,
     leader: LeaderCache,
-    /// The current session. Replaced by a fresh one (new client id) when the servers say
-    /// it expired; operations in flight keep the one they started with.
-    session: Mutex<Arc<Session>>,
+    /// The current session, registered with the cluster before the first write (thesis
+    /// 6.3). Dropped when the servers say it expired (the next write registers a new
+    /// one); operations in flight keep the one they started with.
+    session: Mutex<Option<Arc<Session>>>,
+    /// Held while registering, so concurrent first writes register once.
+    registering: Mutex<()>,
 }
 
 /// Where the next attempt goes.
@@ -115,14 +118,19 @@ impl Clerk {
                 config,
                 servers,
                 leader,
-                session: Mutex::new(Arc::new(Session::new())),
+                session: Mutex::new(None),
+                registering: Mutex::new(()),
             }),
         })
     }
 
-    /// This clerk's client id.
+    /// This clerk's session id (assigned by the cluster at its first write; 0 before).
     pub fn client_id(&self) -> u64 {
-        self.inner.session.lock().client_id
+        self.inner
+            .session
+            .lock()
+            .as_ref()
+            .map_or(0, |s| s.client_id)
     }
 
     /// Reads `key` (linearizable, confirmed as `ClerkConfig::read_mode` says). `Ok(None)`
@@ -216,8 +224,30 @@ impl Clerk {
             .collect()
     }
 
+    /// Runs a write in the clerk's session, registering one first if needed. A write
+    /// refused because the session is unknown to the cluster (evicted) is retried once in
+    /// a new session when no attempt of it can have been applied; otherwise its outcome is
+    /// unknown and the error says so.
     fn write(&self, op: Op) -> Result<WriteResponse, ClerkError> {
-        let session = self.inner.session.lock().clone();
+        let mut renewed = false;
+        loop {
+            let session = self.session()?;
+            let result = self.write_in(&session, &op);
+            match result {
+                Err(e) if e.kind == ErrorKind::SessionExpired => {
+                    self.forget_session(&session);
+                    if e.definite && !renewed {
+                        renewed = true;
+                        continue;
+                    }
+                    return Err(e);
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn write_in(&self, session: &Session, op: &Op) -> Result<WriteResponse, ClerkError> {
         let seq = session.begin();
         let result = self.run(|client, options| {
             let request = WriteRequest {
@@ -234,25 +264,44 @@ impl Clerk {
                 Err(e) => Self::on_rpc_error(&e, true),
             }
         });
-        session.end(seq, result.is_ok());
-        if let Err(e) = &result {
-            if e.kind == ErrorKind::SessionExpired {
-                self.renew_session(&session);
-            }
-        }
+        session.end(seq);
         result
     }
 
-    /// Replaces `expired` (if still current) by a fresh session, so later writes are not
-    /// refused forever. The expired session's writes keep their unknown outcome.
-    fn renew_session(&self, expired: &Arc<Session>) {
+    /// The current session, registering a new one with the cluster if there is none.
+    fn session(&self) -> Result<Arc<Session>, ClerkError> {
+        if let Some(session) = self.inner.session.lock().clone() {
+            return Ok(session);
+        }
+        let _registering = self.inner.registering.lock();
+        if let Some(session) = self.inner.session.lock().clone() {
+            return Ok(session); // another thread registered meanwhile
+        }
+        let register = WriteRequest {
+            op: Some(Op::Register(Register {})),
+            ..WriteRequest::default()
+        };
+        let response = self.run(|client, options| match client.write(&register, options) {
+            Ok(resp) => match &resp.error {
+                Some(e) if e.code != ErrorCode::Ok as i32 => self.on_kv_error(e, true),
+                _ => Attempt::Done(resp),
+            },
+            Err(e) => Self::on_rpc_error(&e, true),
+        })?;
+        let session = Arc::new(Session::with_id(response.client_id));
+        tracing::debug!(client = response.client_id, "session registered");
+        *self.inner.session.lock() = Some(session.clone());
+        Ok(session)
+    }
+
+    /// Drops `expired` if it is still the current session.
+    fn forget_session(&self, expired: &Arc<Session>) {
         let mut current = self.inner.session.lock();
-        if Arc::ptr_eq(&current, expired) {
-            *current = Arc::new(Session::new());
+        if current.as_ref().is_some_and(|c| Arc::ptr_eq(c, expired)) {
+            *current = None;
             tracing::info!(
                 old = expired.client_id,
-                new = current.client_id,
-                "session expired; renewed"
+                "session expired; the next write registers anew"
             );
         }
     }
@@ -344,9 +393,11 @@ impl Clerk {
                 true,
                 e.message.clone(),
             )),
+            // This attempt was refused unapplied; `run` makes the error indefinite if an
+            // earlier attempt may have been applied.
             ErrorCode::SessionExpired => Attempt::Fail(ClerkError::new(
                 ErrorKind::SessionExpired,
-                false,
+                true,
                 e.message.clone(),
             )),
         }

@@ -17,7 +17,7 @@ use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use kvserver::skiplist::SkipList;
 use kvserver::snapshot;
-use kvserver::state_machine::{Limits, StateMachine};
+use kvserver::state_machine::{register_request, Limits, StateMachine};
 use proto::kv::{write_request::Op, Put, WriteRequest};
 use raft::LogIndex;
 
@@ -174,6 +174,7 @@ fn bench_range(c: &mut Criterion) {
 /// acknowledges as it goes, so its session holds one cached reply).
 fn big_state_machine() -> StateMachine {
     let mut sm = StateMachine::new(Limits::default());
+    let client_id = sm.apply(LogIndex(1), &register_request()).client_id;
     let value = Bytes::from(vec![0xAB; 256]);
     for i in 1..=1_000_000u64 {
         let op = Op::Put(Put {
@@ -181,12 +182,12 @@ fn big_state_machine() -> StateMachine {
             value: value.clone(),
         });
         let request = WriteRequest {
-            client_id: 1,
+            client_id,
             seq: i,
             first_unacked_seq: i,
             op: Some(op),
         };
-        sm.apply(LogIndex(i), &request);
+        sm.apply(LogIndex(i + 1), &request);
     }
     sm
 }

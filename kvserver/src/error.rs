@@ -121,6 +121,7 @@ pub fn error_response(code: ErrorCode, message: impl Into<String>) -> WriteRespo
     WriteResponse {
         error: Some(kv_error(code, message)),
         swapped: false,
+        client_id: 0,
     }
 }
 
@@ -129,5 +130,6 @@ pub fn ok_response(swapped: bool) -> WriteResponse {
     WriteResponse {
         error: None,
         swapped,
+        client_id: 0,
     }
 }

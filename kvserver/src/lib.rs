@@ -16,18 +16,19 @@
 //! cluster file). ARCHITECTURE.md at the repository root draws the threads and paths.
 //!
 //! ```
-//! use kvserver::state_machine::{Limits, StateMachine};
+//! use kvserver::state_machine::{register_request, Limits, StateMachine};
 //! use proto::kv::{write_request::Op, Put, WriteRequest};
 //! use raft::LogIndex;
 //!
 //! let mut sm = StateMachine::new(Limits::default());
+//! let client_id = sm.apply(LogIndex(1), &register_request()).client_id; // 1: its index
 //! let put = WriteRequest {
-//!     client_id: 7,
+//!     client_id,
 //!     seq: 1,
 //!     first_unacked_seq: 1,
 //!     op: Some(Op::Put(Put { key: "k".into(), value: "v".into() })),
 //! };
-//! assert!(sm.apply(LogIndex(1), &put).error.is_none());
+//! assert!(sm.apply(LogIndex(2), &put).error.is_none());
 //! assert_eq!(sm.get(b"k").as_deref(), Some(&b"v"[..]));
 //!
 //! let bytes = kvserver::snapshot::encode(&sm);

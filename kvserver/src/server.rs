@@ -422,6 +422,7 @@ pub(crate) fn write_error(code: ErrorCode, message: impl Into<String>) -> WriteR
     WriteResponse {
         error: kv_error(code, message),
         swapped: false,
+        client_id: 0,
     }
 }
 

@@ -68,12 +68,14 @@ impl proto::kv::KvService for KvServiceImpl {
             return reply.ok(WriteResponse {
                 error: Some(error),
                 swapped: false,
+                client_id: 0,
             });
         }
         if !s.node.state().is_leader {
             return reply.ok(WriteResponse {
                 error: s.not_leader(None),
                 swapped: false,
+                client_id: 0,
             });
         }
         if s.waiters.pending_writes() >= s.config.max_pending_writes {
@@ -89,6 +91,7 @@ impl proto::kv::KvService for KvServiceImpl {
                 Err(e) => reply.ok(WriteResponse {
                     error: server.node_error(e),
                     swapped: false,
+                    client_id: 0,
                 }),
             });
     }

@@ -11,9 +11,11 @@
 //!   session would exceed `max_sessions`, the smallest entry (least recently active, ties by
 //!   client id) is evicted.
 //!
-//! Known limit of the scheme: a client evicted before any reply of its was acknowledged
-//! (`first_unacked_seq` still 1) looks like a new client when it retries; one evicted later
-//! is detected (an unknown client with `first_unacked_seq > 1` gets `SESSION_EXPIRED`).
+//! Sessions are opened only by an explicit Register command (thesis 6.3), whose log index
+//! becomes the client id: a write of an unknown client (never registered, or evicted) is
+//! refused with `SESSION_EXPIRED` and never applied. Opening sessions implicitly on a
+//! client's first write, as we did before, let an evicted client's retry of an applied
+//! write open a fresh session and apply again.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -178,13 +180,12 @@ impl Sessions {
     ///
     /// Replies without running `apply_op`:
     /// - `INVALID_ARGUMENT` if `first_unacked_seq > seq` (no session change);
-    /// - `SESSION_EXPIRED` for an unknown client with `first_unacked_seq > 1` (its session was
-    ///   evicted: the outcome of its writes is unknown), with no session created;
+    /// - `SESSION_EXPIRED` for an unknown client (never registered, or evicted: the outcome
+    ///   of its earlier writes is unknown);
     /// - `SESSION_EXPIRED` for a seq below the session's acknowledged watermark (stale);
     /// - the cached reply for a seq already applied;
     /// - `UNAVAILABLE` when the session already caches `max_replies_per_session` replies.
     ///
-    /// A new client's session may evict the least recently active one.
     pub fn apply<F>(&mut self, index: LogIndex, id: RequestId, apply_op: F) -> WriteResponse
     where
         F: FnOnce() -> WriteResponse,
@@ -198,27 +199,31 @@ impl Sessions {
                 ),
             );
         }
-        if !self.sessions.contains_key(&id.client_id) {
-            if id.first_unacked_seq > 1 {
-                return error_response(
-                    ErrorCode::SessionExpired,
-                    format!(
-                        "session of client {:#x} expired; outcome unknown",
-                        id.client_id
-                    ),
-                );
-            }
-            self.open_session(id.client_id, index);
-        }
         let max_replies = self.max_replies_per_session;
         let Some(session) = self.sessions.get_mut(&id.client_id) else {
-            unreachable!("session of client {} was just opened", id.client_id);
+            return error_response(
+                ErrorCode::SessionExpired,
+                format!(
+                    "no session for client {}: never registered, or expired (the outcome of \
+                     its earlier writes is unknown)",
+                    id.client_id
+                ),
+            );
         };
         let previous = std::mem::replace(&mut session.last_active_index, index);
         let reply = session.handle(id, max_replies, apply_op);
         self.by_activity.remove(&(previous, id.client_id));
         self.by_activity.insert((index, id.client_id));
         reply
+    }
+
+    /// Applies a Register committed at `index`: opens a session whose client id is the
+    /// index (unique, and the same on every replica), evicting the least recently active
+    /// sessions to stay within `max_sessions`. Returns the id.
+    pub fn register(&mut self, index: LogIndex) -> u64 {
+        let client_id = index.0;
+        self.open_session(client_id, index);
+        client_id
     }
 
     /// Adds a session restored from a snapshot, replacing any session of the same client.
@@ -277,12 +282,20 @@ mod tests {
             .map(|e| ErrorCode::try_from(e.code).unwrap())
     }
 
+    /// Registers a client at `index`; its id is `index`.
+    fn register(sessions: &mut Sessions, index: u64) -> u64 {
+        let id = sessions.register(LogIndex(index));
+        assert_eq!(id, index);
+        id
+    }
+
     #[test]
     fn duplicate_returns_cached_reply_and_applies_once() {
         let mut sessions = Sessions::new(10, 10);
         let mut applied = 0;
-        let first = write(&mut sessions, 1, (7, 2, 1), &mut applied);
-        let retry = write(&mut sessions, 2, (7, 2, 1), &mut applied);
+        let c = register(&mut sessions, 1);
+        let first = write(&mut sessions, 2, (c, 2, 1), &mut applied);
+        let retry = write(&mut sessions, 3, (c, 2, 1), &mut applied);
         assert_eq!(applied, 1);
         assert_eq!(first, retry);
         assert!(retry.swapped);
@@ -292,68 +305,90 @@ mod tests {
     fn concurrent_out_of_order_seqs_both_apply() {
         let mut sessions = Sessions::new(10, 10);
         let mut applied = 0;
-        let two = write(&mut sessions, 1, (7, 2, 1), &mut applied);
-        let one = write(&mut sessions, 2, (7, 1, 1), &mut applied);
+        let c = register(&mut sessions, 1);
+        let two = write(&mut sessions, 2, (c, 2, 1), &mut applied);
+        let one = write(&mut sessions, 3, (c, 1, 1), &mut applied);
         assert_eq!(applied, 2);
         assert!(two.error.is_none() && one.error.is_none());
-        assert_eq!(sessions.get(7).unwrap().replies().len(), 2);
+        assert_eq!(sessions.get(c).unwrap().replies().len(), 2);
     }
 
     #[test]
     fn watermark_forgets_acknowledged_replies() {
         let mut sessions = Sessions::new(10, 10);
         let mut applied = 0;
+        let c = register(&mut sessions, 1);
         for seq in 1..=3 {
-            write(&mut sessions, seq, (7, seq, 1), &mut applied);
+            write(&mut sessions, seq + 1, (c, seq, 1), &mut applied);
         }
-        write(&mut sessions, 4, (7, 4, 3), &mut applied);
-        let session = sessions.get(7).unwrap();
+        write(&mut sessions, 5, (c, 4, 3), &mut applied);
+        let session = sessions.get(c).unwrap();
         assert_eq!(session.first_unacked_seq(), 3);
         assert_eq!(
             session.replies().keys().copied().collect::<Vec<_>>(),
             [3, 4]
         );
         // A lower watermark on a later request never lowers it again.
-        write(&mut sessions, 5, (7, 5, 2), &mut applied);
-        assert_eq!(sessions.get(7).unwrap().first_unacked_seq(), 3);
+        write(&mut sessions, 6, (c, 5, 2), &mut applied);
+        assert_eq!(sessions.get(c).unwrap().first_unacked_seq(), 3);
     }
 
     #[test]
     fn stale_seq_is_rejected_without_applying() {
         let mut sessions = Sessions::new(10, 10);
         let mut applied = 0;
-        write(&mut sessions, 1, (7, 1, 1), &mut applied);
-        write(&mut sessions, 2, (7, 2, 2), &mut applied);
-        let stale = write(&mut sessions, 3, (7, 1, 1), &mut applied);
+        let c = register(&mut sessions, 1);
+        write(&mut sessions, 2, (c, 1, 1), &mut applied);
+        write(&mut sessions, 3, (c, 2, 2), &mut applied);
+        let stale = write(&mut sessions, 4, (c, 1, 1), &mut applied);
         assert_eq!(applied, 2);
         assert_eq!(code(&stale), Some(ErrorCode::SessionExpired));
     }
 
     #[test]
-    fn unknown_client_with_acknowledged_history_gets_session_expired() {
+    fn an_unregistered_client_is_refused_and_gets_no_session() {
         let mut sessions = Sessions::new(10, 10);
         let mut applied = 0;
-        let reply = write(&mut sessions, 1, (9, 5, 4), &mut applied);
-        assert_eq!(code(&reply), Some(ErrorCode::SessionExpired));
+        for first_unacked in [1, 4] {
+            let reply = write(&mut sessions, 1, (9, 5, first_unacked), &mut applied);
+            assert_eq!(code(&reply), Some(ErrorCode::SessionExpired));
+        }
         assert_eq!(applied, 0);
-        assert!(
-            sessions.get(9).is_none(),
-            "no session is created for an expired client"
-        );
+        assert!(sessions.is_empty(), "writes never open a session");
+    }
+
+    /// Issue 12 item 6: a write applied (reply lost) while an older one of the same client
+    /// is still outstanding (so `first_unacked_seq` stays 1), then the session is evicted:
+    /// the retry must not apply again. With sessions opened by a client's first write it
+    /// opened a fresh session and applied a second time.
+    #[test]
+    fn a_retry_after_eviction_never_applies_twice_even_with_an_old_write_outstanding() {
+        let mut sessions = Sessions::new(1, 10);
+        let mut applied = 0;
+        let c = register(&mut sessions, 1);
+        // seq 1 hangs somewhere; seq 2 is applied but its reply is lost.
+        let first = write(&mut sessions, 2, (c, 2, 1), &mut applied);
+        assert!(first.error.is_none());
+        register(&mut sessions, 3); // another client's session evicts c's
+        assert!(sessions.get(c).is_none());
+        let retry = write(&mut sessions, 4, (c, 2, 1), &mut applied);
+        assert_eq!(code(&retry), Some(ErrorCode::SessionExpired));
+        let hung = write(&mut sessions, 5, (c, 1, 1), &mut applied);
+        assert_eq!(code(&hung), Some(ErrorCode::SessionExpired));
+        assert_eq!(applied, 1, "applied exactly once");
     }
 
     #[test]
     fn eviction_removes_least_recently_active_session() {
         let mut sessions = Sessions::new(2, 10);
         let mut applied = 0;
-        write(&mut sessions, 1, (1, 1, 1), &mut applied);
-        write(&mut sessions, 2, (2, 1, 1), &mut applied);
-        write(&mut sessions, 3, (1, 2, 1), &mut applied); // client 1 active again
-        write(&mut sessions, 4, (3, 1, 1), &mut applied); // evicts client 2
-        assert!(sessions.get(1).is_some() && sessions.get(3).is_some());
-        assert!(sessions.get(2).is_none());
-        // The evicted client, having acknowledged seq 1, is told its session expired.
-        let reply = write(&mut sessions, 5, (2, 2, 2), &mut applied);
+        let one = register(&mut sessions, 1);
+        let two = register(&mut sessions, 2);
+        write(&mut sessions, 3, (one, 1, 1), &mut applied); // client one active again
+        let three = register(&mut sessions, 4); // evicts client two
+        assert!(sessions.get(one).is_some() && sessions.get(three).is_some());
+        assert!(sessions.get(two).is_none());
+        let reply = write(&mut sessions, 5, (two, 1, 1), &mut applied);
         assert_eq!(code(&reply), Some(ErrorCode::SessionExpired));
     }
 
@@ -364,13 +399,12 @@ mod tests {
             let session = Session::from_parts(BTreeMap::new(), 1, LogIndex(5));
             sessions.insert_restored(client_id, session);
         }
-        let mut applied = 0;
-        write(&mut sessions, 6, (30, 1, 1), &mut applied);
+        register(&mut sessions, 6);
         assert!(
             sessions.get(10).is_none(),
             "smaller client id evicted first on a tie"
         );
-        assert!(sessions.get(20).is_some() && sessions.get(30).is_some());
+        assert!(sessions.get(20).is_some() && sessions.get(6).is_some());
     }
 
     #[test]
@@ -379,10 +413,15 @@ mod tests {
             let mut sessions = Sessions::new(3, 4);
             let mut applied = 0;
             for i in 0..200u64 {
-                let client = i * 7 % 5;
+                let index = i + 1;
+                if i % 11 == 0 {
+                    sessions.register(LogIndex(index));
+                    continue;
+                }
+                let client = (i * 7 % 5) * 11 + 1; // some registered, some evicted
                 write(
                     &mut sessions,
-                    i + 1,
+                    index,
                     (client, i / 5 + 1, i / 10 + 1),
                     &mut applied,
                 );
@@ -396,13 +435,14 @@ mod tests {
     fn reply_bound_rejects_until_acknowledged() {
         let mut sessions = Sessions::new(10, 2);
         let mut applied = 0;
-        write(&mut sessions, 1, (7, 1, 1), &mut applied);
-        write(&mut sessions, 2, (7, 2, 1), &mut applied);
-        let rejected = write(&mut sessions, 3, (7, 3, 1), &mut applied);
+        let c = register(&mut sessions, 1);
+        write(&mut sessions, 2, (c, 1, 1), &mut applied);
+        write(&mut sessions, 3, (c, 2, 1), &mut applied);
+        let rejected = write(&mut sessions, 4, (c, 3, 1), &mut applied);
         assert_eq!(code(&rejected), Some(ErrorCode::Unavailable));
         assert_eq!(applied, 2);
         // The retry acknowledges seq 1 and 2: room again, and it applies.
-        let retried = write(&mut sessions, 4, (7, 3, 3), &mut applied);
+        let retried = write(&mut sessions, 5, (c, 3, 3), &mut applied);
         assert!(retried.error.is_none());
         assert_eq!(applied, 3);
     }
@@ -411,9 +451,9 @@ mod tests {
     fn first_unacked_above_seq_is_invalid() {
         let mut sessions = Sessions::new(10, 10);
         let mut applied = 0;
-        let reply = write(&mut sessions, 1, (7, 1, 2), &mut applied);
+        let c = register(&mut sessions, 1);
+        let reply = write(&mut sessions, 2, (c, 1, 2), &mut applied);
         assert_eq!(code(&reply), Some(ErrorCode::InvalidArgument));
         assert_eq!(applied, 0);
-        assert!(sessions.is_empty());
     }
 }

@@ -87,6 +87,9 @@ impl Limits {
     /// # Errors
     /// An `INVALID_ARGUMENT` [`KvError`] saying what is wrong.
     pub fn validate_write(&self, request: &WriteRequest) -> Result<(), KvError> {
+        if let Some(Op::Register(_)) = request.op {
+            return Ok(()); // no session yet: the session fields are ignored
+        }
         if request.seq == 0 {
             return Err(invalid("seq must be at least 1"));
         }
@@ -100,6 +103,7 @@ impl Limits {
     fn validate_op(&self, op: Option<&Op>) -> Result<(), KvError> {
         let (key, values): (&Bytes, &[&Bytes]) = match op {
             None => return Err(invalid("write has no operation")),
+            Some(Op::Register(_)) => return Ok(()),
             Some(Op::Put(put)) => (&put.key, &[&put.value]),
             Some(Op::Append(append)) => (&append.key, &[&append.value]),
             Some(Op::Delete(delete)) => (&delete.key, &[]),
@@ -123,6 +127,16 @@ impl Limits {
             ))),
             None => Ok(()),
         }
+    }
+}
+
+/// A Register command: opens a session whose id is the index it is applied at.
+pub fn register_request() -> WriteRequest {
+    WriteRequest {
+        client_id: 0,
+        seq: 0,
+        first_unacked_seq: 0,
+        op: Some(Op::Register(proto::kv::Register {})),
     }
 }
 
@@ -150,6 +164,7 @@ impl Store {
             return WriteResponse {
                 error: Some(error),
                 swapped: false,
+                client_id: 0,
             };
         }
         match op {
@@ -160,6 +175,9 @@ impl Store {
             Some(Op::Append(append)) => self.append(limits, &append.key, &append.value),
             Some(Op::Delete(delete)) => ok_response(self.delete(&delete.key)),
             Some(Op::Cas(cas)) => ok_response(self.compare_and_swap(cas)),
+            Some(Op::Register(_)) => {
+                error_response(ErrorCode::InvalidArgument, "register inside a session")
+            }
             None => error_response(ErrorCode::InvalidArgument, "write has no operation"),
         }
     }
@@ -283,6 +301,12 @@ impl StateMachine {
             self.applied_index
         );
         self.applied_index = index;
+        if let Some(Op::Register(_)) = request.op {
+            return WriteResponse {
+                client_id: self.sessions.register(index),
+                ..ok_response(false)
+            };
+        }
         let id = RequestId {
             client_id: request.client_id,
             seq: request.seq,

@@ -5,6 +5,19 @@
 use super::*;
 use proto::kv::{Append, Delete, Put};
 
+/// Client ids 1..=CLIENTS are registered (at indexes 1..=CLIENTS) by [`with_clients`].
+const CLIENTS: u64 = 5;
+
+/// A state machine with sessions for clients 1..=CLIENTS.
+fn with_clients(limits: Limits) -> StateMachine {
+    let mut sm = StateMachine::new(limits);
+    for index in 1..=CLIENTS {
+        let reply = sm.apply(LogIndex(index), &register_request());
+        assert_eq!(reply.client_id, index);
+    }
+    sm
+}
+
 fn request(client_id: u64, seq: u64, op: Op) -> WriteRequest {
     WriteRequest {
         client_id,
@@ -66,7 +79,7 @@ fn code(reply: &WriteResponse) -> Option<ErrorCode> {
 
 #[test]
 fn put_append_delete() {
-    let mut sm = StateMachine::new(Limits::default());
+    let mut sm = with_clients(Limits::default());
     let replies = run(
         &mut sm,
         vec![
@@ -86,19 +99,19 @@ fn put_append_delete() {
     assert_eq!(value(&sm, "a"), None);
     assert_eq!(value(&sm, "b").as_deref(), Some("x"));
     assert_eq!(sm.len(), 1);
-    assert_eq!(sm.applied_index(), LogIndex(5));
+    assert_eq!(sm.applied_index(), LogIndex(CLIENTS + 5));
 }
 
 #[test]
 fn append_concatenates() {
-    let mut sm = StateMachine::new(Limits::default());
+    let mut sm = with_clients(Limits::default());
     run(&mut sm, vec![put("k", "ab"), append("k", "cd")]);
     assert_eq!(value(&sm, "k").as_deref(), Some("abcd"));
 }
 
 #[test]
 fn cas_with_empty_expected_means_absent() {
-    let mut sm = StateMachine::new(Limits::default());
+    let mut sm = with_clients(Limits::default());
     let r = run(
         &mut sm,
         vec![
@@ -122,7 +135,7 @@ fn append_beyond_value_limit_is_invalid_and_changes_nothing() {
         max_value_bytes: 4,
         ..Limits::default()
     };
-    let mut sm = StateMachine::new(limits);
+    let mut sm = with_clients(limits);
     let r = run(
         &mut sm,
         vec![put("k", "abc"), append("k", "de"), append("k", "d")],
@@ -139,7 +152,7 @@ fn oversized_writes_are_rejected_at_apply_too() {
         max_value_bytes: 2,
         ..Limits::default()
     };
-    let mut sm = StateMachine::new(limits);
+    let mut sm = with_clients(limits);
     let r = run(
         &mut sm,
         vec![put("key", "v"), put("k", "value"), put("k", "")],
@@ -204,14 +217,14 @@ fn limits_validate_rejects_zero() {
 
 #[test]
 fn duplicate_entry_returns_cached_reply_without_reapplying() {
-    let mut sm = StateMachine::new(Limits::default());
+    let mut sm = with_clients(Limits::default());
     let append_once = request(5, 1, append("k", "x")).encode_to_vec();
-    let first = sm.apply_entry(LogIndex(1), &append_once);
-    let retry = sm.apply_entry(LogIndex(2), &append_once);
+    let first = sm.apply_entry(LogIndex(11), &append_once);
+    let retry = sm.apply_entry(LogIndex(12), &append_once);
     assert_eq!(first, retry);
     assert_eq!(first.map(|(client, seq, _)| (client, seq)), Some((5, 1)));
     assert_eq!(value(&sm, "k").as_deref(), Some("x"));
-    assert_eq!(sm.applied_index(), LogIndex(2));
+    assert_eq!(sm.applied_index(), LogIndex(12));
 }
 
 #[test]
@@ -224,33 +237,33 @@ fn corrupt_entry_is_skipped_and_counts_as_applied() {
 
 #[test]
 fn old_entries_are_ignored() {
-    let mut sm = StateMachine::new(Limits::default());
+    let mut sm = with_clients(Limits::default());
     let entry = request(5, 1, put("k", "v")).encode_to_vec();
-    assert!(sm.apply_entry(LogIndex(4), &entry).is_some());
+    assert!(sm.apply_entry(LogIndex(14), &entry).is_some());
     let other = request(5, 2, put("k", "w")).encode_to_vec();
-    assert_eq!(sm.apply_entry(LogIndex(4), &other), None);
+    assert_eq!(sm.apply_entry(LogIndex(14), &other), None);
     assert_eq!(value(&sm, "k").as_deref(), Some("v"));
-    sm.apply_noop(LogIndex(6));
-    sm.apply_noop(LogIndex(5));
-    assert_eq!(sm.applied_index(), LogIndex(6));
+    sm.apply_noop(LogIndex(16));
+    sm.apply_noop(LogIndex(15));
+    assert_eq!(sm.applied_index(), LogIndex(16));
 }
 
 #[test]
 fn missing_op_replies_invalid_argument() {
-    let mut sm = StateMachine::new(Limits::default());
+    let mut sm = with_clients(Limits::default());
     let entry = WriteRequest {
         client_id: 1,
         seq: 1,
         first_unacked_seq: 1,
         op: None,
     };
-    let reply = sm.apply(LogIndex(1), &entry);
+    let reply = sm.apply(LogIndex(11), &entry);
     assert_eq!(code(&reply), Some(ErrorCode::InvalidArgument));
 }
 
 #[test]
 fn approx_bytes_tracks_data() {
-    let mut sm = StateMachine::new(Limits::default());
+    let mut sm = with_clients(Limits::default());
     let empty = sm.approx_bytes();
     run(&mut sm, vec![put("k", "0123456789")]);
     let one = sm.approx_bytes();
@@ -370,7 +383,7 @@ proptest::proptest! {
         actions in proptest::collection::vec(action_strategy(), 0..150),
     ) {
         let log = build_log(&actions);
-        let mut sm = StateMachine::new(Limits::default());
+        let mut sm = with_clients(Limits::default());
         let mut first_seen: Vec<Vec<u64>> = vec![Vec::new(); 3];
         for (position, event) in log.into_iter().enumerate() {
             match event {
@@ -380,7 +393,7 @@ proptest::proptest! {
                     if !seen.contains(&request.seq) {
                         seen.push(request.seq);
                     }
-                    let reply = sm.apply(LogIndex(position as u64 + 1), &request);
+                    let reply = sm.apply(LogIndex(CLIENTS + position as u64 + 1), &request);
                     if let Some(error) = reply.error {
                         // Only a late duplicate of an acknowledged write may be refused.
                         proptest::prop_assert_eq!(error.code, ErrorCode::SessionExpired as i32);
@@ -396,4 +409,21 @@ proptest::proptest! {
             proptest::prop_assert_eq!(actual, expected);
         }
     }
+}
+
+#[test]
+fn register_opens_a_session_named_by_its_index_and_unknown_clients_are_refused() {
+    let mut sm = StateMachine::new(Limits::default());
+    let refused = sm.apply(LogIndex(1), &request(7, 1, put("k", "v")));
+    assert_eq!(code(&refused), Some(ErrorCode::SessionExpired));
+    assert_eq!(value(&sm, "k"), None);
+    let registered = sm.apply(LogIndex(2), &register_request());
+    assert!(registered.error.is_none());
+    assert_eq!(registered.client_id, 2);
+    let reply = sm.apply(LogIndex(3), &request(2, 1, put("k", "v")));
+    assert!(reply.error.is_none());
+    assert_eq!(value(&sm, "k").as_deref(), Some("v"));
+    assert!(Limits::default()
+        .validate_write(&register_request())
+        .is_ok());
 }
