@@ -59,7 +59,7 @@ run_one() { # BIN_DIR LABEL
   } > "$WORK/cluster.toml"
   PIDS=()
   for i in 1 2 3; do
-    RUST_LOG=warn "$bin/kvserver" --config "$WORK/cluster.toml" --id "$i" > "$WORK/kv$i.log" 2>&1 &
+    RUST_LOG=warn "$bin/kvserver" --config "$WORK/cluster.toml" --id "$i" --bootstrap > "$WORK/kv$i.log" 2>&1 &
     PIDS+=($!)
   done
   local ep="127.0.0.1:$PORT_BASE,127.0.0.1:$((PORT_BASE + 1)),127.0.0.1:$((PORT_BASE + 2))"

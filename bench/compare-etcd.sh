@@ -170,7 +170,7 @@ start_raftkv() {
     done
   } > "$WORK/cluster.toml"
   for i in 1 2 3; do
-    RUST_LOG=warn "$KVSERVER" --config "$WORK/cluster.toml" --id "$i" \
+    RUST_LOG=warn "$KVSERVER" --config "$WORK/cluster.toml" --id "$i" --bootstrap \
       > "$WORK/logs/kvserver-$i.log" 2>&1 &
     KV_PIDS+=($!)
   done

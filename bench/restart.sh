@@ -43,7 +43,7 @@ trap cleanup EXIT
     printf '[[nodes]]\nid = %d\naddr = "127.0.0.1:%d"\n' "$i" $((PORT_BASE + i - 1))
   done
 } > "$WORK/cluster.toml"
-start() { RUST_LOG=warn "$KVSERVER" --config "$WORK/cluster.toml" --id "$1" >> "$WORK/kv$1.log" 2>&1 & PID[$1]=$!; }
+start() { RUST_LOG=warn "$KVSERVER" --config "$WORK/cluster.toml" --id "$1" --bootstrap >> "$WORK/kv$1.log" 2>&1 & PID[$1]=$!; }
 for i in 1 2 3; do start "$i"; done
 EP="127.0.0.1:$PORT_BASE,127.0.0.1:$((PORT_BASE + 1)),127.0.0.1:$((PORT_BASE + 2))"
 kvctl() { "$KVCTL" --endpoints "$EP" "$@"; }

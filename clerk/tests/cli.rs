@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use kvserver::config::ClusterConfig;
-use kvserver::launch::{launch, RunningNode};
+use kvserver::launch::{launch_with, LaunchOptions, RunningNode};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
@@ -47,7 +47,14 @@ impl Cluster {
         std::fs::write(&config_path, &toml).unwrap();
         let config = ClusterConfig::parse(&toml).unwrap();
         let nodes: Vec<RunningNode> = (1..=3)
-            .map(|id| launch(&config, id, &tmp.path().join(format!("node-{id}"))).unwrap())
+            .map(|id| {
+                let dir = tmp.path().join(format!("node-{id}"));
+                let options = LaunchOptions {
+                    bootstrap: true,
+                    ..LaunchOptions::default()
+                };
+                launch_with(&config, id, &dir, options).unwrap()
+            })
             .collect();
         let deadline = Instant::now() + Duration::from_secs(60);
         while !nodes.iter().any(|n| n.node.state().is_leader) {
@@ -346,8 +353,9 @@ fn a_shell_keeps_writing_after_its_first_write_was_refused() {
 }
 
 /// Regression: a clerk whose session the servers evicted (more clients than
-/// `max_sessions`) was refused with SESSION_EXPIRED forever; it now reports that one
-/// write as unknown and continues with a fresh session.
+/// `max_sessions`) was refused with SESSION_EXPIRED forever. Sessions are registered now:
+/// the evicted shell's next write is refused unapplied, so the clerk registers a new
+/// session and applies it there, once.
 #[test]
 fn a_shell_whose_session_was_evicted_continues_with_a_new_one() {
     let cluster = Cluster::start_with("[limits]\nmax_sessions = 2\n");
@@ -356,13 +364,7 @@ fn a_shell_whose_session_was_evicted_continues_with_a_new_one() {
     // Two other clients: the second one's session evicts the shell's (least recent).
     assert_exit(&cluster.kvctl(&["put", "b", "1"]), 0);
     assert_exit(&cluster.kvctl(&["put", "c", "1"]), 0);
-    let expired = shell.call("put a 2");
-    assert_eq!(expired["ok"], false, "{expired}");
-    assert_eq!(expired["definite"], false, "{expired}");
-    assert!(
-        expired["error"].as_str().unwrap().contains("expired"),
-        "{expired}"
-    );
-    assert_eq!(shell.call("put a 3"), ok());
-    assert_eq!(shell.call("get a")["value"], "3");
+    assert_eq!(shell.call("append a 2"), ok());
+    assert_eq!(shell.call("append a 3"), ok());
+    assert_eq!(shell.call("get a")["value"], "123");
 }

@@ -9,7 +9,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use kvserver::config::ClusterConfig;
-use kvserver::launch::{data_dir_for, launch};
+use kvserver::launch::{data_dir_for, launch_with, LaunchOptions};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -51,6 +51,9 @@ fn run() -> Result<(), String> {
         .map_or_else(|| PathBuf::from("data"), PathBuf::from);
     std::fs::create_dir_all(&base).map_err(|e| format!("{}: {e}", base.display()))?;
     let config_path = base.join("cluster.toml");
+    // The first run creates the cluster; later runs restart it and must find every node's
+    // data (a node whose data was deleted refuses to start instead of voting empty).
+    let bootstrap = !config_path.exists();
     std::fs::write(&config_path, CONFIG).map_err(|e| format!("{}: {e}", config_path.display()))?;
     let mut config = ClusterConfig::parse(CONFIG)?;
     config.data_dir = Some(base.clone());
@@ -61,7 +64,12 @@ fn run() -> Result<(), String> {
     let mut nodes = Vec::new();
     for node in &config.nodes {
         let dir = data_dir_for(&config, node.id, None);
-        nodes.push(launch(&config, node.id, &dir).map_err(|e| format!("node {}: {e}", node.id))?);
+        let options = LaunchOptions {
+            bootstrap,
+            ..LaunchOptions::default()
+        };
+        let launched = launch_with(&config, node.id, &dir, options);
+        nodes.push(launched.map_err(|e| format!("node {}: {e}", node.id))?);
     }
     println!(
         "raftkv: 3 nodes serving on 127.0.0.1:7001, :7002, :7003 (data in {})",

@@ -112,9 +112,14 @@ pub type TransportWrapper = Box<
     dyn FnOnce(Arc<dyn raft::transport::Transport>) -> Arc<dyn raft::transport::Transport> + Send,
 >;
 
-/// Hooks for starting a node in-process (tests, tools). The default changes nothing.
+/// How to start a node. The default starts a node that already has its data.
 #[derive(Default)]
 pub struct LaunchOptions {
+    /// This is the first start of a new cluster: a data directory holding nothing of this
+    /// node may be initialised (`kvserver --bootstrap`). Without it such a directory is
+    /// refused: the node's data may have been lost, or be looked for in the wrong place,
+    /// and an empty node must not vote. Ignored once the directory holds the node's data.
+    pub bootstrap: bool,
     /// Called once with the node's real peer transport; the node uses what it returns.
     pub wrap_transport: Option<TransportWrapper>,
 }
@@ -122,12 +127,14 @@ pub struct LaunchOptions {
 impl std::fmt::Debug for LaunchOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LaunchOptions")
+            .field("bootstrap", &self.bootstrap)
             .field("wrap_transport", &self.wrap_transport.is_some())
             .finish()
     }
 }
 
-/// Starts node `id` of `config` with its data in `data_dir`.
+/// Starts node `id` of `config` with its data in `data_dir` (which must hold the node's
+/// data already; see [`LaunchOptions::bootstrap`] for a new cluster).
 ///
 /// # Errors
 /// [`LaunchError`] with a one-line reason.
@@ -160,6 +167,7 @@ pub fn launch_with(
     let disk_options = DiskOptions {
         fsync: config.storage.fsync,
         segment_bytes: config.storage.segment_bytes,
+        bootstrap: options.bootstrap,
         ..DiskOptions::new(config.cluster_id.clone(), NodeId(id))
     };
     let storage =

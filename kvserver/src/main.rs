@@ -1,11 +1,11 @@
 //! The `kvserver` binary: runs one node of a raftkv cluster.
 //!
-//! `kvserver --config CLUSTER.toml --id N [--data-dir DIR]`. A bad configuration or data
+//! `kvserver --config CLUSTER.toml --id N [--data-dir DIR] [--bootstrap]`. A bad configuration or data
 //! directory exits non-zero with a one-line reason; SIGTERM/SIGINT shut down cleanly.
 
 use clap::Parser;
 use kvserver::config::ClusterConfig;
-use kvserver::launch::{data_dir_for, launch};
+use kvserver::launch::{data_dir_for, launch_with, LaunchOptions};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,6 +26,11 @@ struct Args {
     /// Data directory (default: <config data_dir or ./data>/node-<id>).
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// First start of a new cluster: initialise this node's empty data directory. Without
+    /// it a node refuses to start with no data (lost, or looked for in the wrong place);
+    /// once the directory holds the node's data it is ignored.
+    #[arg(long)]
+    bootstrap: bool,
 }
 
 fn main() -> ExitCode {
@@ -60,7 +65,11 @@ fn run(args: &Args) -> Result<(), String> {
         signal_hook::flag::register(signal, stop.clone())
             .map_err(|e| format!("signal handler: {e}"))?;
     }
-    let node = launch(&config, args.id, &dir).map_err(|e| e.to_string())?;
+    let options = LaunchOptions {
+        bootstrap: args.bootstrap,
+        ..LaunchOptions::default()
+    };
+    let node = launch_with(&config, args.id, &dir, options).map_err(|e| e.to_string())?;
     let failure = loop {
         if stop.load(Ordering::Relaxed) {
             break None;

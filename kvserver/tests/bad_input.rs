@@ -321,6 +321,43 @@ fn a_flipped_byte_inside_the_snapshot_stops_startup_and_leaves_the_data_alone() 
     }
 }
 
+/// A node started on a directory holding none of its data (its data directory deleted, or
+/// the default relative data directory looked up from another working directory) refuses
+/// to start without `--bootstrap` and creates nothing; a data directory whose `wal/` and
+/// `snap/` were emptied (directories kept) is refused too. The cluster's data is intact.
+#[test]
+fn a_node_with_no_data_refuses_to_start_without_bootstrap() {
+    let mut cluster = stopped_node_with_data(20);
+    let elsewhere = cluster
+        .root()
+        .join("another-working-directory")
+        .join("node-1");
+    let finished = kvserver(&cluster.config_path, 1, &elsewhere);
+    assert_refused(&finished, &["holds no data of this node", "--bootstrap"]);
+    assert!(
+        !elsewhere.exists(),
+        "a refused start created {}",
+        elsewhere.display()
+    );
+
+    let dir = cluster.data_dir(0).to_path_buf();
+    let kept = tempfile::tempdir().unwrap();
+    for sub in ["wal", "snap"] {
+        std::fs::create_dir(kept.path().join(sub)).unwrap();
+        for entry in std::fs::read_dir(dir.join(sub)).unwrap() {
+            let path = entry.unwrap().path();
+            std::fs::rename(&path, kept.path().join(sub).join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    let finished = kvserver(&cluster.config_path, 1, &dir);
+    assert_refused(&finished, &["gone or empty", "refusing to start"]);
+    for sub in ["wal", "snap"] {
+        std::fs::remove_dir(dir.join(sub)).unwrap();
+        std::fs::rename(kept.path().join(sub), dir.join(sub)).unwrap();
+    }
+    restart_and_check(&mut cluster, 20);
+}
+
 /// A node whose `wal/` and `snap/` were deleted (to free space, say) but whose IDENTITY is
 /// still there must not come back as an empty voter: it would have forgotten its votes and
 /// the entries it acknowledged. It refuses to start, with a one-line reason, and leaves
@@ -529,8 +566,12 @@ fn start_rejected_node_3(
     needle: &str,
 ) -> (Reaped, PathBuf) {
     let log_path = cluster.root().join(format!("{name}.log"));
+    let mut command = kvserver_command();
+    if !data_dir.exists() {
+        command.arg("--bootstrap");
+    }
     let node = Reaped(
-        kvserver_command()
+        command
             .arg("--config")
             .arg(config)
             .args(["--id", "3", "--data-dir"])

@@ -87,14 +87,26 @@ pub enum StorageError {
     #[error("storage unusable after an earlier failure ({0}); restart the node")]
     Poisoned(String),
     /// The data directory was initialized for this node, but its Raft state (the `wal/`
-    /// and `snap/` directories) is gone: starting would forget the node's votes and the
+    /// and `snap/` directories, or every file in them) is gone: starting would forget the node's votes and the
     /// entries it acknowledged, which can elect a leader without committed entries.
     #[error(
-        "data directory {path} was initialized for this node but its wal/ and snap/ are gone; \
-         refusing to start with no memory of its votes and acknowledged entries: restore \
-         the data (a node may rejoin empty only when the whole cluster is bootstrapped anew)"
+        "data directory {path} was initialized for this node but its wal/ and snap/ are gone or \
+         empty; refusing to start with no memory of its votes and acknowledged entries: \
+         restore the data (a node may rejoin empty only when the whole cluster is \
+         bootstrapped anew)"
     )]
     DataMissing {
+        /// The data directory.
+        path: PathBuf,
+    },
+    /// The data directory holds no data of this node, and the caller did not say this is
+    /// the first start of a new cluster (`DiskOptions::bootstrap`).
+    #[error(
+        "data directory {path} holds no data of this node; refusing to start it empty: on the \
+         first start of a new cluster pass --bootstrap; a node whose data was lost must not \
+         rejoin as an empty voter (it would have forgotten its votes and acknowledged entries)"
+    )]
+    NotBootstrapped {
         /// The data directory.
         path: PathBuf,
     },

@@ -1183,3 +1183,81 @@ fn a_data_directory_in_use_is_refused_until_it_is_released() {
     drop(first);
     DiskStorage::open(&dir, options()).unwrap();
 }
+
+fn without_bootstrap() -> DiskOptions {
+    DiskOptions {
+        bootstrap: false,
+        ..options()
+    }
+}
+
+/// Issue 12 item 5: a node's data must not silently start over. Without `bootstrap`, a
+/// missing or empty data directory is refused and nothing is created; a directory whose
+/// identity remains but whose wal/ and snap/ were emptied (directories kept) is refused
+/// whatever `bootstrap` says.
+#[test]
+fn a_node_without_its_data_refuses_to_start_empty() {
+    let fs = SimFs::new();
+    match open_sim(&fs, without_bootstrap()) {
+        Err(StorageError::NotBootstrapped { .. }) => {}
+        other => panic!("expected NotBootstrapped, got {other:?}"),
+    }
+    assert!(fs.all_files().is_empty(), "{:?}", fs.all_files());
+
+    let mut s = open_sim(&fs, options()).unwrap();
+    s.set_hard_state(HardState {
+        term: Term(3),
+        vote: Some(NodeId(2)),
+        commit: LogIndex::ZERO,
+    })
+    .unwrap();
+    s.append(&entries(1..=3, 3)).unwrap();
+    s.sync().unwrap();
+    drop(s);
+    let reopened = open_sim(&fs, without_bootstrap()).unwrap();
+    assert_eq!(state(&reopened).hard_state.term, Term(3));
+    drop(reopened);
+
+    for file in fs.all_files() {
+        let in_raft_dirs = ["wal", "snap"]
+            .iter()
+            .any(|sub| file.starts_with(Path::new(DATA).join(sub)));
+        if in_raft_dirs {
+            fs.remove_file(&file).unwrap();
+        }
+    }
+    for opts in [options(), without_bootstrap()] {
+        match open_sim(&fs, opts) {
+            Err(StorageError::DataMissing { .. }) => {}
+            other => panic!("expected DataMissing, got {other:?}"),
+        }
+    }
+}
+
+/// A first open cut short by a crash leaves a WAL with nothing in it and no identity file:
+/// that directory never held any vote or entry, so it opens (and is identified) even
+/// without `bootstrap`.
+#[test]
+fn an_interrupted_first_open_completes_without_bootstrap() {
+    let mut completed = 0;
+    for cut in 0..MAX_CRASH_POINTS {
+        let fs_cut = SimFs::new();
+        fs_cut.cut_power_after(cut);
+        if open_sim(&fs_cut, options()).is_ok() {
+            break;
+        }
+        fs_cut.crash(CrashMode::DropUnsynced);
+        match open_sim(&fs_cut, without_bootstrap()) {
+            Ok(s) => {
+                assert_eq!(state(&s), InitialState::default());
+                completed += 1;
+            }
+            Err(StorageError::NotBootstrapped { .. }) => {} // nothing durable yet
+            Err(e) => panic!("cut {cut}: {e}"),
+        }
+    }
+    assert!(
+        completed > 0,
+        "no crash point left a half-initialised directory"
+    );
+}

@@ -125,7 +125,11 @@ impl ProcessCluster {
             .open(&node.log_path)
             .unwrap();
         node.log_offset = log.metadata().unwrap().len() as usize;
-        let child = kvserver_command()
+        let mut command = kvserver_command();
+        if !node.data_dir.exists() {
+            command.arg("--bootstrap"); // the node's first start: the cluster's bootstrap
+        }
+        let child = command
             .arg("--config")
             .arg(&self.config_path)
             .args(["--id", &(i + 1).to_string()])

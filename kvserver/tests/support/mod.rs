@@ -148,6 +148,8 @@ impl TestCluster {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let options = LaunchOptions {
+                // A node's first start is the cluster's bootstrap; later starts need its data.
+                bootstrap: !self.dirs[i].exists(),
                 wrap_transport: Some(self.net.wrapper()),
             };
             match launch_with(&self.config, id, &self.dirs[i], options) {

@@ -64,6 +64,12 @@ pub struct DiskOptions {
     pub max_record_bytes: u32,
     /// Buffered WAL bytes that trigger a write before `sync` (default 1 MiB).
     pub write_buffer_bytes: usize,
+    /// May a directory holding no data of this node be initialised as a new node (default
+    /// `true`)? A server sets it only on the first start of a new cluster: a node whose
+    /// data is gone (deleted, or looked for in the wrong place) must not come back as an
+    /// empty voter, so without this `open` refuses with `NotBootstrapped` and creates
+    /// nothing. Ignored when the directory already belongs to this node.
+    pub bootstrap: bool,
 }
 
 impl DiskOptions {
@@ -78,6 +84,7 @@ impl DiskOptions {
             fsync: true,
             max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
             write_buffer_bytes: 1024 * 1024,
+            bootstrap: true,
         }
     }
 
@@ -151,7 +158,7 @@ impl DiskStorage {
         options: DiskOptions,
     ) -> Result<DiskStorage, StorageError> {
         options.validate()?;
-        let (wal_dir, snap_dir, dir_lock) = prepare_dirs(fs.as_ref(), dir, &options)?;
+        let (wal_dir, snap_dir, dir_lock, identified) = prepare_dirs(fs.as_ref(), dir, &options)?;
         let (snapshots, snapshot, skipped) =
             SnapshotStore::open(fs.clone(), &snap_dir, options.fsync)?;
         let wal_options = WalOptions {
@@ -178,6 +185,20 @@ impl DiskStorage {
             tracing::warn!(file = %bad.path.display(), "moving an invalid snapshot aside");
             fs.rename(&bad.path, &aside).map_err(io_error(&aside))?;
             fs.sync_dir(&snap_dir).map_err(io_error(&snap_dir))?;
+        }
+        if !identified {
+            // Written only now that the WAL holds a durable segment: an identity file
+            // proves the directory once held this node's Raft state (`prepare_dirs`).
+            let pristine = replayed.hard_state == HardState::default()
+                && replayed.entries.is_empty()
+                && snapshot.is_none();
+            if !pristine {
+                return Err(StorageError::CorruptFile {
+                    path: dir.join(identity::IDENTITY_FILE),
+                    reason: "missing, but the directory holds Raft data".into(),
+                });
+            }
+            identity::write(fs.as_ref(), dir, &identity_of(&options))?;
         }
         let mut snapshot_stats = StorageStats::default();
         if let Some(meta) = meta {
@@ -277,12 +298,33 @@ impl DiskStorage {
 /// Creates the directory layout, locks it for this process (`LOCK`), and checks (or
 /// writes) the identity file. Returns the WAL and snapshot directories and the lock guard.
 #[allow(clippy::type_complexity)]
+/// The dirs' paths, the directory lock, and whether the identity file was there (if not,
+/// the caller writes it once the WAL holds a durable segment).
+type PreparedDirs = (PathBuf, PathBuf, Box<dyn std::fmt::Debug + Send>, bool);
+
+fn identity_of(options: &DiskOptions) -> Identity {
+    Identity {
+        cluster_id: options.identity.cluster_id.clone(),
+        node_id: options.identity.node_id.get(),
+    }
+}
+
+/// Checks and completes the directory layout. Refuses, creating nothing:
+/// - a directory holding no data of this node unless `options.bootstrap`;
+/// - an identified directory whose `wal/` and `snap/` hold no file (`DataMissing`): the
+///   identity file is written only after the first WAL segment is durable, so its
+///   presence proves Raft state existed and was lost.
 fn prepare_dirs(
     fs: &dyn Fs,
     dir: &Path,
     options: &DiskOptions,
-) -> Result<(PathBuf, PathBuf, Box<dyn std::fmt::Debug + Send>), StorageError> {
+) -> Result<PreparedDirs, StorageError> {
     let existed = fs.exists(dir).map_err(io_error(dir))?;
+    if !existed && !options.bootstrap {
+        return Err(StorageError::NotBootstrapped {
+            path: dir.to_path_buf(),
+        });
+    }
     fs.create_dir_all(dir).map_err(io_error(dir))?;
     if !existed {
         // Make the new directory's own entry durable in its parent.
@@ -308,14 +350,14 @@ fn prepare_dirs(
     let snap_existed = fs.exists(&snap_dir).map_err(io_error(&snap_dir))?;
     let has_data =
         holds_files(fs, &wal_dir, wal_existed)? || holds_files(fs, &snap_dir, snap_existed)?;
-    let expected = Identity {
-        cluster_id: options.identity.cluster_id.clone(),
-        node_id: options.identity.node_id.get(),
-    };
-    let identified = identity::check(fs, dir, &expected, has_data)?;
-    if identified && !wal_existed && !snap_existed {
-        // The identity file is written only after both directories are durable.
+    let identified = identity::check(fs, dir, &identity_of(options))?;
+    if identified && !has_data {
         return Err(StorageError::DataMissing {
+            path: dir.to_path_buf(),
+        });
+    }
+    if !identified && !has_data && !options.bootstrap {
+        return Err(StorageError::NotBootstrapped {
             path: dir.to_path_buf(),
         });
     }
@@ -330,10 +372,7 @@ fn prepare_dirs(
     if created {
         fs.sync_dir(dir).map_err(io_error(dir))?;
     }
-    if !identified {
-        identity::write(fs, dir, &expected)?;
-    }
-    Ok((wal_dir, snap_dir, dir_lock))
+    Ok((wal_dir, snap_dir, dir_lock, identified))
 }
 
 /// Whether `sub` (if it exists) holds any file.

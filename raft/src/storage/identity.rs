@@ -79,18 +79,13 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> StorageError + '_ {
 }
 
 /// Checks `dir`'s identity file against `expected`. Returns whether there is one (a new
-/// directory has none; the caller writes it with [`write`] once the directory's layout
-/// is durable, so that an identity file always means the layout was complete once).
+/// directory has none; the caller writes it with [`write`] once the WAL holds a durable
+/// segment, so that an identity file always means the node's Raft state existed).
 ///
 /// # Errors
-/// `WrongIdentity` on a mismatch, `CorruptFile` if the file is unreadable or missing
-/// while the directory holds data files, `Contract` for an unusable cluster id, `Io`.
-pub(crate) fn check(
-    fs: &dyn Fs,
-    dir: &Path,
-    expected: &Identity,
-    has_data: bool,
-) -> Result<bool, StorageError> {
+/// `WrongIdentity` on a mismatch, `CorruptFile` if the file is unreadable, `Contract` for
+/// an unusable cluster id, `Io`.
+pub(crate) fn check(fs: &dyn Fs, dir: &Path, expected: &Identity) -> Result<bool, StorageError> {
     if expected.cluster_id.is_empty() || expected.cluster_id.contains(['\n', '\r']) {
         return Err(StorageError::Contract(format!(
             "cluster id {:?} must be non-empty and on one line",
@@ -99,12 +94,6 @@ pub(crate) fn check(
     }
     let path = dir.join(IDENTITY_FILE);
     if !fs.exists(&path).map_err(io_error(&path))? {
-        if has_data {
-            return Err(StorageError::CorruptFile {
-                path,
-                reason: "missing, but the directory holds Raft data".into(),
-            });
-        }
         return Ok(false);
     }
     let corrupt = |reason: String| StorageError::CorruptFile {
