@@ -123,7 +123,10 @@ impl PeerSender {
             };
             if let Err(e) = self.client.send_one_way(&batch) {
                 let dropped = self.dropped_batches.fetch_add(1, Ordering::Relaxed) + 1;
-                if dropped.is_power_of_two() {
+                if let rpc_framework::RpcError::FrameTooLarge { .. } = e {
+                    // Batches are split below the frame limit: this is a bug, say so.
+                    tracing::warn!(peer = %self.peer, dropped, error = %e, "raft batch dropped");
+                } else if dropped.is_power_of_two() {
                     tracing::debug!(peer = %self.peer, dropped, error = %e, "raft batch dropped");
                 }
             }
