@@ -110,14 +110,19 @@ impl Default for RaftSection {
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct SnapshotSection {
-    /// Snapshot once the Raft log since the last snapshot exceeds this many bytes.
+    /// Snapshot once the Raft log since the last snapshot exceeds this many bytes...
     pub threshold_bytes: u64,
+    /// ...and this percentage of the last snapshot's size (bounds the bytes written per
+    /// byte of log on large data sets to `1 + 100/log_percent`; 0 = the threshold alone).
+    /// See `kvserver::snapshot_policy`.
+    pub log_percent: u32,
 }
 
 impl Default for SnapshotSection {
     fn default() -> Self {
         SnapshotSection {
             threshold_bytes: 64 << 20,
+            log_percent: 100,
         }
     }
 }
@@ -328,6 +333,9 @@ impl ClusterConfig {
         }
         if self.snapshot.threshold_bytes < 4096 {
             return Err("snapshot.threshold_bytes must be at least 4096".into());
+        }
+        if self.snapshot.log_percent > 10_000 {
+            return Err("snapshot.log_percent must be at most 10000".into());
         }
         let l = &self.limits;
         if l.max_key_bytes == 0

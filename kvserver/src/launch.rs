@@ -5,6 +5,7 @@
 use crate::config::{ClusterConfig, ConnectionsSection};
 use crate::server::{KvServer, ServerConfig};
 use crate::service::KvServiceImpl;
+use crate::snapshot_policy::SnapshotPolicy;
 use crate::state_machine::Limits;
 use proto::kv::KvServiceServer;
 use proto::raft::RaftServiceServer;
@@ -209,7 +210,10 @@ pub fn launch_with(
         max_pending_writes: config.limits.max_pending_writes,
         max_pending_reads: config.limits.max_pending_reads,
         write_timeout: Duration::from_secs(10),
-        snapshot_threshold_bytes: config.snapshot.threshold_bytes,
+        snapshot_policy: SnapshotPolicy {
+            threshold_bytes: config.snapshot.threshold_bytes,
+            log_percent: config.snapshot.log_percent,
+        },
     };
     let server = KvServer::start(server_config, node.clone(), apply_rx)?;
     let mut provider = Provider::new(provider_config(&config.connections));

@@ -46,5 +46,6 @@ pub mod service;
 pub mod sessions;
 pub mod skiplist;
 pub mod snapshot;
+pub mod snapshot_policy;
 pub mod state_machine;
 mod waiters;

@@ -12,6 +12,7 @@
 //! so a long snapshot install never blocks Raft's heartbeats.
 
 use crate::snapshot;
+use crate::snapshot_policy::SnapshotPolicy;
 use crate::state_machine::{Limits, StateMachine};
 use crate::waiters::{kv_error, ReadWaiter, Waiters, WriteWaiter};
 use bytes::Bytes;
@@ -22,7 +23,7 @@ use raft::core::Role;
 use raft::node::{ApplyMsg, NodeError, RaftNode};
 use raft::{LogIndex, NodeId, Term};
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -42,8 +43,8 @@ pub struct ServerConfig {
     pub max_pending_reads: usize,
     /// How long a write waits for its entry before answering TIMEOUT (outcome unknown).
     pub write_timeout: Duration,
-    /// Snapshot once the Raft log since the last snapshot passes this size.
-    pub snapshot_threshold_bytes: u64,
+    /// When to snapshot.
+    pub snapshot_policy: SnapshotPolicy,
 }
 
 /// Applied commands per lock acquisition of the applier.
@@ -77,6 +78,8 @@ pub struct KvServer {
     /// Reads that found the state machine busy; the applier serves them next round.
     deferred_reads: Mutex<Vec<ReadWaiter>>,
     snapshot_requested_at: Mutex<LogIndex>,
+    /// Size of the last snapshot taken or installed (0: none yet), for the trigger.
+    last_snapshot_bytes: AtomicU64,
     stopping: AtomicBool,
     fatal: Mutex<Option<String>>,
     applier: Mutex<Option<JoinHandle<()>>>,
@@ -102,6 +105,7 @@ impl KvServer {
             reads_in_flight: Arc::default(),
             deferred_reads: Mutex::new(Vec::new()),
             snapshot_requested_at: Mutex::new(LogIndex::ZERO),
+            last_snapshot_bytes: AtomicU64::new(0),
             stopping: AtomicBool::new(false),
             fatal: Mutex::new(None),
             applier: Mutex::new(None),
@@ -206,6 +210,8 @@ impl KvServer {
                     match snapshot::decode_with_limits(&data, self.config.limits) {
                         Ok(restored) => {
                             *sm = restored;
+                            self.last_snapshot_bytes
+                                .store(data.len() as u64, Ordering::Relaxed);
                             outcomes.push(Outcome::Installed { index });
                         }
                         Err(e) => {
@@ -288,9 +294,14 @@ impl KvServer {
         }
     }
 
-    /// Snapshots the state machine once the Raft log has grown past the threshold.
+    /// Snapshots the state machine once the Raft log has grown enough (`SnapshotPolicy`).
     fn maybe_snapshot(&self) {
-        if self.node.log_bytes() < self.config.snapshot_threshold_bytes {
+        let last_snapshot_bytes = self.last_snapshot_bytes.load(Ordering::Relaxed);
+        if !self
+            .config
+            .snapshot_policy
+            .due(self.node.log_bytes(), last_snapshot_bytes)
+        {
             return;
         }
         let mut requested = self.snapshot_requested_at.lock();
@@ -306,6 +317,8 @@ impl KvServer {
         let data = snapshot::encode(&sm);
         drop(sm);
         tracing::info!(node = %self.config.id, %index, bytes = data.len(), "snapshotting the state machine");
+        self.last_snapshot_bytes
+            .store(data.len() as u64, Ordering::Relaxed);
         self.node.snapshot(index, data);
         *requested = index;
     }
