@@ -58,8 +58,11 @@ run_one() { # BIN_DIR LABEL
     done
   } > "$WORK/cluster.toml"
   PIDS=()
+  # Builds before `--bootstrap` existed initialise an empty data directory without it.
+  local bootstrap=()
+  "$bin/kvserver" --help 2> /dev/null | grep -q -- --bootstrap && bootstrap=(--bootstrap)
   for i in 1 2 3; do
-    RUST_LOG=warn "$bin/kvserver" --config "$WORK/cluster.toml" --id "$i" --bootstrap > "$WORK/kv$i.log" 2>&1 &
+    RUST_LOG=warn "$bin/kvserver" --config "$WORK/cluster.toml" --id "$i" "${bootstrap[@]}" > "$WORK/kv$i.log" 2>&1 &
     PIDS+=($!)
   done
   local ep="127.0.0.1:$PORT_BASE,127.0.0.1:$((PORT_BASE + 1)),127.0.0.1:$((PORT_BASE + 2))"
