@@ -9,8 +9,9 @@
 //!   its directory. Directories themselves are durable as soon as they are created (a
 //!   simplification: storage creates its directories once, at first open).
 //! - [`SimFs::crash`] applies a [`CrashMode`]: unsynced names are dropped (or kept), and
-//!   each file's unsynced appended bytes are dropped, kept in part, or zero-filled.
-//!   Handles opened before the crash fail afterwards.
+//!   each file's unsynced appended bytes are dropped, kept in part (a prefix, or a random
+//!   subset of pages written back out of order), or zero-filled. Handles opened before
+//!   the crash fail afterwards.
 //! - [`SimFs::cut_power_after`] makes every operation after the next `n` mutating ones
 //!   fail without effect, to stop the storage at an exact point (e.g. "after the
 //!   snapshot's rename, before the directory fsync").
@@ -44,6 +45,46 @@ pub enum CrashMode {
         /// Keep directory entries that were not fsynced.
         keep_unsynced_names: bool,
     },
+    /// Out-of-order writeback, as a page cache flushes dirty pages in any order: each
+    /// file's unsynced appended bytes persist as a seeded pseudo-random subset of
+    /// `page_bytes` pages (aligned to file offsets, as pages are; the page holding the
+    /// synced end counts from there), not as a prefix. A lost page before the last kept
+    /// one reads as zeros; the file ends with the last kept page (its size reached the
+    /// disk with it), or at its synced length when no page is kept. Unsynced directory
+    /// entries are kept when `keep_unsynced_names`.
+    OutOfOrderWriteback {
+        /// Seed for the kept pages (each is kept with probability 1/2).
+        seed: u64,
+        /// The page size: 4096 for a page cache, 512 for a disk's sectors.
+        page_bytes: usize,
+        /// Keep directory entries that were not fsynced.
+        keep_unsynced_names: bool,
+    },
+}
+
+impl CrashMode {
+    fn keeps_unsynced_names(self) -> bool {
+        match self {
+            CrashMode::DropUnsynced => false,
+            CrashMode::TornWrites {
+                keep_unsynced_names,
+                ..
+            }
+            | CrashMode::OutOfOrderWriteback {
+                keep_unsynced_names,
+                ..
+            } => keep_unsynced_names,
+        }
+    }
+
+    fn seed(self) -> u64 {
+        match self {
+            CrashMode::DropUnsynced => 0,
+            CrashMode::TornWrites { seed, .. } | CrashMode::OutOfOrderWriteback { seed, .. } => {
+                seed
+            }
+        }
+    }
 }
 
 /// Called at every fsync (`sync_data` or `sync_dir`).
@@ -199,36 +240,13 @@ impl SimFs {
         let disk = &mut *disk;
         disk.power_cut_at = None;
         disk.epoch += 1;
-        let (seed, zero_fill, keep_names) = match mode {
-            CrashMode::DropUnsynced => (None, false, false),
-            CrashMode::TornWrites {
-                seed,
-                zero_fill,
-                keep_unsynced_names,
-            } => (Some(seed), zero_fill, keep_unsynced_names),
-        };
-        if !keep_names {
+        if !mode.keeps_unsynced_names() {
             disk.names = disk.durable_names.clone();
         }
         disk.durable_names = disk.names.clone();
-        let mut rng = seed.unwrap_or(0);
+        let mut rng = mode.seed();
         for inode in disk.inodes.values_mut() {
-            let extends_durable = inode.durable_is_prefix;
-            let unsynced = inode.data.len().saturating_sub(inode.durable.len());
-            let keep = match seed {
-                Some(_) if extends_durable && unsynced > 0 => {
-                    (splitmix64(&mut rng) % (unsynced as u64 + 1)) as usize
-                }
-                _ => 0,
-            };
-            let written = inode.data.len();
-            let mut survived = inode.durable.clone();
-            if extends_durable {
-                survived.extend_from_slice(&inode.data[inode.durable.len()..][..keep]);
-                if zero_fill {
-                    survived.resize(written, 0);
-                }
-            }
+            let survived = surviving_bytes(inode, mode, &mut rng);
             inode.data = survived.clone();
             inode.durable = survived;
             inode.durable_is_prefix = true;
@@ -272,7 +290,55 @@ impl SimFs {
     }
 }
 
-/// splitmix64: a tiny seeded PRNG, enough to pick torn-write lengths.
+/// What of a file a crash leaves: its durable bytes, plus what `mode` keeps of the bytes
+/// appended since (nothing when the file was cut below its durable length since).
+fn surviving_bytes(inode: &Inode, mode: CrashMode, rng: &mut u64) -> Vec<u8> {
+    let mut survived = inode.durable.clone();
+    if !inode.durable_is_prefix {
+        return survived;
+    }
+    let unsynced = inode.data.get(inode.durable.len()..).unwrap_or_default();
+    match mode {
+        CrashMode::DropUnsynced => {}
+        CrashMode::TornWrites { zero_fill, .. } => {
+            let keep = match unsynced.len() {
+                0 => 0,
+                len => (splitmix64(rng) % (len as u64 + 1)) as usize,
+            };
+            survived.extend_from_slice(&unsynced[..keep]);
+            if zero_fill {
+                survived.resize(inode.data.len(), 0);
+            }
+        }
+        CrashMode::OutOfOrderWriteback { page_bytes, .. } => {
+            let pages = written_back_pages(survived.len(), unsynced, page_bytes, rng);
+            survived.extend_from_slice(&pages);
+        }
+    }
+    survived
+}
+
+/// The bytes of `unsynced` (appended at file offset `start`) that a random subset of its
+/// pages brings to disk: lost pages as zeros, cut after the last kept page.
+fn written_back_pages(start: usize, unsynced: &[u8], page_bytes: usize, rng: &mut u64) -> Vec<u8> {
+    let page_bytes = page_bytes.max(1);
+    let mut image = vec![0u8; unsynced.len()];
+    let mut kept_end = 0;
+    let mut at = 0;
+    while at < unsynced.len() {
+        let page_end = ((start + at) / page_bytes + 1) * page_bytes - start;
+        let end = page_end.min(unsynced.len());
+        if splitmix64(rng) & 1 == 1 {
+            image[at..end].copy_from_slice(&unsynced[at..end]);
+            kept_end = end;
+        }
+        at = end;
+    }
+    image.truncate(kept_end);
+    image
+}
+
+/// splitmix64: a tiny seeded PRNG, enough to pick torn-write lengths and kept pages.
 fn splitmix64(state: &mut u64) -> u64 {
     *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
     let mut z = *state;
@@ -455,5 +521,72 @@ impl SimFs {
             .collect();
         disk.inodes.retain(|id, _| live.contains(id));
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file with `durable` synced bytes, then `unsynced` more appended, crashed.
+    fn crash_file(durable: usize, unsynced: usize, mode: CrashMode) -> (Vec<u8>, Vec<u8>) {
+        let fs = SimFs::new();
+        let dir = Path::new("/d");
+        fs.create_dir_all(dir).unwrap();
+        let path = dir.join("f");
+        let mut file = fs.create_new(&path).unwrap();
+        fs.sync_dir(dir).unwrap();
+        let written: Vec<u8> = (0..durable + unsynced)
+            .map(|i| (i % 251) as u8 + 1)
+            .collect();
+        file.write_all(&written[..durable]).unwrap();
+        file.sync_data().unwrap();
+        file.write_all(&written[durable..]).unwrap();
+        fs.crash(mode);
+        (written, fs.file_bytes(&path).unwrap())
+    }
+
+    #[test]
+    fn out_of_order_writeback_keeps_whole_aligned_pages_and_zeros_the_lost_ones() {
+        let (durable, unsynced, page) = (1000, 5 * 512 + 100, 512);
+        let mut holes_before_data = 0;
+        for seed in 0..64 {
+            let mode = CrashMode::OutOfOrderWriteback {
+                seed,
+                page_bytes: page,
+                keep_unsynced_names: false,
+            };
+            let (written, after) = crash_file(durable, unsynced, mode);
+            assert_eq!(
+                after[..durable],
+                written[..durable],
+                "seed {seed}: synced bytes lost"
+            );
+            assert!(after.len() <= written.len());
+            // Page by page (the first one starts at the synced end): all kept or all zeros.
+            let mut at = durable;
+            let mut saw_hole = false;
+            while at < after.len() {
+                let end = ((at / page + 1) * page).min(after.len());
+                if after[at..end] == written[at..end] {
+                    holes_before_data += usize::from(saw_hole);
+                } else {
+                    assert!(
+                        after[at..end].iter().all(|&b| b == 0),
+                        "seed {seed}: page at {at}"
+                    );
+                    saw_hole = true;
+                }
+                at = end;
+            }
+            assert!(
+                after.len() == durable || after[after.len() - 1] != 0,
+                "seed {seed}: the file must end with a kept page"
+            );
+        }
+        assert!(
+            holes_before_data > 0,
+            "no seed persisted a page after a lost one"
+        );
     }
 }
