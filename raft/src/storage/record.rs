@@ -28,6 +28,11 @@
 //! - `3` SnapshotMarker: `index u64 | term u64 | log_kept u8`: a durable snapshot
 //!   exists at (index, term); `log_kept` says whether entries after it were kept
 //!   (the log held (index, term)) or the whole log was discarded.
+//! - `4` SyncedUpTo: `offset u64`: when the write that this record starts was issued,
+//!   an fsync had made the first `offset` bytes of this segment durable. The WAL starts
+//!   every batch it writes with one (and ends every segment head with one, offset 0);
+//!   replay ignores it, and `scan.rs` uses it to tell a torn tail from damage to synced
+//!   bytes. Segments written before this kind existed hold none.
 //!
 //! # Invariants
 //! - Decoding never panics and never allocates more than the input slice holds: the
@@ -49,8 +54,12 @@ pub const ENTRY_BODY_OVERHEAD_BYTES: usize = 1 + 8 + 8 + 1;
 const KIND_ENTRY: u8 = 1;
 const KIND_HARD_STATE: u8 = 2;
 const KIND_SNAPSHOT_MARKER: u8 = 3;
+const KIND_SYNCED_UP_TO: u8 = 4;
 const HARD_STATE_PAYLOAD_BYTES: usize = 8 + 8 + 1 + 8;
 const SNAPSHOT_MARKER_PAYLOAD_BYTES: usize = 8 + 8 + 1;
+const SYNCED_UP_TO_PAYLOAD_BYTES: usize = 8;
+/// Total bytes (header + body) of a SyncedUpTo record.
+pub const SYNCED_UP_TO_RECORD_BYTES: usize = RECORD_HEADER_BYTES + 1 + SYNCED_UP_TO_PAYLOAD_BYTES;
 
 /// "A durable snapshot exists at `meta`": written to the WAL after the snapshot file is
 /// durable, so replay applies the snapshot's effect on the log at the right point.
@@ -72,6 +81,12 @@ pub enum WalRecord {
     HardState(HardState),
     /// A snapshot became durable at this point.
     SnapshotMarker(SnapshotMarker),
+    /// The first `offset` bytes of this segment were durable when this record's write
+    /// was issued (not a change of state: replay skips it).
+    SyncedUpTo {
+        /// Bytes of the segment an fsync had made durable.
+        offset: u64,
+    },
 }
 
 /// Why bytes are not a valid record.
@@ -173,6 +188,11 @@ pub fn encode_record(
                 body.push(u8::from(marker.log_kept));
             })
         }
+        WalRecord::SyncedUpTo { offset } => {
+            encode_body(KIND_SYNCED_UP_TO, max_record_bytes, out, |body| {
+                body.extend_from_slice(&offset.to_le_bytes());
+            })
+        }
     }
 }
 
@@ -225,12 +245,31 @@ fn encode_body(
             });
         }
     };
-    let len_bytes = len.to_le_bytes();
-    let body_crc = crc32fast::hash(&out[start + RECORD_HEADER_BYTES..]);
-    out[start..start + 4].copy_from_slice(&len_bytes);
-    out[start + 4..start + 8].copy_from_slice(&crc32fast::hash(&len_bytes).to_le_bytes());
-    out[start + 8..start + 12].copy_from_slice(&body_crc.to_le_bytes());
+    let header = record_header(len, &out[start + RECORD_HEADER_BYTES..]);
+    out[start..start + RECORD_HEADER_BYTES].copy_from_slice(&header);
     Ok(())
+}
+
+/// The header of a record whose body (kind + payload) is `body`, `len` bytes long.
+fn record_header(len: u32, body: &[u8]) -> [u8; RECORD_HEADER_BYTES] {
+    let len_bytes = len.to_le_bytes();
+    let mut header = [0u8; RECORD_HEADER_BYTES];
+    header[..4].copy_from_slice(&len_bytes);
+    header[4..8].copy_from_slice(&crc32fast::hash(&len_bytes).to_le_bytes());
+    header[8..].copy_from_slice(&crc32fast::hash(body).to_le_bytes());
+    header
+}
+
+/// The SyncedUpTo record for `offset`, encoded: what [`encode_record`] writes for it, as
+/// a fixed-size array (the WAL reserves its slot before it knows the offset).
+pub fn encode_synced_up_to(offset: u64) -> [u8; SYNCED_UP_TO_RECORD_BYTES] {
+    let mut body = [0u8; 1 + SYNCED_UP_TO_PAYLOAD_BYTES];
+    body[0] = KIND_SYNCED_UP_TO;
+    body[1..].copy_from_slice(&offset.to_le_bytes());
+    let mut out = [0u8; SYNCED_UP_TO_RECORD_BYTES];
+    out[..RECORD_HEADER_BYTES].copy_from_slice(&record_header(body.len() as u32, &body));
+    out[RECORD_HEADER_BYTES..].copy_from_slice(&body);
+    out
 }
 
 /// Total bytes (header + body) the record for `entry` occupies.
@@ -238,10 +277,11 @@ pub fn encoded_entry_bytes(entry: &Entry) -> usize {
     RECORD_HEADER_BYTES + ENTRY_BODY_OVERHEAD_BYTES + entry.data.len()
 }
 
-/// Decodes records one after another from a byte slice (a whole segment file).
+/// Decodes records one after another from a byte slice (a whole segment file), from its
+/// start or from a given offset.
 ///
 /// Yields `Record`s until the end of the input (then `None`), or one final `NeedMore` or
-/// `Corrupt` after which it yields `None`.
+/// `Corrupt` after which it yields `None`. Offsets are positions in the whole slice.
 #[derive(Debug)]
 pub struct RecordDecoder<'a> {
     buf: &'a [u8],
@@ -253,9 +293,14 @@ pub struct RecordDecoder<'a> {
 impl<'a> RecordDecoder<'a> {
     /// A decoder over `buf`, starting at offset 0.
     pub fn new(buf: &'a [u8], max_record_bytes: u32) -> RecordDecoder<'a> {
+        RecordDecoder::starting_at(buf, 0, max_record_bytes)
+    }
+
+    /// A decoder over `buf`, starting at `offset` (yields nothing if that is past the end).
+    pub fn starting_at(buf: &'a [u8], offset: usize, max_record_bytes: u32) -> RecordDecoder<'a> {
         RecordDecoder {
             buf,
-            offset: 0,
+            offset,
             max_record_bytes,
             done: false,
         }
@@ -384,6 +429,11 @@ fn decode_body(body: &[u8]) -> Result<WalRecord, CorruptReason> {
             };
             let meta = SnapshotMeta { index, term };
             Ok(WalRecord::SnapshotMarker(SnapshotMarker { meta, log_kept }))
+        }
+        KIND_SYNCED_UP_TO => {
+            reader.expect_len(SYNCED_UP_TO_PAYLOAD_BYTES, "synced-up-to size")?;
+            let offset = reader.u64("synced-up-to offset")?;
+            Ok(WalRecord::SyncedUpTo { offset })
         }
         other => Err(CorruptReason::UnknownKind(other)),
     }

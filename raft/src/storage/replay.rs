@@ -10,6 +10,7 @@
 //!   dropped and, if the marker says the log was not kept, all entries are dropped.
 //!   Markers at or before the current snapshot (segment heads restating it) change
 //!   nothing.
+//! - `SyncedUpTo`: nothing (it says what was durable, for `scan.rs`).
 //! - At the end, a snapshot FILE newer than every marker means a crash hit after the
 //!   snapshot became durable but before its marker did; nothing was appended after it,
 //!   so the same keep-or-discard rule as `save_snapshot` is applied to the replayed log.
@@ -63,6 +64,7 @@ impl WalReplay {
             WalRecord::HardState(hard_state) => self.hard_state = hard_state,
             WalRecord::Entry(entry) => self.apply_entry(entry)?,
             WalRecord::SnapshotMarker(marker) => self.apply_marker(marker),
+            WalRecord::SyncedUpTo { .. } => {}
         }
         Ok(())
     }

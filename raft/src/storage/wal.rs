@@ -8,15 +8,22 @@
 //! orders segments truthfully.
 //!
 //! Every new segment starts with a *head*: a snapshot marker for the snapshot in force
-//! (if any) and the hard state, as of the records written before it. So any suffix of
-//! segments replays to the right hard state and snapshot point, which lets a purge
-//! delete a prefix of segments freely.
+//! (if any) and the hard state, as of the records written before it, then a
+//! `SyncedUpTo { offset: 0 }`. So any suffix of segments replays to the right hard state
+//! and snapshot point, which lets a purge delete a prefix of segments freely, and every
+//! segment written by this version holds a `SyncedUpTo` (see below).
 //!
 //! # Write path and durability
 //! `append_*` encode records into an in-memory buffer (flushed early past
 //! `write_buffer_bytes`, so it stays bounded). `sync` writes the buffer with one
 //! `write()` and then issues ONE `fdatasync` for everything written since the last sync:
-//! group commit is the caller batching many appends before one `sync`. A segment
+//! group commit is the caller batching many appends before one `sync`. Every such write
+//! (a *batch*) starts with a `SyncedUpTo { offset }` record (21 bytes): the active
+//! segment's length at its last fdatasync, i.e. what was durable when the batch was
+//! written. Recovery uses it to tell an unsynced batch persisted out of order (a hole
+//! followed by later records of it: a torn tail) from damage to synced bytes (see
+//! `scan.rs`). Its slot is reserved when a batch's first record is buffered and filled
+//! in at the write, once rotation has settled which segment the batch lands in. A segment
 //! rotates (at a flush, once it holds `segment_bytes`) only after it is fsynced, and a
 //! new segment's file and directory entry are fsynced before anything relies on it. So
 //! every segment except the last is complete and durable on disk.
@@ -38,7 +45,10 @@
 //! contiguous suffix. A crash mid-purge leaves redundant segments that replay skips.
 
 use super::fs::{Fs, FsFile};
-use super::record::{encode_entry, encode_record, SnapshotMarker, WalRecord};
+use super::record::{
+    encode_entry, encode_record, encode_synced_up_to, SnapshotMarker, WalRecord,
+    SYNCED_UP_TO_RECORD_BYTES,
+};
 use super::replay::Replayed;
 use super::StorageStats;
 use crate::error::StorageError;
@@ -100,7 +110,8 @@ pub(crate) struct Wal {
     active_limit: u64,
     /// Zero-filled spare segments (with fsync on a real file system).
     spares: Option<SparePipeline>,
-    /// Encoded records not yet written (bounded by `write_buffer_bytes` + one record).
+    /// The next batch: a slot for its `SyncedUpTo`, then encoded records not yet
+    /// written (bounded by `write_buffer_bytes` + one record). Empty when there is none.
     buffer: Vec<u8>,
     buffer_records: u64,
     buffer_max_entry_index: LogIndex,
@@ -108,6 +119,9 @@ pub(crate) struct Wal {
     written_head: SegmentHead,
     /// Bytes were written to the active segment since its last fdatasync.
     unsynced: bool,
+    /// The active segment's length at its last fdatasync (0 with fsync off: nothing is
+    /// durable then): what the next batch's `SyncedUpTo` claims.
+    durable_bytes: u64,
     stats: StorageStats,
 }
 
@@ -175,6 +189,7 @@ impl Wal {
         };
         let (active, active_bytes, active_limit) =
             create_segment(fs.as_ref(), dir, new_segment, &options, &mut stats)?;
+        let durable_bytes = if options.fsync { active_bytes } else { 0 };
         segments.push(Segment {
             seq,
             path: dir.join(segment_name(seq)),
@@ -201,6 +216,7 @@ impl Wal {
             buffer_head: head,
             written_head: head,
             unsynced: false,
+            durable_bytes,
             stats,
         };
         Ok((wal, replayed))
@@ -222,7 +238,11 @@ impl Wal {
     /// `Contract` if an entry exceeds the record size limit (nothing is buffered);
     /// `Io` if an early flush fails.
     pub fn append_entries(&mut self, entries: &[Entry]) -> Result<(), StorageError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
         let start = self.buffer.len();
+        self.reserve_synced_up_to();
         for entry in entries {
             if let Err(too_large) =
                 encode_entry(entry, self.options.max_record_bytes, &mut self.buffer)
@@ -265,7 +285,10 @@ impl Wal {
     }
 
     fn append_small(&mut self, record: &WalRecord) -> Result<(), StorageError> {
+        let start = self.buffer.len();
+        self.reserve_synced_up_to();
         encode_record(record, self.options.max_record_bytes, &mut self.buffer).map_err(|e| {
+            self.buffer.truncate(start);
             StorageError::Contract(format!(
                 "record of {} bytes over the limit {}",
                 e.len, e.max
@@ -273,6 +296,28 @@ impl Wal {
         })?;
         self.buffer_records += 1;
         Ok(())
+    }
+
+    /// Starts a batch: reserves the slot of its `SyncedUpTo` (filled in by `flush`).
+    fn reserve_synced_up_to(&mut self) {
+        if self.buffer.is_empty() {
+            self.buffer.resize(SYNCED_UP_TO_RECORD_BYTES, 0);
+        }
+    }
+
+    /// Writes the batch's `SyncedUpTo` (what the active segment's last fdatasync made
+    /// durable) into its slot.
+    ///
+    /// # Panics
+    /// If the buffer does not start with the slot (a bug: the first record of a batch
+    /// reserves it).
+    fn fill_synced_up_to(&mut self) {
+        assert!(
+            self.buffer.len() > SYNCED_UP_TO_RECORD_BYTES,
+            "a WAL batch starts with its SyncedUpTo slot and holds a record"
+        );
+        self.buffer[..SYNCED_UP_TO_RECORD_BYTES]
+            .copy_from_slice(&encode_synced_up_to(self.durable_bytes));
     }
 
     fn maybe_flush(&mut self) -> Result<(), StorageError> {
@@ -296,6 +341,7 @@ impl Wal {
                 spares.prepare();
             }
         }
+        self.fill_synced_up_to();
         let path = self.active_path().to_path_buf();
         self.active
             .write_all(&self.buffer)
@@ -304,7 +350,8 @@ impl Wal {
         self.active_bytes += written;
         self.unsynced = true;
         self.stats.bytes_written += written;
-        self.stats.records_written += self.buffer_records;
+        // The buffered records and the batch's SyncedUpTo.
+        self.stats.records_written += self.buffer_records + 1;
         if let Some(active) = self.segments.last_mut() {
             active.max_entry_index = active.max_entry_index.max(self.buffer_max_entry_index);
         }
@@ -329,6 +376,7 @@ impl Wal {
             let path = self.active_path().to_path_buf();
             self.active.sync_data().map_err(io_error(&path))?;
             self.stats.syncs += 1;
+            self.durable_bytes = self.active_bytes;
         }
         self.unsynced = false;
         Ok(())
@@ -360,6 +408,7 @@ impl Wal {
         self.active = file;
         self.active_bytes = bytes;
         self.active_limit = limit;
+        self.durable_bytes = if self.options.fsync { bytes } else { 0 };
         let path = self.dir.join(segment_name(seq));
         self.segments.push(Segment {
             seq,
@@ -448,7 +497,12 @@ fn create_segment(
     } = new_segment;
     let path = dir.join(segment_name(seq));
     let mut buf = Vec::new();
-    let mut records = vec![WalRecord::HardState(head.hard_state)];
+    // The SyncedUpTo marks the segment as written with them (`scan.rs`): nothing of it
+    // was durable before this write.
+    let mut records = vec![
+        WalRecord::HardState(head.hard_state),
+        WalRecord::SyncedUpTo { offset: 0 },
+    ];
     if let Some(marker) = head.snapshot {
         records.insert(0, WalRecord::SnapshotMarker(marker));
     }

@@ -42,6 +42,7 @@ fn arb_record() -> impl Strategy<Value = WalRecord> {
                 log_kept,
             })
         }),
+        any::<u64>().prop_map(|offset| WalRecord::SyncedUpTo { offset }),
     ]
 }
 
@@ -75,6 +76,26 @@ fn all_zero_header_is_not_a_record() {
             next_offset: None
         }]
     );
+}
+
+#[test]
+fn synced_up_to_has_its_fixed_size_and_a_wrong_size_is_corrupt() {
+    let mut buf = Vec::new();
+    encode_record(&WalRecord::SyncedUpTo { offset: 7 }, MAX, &mut buf).unwrap();
+    assert_eq!(buf.len(), SYNCED_UP_TO_RECORD_BYTES);
+    assert_eq!(buf[..], encode_synced_up_to(7)[..]);
+    let mut short = Vec::new();
+    encode_body(KIND_SYNCED_UP_TO, MAX, &mut short, |b| {
+        b.extend_from_slice(&[1; 7])
+    })
+    .unwrap();
+    assert!(matches!(
+        RecordDecoder::new(&short, MAX).next().unwrap(),
+        Decoded::Corrupt {
+            reason: CorruptReason::BadPayload(_),
+            ..
+        }
+    ));
 }
 
 #[test]

@@ -9,7 +9,7 @@ use super::spare::is_spare_name;
 use super::{io_error, parse_segment_name, segment_name, Segment, WalOptions};
 use crate::error::StorageError;
 use crate::storage::fs::Fs;
-use crate::storage::record::WalRecord;
+use crate::storage::record::{CorruptReason, WalRecord};
 use crate::storage::replay::{Replayed, WalReplay};
 use crate::storage::scan::{scan_segment, ScanEnd, TornReason};
 use crate::types::{LogIndex, SnapshotMeta};
@@ -132,9 +132,10 @@ fn replay_segment(
             offset,
             reason,
             valid_record_at,
+            synced_up_to,
         } => Err(corrupt(
             offset,
-            format!("{reason}; a valid record follows at byte {valid_record_at}"),
+            corrupt_reason(reason, valid_record_at, synced_up_to),
         )),
         // Zeros to the end of a sealed segment are space it preallocated and never used:
         // a segment is sealed only after everything written to it was fsynced, so no
@@ -163,6 +164,21 @@ fn replay_segment(
             file.set_len(offset).map_err(io_error(&path))?;
             file.sync_data().map_err(io_error(&path))
         }
+    }
+}
+
+/// Why a segment scanned as [`ScanEnd::Corrupt`] is corrupt, in words.
+fn corrupt_reason(
+    reason: CorruptReason,
+    valid_record_at: u64,
+    synced_up_to: Option<u64>,
+) -> String {
+    match synced_up_to {
+        Some(synced) => format!(
+            "{reason}; a valid record follows at byte {valid_record_at}, and a later one says \
+             the first {synced} bytes had been fsynced"
+        ),
+        None => format!("{reason}; a valid record follows at byte {valid_record_at}"),
     }
 }
 
