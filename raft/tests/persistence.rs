@@ -1,5 +1,6 @@
 //! MIT 6.824 Lab 2C (persistence), ported to the seeded simulator: restarts from the
-//! simulated disk (which loses unsynced writes, keeping a random prefix of them), Figure 8
+//! simulated disk (which loses unsynced writes, keeping a random prefix or a random
+//! subset of the pages of them), Figure 8
 //! with crashes, and the unreliable/long-reordering variants. 6.824's goroutine clients
 //! become actors stepped in virtual time.
 

@@ -1,10 +1,11 @@
 //! The randomized nemesis ([`raft::sim::nemesis`]) over many seeds: random partitions,
-//! one-way link cuts, disconnections, crashes (torn: a random prefix of unsynced writes
-//! survives), failing disks, restarts, driver stalls, slow disks and slow nodes,
-//! unreliable and long-reordering networks with duplication, clock skew, proposals,
-//! ReadIndex and lease reads and leadership transfers, with every invariant checked after
-//! every event; then everything heals and the cluster must converge (6.824 `one` on all
-//! nodes, identical commit/applied/last index everywhere, every pending read finished).
+//! one-way link cuts, disconnections, crashes (torn: a random prefix of unsynced writes,
+//! or a random subset of their pages, survives), failing disks, restarts, driver stalls,
+//! slow disks and slow nodes, unreliable and long-reordering networks with duplication,
+//! clock skew, proposals, ReadIndex and lease reads and leadership transfers, with every
+//! invariant checked after every event; then everything heals and the cluster must
+//! converge (6.824 `one` on all nodes, identical commit/applied/last index everywhere,
+//! every pending read finished).
 //!
 //! Default: 300 seeds for 3 and 5 nodes, 60 for 7 (about 10 s on 2 cores). Long mode:
 //! `RAFTKV_SIM_SEEDS=5000 cargo test --release -p raft --test sim_seeds` (or a range `a..b`;

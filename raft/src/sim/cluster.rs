@@ -524,15 +524,32 @@ impl<S: SimStateMachine> Cluster<S> {
         self.with_node(id, |n, ctx| n.run_round(ctx));
     }
 
-    /// How a crash treats what is not durable, drawn from the run's seed.
+    /// How a crash treats what is not durable, drawn from the run's seed. Half of the
+    /// torn crashes write unsynced pages back out of order: 4 KiB pages, 512-byte
+    /// sectors, or 64-byte pieces (smaller than any disk's unit, so that the short
+    /// unsynced tails the simulated nodes leave get holes too). The choice comes from
+    /// the crash's own seed, so that the run's other draws stay as they were.
     pub(crate) fn crash_mode(&mut self) -> CrashMode {
         if !self.config.torn_crashes {
             return CrashMode::DropUnsynced;
         }
-        CrashMode::TornWrites {
-            seed: self.rng.next_u64(),
-            zero_fill: self.rng.chance(500),
-            keep_unsynced_names: self.rng.chance(500),
+        let seed = self.rng.next_u64();
+        let zero_fill = self.rng.chance(500);
+        let keep_unsynced_names = self.rng.chance(500);
+        let out_of_order = |page_bytes| CrashMode::OutOfOrderWriteback {
+            seed,
+            page_bytes,
+            keep_unsynced_names,
+        };
+        match seed % 6 {
+            0 => out_of_order(4096),
+            1 => out_of_order(512),
+            2 => out_of_order(64),
+            _ => CrashMode::TornWrites {
+                seed,
+                zero_fill,
+                keep_unsynced_names,
+            },
         }
     }
 }

@@ -26,7 +26,8 @@ pub struct SimConfig {
     pub network: NetworkConfig,
     /// How long an fsync takes on every node's disk.
     pub fsync_latency: FsyncLatency,
-    /// A crash keeps a random prefix of unsynced writes (otherwise it loses them all).
+    /// A crash keeps a random prefix of unsynced writes, or a random subset of their
+    /// pages (out-of-order writeback); otherwise it loses them all.
     pub torn_crashes: bool,
     /// Applications snapshot every this many entries (6.824's SnapShotInterval; 0 = never).
     pub snapshot_interval: u64,

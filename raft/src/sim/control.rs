@@ -29,7 +29,8 @@ impl<S: SimStateMachine> Cluster<S> {
     }
 
     /// 6.824 `crash1`: disconnects the node and kills it; its disk survives with what was
-    /// durable (and, with torn crashes, a random prefix of its unsynced writes).
+    /// durable (and, with torn crashes, a random prefix of its unsynced writes or a random
+    /// subset of their pages).
     pub fn crash(&mut self, id: NodeId) {
         self.network.disconnect(id);
         if !self.is_up(id) {

@@ -11,8 +11,9 @@
 //!
 //! It is also checked against the real thing: when a crashed node restarts, what
 //! `DiskStorage` recovers from the `SimFs` must be the durable state plus a prefix of
-//! the writes made after the last sync (a torn write may keep some of them, never out of
-//! order, never less than what was synced) — [`StorageModel::check_recovered`]. A call
+//! the writes made after the last sync (a torn write may keep some of them, and pages
+//! written back out of order leave holes that recovery cuts at, so never out of order,
+//! never less than what was synced) — [`StorageModel::check_recovered`]. A call
 //! that failed (the disk lost power mid-operation) may or may not have taken effect: it
 //! stays pending, and recovery may show it or not.
 //!
