@@ -8,7 +8,9 @@
 use proptest::prelude::*;
 use raft::storage::conformance::entries;
 use raft::storage::fs::Fs;
-use raft::storage::record::{Decoded, RecordDecoder, WalRecord, DEFAULT_MAX_RECORD_BYTES};
+use raft::storage::record::{
+    encode_record, Decoded, RecordDecoder, WalRecord, DEFAULT_MAX_RECORD_BYTES,
+};
 use raft::storage::sim_fs::{CrashMode, SimFs};
 use raft::storage::{DiskOptions, DiskStorage, MemStorage, Storage};
 use raft::{
@@ -147,9 +149,16 @@ fn torn_tail_cut_at_every_byte_of_the_last_record_keeps_exactly_the_complete_rec
         } else {
             last_offset as usize
         };
+        // The torn bytes are gone; the WAL continues the segment (preallocated again).
+        let after = std::fs::read(&segment).unwrap();
         assert_eq!(
-            std::fs::metadata(&segment).unwrap().len() as usize,
-            expected_len
+            after[..expected_len],
+            bytes[..expected_len],
+            "cut at byte {cut}"
+        );
+        assert!(
+            after[expected_len..].iter().all(|b| *b == 0),
+            "cut at byte {cut}"
         );
         // The log continues cleanly after the cut.
         s.append(&entries(complete + 1..=complete + 1, 2)).unwrap();
@@ -1068,6 +1077,193 @@ fn a_deleted_wal_next_to_a_snapshot_is_an_error() {
         }
         other => panic!("expected CorruptFile, got {other:?}"),
     }
+}
+
+/// (number, total bytes) of the WAL segments on a simulated disk.
+fn sim_segments_size(fs: &SimFs) -> (usize, usize) {
+    let segments: Vec<PathBuf> = fs
+        .all_files()
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    let bytes = segments
+        .iter()
+        .map(|p| fs.file_bytes(p).unwrap().len())
+        .sum();
+    (segments.len(), bytes)
+}
+
+/// A crash-looping node must not fill the disk: every open continues the last segment
+/// instead of starting one, so 50 restarts (or crashes) leave one segment, whose size
+/// grows only by what was written.
+#[test]
+fn restarting_again_and_again_does_not_add_segments() {
+    for write_each_time in [false, true] {
+        let fs = SimFs::new();
+        let s = open_sim(&fs, options()).unwrap();
+        drop(s);
+        let (_, first_bytes) = sim_segments_size(&fs);
+        for i in 1..=50u64 {
+            let mut s = open_sim(&fs, options()).unwrap();
+            if write_each_time {
+                s.append(&entries(i..=i, 1)).unwrap();
+                s.sync().unwrap();
+            }
+            drop(s);
+            if i % 2 == 0 {
+                fs.crash(CrashMode::DropUnsynced);
+            }
+        }
+        let s = open_sim(&fs, options()).unwrap();
+        let (count, bytes) = sim_segments_size(&fs);
+        assert_eq!(count, 1, "writes: {write_each_time}");
+        if write_each_time {
+            assert_eq!(state(&s).entries, entries(1..=50, 1));
+            // Per restart: the entry's record (36 bytes) and its batch's SyncedUpTo (21).
+            assert!(bytes <= first_bytes + 50 * 60, "{bytes} bytes");
+        } else {
+            assert_eq!(bytes, first_bytes);
+        }
+    }
+}
+
+/// A crash while the WAL creates its next segment leaves that segment with a partial
+/// head at most: recovery removes it (it restates what the segment before it says) and
+/// continues the one before, so even a node that crashes there again and again gains no
+/// segment; nothing synced is lost.
+#[test]
+fn a_crash_while_rotating_leaves_no_extra_segment_and_loses_nothing_synced() {
+    let opts = small_segments(400);
+    // A snapshot first, so that heads hold a snapshot marker before the hard state.
+    let setup = |fs: &SimFs| {
+        let mut s = open_sim(fs, opts.clone()).unwrap();
+        s.append(&entries(1..=2, 1)).unwrap();
+        s.save_snapshot(&snapshot(1, 1)).unwrap();
+        s
+    };
+    // Appends (each synced) until the WAL rotates, found by a dry run.
+    let mut s = setup(&SimFs::new());
+    let mut rotating = 2;
+    while s.wal_segment_count() == 1 {
+        rotating += 1;
+        s.append(&entries(rotating..=rotating, 1)).unwrap();
+        s.sync().unwrap();
+    }
+    let mut partial_heads_removed = 0;
+    for cut in 0..MAX_CRASH_POINTS {
+        let fs = SimFs::new();
+        let mut s = setup(&fs);
+        for i in 3..rotating {
+            s.append(&entries(i..=i, 1)).unwrap();
+            s.sync().unwrap();
+        }
+        fs.cut_power_after(cut);
+        s.append(&entries(rotating..=rotating, 1)).unwrap();
+        let finished = s.sync().is_ok();
+        drop(s);
+        fs.crash(CrashMode::TornWrites {
+            seed: cut,
+            zero_fill: cut % 2 == 0,
+            keep_unsynced_names: true,
+        });
+        let partial_head = sim_segments_size(&fs).0 == 2 && {
+            let head = last_segment_bytes(&fs);
+            !RecordDecoder::new(&head, DEFAULT_MAX_RECORD_BYTES).any(|d| {
+                matches!(
+                    d,
+                    Decoded::Record {
+                        record: WalRecord::HardState(_),
+                        ..
+                    }
+                )
+            })
+        };
+        let s = open_sim(&fs, opts.clone()).unwrap_or_else(|e| panic!("cut {cut}: {e}"));
+        let last = state(&s).entries.last().unwrap().index.get();
+        assert!(last + 1 >= rotating, "cut {cut}: synced entries lost");
+        let (count, _) = sim_segments_size(&fs);
+        assert!(count <= 2, "cut {cut}: {count} segments");
+        if partial_head {
+            assert_eq!(count, 1, "cut {cut}: the partial head was kept");
+            partial_heads_removed += 1;
+        }
+        drop(s);
+        let s = open_sim(&fs, opts.clone()).unwrap();
+        assert_eq!(
+            sim_segments_size(&fs).0,
+            count,
+            "cut {cut}: a reopen added a segment"
+        );
+        assert_eq!(state(&s).entries.last().unwrap().index.get(), last);
+        if finished {
+            break;
+        }
+    }
+    assert!(
+        partial_heads_removed > 0,
+        "no crash point left a partial head"
+    );
+}
+
+/// A segment written before SyncedUpTo records existed is continued like any other, and
+/// marked first: a hole in its first new batch (which also took that batch's SyncedUpTo)
+/// is then a torn tail, not corruption by the old rule.
+#[test]
+fn a_segment_from_before_synced_up_to_records_is_continued_and_marked() {
+    let fs = SimFs::new();
+    let opts = DiskOptions {
+        write_buffer_bytes: 1,
+        ..options()
+    };
+    drop(open_sim(&fs, opts.clone()).unwrap());
+    let segment = PathBuf::from(DATA)
+        .join("wal")
+        .join("wal-00000000000000000001.log");
+    let mut old = Vec::new();
+    let mut old_records = vec![WalRecord::HardState(hard_state(1, Some(1), 3))];
+    old_records.extend(entries(1..=3, 1).into_iter().map(WalRecord::Entry));
+    for record in &old_records {
+        encode_record(record, DEFAULT_MAX_RECORD_BYTES, &mut old).unwrap();
+    }
+    fs.overwrite_durably(&segment, old).unwrap();
+    let mut s = open_sim(&fs, opts.clone()).unwrap();
+    assert_eq!(state(&s).entries, entries(1..=3, 1));
+    // One unsynced batch over several pages; a power loss keeps all but its first page.
+    let batch_start = fs.file_bytes(&segment).unwrap().len();
+    s.append(&big_entries(4..=40, 200)).unwrap();
+    drop(s);
+    let mut torn = fs.file_bytes(&segment).unwrap();
+    assert!(batch_start < 4096 && torn.len() > 8192);
+    torn[batch_start..4096].fill(0);
+    fs.overwrite_durably(&segment, torn).unwrap();
+    let s = open_sim(&fs, opts).unwrap();
+    assert_eq!(state(&s).entries, entries(1..=3, 1));
+    assert_eq!(state(&s).hard_state, hard_state(1, Some(1), 3));
+    assert_eq!(sim_segments_size(&fs).0, 1);
+}
+
+/// The same on a real disk, where every segment is preallocated.
+#[test]
+fn restarting_again_and_again_on_a_real_disk_keeps_one_preallocated_segment() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("node");
+    let options = options();
+    for i in 1..=50u64 {
+        let mut s = DiskStorage::open(&dir, options.clone()).unwrap();
+        if i % 2 == 0 {
+            s.append(&entries(i / 2..=i / 2, 1)).unwrap();
+            s.sync().unwrap();
+        }
+    }
+    let segments = segment_files(&dir);
+    let bytes: u64 = segments
+        .iter()
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .sum();
+    assert_eq!(segments.len(), 1);
+    assert!(bytes <= options.segment_bytes, "{bytes} bytes");
+    let s = DiskStorage::open(&dir, options).unwrap();
+    assert_eq!(state(&s).entries, entries(1..=25, 1));
 }
 
 #[test]

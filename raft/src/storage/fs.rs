@@ -105,6 +105,15 @@ pub trait Fs: Send + Sync + fmt::Debug {
     /// The OS error.
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn FsFile>>;
 
+    /// Opens an existing file for writing at `offset` (at most its length): writes go
+    /// there and on, over what follows, which must be zeros (preallocated or zero-filled
+    /// space, as at the valid end of a WAL segment). An implementation may instead cut
+    /// the file at `offset`. Nothing is durable until `sync_data`.
+    ///
+    /// # Errors
+    /// The OS error.
+    fn open_at(&self, path: &Path, offset: u64) -> io::Result<Box<dyn FsFile>>;
+
     /// Renames `from` to `to`, replacing `to`. Durable only after `sync_dir`.
     ///
     /// # Errors
@@ -248,6 +257,13 @@ impl Fs for RealFs {
         let file = OpenOptions::new().write(true).open(path)?;
         let end = file.metadata()?.len();
         Ok(Box::new(RealFile { file, end }))
+    }
+
+    /// Keeps the zeros after `offset`: writes overwrite them (positional writes), so a
+    /// zero-filled spare stays a pure overwrite for fdatasync.
+    fn open_at(&self, path: &Path, offset: u64) -> io::Result<Box<dyn FsFile>> {
+        let file = OpenOptions::new().write(true).open(path)?;
+        Ok(Box::new(RealFile { file, end: offset }))
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {

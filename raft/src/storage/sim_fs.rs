@@ -472,6 +472,17 @@ impl Fs for SimFs {
         Ok(self.handle(&disk, id))
     }
 
+    /// Cuts the file at `offset`: `SimFs` preallocates nothing, so what follows can only
+    /// be zeros a crash left (zero-filled torn writes), and files stay append-only.
+    fn open_at(&self, path: &Path, offset: u64) -> io::Result<Box<dyn FsFile>> {
+        let mut file = self.open_append(path)?;
+        let len = self.file_len(path)?;
+        if len > offset {
+            file.set_len(offset)?;
+        }
+        Ok(file)
+    }
+
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         let mut disk = self.disk.lock();
         disk.mutate()?;

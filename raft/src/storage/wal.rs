@@ -38,6 +38,14 @@
 //! with a warning); damage anywhere else is `StorageError::Corrupt` naming the file and
 //! offset. A gap in the sequence numbers is an error too (a prefix gap is a purge).
 //!
+//! The WAL then continues the last segment after its valid records (`wal/active.rs`,
+//! after fsyncing what recovery read) rather than starting a new one at every open, so
+//! a crash-looping node does not fill its disk with preallocated segments. A last
+//! segment whose head a crash cut short is removed first (`wal/recovery.rs`). If replay
+//! had to apply a snapshot file no marker records, a marker is appended and synced
+//! before anything else (a new segment's head would have carried it); a segment from
+//! before `SyncedUpTo` records existed gets one first, alone and synced.
+//!
 //! # Purge
 //! After a snapshot at index `s` is durable and its marker synced, the longest prefix of
 //! non-active segments whose entries are all `<= s` is deleted, one file at a time,
@@ -56,10 +64,13 @@ use crate::types::{Entry, HardState, LogIndex, SnapshotMeta};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+mod active;
 mod recovery;
 mod spare;
 
-use spare::{Spare, SparePipeline};
+use active::{continue_segment, create_segment, fallback_bytes, ActiveFile, NewSegment};
+use recovery::{Recovered, Tail};
+use spare::SparePipeline;
 
 /// How long a segment without a zero-filled spare may grow before the WAL rotates (and
 /// takes a spare if one is ready by then): short, because appends into it cost more.
@@ -146,7 +157,7 @@ pub(super) fn parse_segment_name(name: &str) -> Option<u64> {
 
 impl Wal {
     /// Opens (or creates) the WAL in `dir`, replays it against the newest valid snapshot
-    /// file's position, cuts a torn tail, and starts a fresh active segment.
+    /// file's position, cuts a torn tail, and continues the last segment (or starts one).
     ///
     /// # Errors
     /// `Io` on I/O failure, `Corrupt` for damage before the tail, `CorruptFile` when
@@ -157,58 +168,41 @@ impl Wal {
         options: WalOptions,
         snapshot_file: Option<SnapshotMeta>,
     ) -> Result<(Wal, Replayed), StorageError> {
-        let (mut segments, replayed) =
-            recovery::recover(fs.as_ref(), dir, &options, snapshot_file)?;
+        let Recovered {
+            mut segments,
+            replayed,
+            tail,
+        } = recovery::recover(fs.as_ref(), dir, &options, snapshot_file)?;
         // Only now that the data is known good (a refused start leaves the directory
         // alone): spares a crash left behind are garbage.
         remove_leftover_spares(fs.as_ref(), dir)?;
         let mut stats = StorageStats::default();
-        // Later heads restate the snapshot as "log kept" (a no-op on the log as it then
-        // is); only this first head may carry the discard decision replay just made.
-        let head = SegmentHead {
-            snapshot: replayed.snapshot.map(|meta| SnapshotMarker {
-                meta,
-                log_kept: true,
-            }),
-            hard_state: replayed.hard_state,
-        };
-        let first_head = SegmentHead {
-            snapshot: replayed.implicit_marker.or(head.snapshot),
-            ..head
-        };
-        let seq = segments.last().map_or(1, |s| s.seq + 1);
+        let (head, first_head) = heads(&replayed);
         // A spare is prepared lazily, once a segment is half full (see `flush`): a node
         // that writes little never pays for zero-filling one.
         let spares = (options.fsync && fs.supports_spare_segments())
             .then(|| SparePipeline::new(fs.clone(), dir, options.segment_bytes));
-        let new_segment = NewSegment {
-            seq,
+        let start = ActiveStart {
+            tail,
             head: first_head,
-            spare: None,
             fallback_bytes: fallback_bytes(&options, spares.is_some()),
         };
-        let (active, active_bytes, active_limit) =
-            create_segment(fs.as_ref(), dir, new_segment, &options, &mut stats)?;
-        let durable_bytes = if options.fsync { active_bytes } else { 0 };
-        segments.push(Segment {
-            seq,
-            path: dir.join(segment_name(seq)),
-            max_entry_index: LogIndex::ZERO,
-        });
+        let active = open_active(fs.as_ref(), dir, start, &options, &mut segments, &mut stats)?;
         tracing::info!(
             dir = %dir.display(),
             segments = segments.len(),
             entries = replayed.entries.len(),
+            continued = tail.is_some(),
             "write-ahead log recovered"
         );
-        let wal = Wal {
+        let mut wal = Wal {
             fs,
             dir: dir.to_path_buf(),
             options,
             segments,
-            active,
-            active_bytes,
-            active_limit,
+            active: active.file,
+            active_bytes: active.bytes,
+            active_limit: active.limit,
             spares,
             buffer: Vec::new(),
             buffer_records: 0,
@@ -216,10 +210,33 @@ impl Wal {
             buffer_head: head,
             written_head: head,
             unsynced: false,
-            durable_bytes,
+            durable_bytes: if options.fsync { active.bytes } else { 0 },
             stats,
         };
+        if let Some(tail) = tail {
+            wal.prepare_continued_segment(tail, replayed.implicit_marker)?;
+        }
         Ok((wal, replayed))
+    }
+
+    /// Writes what a continued segment lacks that a new one's head would hold: a
+    /// `SyncedUpTo` (a segment from before they existed; otherwise a hole in its first
+    /// new batch that also took that batch's `SyncedUpTo` would be judged by the old
+    /// rule, corrupt), and the snapshot marker for a compaction replay applied without
+    /// one (the WAL must record it before anything is appended after it). Each synced.
+    fn prepare_continued_segment(
+        &mut self,
+        tail: Tail,
+        implicit_marker: Option<SnapshotMarker>,
+    ) -> Result<(), StorageError> {
+        if !tail.marked {
+            self.mark_active_segment()?;
+        }
+        if let Some(marker) = implicit_marker {
+            self.append_snapshot_marker(marker)?;
+            self.sync()?;
+        }
+        Ok(())
     }
 
     /// Counters of what this WAL did.
@@ -296,6 +313,18 @@ impl Wal {
         })?;
         self.buffer_records += 1;
         Ok(())
+    }
+
+    /// Writes a `SyncedUpTo` alone into the active segment and syncs it.
+    fn mark_active_segment(&mut self) -> Result<(), StorageError> {
+        let path = self.active_path().to_path_buf();
+        let mark = encode_synced_up_to(self.durable_bytes);
+        self.active.write_all(&mark).map_err(io_error(&path))?;
+        self.active_bytes += mark.len() as u64;
+        self.unsynced = true;
+        self.stats.bytes_written += mark.len() as u64;
+        self.stats.records_written += 1;
+        self.sync_active()
     }
 
     /// Starts a batch: reserves the slot of its `SyncedUpTo` (filled in by `flush`).
@@ -398,17 +427,17 @@ impl Wal {
             spare: self.spares.as_mut().and_then(SparePipeline::take_ready),
             fallback_bytes: fallback_bytes(&self.options, self.spares.is_some()),
         };
-        let (file, bytes, limit) = create_segment(
+        let active = create_segment(
             self.fs.as_ref(),
             &self.dir,
             new_segment,
             &self.options,
             &mut self.stats,
         )?;
-        self.active = file;
-        self.active_bytes = bytes;
-        self.active_limit = limit;
-        self.durable_bytes = if self.options.fsync { bytes } else { 0 };
+        self.active = active.file;
+        self.active_bytes = active.bytes;
+        self.active_limit = active.limit;
+        self.durable_bytes = if self.options.fsync { active.bytes } else { 0 };
         let path = self.dir.join(segment_name(seq));
         self.segments.push(Segment {
             seq,
@@ -448,6 +477,61 @@ impl Wal {
     }
 }
 
+/// The head of later segments, and that of a segment created at open: later heads
+/// restate the snapshot as "log kept" (a no-op on the log as it then is); only the
+/// first may carry the discard decision replay just made.
+fn heads(replayed: &Replayed) -> (SegmentHead, SegmentHead) {
+    let head = SegmentHead {
+        snapshot: replayed.snapshot.map(|meta| SnapshotMarker {
+            meta,
+            log_kept: true,
+        }),
+        hard_state: replayed.hard_state,
+    };
+    let first_head = SegmentHead {
+        snapshot: replayed.implicit_marker.or(head.snapshot),
+        ..head
+    };
+    (head, first_head)
+}
+
+/// Where the active segment comes from at open.
+struct ActiveStart {
+    /// Continue the last segment, which recovery left ending here.
+    tail: Option<Tail>,
+    /// Else create the next one with this head.
+    head: SegmentHead,
+    fallback_bytes: u64,
+}
+
+/// Continues the last segment, or creates the next one (and adds it to `segments`).
+fn open_active(
+    fs: &dyn Fs,
+    dir: &Path,
+    start: ActiveStart,
+    options: &WalOptions,
+    segments: &mut Vec<Segment>,
+    stats: &mut StorageStats,
+) -> Result<ActiveFile, StorageError> {
+    if let (Some(tail), Some(last)) = (start.tail, segments.last()) {
+        return continue_segment(fs, &last.path, tail, start.fallback_bytes, options, stats);
+    }
+    let seq = segments.last().map_or(1, |s| s.seq + 1);
+    let new_segment = NewSegment {
+        seq,
+        head: start.head,
+        spare: None,
+        fallback_bytes: start.fallback_bytes,
+    };
+    let active = create_segment(fs, dir, new_segment, options, stats)?;
+    segments.push(Segment {
+        seq,
+        path: dir.join(segment_name(seq)),
+        max_entry_index: LogIndex::ZERO,
+    });
+    Ok(active)
+}
+
 /// Deletes `spare-*.tmp` files (see `wal/spare.rs`) in `dir`.
 fn remove_leftover_spares(fs: &dyn Fs, dir: &Path) -> Result<(), StorageError> {
     for name in fs.list_files(dir).map_err(io_error(dir))? {
@@ -458,85 +542,6 @@ fn remove_leftover_spares(fs: &dyn Fs, dir: &Path) -> Result<(), StorageError> {
         }
     }
     Ok(())
-}
-
-/// The next segment to create.
-struct NewSegment {
-    seq: u64,
-    head: SegmentHead,
-    /// A zero-filled spare to rename into place, if one is ready.
-    spare: Option<Spare>,
-    /// The rotation limit of a segment made without a spare.
-    fallback_bytes: u64,
-}
-
-/// Rotation limit of segments created without a spare: short while spares are coming.
-fn fallback_bytes(options: &WalOptions, spares: bool) -> u64 {
-    if spares {
-        options.segment_bytes.min(FALLBACK_SEGMENT_BYTES)
-    } else {
-        options.segment_bytes
-    }
-}
-
-/// Creates segment `seq` with its head records, durable (file and directory entry)
-/// before it is returned: from the spare if given, else a new file. Returns the file, the
-/// bytes written and the size at which to rotate.
-fn create_segment(
-    fs: &dyn Fs,
-    dir: &Path,
-    new_segment: NewSegment,
-    options: &WalOptions,
-    stats: &mut StorageStats,
-) -> Result<(Box<dyn FsFile>, u64, u64), StorageError> {
-    let NewSegment {
-        seq,
-        head,
-        spare,
-        fallback_bytes,
-    } = new_segment;
-    let path = dir.join(segment_name(seq));
-    let mut buf = Vec::new();
-    // The SyncedUpTo marks the segment as written with them (`scan.rs`): nothing of it
-    // was durable before this write.
-    let mut records = vec![
-        WalRecord::HardState(head.hard_state),
-        WalRecord::SyncedUpTo { offset: 0 },
-    ];
-    if let Some(marker) = head.snapshot {
-        records.insert(0, WalRecord::SnapshotMarker(marker));
-    }
-    for record in &records {
-        encode_record(record, options.max_record_bytes, &mut buf)
-            .map_err(|_| StorageError::Contract("head record over the size limit".into()))?;
-    }
-    let (mut file, limit) = match spare {
-        Some(spare) => {
-            // Zero-filled and durable already; the rename is made durable below.
-            fs.rename(&spare.path, &path).map_err(io_error(&path))?;
-            (spare.file, options.segment_bytes)
-        }
-        None => {
-            let mut file = fs.create_new(&path).map_err(io_error(&path))?;
-            if options.fsync {
-                // Reserve the segment up front: appends inside it then leave the file's
-                // size alone. The reservation is made durable by the sync below.
-                if let Err(e) = file.preallocate(fallback_bytes) {
-                    tracing::debug!(file = %path.display(), error = %e, "preallocation unavailable");
-                }
-            }
-            (file, fallback_bytes)
-        }
-    };
-    file.write_all(&buf).map_err(io_error(&path))?;
-    if options.fsync {
-        file.sync_data().map_err(io_error(&path))?;
-        fs.sync_dir(dir).map_err(io_error(dir))?;
-        stats.syncs += 2;
-    }
-    stats.bytes_written += buf.len() as u64;
-    stats.records_written += records.len() as u64;
-    Ok((file, buf.len() as u64, limit))
 }
 
 #[cfg(test)]
