@@ -372,7 +372,7 @@ fn crash_between_write_and_fsync_recovers_a_prefix_at_or_after_the_last_sync() {
         }
         drop(s);
         fs.crash(mode);
-        let mut s = open_sim(&fs, options.clone()).unwrap();
+        let s = open_sim(&fs, options.clone()).unwrap();
         let recovered = state(&s);
         let Some(position) = candidates.iter().position(|c| *c == recovered) else {
             panic!("{mode:?}: recovered a state that never existed: {recovered:?}");
@@ -384,18 +384,7 @@ fn crash_between_write_and_fsync_recovers_a_prefix_at_or_after_the_last_sync() {
             );
         }
         seen.insert(position);
-        // The recovered log accepts more writes and keeps them.
-        let next = recovered.entries.last().unwrap().index.get() + 1;
-        s.append(&entries(next..=next, 3)).unwrap();
-        s.sync().unwrap();
-        drop(s);
-        fs.crash(CrashMode::DropUnsynced);
-        let s = open_sim(&fs, options).unwrap();
-        assert_eq!(
-            state(&s).entries.last().unwrap().index,
-            LogIndex(next),
-            "{mode:?}"
-        );
+        accepts_and_keeps_a_write(&fs, s, options, &format!("{mode:?}"));
     }
     assert!(
         seen.len() >= candidates.len() / 2,
@@ -478,25 +467,14 @@ fn out_of_order_writeback_of_unsynced_writes_recovers_the_synced_state_plus_a_pr
         });
         let after = last_segment_bytes(&fs);
         holes_before_data += usize::from(has_hole_before_data(&after[synced_bytes..]));
-        let mut s = open_sim(&fs, options.clone())
+        let s = open_sim(&fs, options.clone())
             .unwrap_or_else(|e| panic!("seed {seed}: a crash made the node refuse to start: {e}"));
         let recovered = state(&s);
         let Some(position) = candidates.iter().position(|c| *c == recovered) else {
             panic!("seed {seed}: recovered a state that never existed: {recovered:?}");
         };
         seen.insert(position);
-        // The recovered log accepts more writes and keeps them.
-        let next = recovered.entries.last().unwrap().index.get() + 1;
-        s.append(&entries(next..=next, 3)).unwrap();
-        s.sync().unwrap();
-        drop(s);
-        fs.crash(CrashMode::DropUnsynced);
-        let s = open_sim(&fs, options).unwrap();
-        assert_eq!(
-            state(&s).entries.last().unwrap().index,
-            LogIndex(next),
-            "seed {seed}"
-        );
+        accepts_and_keeps_a_write(&fs, s, options, &format!("seed {seed}"));
     }
     assert!(
         holes_before_data >= 8,
@@ -1565,5 +1543,20 @@ fn an_interrupted_first_open_completes_without_bootstrap() {
     assert!(
         completed > 0,
         "no crash point left a half-initialised directory"
+    );
+}
+
+/// A recovered log accepts one more entry, and a crash after its sync keeps it.
+fn accepts_and_keeps_a_write(fs: &SimFs, mut s: DiskStorage, options: DiskOptions, case: &str) {
+    let next = state(&s).entries.last().unwrap().index.get() + 1;
+    s.append(&entries(next..=next, 3)).unwrap();
+    s.sync().unwrap();
+    drop(s);
+    fs.crash(CrashMode::DropUnsynced);
+    let s = open_sim(fs, options).unwrap();
+    assert_eq!(
+        state(&s).entries.last().unwrap().index,
+        LogIndex(next),
+        "{case}"
     );
 }
