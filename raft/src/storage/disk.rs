@@ -295,11 +295,9 @@ impl DiskStorage {
     }
 }
 
-/// Creates the directory layout, locks it for this process (`LOCK`), and checks (or
-/// writes) the identity file. Returns the WAL and snapshot directories and the lock guard.
-#[allow(clippy::type_complexity)]
-/// The dirs' paths, the directory lock, and whether the identity file was there (if not,
-/// the caller writes it once the WAL holds a durable segment).
+/// What `prepare_dirs` returns: the WAL and snapshot directories, the directory lock, and
+/// whether the identity file was there (if not, the caller writes it once the WAL holds a
+/// durable segment).
 type PreparedDirs = (PathBuf, PathBuf, Box<dyn std::fmt::Debug + Send>, bool);
 
 fn identity_of(options: &DiskOptions) -> Identity {
@@ -309,7 +307,8 @@ fn identity_of(options: &DiskOptions) -> Identity {
     }
 }
 
-/// Checks and completes the directory layout. Refuses, creating nothing:
+/// Creates the directory layout, locks it for this process (`LOCK`) and checks the
+/// identity file. Refuses, creating nothing:
 /// - a directory holding no data of this node unless `options.bootstrap`;
 /// - an identified directory whose `wal/` and `snap/` hold no file (`DataMissing`): the
 ///   identity file is written only after the first WAL segment is durable, so its
