@@ -513,6 +513,29 @@ fn check_snapshot_crash_points(
     post_entries: Vec<Entry>,
     next: Entry,
 ) {
+    check_crash_points_of(segment_bytes, new, post_entries, next, |s, new| {
+        s.save_snapshot(new)
+    });
+}
+
+/// `save_snapshot` in its two halves, as the executor runs it: the file job (on another
+/// thread in production), then `adopt_snapshot`.
+fn save_in_two_halves(s: &mut DiskStorage, new: &Snapshot) -> Result<(), StorageError> {
+    let job = s
+        .snapshot_file_job(new)
+        .expect("a disk storage writes files in jobs");
+    let file_stats = job.run()?;
+    s.adopt_snapshot(new, file_stats)
+}
+
+/// [`check_snapshot_crash_points`] for any way of saving a snapshot.
+fn check_crash_points_of(
+    segment_bytes: u64,
+    new: Snapshot,
+    post_entries: Vec<Entry>,
+    next: Entry,
+    save: impl Fn(&mut DiskStorage, &Snapshot) -> Result<(), StorageError>,
+) {
     let opts = small_segments(segment_bytes);
     let pre = InitialState {
         hard_state: hard_state(1, Some(1), 20),
@@ -545,7 +568,7 @@ fn check_snapshot_crash_points(
             let mut s = snapshot_setup(&fs, segment_bytes);
             let segments_before = s.wal_segment_count();
             fs.cut_power_after(cut);
-            finished = s.save_snapshot(&new).is_ok();
+            finished = save(&mut s, &new).is_ok();
             if finished {
                 assert!(
                     s.wal_segment_count() < segments_before,
@@ -605,6 +628,27 @@ fn crash_points_around_a_snapshot_that_keeps_the_log_recover_consistently() {
         entries(26..=30, 1),
         entries(31..=31, 1).remove(0),
     );
+}
+
+/// Issue 11: the snapshot file written off the driver thread, then adopted. Crash points
+/// inside the file write (torn temp file, before and after the rename), between the file
+/// and the adoption, and inside the adoption (marker, purge) recover to before or after.
+#[test]
+fn crash_points_around_a_snapshot_written_in_the_background_recover_consistently() {
+    for segment_bytes in [200, 1] {
+        let (index, kept_from) = if segment_bytes == 1 {
+            (24, 25)
+        } else {
+            (25, 26)
+        };
+        check_crash_points_of(
+            segment_bytes,
+            snapshot(index, 1),
+            entries(kept_from..=30, 1),
+            entries(31..=31, 1).remove(0),
+            save_in_two_halves,
+        );
+    }
 }
 
 #[test]
@@ -1559,4 +1603,33 @@ fn accepts_and_keeps_a_write(fs: &SimFs, mut s: DiskStorage, options: DiskOption
         LogIndex(next),
         "{case}"
     );
+}
+
+/// While a snapshot's file is written in the background the log goes on growing: a crash
+/// before the adoption recovers the snapshot (its file is durable) with every synced entry
+/// after it, and an adoption after those appends keeps them too.
+#[test]
+fn appends_while_a_snapshot_file_is_written_survive_with_it() {
+    let later = entries(31..=40, 1);
+    for adopt in [false, true] {
+        let fs = SimFs::new();
+        let mut s = snapshot_setup(&fs, 200);
+        let new = snapshot(25, 1);
+        let file_stats = s.snapshot_file_job(&new).unwrap().run().unwrap();
+        s.append(&later).unwrap();
+        s.sync().unwrap();
+        if adopt {
+            s.adopt_snapshot(&new, file_stats).unwrap();
+        }
+        drop(s);
+        fs.crash(CrashMode::DropUnsynced);
+        let s = open_sim(&fs, small_segments(200)).unwrap();
+        let recovered = state(&s);
+        assert_eq!(
+            recovered.snapshot.map(|s| s.meta),
+            Some(new.meta),
+            "adopted: {adopt}"
+        );
+        assert_eq!(recovered.entries, entries(26..=40, 1), "adopted: {adopt}");
+    }
 }

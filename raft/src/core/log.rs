@@ -341,11 +341,19 @@ impl RaftLog {
 
     /// The application snapshotted its state at `index` (<= applied): drop entries up to
     /// it and keep the snapshot to send to laggards. Returns false when ignored.
-    pub(crate) fn compact(&mut self, index: LogIndex, data: bytes::Bytes) -> bool {
+    /// The snapshot `compact(index, ..)` would make: `index` applied, past the current
+    /// snapshot, and in the log.
+    pub(crate) fn compaction_meta(&self, index: LogIndex) -> Option<SnapshotMeta> {
         if index <= self.snapshot.meta.index || index > self.applied {
-            return false;
+            return None;
         }
-        let Some(term) = self.term(index) else {
+        self.offset_of(index)?;
+        let term = self.term(index)?;
+        Some(SnapshotMeta { index, term })
+    }
+
+    pub(crate) fn compact(&mut self, index: LogIndex, data: bytes::Bytes) -> bool {
+        let Some(SnapshotMeta { term, .. }) = self.compaction_meta(index) else {
             return false;
         };
         let Some(offset) = self.offset_of(index) else {

@@ -343,6 +343,12 @@ impl RaftCore {
         }
     }
 
+    /// The snapshot [`RaftCore::compact`] would make at `index`, if it would make one
+    /// (`index` applied, past the current snapshot, still in the log).
+    pub fn compaction_meta(&self, index: LogIndex) -> Option<crate::types::SnapshotMeta> {
+        self.log.compaction_meta(index)
+    }
+
     /// The application snapshotted its state at `index`; the log up to it is dropped
     /// from memory and `data` is kept to send to laggards. Ignored if `index` is not
     /// newer than the current snapshot or not yet applied.

@@ -1,6 +1,6 @@
 //! The driver thread: runs a node's [`Executor`] on the system clock. It waits until
-//! there is input, a tick or a deferred fsync falls due, or the apply channel has room
-//! for the backlog, then runs one round; everything a round does is the executor's
+//! there is input, a tick or a deferred fsync falls due, a snapshot file was written, or
+//! the apply channel has room for the backlog, then runs one round; everything a round does is the executor's
 //! (shared with the simulator).
 
 use super::clock::SystemClock;
@@ -24,6 +24,7 @@ pub(crate) fn run(mut executor: Executor, clock: SystemClock) {
 fn wait(executor: &Executor, clock: &SystemClock) {
     let mut select = Select::new();
     select.recv(executor.inbox());
+    select.recv(executor.snapshot_writes_done());
     if let Some(apply_tx) = executor.apply_waiting_for_room() {
         select.send(apply_tx);
     }

@@ -21,6 +21,7 @@
 //! node cannot know what is durable, so it stops (and must restart from its disk).
 
 use super::apply_queue::ApplyQueue;
+use super::background::Background;
 use super::clock::Clock;
 use super::durability_queue::DurabilityQueue;
 use super::input::{Arrived, NodeInput, ReadDone};
@@ -28,6 +29,7 @@ use super::leader_sync::{LeaderSync, ReadyFacts};
 use super::pending_reads::PendingReads;
 use super::persister::Persister;
 use super::shared::Shared;
+use super::snapshot_writes::{SnapshotWrites, SnapshotWritten};
 use super::tick_clock::TickClock;
 use super::types::{NodeConfig, NodeError, ReadMode, StartError};
 use super::ApplyMsg;
@@ -60,6 +62,8 @@ pub(crate) struct ExecutorIo {
     pub(crate) clock: Arc<dyn Clock>,
     /// Status and counters published for the node's handle.
     pub(crate) shared: Arc<Shared>,
+    /// Where snapshot files are written (off the executor's thread).
+    pub(crate) background: Arc<dyn Background>,
 }
 
 /// The executor of one node. See the module docs.
@@ -76,6 +80,7 @@ pub(crate) struct Executor {
     reads: PendingReads,
     read_timeout: Duration,
     shared: Arc<Shared>,
+    snapshots: SnapshotWrites,
     last_role: (Term, Role, Option<NodeId>),
     running: bool,
 }
@@ -126,6 +131,7 @@ impl Executor {
             reads: PendingReads::default(),
             read_timeout: config.read_timeout,
             shared: io.shared,
+            snapshots: SnapshotWrites::new(io.background),
             last_role: (status.term, status.role, status.leader),
             running: true,
         })
@@ -145,6 +151,11 @@ impl Executor {
     /// The input queue, to wait on.
     pub(crate) fn inbox(&self) -> &Receiver<Arrived> {
         &self.inbox
+    }
+
+    /// Where finished snapshot file writes come back, to wait on.
+    pub(crate) fn snapshot_writes_done(&self) -> &Receiver<SnapshotWritten> {
+        self.snapshots.done_channel()
     }
 
     /// The apply channel while committed entries wait for room in it, to wait on.
@@ -173,6 +184,7 @@ impl Executor {
     pub(crate) fn run_round(&mut self) {
         self.ticks.begin_round(self.clock.now());
         self.drain_inbox();
+        self.adopt_written_snapshot();
         self.catch_up_ticks();
         self.process_ready();
         self.maybe_sync_deferred();
@@ -263,18 +275,63 @@ impl Executor {
         }
     }
 
+    /// The application snapshotted its state at `index`: its file is written in the
+    /// background when the storage allows (`snapshot_writes.rs`), else here.
     fn compact(&mut self, index: LogIndex, data: Bytes) {
-        let before = self.core.status().snapshot_index;
-        self.core.compact(index, data.clone());
-        let meta = self.core.snapshot_meta();
-        if meta.index <= before || meta.index != index {
+        if self.snapshots.is_writing() {
+            return self.snapshots.wait(index, data);
+        }
+        let Some(meta) = self.core.compaction_meta(index) else {
+            return;
+        };
+        let snapshot = Snapshot { meta, data };
+        match self.persister.snapshot_file_job(&snapshot) {
+            Some(job) => self.snapshots.start(snapshot, job),
+            None => self.compact_now(snapshot),
+        }
+    }
+
+    /// Compacts the core's log and saves `snapshot` on this thread.
+    fn compact_now(&mut self, snapshot: Snapshot) {
+        self.core
+            .compact(snapshot.meta.index, snapshot.data.clone());
+        if self.core.snapshot_meta() != snapshot.meta {
             return;
         }
-        if let Err(e) = self.persister.save_snapshot(&Snapshot { meta, data }) {
+        if let Err(e) = self.persister.save_snapshot(&snapshot) {
             return self.fail_storage(&e);
         }
         // Saving a snapshot syncs every earlier write first.
         self.synced();
+    }
+
+    /// Adopts a snapshot whose file came back durable: the core compacts, the storage
+    /// records it (WAL marker, purge). A snapshot overtaken meanwhile (one from the
+    /// leader installed past it) is dropped: its file is older than the one in force,
+    /// and recovery, which takes the newest, ignores it until the next save deletes it.
+    fn adopt_written_snapshot(&mut self) {
+        let Some(written) = self.snapshots.take_done() else {
+            return;
+        };
+        let file_stats = match written.result {
+            Ok(stats) => stats,
+            Err(e) => return self.fail_storage(&e),
+        };
+        let snapshot = written.snapshot;
+        self.core
+            .compact(snapshot.meta.index, snapshot.data.clone());
+        if self.core.snapshot_meta() == snapshot.meta {
+            if let Err(e) = self.persister.adopt_snapshot(&snapshot, file_stats) {
+                return self.fail_storage(&e);
+            }
+            // The marker's sync made every earlier write durable.
+            self.synced();
+        } else {
+            tracing::debug!(meta = ?snapshot.meta, "snapshot overtaken while its file was written");
+        }
+        if let Some((index, data)) = self.snapshots.take_waiting() {
+            self.compact(index, data);
+        }
     }
 
     /// Takes the core's Readies and carries each out, in the order the contract requires.

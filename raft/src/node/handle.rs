@@ -1,6 +1,7 @@
 //! The public handle of a running node: starts its driver thread, forwards calls to
 //! the node's input queue, and joins the thread on shutdown.
 
+use super::background::BackgroundThread;
 use super::clock::Clock;
 use super::clock::SystemClock;
 use super::executor::{Executor, ExecutorIo};
@@ -48,12 +49,14 @@ impl RaftNode {
         let shared = Arc::new(Shared::new(id));
         let (inbox_tx, inbox_rx) = bounded(config.inbox_capacity);
         let clock = SystemClock::new();
+        let (background, snapshot_thread) = BackgroundThread::start(format!("raft-snap-{id}"))?;
         let io = ExecutorIo {
             inbox: inbox_rx,
             transport,
             apply_tx,
             clock: Arc::new(clock),
             shared: shared.clone(),
+            background: Arc::new(background),
         };
         let executor = Executor::start(&config, storage, io)?;
         let driver_thread = std::thread::Builder::new()
@@ -64,7 +67,8 @@ impl RaftNode {
             inbox: inbox_tx,
             clock,
             shared,
-            threads: Mutex::new(vec![driver_thread]),
+            // The driver first: the snapshot thread ends once the executor is gone.
+            threads: Mutex::new(vec![driver_thread, snapshot_thread]),
         })
     }
 

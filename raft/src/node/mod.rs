@@ -34,6 +34,7 @@
 //! the handle reads), and the network side (`service`, `rpc_transport`, `wire`).
 
 mod apply_queue;
+pub(crate) mod background;
 pub(crate) mod clock;
 mod driver;
 mod durability_queue;
@@ -46,6 +47,7 @@ mod persister;
 mod rpc_transport;
 mod service;
 pub(crate) mod shared;
+mod snapshot_writes;
 mod tick_clock;
 mod types;
 pub mod wire;

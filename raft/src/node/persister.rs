@@ -11,7 +11,7 @@
 
 use super::shared::Shared;
 use crate::error::StorageError;
-use crate::storage::Storage;
+use crate::storage::{SnapshotFileJob, Storage, StorageStats};
 use crate::types::{Entry, HardState, InitialState, LogIndex, Snapshot};
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
@@ -98,6 +98,25 @@ impl Persister {
     /// it makes every earlier write durable.
     pub(crate) fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StorageError> {
         self.storage.save_snapshot(snapshot)?;
+        self.track_compaction(snapshot.meta.index);
+        self.publish_syncs();
+        Ok(())
+    }
+
+    /// The file half of an application snapshot save, to run elsewhere (`None`: the
+    /// storage has none; use [`Persister::save_snapshot`]).
+    pub(crate) fn snapshot_file_job(&self, snapshot: &Snapshot) -> Option<SnapshotFileJob> {
+        self.storage.snapshot_file_job(snapshot)
+    }
+
+    /// Adopts a snapshot whose file a job made durable; like a sync, it makes every
+    /// earlier write durable.
+    pub(crate) fn adopt_snapshot(
+        &mut self,
+        snapshot: &Snapshot,
+        file_stats: StorageStats,
+    ) -> Result<(), StorageError> {
+        self.storage.adopt_snapshot(snapshot, file_stats)?;
         self.track_compaction(snapshot.meta.index);
         self.publish_syncs();
         Ok(())

@@ -67,6 +67,15 @@ impl SimClock {
         s.thread_us = s.thread_us.max(now_us);
     }
 
+    /// Runs `f`, whose time is another thread's (a background job's fsyncs): the node's
+    /// thread is where it was before.
+    pub fn detached<T>(&self, f: impl FnOnce() -> T) -> T {
+        let at = self.thread_us();
+        let out = f();
+        self.state.lock().thread_us = at;
+        out
+    }
+
     /// The thread spends `us` (an fsync, a stall, a slow round).
     pub fn spend(&self, us: u64) {
         self.state.lock().thread_us += us;

@@ -24,6 +24,7 @@ use crate::node::executor::Executor;
 use crate::node::input::{Arrived, NodeInput};
 use crate::node::{ApplyMsg, NodeConfig, NodeError};
 use crate::sim::app::SimStateMachine;
+use crate::sim::background::SimBackground;
 use crate::sim::clock::SimClock;
 use crate::sim::invariants::{Checker, Violation};
 use crate::sim::rng::SimRng;
@@ -104,6 +105,8 @@ struct Running<S> {
     read_answers: Arc<Mutex<Vec<ReadAnswer>>>,
     app: S,
     snapshot_interval: u64,
+    /// The executor's background jobs (snapshot files), run between its rounds.
+    background: SimBackground,
     /// Confirmed reads waiting for their index to be applied: (ctx, index).
     waiting_reads: Vec<(u64, LogIndex)>,
     reads_in_flight: BTreeSet<u64>,
@@ -372,14 +375,17 @@ impl<S: SimStateMachine> SimNode<S> {
         run.executor.run_round();
         self.mid_round = false;
         self.busy_until_us = run.clock.thread_us();
+        // The background thread writes while the driver waits for its next round.
+        let background = run.background.clone();
+        run.clock.detached(|| background.run_queued());
         self.collect(ctx)
     }
 
     /// When the node next needs to run by itself: its next tick, or at once when inputs
-    /// are still queued; never before its thread is free.
+    /// (or finished snapshot writes) are queued; never before its thread is free.
     pub(crate) fn next_wake_at(&self, now_us: u64) -> Option<u64> {
         let run = self.run.as_ref()?;
-        let at = if run.inbox.is_empty() {
+        let at = if run.inbox.is_empty() && run.executor.snapshot_writes_done().is_empty() {
             run.clock.virtual_at(run.executor.next_deadline())
         } else {
             now_us

@@ -57,6 +57,7 @@
 //! ```
 
 pub mod app;
+mod background;
 #[cfg(test)]
 mod checker_tests;
 mod clock;

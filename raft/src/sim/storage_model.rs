@@ -21,7 +21,7 @@
 
 use crate::error::StorageError;
 use crate::sim::invariants::Violation;
-use crate::storage::{Storage, StorageStats};
+use crate::storage::{SnapshotFileJob, Storage, StorageStats};
 use crate::types::{Entry, HardState, InitialState, LogIndex, Snapshot, Term};
 use parking_lot::Mutex;
 use std::sync::Arc;
@@ -140,6 +140,10 @@ pub struct StorageModel {
     new_entries: Vec<(Option<Term>, Vec<Entry>)>,
     /// The durable state changed since the checker last looked.
     durable_changed: bool,
+    /// A snapshot file written in the background and not adopted yet, and whether it is
+    /// certainly durable (else the write failed part way and it may or may not be):
+    /// recovery takes the newest snapshot file, adopted or not.
+    snapshot_file: Option<(Snapshot, bool)>,
 }
 
 impl StorageModel {
@@ -197,6 +201,35 @@ impl StorageModel {
         self.on_sync();
         self.durable.install_snapshot(snapshot);
         self.written.install_snapshot(snapshot);
+        if self
+            .snapshot_file
+            .as_ref()
+            .is_some_and(|(file, _)| file.meta.index <= snapshot.meta.index)
+        {
+            self.snapshot_file = None;
+        }
+    }
+
+    fn on_snapshot_file(&mut self, snapshot: &Snapshot, certain: bool) {
+        self.snapshot_file = Some((snapshot.clone(), certain));
+    }
+
+    /// Whether `recovered` is `candidate`, given a snapshot file written in the background
+    /// (recovery installs it over the candidate: certainly if it is durable, perhaps if
+    /// its write failed part way).
+    fn recovers_as(&self, candidate: &DiskState, recovered: &DiskState) -> bool {
+        let with_file = || {
+            self.snapshot_file.as_ref().is_some_and(|(file, _)| {
+                let mut with = candidate.clone();
+                with.install_snapshot(file);
+                with.same_as(recovered)
+            })
+        };
+        match &self.snapshot_file {
+            Some((_, true)) => with_file(),
+            Some((_, false)) => candidate.same_as(recovered) || with_file(),
+            None => candidate.same_as(recovered),
+        }
     }
 
     /// Checks what a restarted node recovered against the model: the durable state plus
@@ -206,7 +239,7 @@ impl StorageModel {
     /// When recovery lost a durable write, or produced a state no crash could leave.
     pub fn check_recovered(&self, recovered: &DiskState) -> Result<(), Violation> {
         let mut candidate = self.durable.clone();
-        if candidate.same_as(recovered) {
+        if self.recovers_as(&candidate, recovered) {
             return Ok(());
         }
         for write in &self.pending {
@@ -214,14 +247,14 @@ impl StorageModel {
                 PendingWrite::Entries(entries) => {
                     for e in entries {
                         candidate.append(std::slice::from_ref(e));
-                        if candidate.same_as(recovered) {
+                        if self.recovers_as(&candidate, recovered) {
                             return Ok(());
                         }
                     }
                 }
                 PendingWrite::HardState(_) | PendingWrite::Snapshot(_) => {
                     candidate.apply(write);
-                    if candidate.same_as(recovered) {
+                    if self.recovers_as(&candidate, recovered) {
                         return Ok(());
                     }
                 }
@@ -339,6 +372,29 @@ impl Storage for ObservedStorage {
 
     fn stats(&self) -> StorageStats {
         self.inner.stats()
+    }
+
+    /// The inner job, telling the model once the file is durable (or, if the write
+    /// failed, that it may be).
+    fn snapshot_file_job(&self, snapshot: &Snapshot) -> Option<SnapshotFileJob> {
+        let job = self.inner.snapshot_file_job(snapshot)?;
+        let model = self.model.clone();
+        let snapshot = snapshot.clone();
+        Some(SnapshotFileJob::new(move || {
+            let result = job.run();
+            model.lock().on_snapshot_file(&snapshot, result.is_ok());
+            result
+        }))
+    }
+
+    fn adopt_snapshot(
+        &mut self,
+        snapshot: &Snapshot,
+        file_stats: StorageStats,
+    ) -> Result<(), StorageError> {
+        let result = self.inner.adopt_snapshot(snapshot, file_stats);
+        let attempted = PendingWrite::Snapshot(snapshot.clone());
+        self.observe(result, |m| m.on_snapshot(snapshot), Some(attempted))
     }
 }
 

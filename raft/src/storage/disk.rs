@@ -28,7 +28,7 @@ use super::record::{
 };
 use super::snapshot::SnapshotStore;
 use super::wal::{Wal, WalOptions};
-use super::{Storage, StorageStats};
+use super::{SnapshotFileJob, Storage, StorageStats};
 use crate::error::StorageError;
 use crate::types::{Entry, HardState, InitialState, LogIndex, NodeId, Snapshot, SnapshotMeta};
 use std::fmt;
@@ -283,6 +283,12 @@ impl DiskStorage {
     fn persist_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StorageError> {
         self.wal.sync()?;
         self.snapshots.save(snapshot, &mut self.snapshot_stats)?;
+        self.record_snapshot(snapshot)
+    }
+
+    /// What follows a durable snapshot file: the state takes it, a marker goes to the WAL
+    /// (synced), covered segments and older snapshot files are deleted.
+    fn record_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StorageError> {
         let log_kept = self.state.apply_snapshot(snapshot.clone());
         self.wal.append_snapshot_marker(SnapshotMarker {
             meta: snapshot.meta,
@@ -422,5 +428,32 @@ impl Storage for DiskStorage {
 
     fn stats(&self) -> StorageStats {
         self.wal.stats() + self.snapshot_stats
+    }
+
+    /// The snapshot file, written by a clone of the snapshot store (another thread may
+    /// run it while this storage goes on appending).
+    fn snapshot_file_job(&self, snapshot: &Snapshot) -> Option<SnapshotFileJob> {
+        self.check_usable().ok()?;
+        let store = self.snapshots.clone();
+        let snapshot = snapshot.clone();
+        Some(SnapshotFileJob::new(move || {
+            let mut stats = StorageStats::default();
+            store.save(&snapshot, &mut stats)?;
+            Ok(stats)
+        }))
+    }
+
+    fn adopt_snapshot(
+        &mut self,
+        snapshot: &Snapshot,
+        file_stats: StorageStats,
+    ) -> Result<(), StorageError> {
+        self.guarded(|s| {
+            s.state.check_snapshot(&snapshot.meta)?;
+            s.snapshot_stats = s.snapshot_stats + file_stats;
+            // The entries the snapshot covers were durable before it was taken (they were
+            // applied); what came after is made durable with the marker's sync.
+            s.record_snapshot(snapshot)
+        })
     }
 }

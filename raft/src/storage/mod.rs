@@ -74,6 +74,37 @@ impl Add for StorageStats {
     }
 }
 
+/// The file half of an application snapshot save, to run off the executor's thread
+/// (`Storage::snapshot_file_job`). Returns the counters of what it wrote.
+pub struct SnapshotFileJob {
+    write: Box<dyn FnOnce() -> Result<StorageStats, StorageError> + Send>,
+}
+
+impl SnapshotFileJob {
+    /// A job running `write`.
+    pub fn new(
+        write: impl FnOnce() -> Result<StorageStats, StorageError> + Send + 'static,
+    ) -> Self {
+        SnapshotFileJob {
+            write: Box::new(write),
+        }
+    }
+
+    /// Writes the file; durable when it returns `Ok`.
+    ///
+    /// # Errors
+    /// The I/O failure; the file is then not (known to be) durable.
+    pub fn run(self) -> Result<StorageStats, StorageError> {
+        (self.write)()
+    }
+}
+
+impl std::fmt::Debug for SnapshotFileJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnapshotFileJob").finish_non_exhaustive()
+    }
+}
+
 /// Durable Raft state.
 ///
 /// # Correctness
@@ -129,4 +160,27 @@ pub trait Storage: Send {
 
     /// Counters of what this storage has done (fsyncs, bytes, records).
     fn stats(&self) -> StorageStats;
+
+    /// Splits saving an application snapshot in two so that the slow part can run off the
+    /// caller's thread: the returned job writes `snapshot`'s file durably and touches
+    /// nothing else of this storage (run it anywhere, once); [`Storage::adopt_snapshot`]
+    /// then records it and drops the log it covers. Until adopted, the storage behaves as
+    /// if the job had not run, except that a crash may recover the snapshot (its file is
+    /// durable). `None` (the default): no separate file step; call `save_snapshot`.
+    fn snapshot_file_job(&self, _snapshot: &Snapshot) -> Option<SnapshotFileJob> {
+        None
+    }
+
+    /// Adopts a snapshot whose file a [`Storage::snapshot_file_job`] made durable (its
+    /// counters in `file_stats`): as `save_snapshot`, without writing the file again.
+    ///
+    /// # Errors
+    /// As `save_snapshot`.
+    fn adopt_snapshot(
+        &mut self,
+        snapshot: &Snapshot,
+        _file_stats: StorageStats,
+    ) -> Result<(), StorageError> {
+        self.save_snapshot(snapshot)
+    }
 }

@@ -43,8 +43,9 @@ pub(crate) struct SkippedSnapshot {
     pub reason: String,
 }
 
-/// The snapshot files of one data directory.
-#[derive(Debug)]
+/// The snapshot files of one data directory. Cloning shares the directory: a clone may
+/// write a snapshot file on another thread (see `Storage::snapshot_file_job`).
+#[derive(Clone, Debug)]
 pub(crate) struct SnapshotStore {
     fs: Arc<dyn Fs>,
     dir: PathBuf,

@@ -7,6 +7,7 @@ use super::{Boot, Running, SimNode};
 use crate::node::executor::{Executor, ExecutorIo};
 use crate::node::shared::Shared;
 use crate::sim::app::SimStateMachine;
+use crate::sim::background::SimBackground;
 use crate::sim::clock::SimClock;
 use crate::sim::invariants::{Checker, Violation};
 use crate::sim::storage_model::{DiskState, ObservedStorage, StorageModel};
@@ -88,12 +89,14 @@ impl<S: SimStateMachine> SimNode<S> {
             boot.strict_term_reveal,
             sent.clone(),
         );
+        let background = SimBackground::default();
         let io = ExecutorIo {
             inbox: inbox_rx,
             transport: Arc::new(transport),
             apply_tx,
             clock: Arc::new(clock.clone()),
             shared: Arc::new(Shared::new(self.id)),
+            background: Arc::new(background.clone()),
         };
         let storage = ObservedStorage::new(Box::new(storage), self.model.clone());
         let executor = Executor::start(&boot.config, Box::new(storage), io)
@@ -107,6 +110,7 @@ impl<S: SimStateMachine> SimNode<S> {
             read_answers: Arc::new(Mutex::new(Vec::new())),
             app: boot.app,
             snapshot_interval: self.snapshot_interval,
+            background,
             waiting_reads: Vec::new(),
             reads_in_flight: BTreeSet::new(),
         })
