@@ -7,7 +7,9 @@
 # sampled every 0.2 s). The last line compares the large data set with the small one.
 #
 #   bench/large-dataset.sh [--keys 2000000] [--small-keys 10000] [--secs 60]
-#                          [--value-size 256] [--base-dir /tmp]
+#                          [--value-size 256] [--base-dir /tmp] [--keep]
+#
+# --keep leaves the work directory (node logs, data, RSS samples) for a post-mortem.
 #
 # Builds kvserver and kvctl (release; CARGO_TARGET_DIR is honoured). Needs python3.
 set -euo pipefail
@@ -15,7 +17,7 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/.." && pwd)"
 TARGET_DIR="${CARGO_TARGET_DIR:-$REPO/target}"
-KEYS=2000000 SMALL_KEYS=10000 SECS=60 VALUE_SIZE=256 BASE_DIR=/tmp
+KEYS=2000000 SMALL_KEYS=10000 SECS=60 VALUE_SIZE=256 BASE_DIR=/tmp KEEP=0
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --keys) KEYS="${2:?}"; shift ;;
@@ -23,6 +25,7 @@ while [[ $# -gt 0 ]]; do
     --secs) SECS="${2:?}"; shift ;;
     --value-size) VALUE_SIZE="${2:?}"; shift ;;
     --base-dir) BASE_DIR="${2:?}"; shift ;;
+    --keep) KEEP=1 ;;
     *) echo "large-dataset: unknown argument '$1'" >&2; exit 1 ;;
   esac
   shift
@@ -42,7 +45,7 @@ stop_cluster() {
   for p in "${PID[@]}"; do wait "$p" 2> /dev/null || true; done
   PID=()
 }
-trap 'stop_cluster; rm -rf "$WORK"' EXIT
+trap 'stop_cluster; if [[ $KEEP == 1 ]]; then echo "large-dataset: kept $WORK" >&2; else rm -rf "$WORK"; fi' EXIT
 EP="127.0.0.1:$PORT_BASE,127.0.0.1:$((PORT_BASE + 1)),127.0.0.1:$((PORT_BASE + 2))"
 kvctl() { "$KVCTL" --endpoints "$EP" "$@"; }
 
