@@ -339,8 +339,6 @@ impl RaftLog {
         self.applied = self.applied.min(index.prev());
     }
 
-    /// The application snapshotted its state at `index` (<= applied): drop entries up to
-    /// it and keep the snapshot to send to laggards. Returns false when ignored.
     /// The snapshot `compact(index, ..)` would make: `index` applied, past the current
     /// snapshot, and in the log.
     pub(crate) fn compaction_meta(&self, index: LogIndex) -> Option<SnapshotMeta> {
@@ -352,19 +350,24 @@ impl RaftLog {
         Some(SnapshotMeta { index, term })
     }
 
-    pub(crate) fn compact(&mut self, index: LogIndex, data: bytes::Bytes) -> bool {
-        let Some(SnapshotMeta { term, .. }) = self.compaction_meta(index) else {
-            return false;
-        };
-        let Some(offset) = self.offset_of(index) else {
-            return false;
-        };
-        self.entries.drain(..=offset);
+    /// The application snapshotted its state at `index` (<= applied): drop entries up to
+    /// it and keep the snapshot to send to laggards. Returns the entries dropped (for the
+    /// caller to free where it likes: millions after a large log), `None` when ignored.
+    pub(crate) fn compact(
+        &mut self,
+        index: LogIndex,
+        data: bytes::Bytes,
+    ) -> Option<VecDeque<Entry>> {
+        let SnapshotMeta { term, .. } = self.compaction_meta(index)?;
+        let offset = self.offset_of(index)?;
+        // The (few) entries after `index` move; the covered ones stay where they are.
+        let kept = self.entries.split_off(offset + 1);
+        let freed = std::mem::replace(&mut self.entries, kept);
         self.snapshot = Snapshot {
             meta: SnapshotMeta { index, term },
             data,
         };
-        true
+        Some(freed)
     }
 }
 
@@ -556,11 +559,16 @@ mod tests {
         let mut log = log_with_terms(&[1, 1, 2]);
         log.commit_to(LogIndex(3));
         assert!(
-            !log.compact(LogIndex(2), Bytes::new()),
+            log.compact(LogIndex(2), Bytes::new()).is_none(),
             "nothing applied yet"
         );
         log.take_committed();
-        assert!(log.compact(LogIndex(2), Bytes::from_static(b"s")));
+        let freed = log.compact(LogIndex(2), Bytes::from_static(b"s")).unwrap();
+        assert_eq!(
+            freed.iter().map(|e| e.index).collect::<Vec<_>>(),
+            [LogIndex(1), LogIndex(2)],
+            "the dropped entries go back to the caller"
+        );
         assert_eq!(log.first_index(), LogIndex(3));
         assert_eq!(
             log.snapshot_meta(),
@@ -569,6 +577,9 @@ mod tests {
                 term: Term(1)
             }
         );
-        assert!(!log.compact(LogIndex(2), Bytes::new()), "not newer");
+        assert!(
+            log.compact(LogIndex(2), Bytes::new()).is_none(),
+            "not newer"
+        );
     }
 }

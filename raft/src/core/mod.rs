@@ -352,11 +352,16 @@ impl RaftCore {
     /// The application snapshotted its state at `index`; the log up to it is dropped
     /// from memory and `data` is kept to send to laggards. Ignored if `index` is not
     /// newer than the current snapshot or not yet applied.
-    pub fn compact(&mut self, index: LogIndex, data: Bytes) {
-        if self.log.compact(index, data) {
-            tracing::debug!(node = %self.id, %index, "log compacted");
-            self.restart_stale_snapshot_transfers();
-        }
+    ///
+    /// Returns the entries dropped from memory (empty when ignored): after a large log
+    /// that is millions of them, which the caller may free off its thread.
+    pub fn compact(&mut self, index: LogIndex, data: Bytes) -> std::collections::VecDeque<Entry> {
+        let Some(freed) = self.log.compact(index, data) else {
+            return std::collections::VecDeque::new();
+        };
+        tracing::debug!(node = %self.id, %index, "log compacted");
+        self.restart_stale_snapshot_transfers();
+        freed
     }
 
     /// On a leader: whether enough followers are replicating and were heard from recently

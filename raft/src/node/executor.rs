@@ -37,9 +37,10 @@ use crate::core::{RaftCore, Ready, Role};
 use crate::error::{ConfigError, StorageError};
 use crate::storage::Storage;
 use crate::transport::Transport;
-use crate::types::{LogIndex, NodeId, Snapshot, Term};
+use crate::types::{Entry, LogIndex, NodeId, Snapshot, Term};
 use bytes::Bytes;
 use crossbeam_channel::{Receiver, Sender};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -293,7 +294,8 @@ impl Executor {
 
     /// Compacts the core's log and saves `snapshot` on this thread.
     fn compact_now(&mut self, snapshot: Snapshot) {
-        self.core
+        let freed = self
+            .core
             .compact(snapshot.meta.index, snapshot.data.clone());
         if self.core.snapshot_meta() != snapshot.meta {
             return;
@@ -301,8 +303,20 @@ impl Executor {
         if let Err(e) = self.persister.save_snapshot(&snapshot) {
             return self.fail_storage(&e);
         }
+        self.free_in_background(freed);
         // Saving a snapshot syncs every earlier write first.
         self.synced();
+    }
+
+    /// Frees log entries a snapshot dropped (the core's, and the storage's in-memory
+    /// copies) on the background thread: millions after a large log, which would hold
+    /// this thread, and heartbeats, for a good fraction of an election timeout.
+    fn free_in_background(&mut self, core_freed: VecDeque<Entry>) {
+        let storage_freed = self.persister.take_freed_entries();
+        if core_freed.is_empty() && storage_freed.is_empty() {
+            return;
+        }
+        self.snapshots.free((core_freed, storage_freed));
     }
 
     /// Adopts a snapshot whose file came back durable: the core compacts, the storage
@@ -318,12 +332,14 @@ impl Executor {
             Err(e) => return self.fail_storage(&e),
         };
         let snapshot = written.snapshot;
-        self.core
+        let freed = self
+            .core
             .compact(snapshot.meta.index, snapshot.data.clone());
         if self.core.snapshot_meta() == snapshot.meta {
             if let Err(e) = self.persister.adopt_snapshot(&snapshot, file_stats) {
                 return self.fail_storage(&e);
             }
+            self.free_in_background(freed);
             // The marker's sync made every earlier write durable.
             self.synced();
         } else {
@@ -377,6 +393,9 @@ impl Executor {
         if let Err(e) = written {
             // Nothing after this point may be sent: it would claim state that is not durable.
             return self.fail_storage(&e);
+        }
+        if snapshot.is_some() {
+            self.free_in_background(VecDeque::new());
         }
         self.durability
             .written(number, must_sync, messages_after_persist);

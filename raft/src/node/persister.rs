@@ -122,6 +122,11 @@ impl Persister {
         Ok(())
     }
 
+    /// Entries snapshots dropped from the storage's memory, to free elsewhere.
+    pub(crate) fn take_freed_entries(&mut self) -> Vec<Vec<Entry>> {
+        self.storage.take_freed_entries()
+    }
+
     fn track_append(&mut self, entries: &[Entry]) {
         let Some(first) = entries.first() else { return };
         while let Some(&(index, size)) = self.entry_sizes.back() {

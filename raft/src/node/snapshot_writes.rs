@@ -5,6 +5,8 @@
 //!
 //! One write at a time. An application snapshot asked for while one is being written
 //! waits (the newest replaces an older waiting one) and starts when the first is adopted.
+//! The log entries a snapshot lets go (millions, after a large log) are freed on the same
+//! background thread.
 
 use super::background::Background;
 use crate::error::StorageError;
@@ -65,6 +67,11 @@ impl SnapshotWrites {
             // The receiver lives as long as the executor; if it is gone, so is the node.
             let _ = done.send(SnapshotWritten { snapshot, result });
         }));
+    }
+
+    /// Drops `garbage` on the background thread (after the writes queued before it).
+    pub(crate) fn free(&self, garbage: impl Send + 'static) {
+        self.background.spawn(Box::new(move || drop(garbage)));
     }
 
     /// Finished writes' channel, for the driver to wait on.

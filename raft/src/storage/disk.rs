@@ -111,6 +111,9 @@ pub struct DiskStorage {
     snapshot_stats: StorageStats,
     /// Set after an I/O failure: the storage refuses all further work.
     failure: Option<String>,
+    /// Entries dropped from the in-memory log by snapshots, until the caller takes them
+    /// to free elsewhere (`Storage::take_freed_entries`).
+    freed: Vec<Vec<Entry>>,
     /// The exclusive lock on the directory's `LOCK` file, held while this is open.
     _dir_lock: Box<dyn fmt::Debug + Send>,
 }
@@ -217,6 +220,7 @@ impl DiskStorage {
             snapshots,
             snapshot_stats,
             failure: None,
+            freed: Vec::new(),
             _dir_lock: dir_lock,
         };
         tracing::info!(storage = ?storage, "storage opened");
@@ -289,7 +293,8 @@ impl DiskStorage {
     /// What follows a durable snapshot file: the state takes it, a marker goes to the WAL
     /// (synced), covered segments and older snapshot files are deleted.
     fn record_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StorageError> {
-        let log_kept = self.state.apply_snapshot(snapshot.clone());
+        let (log_kept, freed) = self.state.apply_snapshot(snapshot.clone());
+        self.freed.push(freed);
         self.wal.append_snapshot_marker(SnapshotMarker {
             meta: snapshot.meta,
             log_kept,
@@ -428,6 +433,10 @@ impl Storage for DiskStorage {
 
     fn stats(&self) -> StorageStats {
         self.wal.stats() + self.snapshot_stats
+    }
+
+    fn take_freed_entries(&mut self) -> Vec<Vec<Entry>> {
+        std::mem::take(&mut self.freed)
     }
 
     /// The snapshot file, written by a clone of the snapshot store (another thread may

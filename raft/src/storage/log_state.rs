@@ -146,21 +146,26 @@ impl LogState {
 
     /// Installs a (checked) snapshot: keeps the entries after it when the log holds its
     /// (index, term), else discards the whole log. Returns whether entries were kept.
-    pub fn apply_snapshot(&mut self, snapshot: Snapshot) -> bool {
+    ///
+    /// Returns whether the log was kept, and the entries it no longer holds: millions of
+    /// them after a snapshot of a large log, which the caller may free on another thread.
+    pub fn apply_snapshot(&mut self, snapshot: Snapshot) -> (bool, Vec<Entry>) {
         let meta = snapshot.meta;
         let log_kept =
             meta.index <= self.last_index() && self.term_at(meta.index) == Some(meta.term);
-        if log_kept {
+        let freed = if log_kept {
             let drop = meta.index.get() - self.snapshot_meta().index.get();
             let drop = usize::try_from(drop)
                 .unwrap_or(usize::MAX)
                 .min(self.entries.len());
-            self.entries.drain(..drop);
+            // The (few) entries after the snapshot move; the covered ones stay in place.
+            let kept = self.entries.split_off(drop);
+            std::mem::replace(&mut self.entries, kept)
         } else {
-            self.entries.clear();
-        }
+            std::mem::take(&mut self.entries)
+        };
         self.snapshot = Some(snapshot);
-        log_kept
+        (log_kept, freed)
     }
 
     /// The state as an [`InitialState`] (clones share the entries' and snapshot's bytes).

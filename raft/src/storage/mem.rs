@@ -47,7 +47,7 @@ impl MemStorage {
         };
         if let Some(snapshot) = initial.snapshot {
             state.check_snapshot(&snapshot.meta)?;
-            state.apply_snapshot(snapshot);
+            let _ = state.apply_snapshot(snapshot);
         }
         state.check_append(&initial.entries)?;
         state.append(&initial.entries);
@@ -116,8 +116,8 @@ impl Storage for MemStorage {
     fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StorageError> {
         self.written.check_snapshot(&snapshot.meta)?;
         self.sync()?;
-        self.written.apply_snapshot(snapshot.clone());
-        self.durable.apply_snapshot(snapshot.clone());
+        let _ = self.written.apply_snapshot(snapshot.clone());
+        let _ = self.durable.apply_snapshot(snapshot.clone());
         self.stats.syncs += 1;
         self.stats.bytes_written += snapshot.data.len() as u64;
         Ok(())

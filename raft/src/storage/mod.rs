@@ -161,6 +161,13 @@ pub trait Storage: Send {
     /// Counters of what this storage has done (fsyncs, bytes, records).
     fn stats(&self) -> StorageStats;
 
+    /// Entries a snapshot dropped from this storage's memory since the last call (a large
+    /// log's snapshot frees millions of them: the caller may free them off its thread).
+    /// Dropping the result frees them; the default holds none.
+    fn take_freed_entries(&mut self) -> Vec<Vec<Entry>> {
+        Vec::new()
+    }
+
     /// Splits saving an application snapshot in two so that the slow part can run off the
     /// caller's thread: the returned job writes `snapshot`'s file durably and touches
     /// nothing else of this storage (run it anywhere, once); [`Storage::adopt_snapshot`]
