@@ -64,16 +64,19 @@ impl proto::kv::KvService for KvServiceImpl {
 
     fn write(&self, request: WriteRequest, reply: Reply<WriteResponse>) {
         let s = &self.server;
-        if let Err(error) = s.config.limits.validate_write(&request) {
+        // Leadership first: only the leader's limits are the cluster's (a node configured
+        // differently is rejected by its peers and never leads), so a follower redirects
+        // instead of refusing a write the cluster would accept.
+        if !s.node.state().is_leader {
             return reply.ok(WriteResponse {
-                error: Some(error),
+                error: s.not_leader(None),
                 swapped: false,
                 client_id: 0,
             });
         }
-        if !s.node.state().is_leader {
+        if let Err(error) = s.config.limits.validate_write(&request) {
             return reply.ok(WriteResponse {
-                error: s.not_leader(None),
+                error: Some(error),
                 swapped: false,
                 client_id: 0,
             });
