@@ -374,6 +374,10 @@ impl Storage for ObservedStorage {
         self.inner.stats()
     }
 
+    fn take_freed_entries(&mut self) -> Vec<Vec<Entry>> {
+        self.inner.take_freed_entries()
+    }
+
     /// The inner job, telling the model once the file is durable (or, if the write
     /// failed, that it may be).
     fn snapshot_file_job(&self, snapshot: &Snapshot) -> Option<SnapshotFileJob> {
