@@ -256,16 +256,26 @@ impl Clerk {
                 first_unacked_seq: session.first_unacked(),
                 op: Some(op.clone()),
             };
-            match client.write(&request, options) {
-                Ok(resp) => match &resp.error {
-                    Some(e) if e.code != ErrorCode::Ok as i32 => self.on_kv_error(e, true),
-                    _ => Attempt::Done(resp),
-                },
-                Err(e) => Self::on_rpc_error(&e, true),
-            }
+            self.write_attempt(client, &request, options)
         });
         session.end(seq);
         result
+    }
+
+    /// One attempt of a write (a Register included) at `client`.
+    fn write_attempt(
+        &self,
+        client: &KvServiceClient,
+        request: &WriteRequest,
+        options: &CallOptions,
+    ) -> Attempt<WriteResponse> {
+        match client.write(request, options) {
+            Ok(resp) => match &resp.error {
+                Some(e) if e.code != ErrorCode::Ok as i32 => self.on_kv_error(e, true),
+                _ => Attempt::Done(resp),
+            },
+            Err(e) => Self::on_rpc_error(&e, true),
+        }
     }
 
     /// The current session, registering a new one with the cluster if there is none.
@@ -281,13 +291,8 @@ impl Clerk {
             op: Some(Op::Register(Register {})),
             ..WriteRequest::default()
         };
-        let response = self.run(|client, options| match client.write(&register, options) {
-            Ok(resp) => match &resp.error {
-                Some(e) if e.code != ErrorCode::Ok as i32 => self.on_kv_error(e, true),
-                _ => Attempt::Done(resp),
-            },
-            Err(e) => Self::on_rpc_error(&e, true),
-        })?;
+        let response =
+            self.run(|client, options| self.write_attempt(client, &register, options))?;
         let session = Arc::new(Session::with_id(response.client_id));
         tracing::debug!(client = response.client_id, "session registered");
         *self.inner.session.lock() = Some(session.clone());

@@ -294,18 +294,30 @@ impl Executor {
 
     /// Compacts the core's log and saves `snapshot` on this thread.
     fn compact_now(&mut self, snapshot: Snapshot) {
+        self.compact_and_persist(&snapshot, |p| p.save_snapshot(&snapshot));
+    }
+
+    /// Compacts the core's log to `snapshot` and, if it took it, runs `persist` (which
+    /// makes every earlier write durable, as a sync does) and frees the dropped entries.
+    /// Returns false when the core did not take the snapshot (overtaken meanwhile).
+    fn compact_and_persist(
+        &mut self,
+        snapshot: &Snapshot,
+        persist: impl FnOnce(&mut Persister) -> Result<(), StorageError>,
+    ) -> bool {
         let freed = self
             .core
             .compact(snapshot.meta.index, snapshot.data.clone());
         if self.core.snapshot_meta() != snapshot.meta {
-            return;
+            return false;
         }
-        if let Err(e) = self.persister.save_snapshot(&snapshot) {
-            return self.fail_storage(&e);
+        if let Err(e) = persist(&mut self.persister) {
+            self.fail_storage(&e);
+            return true;
         }
         self.free_in_background(freed);
-        // Saving a snapshot syncs every earlier write first.
         self.synced();
+        true
     }
 
     /// Frees log entries a snapshot dropped (the core's, and the storage's in-memory
@@ -332,18 +344,13 @@ impl Executor {
             Err(e) => return self.fail_storage(&e),
         };
         let snapshot = written.snapshot;
-        let freed = self
-            .core
-            .compact(snapshot.meta.index, snapshot.data.clone());
-        if self.core.snapshot_meta() == snapshot.meta {
-            if let Err(e) = self.persister.adopt_snapshot(&snapshot, file_stats) {
-                return self.fail_storage(&e);
-            }
-            self.free_in_background(freed);
-            // The marker's sync made every earlier write durable.
-            self.synced();
-        } else {
+        let adopted =
+            self.compact_and_persist(&snapshot, |p| p.adopt_snapshot(&snapshot, file_stats));
+        if !adopted {
             tracing::debug!(meta = ?snapshot.meta, "snapshot overtaken while its file was written");
+        }
+        if !self.running {
+            return;
         }
         if let Some((index, data)) = self.snapshots.take_waiting() {
             self.compact(index, data);
