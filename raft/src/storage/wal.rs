@@ -533,12 +533,26 @@ fn open_active(
 }
 
 /// Deletes `spare-*.tmp` files (see `wal/spare.rs`) in `dir`.
+///
+/// A spare that vanishes between the listing and its removal is fine: the spare thread of
+/// a WAL dropped earlier in this process deletes its own file once nobody takes it, and may
+/// do so while a new WAL opens the same directory (a restart within one process).
 fn remove_leftover_spares(fs: &dyn Fs, dir: &Path) -> Result<(), StorageError> {
-    for name in fs.list_files(dir).map_err(io_error(dir))? {
-        if spare::is_spare_name(&name) {
+    let names = fs.list_files(dir).map_err(io_error(dir))?;
+    remove_spares_among(fs, dir, &names)
+}
+
+fn remove_spares_among(fs: &dyn Fs, dir: &Path, names: &[String]) -> Result<(), StorageError> {
+    for name in names {
+        if spare::is_spare_name(name) {
             let path = dir.join(&name);
-            fs.remove_file(&path).map_err(io_error(&path))?;
-            tracing::debug!(file = %path.display(), "removed a leftover spare segment");
+            match fs.remove_file(&path) {
+                Ok(()) => {
+                    tracing::debug!(file = %path.display(), "removed a leftover spare segment")
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_error(&path)(e)),
+            }
         }
     }
     Ok(())
@@ -555,5 +569,16 @@ mod tests {
         assert_eq!(parse_segment_name("wal-7.log"), None);
         assert_eq!(parse_segment_name("wal-0000000000000000000x.log"), None);
         assert_eq!(parse_segment_name("snap-00000000000000000007.log"), None);
+    }
+
+    #[test]
+    fn a_spare_removed_by_its_own_thread_meanwhile_is_not_an_error() {
+        let fs = crate::storage::sim_fs::SimFs::new();
+        let dir = Path::new("/wal");
+        fs.create_dir_all(dir).unwrap();
+        fs.create_new(&dir.join("spare-1-2.tmp")).unwrap();
+        let listed = vec!["spare-1-1.tmp".to_string(), "spare-1-2.tmp".to_string()];
+        remove_spares_among(&fs, dir, &listed).unwrap();
+        assert!(fs.list_files(dir).unwrap().is_empty());
     }
 }
