@@ -545,7 +545,7 @@ fn remove_leftover_spares(fs: &dyn Fs, dir: &Path) -> Result<(), StorageError> {
 fn remove_spares_among(fs: &dyn Fs, dir: &Path, names: &[String]) -> Result<(), StorageError> {
     for name in names {
         if spare::is_spare_name(name) {
-            let path = dir.join(&name);
+            let path = dir.join(name);
             match fs.remove_file(&path) {
                 Ok(()) => {
                     tracing::debug!(file = %path.display(), "removed a leftover spare segment")
