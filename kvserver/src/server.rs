@@ -49,6 +49,9 @@ pub struct ServerConfig {
 
 /// Applied commands per lock acquisition of the applier.
 const MAX_APPLY_BATCH: usize = 512;
+/// Writes folded back per applier round once a snapshot's view is released (a few
+/// milliseconds at 2M keys; four times `MAX_APPLY_BATCH`, so folding outruns new writes).
+const SETTLE_BUDGET: usize = 2048;
 
 /// What applying one message means for the waiters.
 enum Outcome {
@@ -78,6 +81,8 @@ pub struct KvServer {
     /// Reads that found the state machine busy; the applier serves them next round.
     deferred_reads: Mutex<Vec<ReadWaiter>>,
     snapshot_requested_at: Mutex<LogIndex>,
+    /// The thread encoding the latest captured view, if it has not been joined yet.
+    snapshot_encoder: Mutex<Option<JoinHandle<()>>>,
     /// Size of the last snapshot taken or installed (0: none yet), for the trigger.
     last_snapshot_bytes: AtomicU64,
     stopping: AtomicBool,
@@ -105,6 +110,7 @@ impl KvServer {
             reads_in_flight: Arc::default(),
             deferred_reads: Mutex::new(Vec::new()),
             snapshot_requested_at: Mutex::new(LogIndex::ZERO),
+            snapshot_encoder: Mutex::new(None),
             last_snapshot_bytes: AtomicU64::new(0),
             stopping: AtomicBool::new(false),
             fatal: Mutex::new(None),
@@ -139,6 +145,9 @@ impl KvServer {
         if let Some(h) = self.applier.lock().take() {
             let _ = h.join();
         }
+        if let Some(h) = self.snapshot_encoder.lock().take() {
+            let _ = h.join();
+        }
         for w in self.waiters.take_all_writes() {
             w.reply.ok(write_error(
                 ErrorCode::Timeout,
@@ -160,6 +169,8 @@ impl KvServer {
 
     fn run_applier(self: Arc<Self>, apply_rx: Receiver<ApplyMsg>) {
         let mut batch = Vec::with_capacity(MAX_APPLY_BATCH);
+        // Writes made while the last captured view was encoded are still to be folded in.
+        let mut unsettled = false;
         while !self.stopping.load(Ordering::Acquire) {
             match apply_rx.recv_timeout(Duration::from_millis(50)) {
                 Ok(msg) => batch.push(msg),
@@ -184,7 +195,10 @@ impl KvServer {
             self.serve_ready_reads();
             drop(replies);
             self.expire_writes();
-            self.maybe_snapshot();
+            if unsettled {
+                unsettled = !self.sm.write().settle(SETTLE_BUDGET);
+            }
+            unsettled |= self.maybe_snapshot();
         }
     }
 
@@ -294,33 +308,60 @@ impl KvServer {
         }
     }
 
-    /// Snapshots the state machine once the Raft log has grown enough (`SnapshotPolicy`).
-    fn maybe_snapshot(&self) {
+    /// Snapshots the state machine once the Raft log has grown enough (`SnapshotPolicy`):
+    /// captures a view (O(1), under the write lock for that long) and encodes it on a
+    /// thread of its own, which hands the bytes to Raft. Returns whether it captured.
+    fn maybe_snapshot(self: &Arc<Self>) -> bool {
         let last_snapshot_bytes = self.last_snapshot_bytes.load(Ordering::Relaxed);
         if !self
             .config
             .snapshot_policy
             .due(self.node.log_bytes(), last_snapshot_bytes)
         {
-            return;
+            return false;
         }
         let mut requested = self.snapshot_requested_at.lock();
         // Wait for the previous snapshot to be taken up by Raft before asking again.
         if *requested > self.node.status().snapshot_index {
-            return;
+            return false;
         }
-        let sm = self.sm.read();
-        let index = sm.applied_index();
-        if index <= *requested {
-            return;
+        let mut encoder = self.snapshot_encoder.lock();
+        if encoder.as_ref().is_some_and(|h| !h.is_finished()) {
+            return false;
         }
-        let data = snapshot::encode(&sm);
-        drop(sm);
-        tracing::info!(node = %self.config.id, %index, bytes = data.len(), "snapshotting the state machine");
-        self.last_snapshot_bytes
-            .store(data.len() as u64, Ordering::Relaxed);
-        self.node.snapshot(index, data);
-        *requested = index;
+        if let Some(finished) = encoder.take() {
+            let _ = finished.join();
+        }
+        if self.sm.read().applied_index() <= *requested {
+            return false;
+        }
+        let Some(view) = self.sm.write().capture() else {
+            return false; // the previous view's writes are still being folded in
+        };
+        let index = view.applied_index();
+        let me = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("kv-snap-{}", self.config.id))
+            .spawn(move || {
+                let started = Instant::now();
+                let data = snapshot::encode_view(&view);
+                drop(view);
+                tracing::info!(node = %me.config.id, %index, bytes = data.len(),
+                    encode_ms = started.elapsed().as_millis() as u64, "snapshotting the state machine");
+                me.last_snapshot_bytes
+                    .store(data.len() as u64, Ordering::Relaxed);
+                me.node.snapshot(index, data);
+            });
+        match spawned {
+            Ok(handle) => {
+                *encoder = Some(handle);
+                *requested = index;
+            }
+            Err(e) => {
+                tracing::warn!(node = %self.config.id, error = %e, "cannot start the snapshot encoder; will retry");
+            }
+        }
+        true
     }
 
     /// Serves a read whose read index is confirmed, now or once applied (called on the

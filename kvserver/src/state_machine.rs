@@ -17,6 +17,9 @@ use raft::LogIndex;
 use crate::error::{error_response, kv_error, ok_response, InvalidLimits};
 use crate::sessions::{RequestId, Sessions, DEFAULT_MAX_REPLIES_PER_SESSION, DEFAULT_MAX_SESSIONS};
 use crate::skiplist::SkipList;
+use layered::{FrozenData, LayeredMap};
+
+mod layered;
 
 /// Default largest key, in bytes.
 pub const DEFAULT_MAX_KEY_BYTES: usize = 4 * 1024;
@@ -147,7 +150,7 @@ fn invalid(message: impl Into<String>) -> KvError {
 /// The key-value data and its byte count.
 #[derive(Debug, Clone, PartialEq)]
 struct Store {
-    data: SkipList<Bytes, Bytes>,
+    data: LayeredMap,
     /// Sum of the lengths of all keys and values.
     data_bytes: usize,
 }
@@ -155,7 +158,10 @@ struct Store {
 impl Store {
     fn new(data: SkipList<Bytes, Bytes>) -> Self {
         let data_bytes = data.iter().map(|(k, v)| k.len() + v.len()).sum();
-        Store { data, data_bytes }
+        Store {
+            data: LayeredMap::new(data),
+            data_bytes,
+        }
     }
 
     /// Executes one (already deduplicated) operation.
@@ -183,18 +189,11 @@ impl Store {
     }
 
     fn put(&mut self, key: &Bytes, value: Bytes) {
-        let added = value.len();
-        match self.data.get_mut(&key[..]) {
-            Some(slot) => {
-                self.data_bytes -= slot.len();
-                *slot = value;
-            }
-            None => {
-                self.data_bytes += key.len();
-                self.data.insert(key.clone(), value);
-            }
+        self.data_bytes += value.len();
+        match self.data.insert(key.clone(), value) {
+            Some(previous) => self.data_bytes -= previous.len(),
+            None => self.data_bytes += key.len(),
         }
-        self.data_bytes += added;
     }
 
     fn append(&mut self, limits: &Limits, key: &Bytes, suffix: &Bytes) -> WriteResponse {
@@ -225,8 +224,8 @@ impl Store {
 
     /// Removes `key`; whether it existed.
     fn delete(&mut self, key: &[u8]) -> bool {
-        match self.data.remove_entry(key) {
-            Some((key, value)) => {
+        match self.data.remove(key) {
+            Some(value) => {
                 self.data_bytes -= key.len() + value.len();
                 true
             }
@@ -283,9 +282,24 @@ impl StateMachine {
         }
     }
 
-    /// The data, taken out of the state machine.
-    pub fn into_data(self) -> SkipList<Bytes, Bytes> {
-        self.store.data
+    /// A point-in-time view of the whole state for a snapshot, taken in O(1) plus a copy
+    /// of the sessions; `None` while the previous view is alive or its writes are still
+    /// being folded back (see [`StateMachine::settle`]). Writes go on meanwhile.
+    pub fn capture(&mut self) -> Option<SnapshotView> {
+        let data = self.store.data.freeze()?;
+        Some(SnapshotView {
+            applied_index: self.applied_index,
+            data,
+            data_bytes: self.store.data_bytes,
+            sessions: self.sessions.clone(),
+        })
+    }
+
+    /// Folds up to `budget` entries written during the last capture back into the main
+    /// structure, once its view is dropped; whether all are folded. Call it between apply
+    /// rounds: its cost is bounded by `budget`.
+    pub fn settle(&mut self, budget: usize) -> bool {
+        self.store.data.settle(budget)
     }
 
     /// Applies the write committed at `index` exactly once per (client, seq) and returns its
@@ -372,7 +386,7 @@ impl StateMachine {
 
     /// Whether there are no keys.
     pub fn is_empty(&self) -> bool {
-        self.store.data.is_empty()
+        self.store.data.len() == 0
     }
 
     /// Sum of the lengths of all keys and values, in bytes.
@@ -387,9 +401,9 @@ impl StateMachine {
             + self.sessions.approx_bytes()
     }
 
-    /// The data, for ordered scans.
-    pub fn data(&self) -> &SkipList<Bytes, Bytes> {
-        &self.store.data
+    /// The live entries in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (&Bytes, &Bytes)> + '_ {
+        self.store.data.iter()
     }
 
     /// The client sessions.
@@ -408,6 +422,23 @@ impl StateMachine {
     /// An `INVALID_ARGUMENT` [`KvError`].
     pub fn validate_write(&self, request: &WriteRequest) -> Result<(), KvError> {
         self.limits.validate_write(request)
+    }
+}
+
+/// The state machine as of one applied index, for encoding into a snapshot on another
+/// thread while applies go on ([`StateMachine::capture`]).
+#[derive(Debug)]
+pub struct SnapshotView {
+    pub(crate) applied_index: LogIndex,
+    pub(crate) data: FrozenData,
+    pub(crate) data_bytes: usize,
+    pub(crate) sessions: Sessions,
+}
+
+impl SnapshotView {
+    /// The index the view is at.
+    pub fn applied_index(&self) -> LogIndex {
+        self.applied_index
     }
 }
 

@@ -297,7 +297,7 @@ fn restart(list: SkipList<Bytes, Bytes>) -> SkipList<Bytes, Bytes> {
     let encoded = snapshot::encode(&state);
     let decoded = snapshot::decode(&encoded).unwrap();
     assert_eq!(decoded, state);
-    decoded.into_data()
+    SkipList::from_sorted_iter(decoded.iter().map(|(k, v)| (k.clone(), v.clone()))).unwrap()
 }
 
 fn as_slice_bound(bound: &Bound<Vec<u8>>) -> Bound<&[u8]> {
