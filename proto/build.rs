@@ -2,7 +2,7 @@
 //! protoc comes from the protoc-bin-vendored crate, so a fresh machine needs only cargo.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protos = ["proto/raft.proto", "proto/kv.proto"];
+    let protos = ["proto/raft.proto", "proto/kv.proto", "proto/kv_log.proto"];
     for p in &protos {
         println!("cargo:rerun-if-changed={p}");
     }

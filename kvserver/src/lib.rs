@@ -38,6 +38,7 @@
 
 #![deny(missing_docs)]
 
+pub mod command;
 pub mod config;
 pub mod error;
 pub mod launch;

@@ -208,10 +208,15 @@ impl KvServer {
         let mut sm = self.sm.write();
         for msg in batch.drain(..) {
             match msg {
-                ApplyMsg::Command { index, term, data } => {
-                    let reply = sm.apply_entry(index, &data).map(|(_, _, r)| r);
-                    outcomes.push(Outcome::Applied { index, term, reply });
-                }
+                ApplyMsg::Command { index, term, data } => match sm.apply_entry(index, &data) {
+                    Ok(reply) => outcomes.push(Outcome::Applied { index, term, reply }),
+                    Err(e) => {
+                        let reason = format!("cannot apply the log entry at index {index}: {e}");
+                        tracing::error!(node = %self.config.id, %reason);
+                        *self.fatal.lock() = Some(reason);
+                        return outcomes;
+                    }
+                },
                 ApplyMsg::Noop { index, term } => {
                     sm.apply_noop(index);
                     outcomes.push(Outcome::Applied {

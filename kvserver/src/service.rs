@@ -4,9 +4,9 @@
 //! are Raft's `Busy`/`Stopped` refusals, whose callbacks run on the caller's thread);
 //! everything else is answered later from the Raft driver thread or the applier thread.
 
+use crate::command;
 use crate::server::{get_error, write_error, KvServer};
 use crate::waiters::ReadReply;
-use prost::Message as _;
 use proto::kv::{
     ErrorCode, GetRequest, GetResponse, ReadMode, StatusRequest, StatusResponse, WriteRequest,
     WriteResponse,
@@ -88,15 +88,17 @@ impl proto::kv::KvService for KvServiceImpl {
             ));
         }
         let server = s.clone();
-        s.node
-            .start_with(request.encode_to_vec().into(), move |result| match result {
+        s.node.start_with(
+            command::encode(&command::from_request(&request)),
+            move |result| match result {
                 Ok((index, term)) => server.wait_for_write(index, term, reply),
                 Err(e) => reply.ok(WriteResponse {
                     error: server.node_error(e),
                     swapped: false,
                     client_id: 0,
                 }),
-            });
+            },
+        );
     }
 
     fn status(&self, _request: StatusRequest, reply: Reply<StatusResponse>) {

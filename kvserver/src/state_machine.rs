@@ -10,10 +10,11 @@
 //! Invariants: `applied_index` only grows; `data_bytes` is the sum of key and value lengths.
 
 use bytes::{Bytes, BytesMut};
-use prost::Message;
-use proto::kv::{write_request::Op, Cas, ErrorCode, KvError, WriteRequest, WriteResponse};
+use proto::kv::{write_request::Op, ErrorCode, KvError, WriteRequest, WriteResponse};
+use proto::kvlog::{log_command, session_write::Op as LogOp, CompareAndSwap, LogCommand};
 use raft::LogIndex;
 
+use crate::command::{self, CommandError};
 use crate::error::{error_response, kv_error, ok_response, InvalidLimits};
 use crate::sessions::{RequestId, Sessions, DEFAULT_MAX_REPLIES_PER_SESSION, DEFAULT_MAX_SESSIONS};
 use crate::skiplist::SkipList;
@@ -112,6 +113,22 @@ impl Limits {
             Some(Op::Delete(delete)) => (&delete.key, &[]),
             Some(Op::Cas(cas)) => (&cas.key, &[&cas.expected, &cas.new_value]),
         };
+        self.validate_item(key, values)
+    }
+
+    /// The same checks on a log command's operation, at apply time.
+    fn validate_log_op(&self, op: Option<&LogOp>) -> Result<(), KvError> {
+        let (key, values): (&Bytes, &[&Bytes]) = match op {
+            None => return Err(invalid("write has no operation")),
+            Some(LogOp::Put(put)) => (&put.key, &[&put.value]),
+            Some(LogOp::Append(append)) => (&append.key, &[&append.suffix]),
+            Some(LogOp::Delete(delete)) => (&delete.key, &[]),
+            Some(LogOp::CompareAndSwap(cas)) => (&cas.key, &[&cas.expected, &cas.new_value]),
+        };
+        self.validate_item(key, values)
+    }
+
+    fn validate_item(&self, key: &Bytes, values: &[&Bytes]) -> Result<(), KvError> {
         if key.is_empty() {
             return Err(invalid("key must not be empty"));
         }
@@ -165,8 +182,8 @@ impl Store {
     }
 
     /// Executes one (already deduplicated) operation.
-    fn execute(&mut self, limits: &Limits, op: Option<&Op>) -> WriteResponse {
-        if let Err(error) = limits.validate_op(op) {
+    fn execute(&mut self, limits: &Limits, op: Option<&LogOp>) -> WriteResponse {
+        if let Err(error) = limits.validate_log_op(op) {
             return WriteResponse {
                 error: Some(error),
                 swapped: false,
@@ -174,16 +191,13 @@ impl Store {
             };
         }
         match op {
-            Some(Op::Put(put)) => {
+            Some(LogOp::Put(put)) => {
                 self.put(&put.key, put.value.clone());
                 ok_response(false)
             }
-            Some(Op::Append(append)) => self.append(limits, &append.key, &append.value),
-            Some(Op::Delete(delete)) => ok_response(self.delete(&delete.key)),
-            Some(Op::Cas(cas)) => ok_response(self.compare_and_swap(cas)),
-            Some(Op::Register(_)) => {
-                error_response(ErrorCode::InvalidArgument, "register inside a session")
-            }
+            Some(LogOp::Append(append)) => self.append(limits, &append.key, &append.suffix),
+            Some(LogOp::Delete(delete)) => ok_response(self.delete(&delete.key)),
+            Some(LogOp::CompareAndSwap(cas)) => ok_response(self.compare_and_swap(cas)),
             None => error_response(ErrorCode::InvalidArgument, "write has no operation"),
         }
     }
@@ -235,7 +249,7 @@ impl Store {
 
     /// Sets `new_value` if the current value equals `expected` (empty `expected`: the key is
     /// absent); whether it swapped.
-    fn compare_and_swap(&mut self, cas: &Cas) -> bool {
+    fn compare_and_swap(&mut self, cas: &CompareAndSwap) -> bool {
         let matches = match self.data.get(&cas.key[..]) {
             None => cas.expected.is_empty(),
             Some(current) => !cas.expected.is_empty() && *current == cas.expected,
@@ -302,29 +316,43 @@ impl StateMachine {
         self.store.data.settle(budget)
     }
 
-    /// Applies the write committed at `index` exactly once per (client, seq) and returns its
-    /// reply (a cached one for a retry). Errors are replies, never panics.
+    /// Applies the client write `request` as if it were committed at `index`: what the
+    /// leader proposes for it ([`crate::command::from_request`]), applied by
+    /// [`StateMachine::apply_command`].
+    ///
+    /// # Panics
+    /// As [`StateMachine::apply_command`].
+    pub fn apply(&mut self, index: LogIndex, request: &WriteRequest) -> WriteResponse {
+        self.apply_command(index, &command::from_request(request))
+    }
+
+    /// Applies the command committed at `index`: a write exactly once per (client, seq),
+    /// returning its reply (a cached one for a retry). Errors are replies, never panics.
     ///
     /// # Panics
     /// If `index` is not above [`StateMachine::applied_index`]: entries are applied in log
     /// order, once ([`StateMachine::apply_entry`] skips old indexes instead).
-    pub fn apply(&mut self, index: LogIndex, request: &WriteRequest) -> WriteResponse {
+    pub fn apply_command(&mut self, index: LogIndex, command: &LogCommand) -> WriteResponse {
         assert!(
             index > self.applied_index,
             "apply out of order: index {index} after applied index {}",
             self.applied_index
         );
         self.applied_index = index;
-        if let Some(Op::Register(_)) = request.op {
-            return WriteResponse {
-                client_id: self.sessions.register(index),
-                ..ok_response(false)
-            };
-        }
+        let write = match &command.command {
+            Some(log_command::Command::OpenSession(_)) => {
+                return WriteResponse {
+                    client_id: self.sessions.register(index),
+                    ..ok_response(false)
+                };
+            }
+            Some(log_command::Command::Write(write)) => write,
+            None => return error_response(ErrorCode::InvalidArgument, "empty log command"),
+        };
         let id = RequestId {
-            client_id: request.client_id,
-            seq: request.seq,
-            first_unacked_seq: request.first_unacked_seq,
+            client_id: write.client_id,
+            seq: write.seq,
+            first_unacked_seq: write.first_unacked_seq,
         };
         let StateMachine {
             store,
@@ -332,34 +360,36 @@ impl StateMachine {
             limits,
             ..
         } = self;
-        sessions.apply(index, id, || store.execute(limits, request.op.as_ref()))
+        sessions.apply(index, id, || store.execute(limits, write.op.as_ref()))
     }
 
-    /// Decodes and applies the command bytes of the log entry at `index`. Returns the client id,
-    /// sequence number and reply, so the server can answer the waiting request.
+    /// Decodes and applies the log entry at `index` ([`crate::command`]); returns the reply
+    /// for the waiting client.
     ///
-    /// Returns `None` when `index` was already applied (replay after a snapshot; nothing
+    /// `Ok(None)` when `index` was already applied (replay after a snapshot; nothing
     /// changes) or when the entry does not decode (logged; the index counts as applied, on
     /// every replica alike).
+    ///
+    /// # Errors
+    /// [`CommandError::UnknownVersion`]: the entry was written by a newer build; nothing
+    /// is applied and the caller must stop applying (skipping it would diverge).
     pub fn apply_entry(
         &mut self,
         index: LogIndex,
         data: &[u8],
-    ) -> Option<(u64, u64, WriteResponse)> {
+    ) -> Result<Option<WriteResponse>, CommandError> {
         if index <= self.applied_index {
             tracing::debug!(%index, applied = %self.applied_index, "skipping already applied entry");
-            return None;
+            return Ok(None);
         }
-        match WriteRequest::decode(data) {
-            Ok(request) => {
-                let reply = self.apply(index, &request);
-                Some((request.client_id, request.seq, reply))
-            }
-            Err(error) => {
+        match command::decode(data) {
+            Ok(command) => Ok(Some(self.apply_command(index, &command))),
+            Err(CommandError::Undecodable(error)) => {
                 tracing::warn!(%index, %error, bytes = data.len(), "skipping undecodable log entry");
                 self.applied_index = index;
-                None
+                Ok(None)
             }
+            Err(error) => Err(error),
         }
     }
 

@@ -3,7 +3,8 @@
 //! and snapshot restarts.
 
 use super::*;
-use proto::kv::{Append, Delete, Put};
+use prost::Message;
+use proto::kv::{Append, Cas, Delete, Put};
 
 /// Client ids 1..=CLIENTS are registered (at indexes 1..=CLIENTS) by [`with_clients`].
 const CLIENTS: u64 = 5;
@@ -218,11 +219,11 @@ fn limits_validate_rejects_zero() {
 #[test]
 fn duplicate_entry_returns_cached_reply_without_reapplying() {
     let mut sm = with_clients(Limits::default());
-    let append_once = request(5, 1, append("k", "x")).encode_to_vec();
-    let first = sm.apply_entry(LogIndex(11), &append_once);
-    let retry = sm.apply_entry(LogIndex(12), &append_once);
+    let append_once = command::encode(&command::from_request(&request(5, 1, append("k", "x"))));
+    let first = sm.apply_entry(LogIndex(11), &append_once).unwrap();
+    let retry = sm.apply_entry(LogIndex(12), &append_once).unwrap();
+    assert!(first.is_some());
     assert_eq!(first, retry);
-    assert_eq!(first.map(|(client, seq, _)| (client, seq)), Some((5, 1)));
     assert_eq!(value(&sm, "k").as_deref(), Some("x"));
     assert_eq!(sm.applied_index(), LogIndex(12));
 }
@@ -230,7 +231,10 @@ fn duplicate_entry_returns_cached_reply_without_reapplying() {
 #[test]
 fn corrupt_entry_is_skipped_and_counts_as_applied() {
     let mut sm = StateMachine::new(Limits::default());
-    assert_eq!(sm.apply_entry(LogIndex(3), &[0xff, 0xff, 0xff]), None);
+    assert_eq!(
+        sm.apply_entry(LogIndex(3), &[0xff, 0xff, 0xff]).unwrap(),
+        None
+    );
     assert_eq!(sm.applied_index(), LogIndex(3));
     assert!(sm.is_empty());
 }
@@ -238,14 +242,38 @@ fn corrupt_entry_is_skipped_and_counts_as_applied() {
 #[test]
 fn old_entries_are_ignored() {
     let mut sm = with_clients(Limits::default());
-    let entry = request(5, 1, put("k", "v")).encode_to_vec();
-    assert!(sm.apply_entry(LogIndex(14), &entry).is_some());
-    let other = request(5, 2, put("k", "w")).encode_to_vec();
-    assert_eq!(sm.apply_entry(LogIndex(14), &other), None);
+    let entry = command::encode(&command::from_request(&request(5, 1, put("k", "v"))));
+    assert!(sm.apply_entry(LogIndex(14), &entry).unwrap().is_some());
+    // An entry written before the log had its own format (a bare WriteRequest).
+    let legacy = request(5, 2, put("k", "w")).encode_to_vec();
+    assert_eq!(sm.apply_entry(LogIndex(14), &legacy).unwrap(), None);
     assert_eq!(value(&sm, "k").as_deref(), Some("v"));
     sm.apply_noop(LogIndex(16));
     sm.apply_noop(LogIndex(15));
     assert_eq!(sm.applied_index(), LogIndex(16));
+    assert_eq!(
+        sm.apply_entry(LogIndex(17), &legacy)
+            .unwrap()
+            .map(|r| r.error),
+        Some(None)
+    );
+    assert_eq!(value(&sm, "k").as_deref(), Some("w"));
+}
+
+#[test]
+fn an_entry_of_a_newer_format_applies_nothing() {
+    let mut sm = with_clients(Limits::default());
+    let before = sm.clone();
+    let mut entry = command::encode(&command::from_request(&request(5, 1, put("k", "v")))).to_vec();
+    entry[0] = command::FORMAT_VERSION + 1;
+    assert!(matches!(
+        sm.apply_entry(LogIndex(20), &entry),
+        Err(command::CommandError::UnknownVersion(_))
+    ));
+    assert_eq!(
+        sm, before,
+        "not applied, and the index does not count as applied"
+    );
 }
 
 #[test]

@@ -7,10 +7,21 @@ use super::clock::SystemClock;
 use super::executor::Executor;
 use crossbeam_channel::Select;
 
+/// A round this long is logged: a tenth of the default election timeout.
+const SLOW_ROUND: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// Runs `executor` until the node shuts down or its storage fails.
 pub(crate) fn run(mut executor: Executor, clock: SystemClock) {
     loop {
+        let started = std::time::Instant::now();
         executor.run_round();
+        let took = started.elapsed();
+        if took >= SLOW_ROUND {
+            tracing::warn!(
+                took_ms = took.as_millis() as u64,
+                "slow driver round: no heartbeats were sent meanwhile"
+            );
+        }
         if !executor.is_running() {
             break;
         }

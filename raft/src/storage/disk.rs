@@ -293,6 +293,7 @@ impl DiskStorage {
     /// What follows a durable snapshot file: the state takes it, a marker goes to the WAL
     /// (synced), covered segments and older snapshot files are deleted.
     fn record_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StorageError> {
+        let started = std::time::Instant::now();
         let (log_kept, freed) = self.state.apply_snapshot(snapshot.clone());
         self.freed.push(freed);
         self.wal.append_snapshot_marker(SnapshotMarker {
@@ -300,9 +301,17 @@ impl DiskStorage {
             log_kept,
         })?;
         self.wal.sync()?;
+        let synced = started.elapsed();
         self.wal.purge_covered(snapshot.meta.index)?;
+        let purged = started.elapsed();
         self.snapshots
-            .remove_all_but(snapshot.meta, &mut self.snapshot_stats)
+            .remove_all_but(snapshot.meta, &mut self.snapshot_stats)?;
+        tracing::info!(index = %snapshot.meta.index,
+            marker_ms = synced.as_millis() as u64,
+            purge_ms = (purged - synced).as_millis() as u64,
+            remove_old_ms = (started.elapsed() - purged).as_millis() as u64,
+            "snapshot recorded in the WAL");
+        Ok(())
     }
 }
 
