@@ -324,6 +324,9 @@ impl Executor {
     /// copies) on the background thread: millions after a large log, which would hold
     /// this thread, and heartbeats, for a good fraction of an election timeout.
     fn free_in_background(&mut self, core_freed: VecDeque<Entry>) {
+        if let Some(cleanup) = self.persister.take_obsolete_files() {
+            self.snapshots.delete_files(cleanup);
+        }
         let storage_freed = self.persister.take_freed_entries();
         if core_freed.is_empty() && storage_freed.is_empty() {
             return;

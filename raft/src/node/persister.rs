@@ -11,7 +11,7 @@
 
 use super::shared::Shared;
 use crate::error::StorageError;
-use crate::storage::{SnapshotFileJob, Storage, StorageStats};
+use crate::storage::{FileCleanup, SnapshotFileJob, Storage, StorageStats};
 use crate::types::{Entry, HardState, InitialState, LogIndex, Snapshot};
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
@@ -125,6 +125,11 @@ impl Persister {
     /// Entries snapshots dropped from the storage's memory, to free elsewhere.
     pub(crate) fn take_freed_entries(&mut self) -> Vec<Vec<Entry>> {
         self.storage.take_freed_entries()
+    }
+
+    /// Files snapshots made obsolete, to delete off the executor's thread.
+    pub(crate) fn take_obsolete_files(&mut self) -> Option<FileCleanup> {
+        self.storage.take_obsolete_files()
     }
 
     fn track_append(&mut self, entries: &[Entry]) {

@@ -5,12 +5,12 @@
 //!
 //! One write at a time. An application snapshot asked for while one is being written
 //! waits (the newest replaces an older waiting one) and starts when the first is adopted.
-//! The log entries a snapshot lets go (millions, after a large log) are freed on the same
-//! background thread.
+//! The log entries a snapshot lets go (millions, after a large log) are freed, and the
+//! files it made obsolete deleted, on the same background thread.
 
 use super::background::Background;
 use crate::error::StorageError;
-use crate::storage::{SnapshotFileJob, StorageStats};
+use crate::storage::{FileCleanup, SnapshotFileJob, StorageStats};
 use crate::types::{LogIndex, Snapshot};
 use bytes::Bytes;
 use crossbeam_channel::{unbounded, Receiver, Sender};
@@ -67,6 +67,11 @@ impl SnapshotWrites {
             // The receiver lives as long as the executor; if it is gone, so is the node.
             let _ = done.send(SnapshotWritten { snapshot, result });
         }));
+    }
+
+    /// Deletes the files in `cleanup` on the background thread.
+    pub(crate) fn delete_files(&self, cleanup: FileCleanup) {
+        self.background.spawn(Box::new(move || cleanup.run()));
     }
 
     /// Drops `garbage` on the background thread (after the writes queued before it).

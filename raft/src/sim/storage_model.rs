@@ -378,6 +378,10 @@ impl Storage for ObservedStorage {
         self.inner.take_freed_entries()
     }
 
+    fn take_obsolete_files(&mut self) -> Option<crate::storage::FileCleanup> {
+        self.inner.take_obsolete_files()
+    }
+
     /// The inner job, telling the model once the file is durable (or, if the write
     /// failed, that it may be).
     fn snapshot_file_job(&self, snapshot: &Snapshot) -> Option<SnapshotFileJob> {

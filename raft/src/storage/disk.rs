@@ -17,8 +17,10 @@
 //! - Nothing is written when the storage is dropped: writes not yet synced are lost, as
 //!   in a crash (only `sync`'s result can tell the caller whether they are durable).
 //! - `save_snapshot` order: WAL synced, snapshot durable (tmp, fsync, rename, dir
-//!   fsync), marker appended and synced, covered segments purged, older snapshot files
-//!   deleted. A crash at any point recovers to the state before or after the snapshot.
+//!   fsync), marker appended and synced; then the covered segments and older snapshot
+//!   files are handed out for deletion off the caller's thread (`take_obsolete_files`).
+//!   A crash at any point recovers to the state before or after the snapshot; files not
+//!   yet deleted are ignored by recovery (and older snapshots deleted at open).
 
 use super::fs::{Fs, RealFs};
 use super::identity::{self, Identity};
@@ -28,7 +30,7 @@ use super::record::{
 };
 use super::snapshot::SnapshotStore;
 use super::wal::{Wal, WalOptions};
-use super::{SnapshotFileJob, Storage, StorageStats};
+use super::{FileCleanup, SnapshotFileJob, Storage, StorageStats};
 use crate::error::StorageError;
 use crate::types::{Entry, HardState, InitialState, LogIndex, NodeId, Snapshot, SnapshotMeta};
 use std::fmt;
@@ -114,6 +116,9 @@ pub struct DiskStorage {
     /// Entries dropped from the in-memory log by snapshots, until the caller takes them
     /// to free elsewhere (`Storage::take_freed_entries`).
     freed: Vec<Vec<Entry>>,
+    /// Files snapshots made obsolete, until the caller takes them to delete elsewhere
+    /// (`Storage::take_obsolete_files`).
+    obsolete: FileCleanup,
     /// The exclusive lock on the directory's `LOCK` file, held while this is open.
     _dir_lock: Box<dyn fmt::Debug + Send>,
 }
@@ -212,6 +217,7 @@ impl DiskStorage {
             snapshot,
             entries: replayed.entries,
         };
+        let fsync = options.fsync;
         let storage = DiskStorage {
             dir: dir.to_path_buf(),
             options,
@@ -221,6 +227,7 @@ impl DiskStorage {
             snapshot_stats,
             failure: None,
             freed: Vec::new(),
+            obsolete: FileCleanup::new(fs.clone(), fsync),
             _dir_lock: dir_lock,
         };
         tracing::info!(storage = ?storage, "storage opened");
@@ -301,16 +308,13 @@ impl DiskStorage {
             log_kept,
         })?;
         self.wal.sync()?;
-        let synced = started.elapsed();
-        self.wal.purge_covered(snapshot.meta.index)?;
-        let purged = started.elapsed();
-        self.snapshots
-            .remove_all_but(snapshot.meta, &mut self.snapshot_stats)?;
+        // Deleted later, off this thread (`take_obsolete_files`).
+        let segments = self.wal.detach_covered(snapshot.meta.index);
+        self.obsolete.add(self.wal.dir(), segments);
+        let old_snapshots = self.snapshots.obsolete_files(snapshot.meta)?;
+        self.obsolete.add(self.snapshots.dir(), old_snapshots);
         tracing::info!(index = %snapshot.meta.index,
-            marker_ms = synced.as_millis() as u64,
-            purge_ms = (purged - synced).as_millis() as u64,
-            remove_old_ms = (started.elapsed() - purged).as_millis() as u64,
-            "snapshot recorded in the WAL");
+            took_ms = started.elapsed().as_millis() as u64, "snapshot recorded in the WAL");
         Ok(())
     }
 }
@@ -446,6 +450,14 @@ impl Storage for DiskStorage {
 
     fn take_freed_entries(&mut self) -> Vec<Vec<Entry>> {
         std::mem::take(&mut self.freed)
+    }
+
+    fn take_obsolete_files(&mut self) -> Option<FileCleanup> {
+        if self.obsolete.is_empty() {
+            return None;
+        }
+        let empty = FileCleanup::new(self.obsolete.fs(), self.options.fsync);
+        Some(std::mem::replace(&mut self.obsolete, empty))
     }
 
     /// The snapshot file, written by a clone of the snapshot store (another thread may

@@ -223,6 +223,26 @@ impl SnapshotStore {
         Ok(())
     }
 
+    /// Every snapshot file (valid or not) other than the one at `keep`, to delete.
+    ///
+    /// # Errors
+    /// `Io` when the directory cannot be listed.
+    pub fn obsolete_files(&self, keep: SnapshotMeta) -> Result<Vec<PathBuf>, StorageError> {
+        Ok(self
+            .fs
+            .list_files(&self.dir)
+            .map_err(io_error(&self.dir))?
+            .into_iter()
+            .filter(|name| parse_snapshot_name(name).is_some_and(|meta| meta != keep))
+            .map(|name| self.dir.join(name))
+            .collect())
+    }
+
+    /// The snapshot directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Deletes every snapshot file (valid or not) other than the one at `keep`.
     ///
     /// # Errors

@@ -403,7 +403,13 @@ impl Wal {
     fn sync_active(&mut self) -> Result<(), StorageError> {
         if self.unsynced && self.options.fsync {
             let path = self.active_path().to_path_buf();
+            let started = std::time::Instant::now();
             self.active.sync_data().map_err(io_error(&path))?;
+            warn_if_slow(
+                started,
+                "WAL fdatasync",
+                self.active_bytes.saturating_sub(self.durable_bytes),
+            );
             self.stats.syncs += 1;
             self.durable_bytes = self.active_bytes;
         }
@@ -420,11 +426,18 @@ impl Wal {
     /// Seals the active segment (fsync) and starts the next one.
     fn rotate(&mut self) -> Result<(), StorageError> {
         self.sync_active()?;
+        let started = std::time::Instant::now();
         let seq = self.segments.last().map_or(1, |s| s.seq + 1);
+        let spare = self.spares.as_mut().and_then(SparePipeline::take_ready);
+        let what = if spare.is_some() {
+            "WAL rotation onto a spare segment"
+        } else {
+            "WAL rotation (no spare ready)"
+        };
         let new_segment = NewSegment {
             seq,
             head: self.written_head,
-            spare: self.spares.as_mut().and_then(SparePipeline::take_ready),
+            spare,
             fallback_bytes: fallback_bytes(&self.options, self.spares.is_some()),
         };
         let active = create_segment(
@@ -438,6 +451,7 @@ impl Wal {
         self.active_bytes = active.bytes;
         self.active_limit = active.limit;
         self.durable_bytes = if self.options.fsync { active.bytes } else { 0 };
+        warn_if_slow(started, what, 0);
         let path = self.dir.join(segment_name(seq));
         self.segments.push(Segment {
             seq,
@@ -448,32 +462,26 @@ impl Wal {
         Ok(())
     }
 
-    /// Deletes the oldest segments whose entries are all covered by a snapshot at
-    /// `snapshot_index` (never the active one). Call only once the snapshot and its
-    /// marker are durable. Returns how many were deleted.
-    ///
-    /// # Errors
-    /// `Io` on failure (what was deleted stays deleted; the rest is still valid).
-    pub fn purge_covered(&mut self, snapshot_index: LogIndex) -> Result<usize, StorageError> {
+    /// Takes the oldest segments whose entries are all covered by a snapshot at
+    /// `snapshot_index` (never the active one) out of this WAL and returns their paths,
+    /// for the caller to delete (`FileCleanup`), on any thread. Call only once the
+    /// snapshot and its marker are durable. A crash that keeps any subset of them
+    /// recovers the same: replay skips covered entries and holes among them.
+    pub fn detach_covered(&mut self, snapshot_index: LogIndex) -> Vec<PathBuf> {
         let sealed = self.segments.len().saturating_sub(1);
         let covered = self.segments[..sealed]
             .iter()
             .take_while(|s| s.max_entry_index <= snapshot_index)
             .count();
-        for _ in 0..covered {
-            let segment = self.segments.remove(0);
-            self.fs
-                .remove_file(&segment.path)
-                .map_err(io_error(&segment.path))?;
-            if self.options.fsync {
-                self.fs.sync_dir(&self.dir).map_err(io_error(&self.dir))?;
-                self.stats.syncs += 1;
-            }
-        }
         if covered > 0 {
-            tracing::info!(deleted = covered, %snapshot_index, "purged WAL segments covered by a snapshot");
+            tracing::info!(segments = covered, %snapshot_index, "WAL segments covered by a snapshot: to delete");
         }
-        Ok(covered)
+        self.segments.drain(..covered).map(|s| s.path).collect()
+    }
+
+    /// The WAL's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 }
 
@@ -530,6 +538,14 @@ fn open_active(
         max_entry_index: LogIndex::ZERO,
     });
     Ok(active)
+}
+
+/// Logs a WAL operation that took long enough to delay heartbeats (the executor runs it).
+fn warn_if_slow(started: std::time::Instant, what: &str, bytes: u64) {
+    let took = started.elapsed();
+    if took >= std::time::Duration::from_millis(50) {
+        tracing::warn!(took_ms = took.as_millis() as u64, bytes, "slow {what}");
+    }
 }
 
 /// Deletes `spare-*.tmp` files (see `wal/spare.rs`) in `dir`.
