@@ -3,6 +3,7 @@
 # (127.0.0.1, fsync on, data under --base-dir) per run:
 #
 #   bench/ab.sh BIN_DIR_A BIN_DIR_B [--clients 64] [--secs 10] [--rounds 2] [--base-dir /tmp]
+#               [--read-ratio 0] [--read-mode read-index|lease]
 #
 # BIN_DIR_x holds `kvserver` and `kvctl` (e.g. target/release of two checkouts). Each run
 # is `kvctl bench --clients N --duration-secs S --warmup-secs 1` against builds A and B in
@@ -12,15 +13,17 @@
 set -euo pipefail
 
 die() { echo "ab: $*" >&2; exit 1; }
-[[ $# -ge 2 ]] || die "usage: bench/ab.sh BIN_DIR_A BIN_DIR_B [--clients N] [--secs S] [--rounds R] [--base-dir D]"
+[[ $# -ge 2 ]] || die "usage: bench/ab.sh BIN_DIR_A BIN_DIR_B [--clients N] [--secs S] [--rounds R] [--base-dir D] [--read-ratio F] [--read-mode M]"
 A=$1 B=$2; shift 2
-CLIENTS=64 SECS=10 ROUNDS=2 BASE_DIR=/tmp
+CLIENTS=64 SECS=10 ROUNDS=2 BASE_DIR=/tmp READ_RATIO=0 READ_MODE=read-index
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --clients) CLIENTS="${2:?}"; shift ;;
     --secs) SECS="${2:?}"; shift ;;
     --rounds) ROUNDS="${2:?}"; shift ;;
     --base-dir) BASE_DIR="${2:?}"; shift ;;
+    --read-ratio) READ_RATIO="${2:?}"; shift ;;
+    --read-mode) READ_MODE="${2:?}"; shift ;;
     *) die "unknown argument '$1'" ;;
   esac
   shift
@@ -71,7 +74,8 @@ run_one() { # BIN_DIR LABEL
     sleep 0.1
   done
   "$bin/kvctl" --endpoints "$ep" --timeout-ms 10000 bench --clients "$CLIENTS" \
-    --duration-secs "$SECS" --warmup-secs 1 --json --quiet > "$WORK/out.json" &
+    --duration-secs "$SECS" --warmup-secs 1 --read-ratio "$READ_RATIO" --read-mode "$READ_MODE" \
+    $([[ $READ_RATIO != 0 ]] && echo --prefill) --json --quiet > "$WORK/out.json" &
   local load=$! s0 s1
   sleep 1; s0="$(switches "${PIDS[@]}")"
   wait "$load"
