@@ -11,7 +11,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use raft::sim::{cmd, Cluster, FsyncLatency, SimConfig};
 use raft::{Config, InitialState, LogIndex, Message, NodeId, RaftCore};
@@ -69,7 +68,7 @@ impl RawCluster {
                 }
                 if self.applied[i].0 >= self.compacted[i].0 + COMPACT_EVERY {
                     self.compacted[i] = self.applied[i];
-                    self.cores[i].compact(self.applied[i], Bytes::new());
+                    self.cores[i].compact(self.applied[i], 0);
                 }
             }
             while let Some(m) = self.inbox.pop_front() {

@@ -67,11 +67,13 @@
 //!    received snapshot was reported persisted. Serve each of `rd.read_states` once the
 //!    application has applied its `index`; answer each of `rd.dropped_reads` with "not
 //!    leader" (leadership was lost before the read was confirmed).
-//! 6. When the application snapshots its state at an applied index, call
-//!    `compact(index, data)`: the core drops its in-memory entries up to `index` and
-//!    keeps `data` (cheaply cloned `Bytes`) to send InstallSnapshot to laggards. The
-//!    runtime persists that snapshot itself through [`storage::Storage`]; it is not in a
-//!    Ready. Ignored if `index` is not newer than the current snapshot or not applied.
+//! 6. When the application snapshots its state at an applied index and the runtime has
+//!    stored it durably through [`storage::Storage`] (it is not in a Ready), call
+//!    `compact(index, snapshot_bytes)`: the core drops its in-memory entries up to
+//!    `index`. It keeps no snapshot bytes: the InstallSnapshot chunks it sends to laggards
+//!    carry empty `data`, which the runtime fills from the storage
+//!    (`Storage::read_snapshot_chunk`, the range ending at [`core::chunk_end`]) before
+//!    sending. Ignored if `index` is not newer than the current snapshot or not applied.
 //!
 //! At start-up, [`RaftCore::new`] takes the recovered [`InitialState`]: its entries are
 //! durable (persisted = last index), `commit = hard_state.commit`, applied = the

@@ -10,7 +10,7 @@
 //! - `persisted < unsent`: only entries handed out in a Ready can be durable.
 //! - Entries at or below `committed` are never truncated (they match every later leader).
 
-use crate::types::{Entry, LogIndex, Snapshot, SnapshotMeta, Term};
+use crate::types::{Entry, LogIndex, SnapshotMeta, Term};
 use std::collections::VecDeque;
 
 /// Why an AppendEntries was rejected, for the leader's fast backtracking (paper 5.3).
@@ -25,7 +25,11 @@ pub(crate) struct ConflictHint {
 /// The log. See the module docs for its invariants.
 #[derive(Clone, Debug)]
 pub(crate) struct RaftLog {
-    snapshot: Snapshot,
+    /// Where the log starts: the latest snapshot's last (index, term). The snapshot's
+    /// bytes live in the storage (the leader's executor reads chunks from there).
+    snapshot: SnapshotMeta,
+    /// The latest snapshot's size in bytes.
+    snapshot_bytes: u64,
     /// Unbounded in count, but the application bounds it by compacting (`compact`).
     entries: VecDeque<Entry>,
     committed: LogIndex,
@@ -43,11 +47,17 @@ impl RaftLog {
     /// A log recovered from durable state: everything given is already persisted.
     /// The caller has validated that `entries` follow `snapshot` contiguously and that
     /// `committed` is within the log.
-    pub(crate) fn recovered(snapshot: Snapshot, entries: Vec<Entry>, committed: LogIndex) -> Self {
-        let snapshot_index = snapshot.meta.index;
+    pub(crate) fn recovered(
+        snapshot: SnapshotMeta,
+        snapshot_bytes: u64,
+        entries: Vec<Entry>,
+        committed: LogIndex,
+    ) -> Self {
+        let snapshot_index = snapshot.index;
         let last = LogIndex(snapshot_index.0 + entries.len() as u64);
         RaftLog {
             snapshot,
+            snapshot_bytes,
             entries: entries.into(),
             committed: committed.max(snapshot_index),
             persisted: last,
@@ -58,26 +68,25 @@ impl RaftLog {
         }
     }
 
-    pub(crate) fn snapshot(&self) -> &Snapshot {
-        &self.snapshot
+    pub(crate) fn snapshot_meta(&self) -> SnapshotMeta {
+        self.snapshot
     }
 
-    pub(crate) fn snapshot_meta(&self) -> SnapshotMeta {
-        self.snapshot.meta
+    /// The latest snapshot's size in bytes.
+    pub(crate) fn snapshot_bytes(&self) -> u64 {
+        self.snapshot_bytes
     }
 
     pub(crate) fn first_index(&self) -> LogIndex {
-        self.snapshot.meta.index.next()
+        self.snapshot.index.next()
     }
 
     pub(crate) fn last_index(&self) -> LogIndex {
-        LogIndex(self.snapshot.meta.index.0 + self.entries.len() as u64)
+        LogIndex(self.snapshot.index.0 + self.entries.len() as u64)
     }
 
     pub(crate) fn last_term(&self) -> Term {
-        self.entries
-            .back()
-            .map_or(self.snapshot.meta.term, |e| e.term)
+        self.entries.back().map_or(self.snapshot.term, |e| e.term)
     }
 
     pub(crate) fn committed(&self) -> LogIndex {
@@ -103,8 +112,8 @@ impl RaftLog {
     /// The term of the entry at `index`: known for the snapshot's last entry and every
     /// entry in memory; `None` when compacted or beyond the end.
     pub(crate) fn term(&self, index: LogIndex) -> Option<Term> {
-        if index == self.snapshot.meta.index {
-            return Some(self.snapshot.meta.term);
+        if index == self.snapshot.index {
+            return Some(self.snapshot.term);
         }
         self.offset_of(index).map(|o| self.entries[o].term)
     }
@@ -218,7 +227,7 @@ impl RaftLog {
             let index = LogIndex(self.first_index().0 + pos as u64 - 1);
             return (self.entries[pos - 1].term == term).then_some(index);
         }
-        (self.snapshot.meta.term == term && term != Term::ZERO).then_some(self.snapshot.meta.index)
+        (self.snapshot.term == term && term != Term::ZERO).then_some(self.snapshot.index)
     }
 
     /// Drops entries at and after `from` (and lowers the watermarks with them).
@@ -277,7 +286,7 @@ impl RaftLog {
 
     /// Whether a received snapshot is installed in memory but not yet durable.
     pub(crate) fn snapshot_unpersisted(&self) -> bool {
-        self.persisted < self.snapshot.meta.index
+        self.persisted < self.snapshot.index
     }
 
     /// What may be handed out to apply: committed entries that are durable here, or, on a
@@ -301,7 +310,7 @@ impl RaftLog {
     }
 
     pub(crate) fn has_committed_to_apply(&self) -> bool {
-        self.applied >= self.snapshot.meta.index && self.applied < self.apply_limit()
+        self.applied >= self.snapshot.index && self.applied < self.apply_limit()
     }
 
     /// Committed, locally durable entries not yet handed out; marks them handed out.
@@ -320,19 +329,20 @@ impl RaftLog {
 
     /// The snapshot was handed to the application to install.
     pub(crate) fn snapshot_applied(&mut self) {
-        self.applied = self.applied.max(self.snapshot.meta.index);
+        self.applied = self.applied.max(self.snapshot.index);
     }
 
     /// Replaces the whole log with a received snapshot (paper 7: the snapshot's last
     /// entry is not in this log, so the log is discarded). Nothing is durable until the
     /// Ready carrying it is persisted.
-    pub(crate) fn restore(&mut self, snapshot: Snapshot) {
-        let index = snapshot.meta.index;
+    pub(crate) fn restore(&mut self, snapshot: SnapshotMeta, snapshot_bytes: u64) {
+        let index = snapshot.index;
         if !self.entries.is_empty() {
             self.note_cut(self.first_index());
         }
         self.entries.clear();
         self.snapshot = snapshot;
+        self.snapshot_bytes = snapshot_bytes;
         self.committed = index;
         self.unsent = index.next();
         self.persisted = self.persisted.min(index.prev());
@@ -342,7 +352,7 @@ impl RaftLog {
     /// The snapshot `compact(index, ..)` would make: `index` applied, past the current
     /// snapshot, and in the log.
     pub(crate) fn compaction_meta(&self, index: LogIndex) -> Option<SnapshotMeta> {
-        if index <= self.snapshot.meta.index || index > self.applied {
+        if index <= self.snapshot.index || index > self.applied {
             return None;
         }
         self.offset_of(index)?;
@@ -350,23 +360,21 @@ impl RaftLog {
         Some(SnapshotMeta { index, term })
     }
 
-    /// The application snapshotted its state at `index` (<= applied): drop entries up to
-    /// it and keep the snapshot to send to laggards. Returns the entries dropped (for the
+    /// The application snapshotted its state at `index` (<= applied), `snapshot_bytes`
+    /// long: drop entries up to it. Returns the entries dropped (for the
     /// caller to free where it likes: millions after a large log), `None` when ignored.
     pub(crate) fn compact(
         &mut self,
         index: LogIndex,
-        data: bytes::Bytes,
+        snapshot_bytes: u64,
     ) -> Option<VecDeque<Entry>> {
         let SnapshotMeta { term, .. } = self.compaction_meta(index)?;
         let offset = self.offset_of(index)?;
         // The (few) entries after `index` move; the covered ones stay where they are.
         let kept = self.entries.split_off(offset + 1);
         let freed = std::mem::replace(&mut self.entries, kept);
-        self.snapshot = Snapshot {
-            meta: SnapshotMeta { index, term },
-            data,
-        };
+        self.snapshot = SnapshotMeta { index, term };
+        self.snapshot_bytes = snapshot_bytes;
         Some(freed)
     }
 }
@@ -390,19 +398,16 @@ mod tests {
             .enumerate()
             .map(|(i, t)| ent(i as u64 + 1, *t))
             .collect();
-        RaftLog::recovered(Snapshot::default(), entries, LogIndex::ZERO)
+        RaftLog::recovered(SnapshotMeta::default(), 0, entries, LogIndex::ZERO)
     }
 
     #[test]
     fn term_lookup_covers_snapshot_and_entries() {
-        let snap = Snapshot {
-            meta: SnapshotMeta {
-                index: LogIndex(5),
-                term: Term(2),
-            },
-            data: Bytes::new(),
+        let snap = SnapshotMeta {
+            index: LogIndex(5),
+            term: Term(2),
         };
-        let log = RaftLog::recovered(snap, vec![ent(6, 2), ent(7, 3)], LogIndex(5));
+        let log = RaftLog::recovered(snap, 0, vec![ent(6, 2), ent(7, 3)], LogIndex(5));
         assert_eq!(log.term(LogIndex(4)), None);
         assert_eq!(log.term(LogIndex(5)), Some(Term(2)));
         assert_eq!(log.term(LogIndex(7)), Some(Term(3)));
@@ -558,12 +563,9 @@ mod tests {
     fn compact_drops_applied_prefix_only() {
         let mut log = log_with_terms(&[1, 1, 2]);
         log.commit_to(LogIndex(3));
-        assert!(
-            log.compact(LogIndex(2), Bytes::new()).is_none(),
-            "nothing applied yet"
-        );
+        assert!(log.compact(LogIndex(2), 0).is_none(), "nothing applied yet");
         log.take_committed();
-        let freed = log.compact(LogIndex(2), Bytes::from_static(b"s")).unwrap();
+        let freed = log.compact(LogIndex(2), 1).unwrap();
         assert_eq!(
             freed.iter().map(|e| e.index).collect::<Vec<_>>(),
             [LogIndex(1), LogIndex(2)],
@@ -577,9 +579,6 @@ mod tests {
                 term: Term(1)
             }
         );
-        assert!(
-            log.compact(LogIndex(2), Bytes::new()).is_none(),
-            "not newer"
-        );
+        assert!(log.compact(LogIndex(2), 0).is_none(), "not newer");
     }
 }

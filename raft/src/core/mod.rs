@@ -40,6 +40,7 @@ mod transfer;
 mod tests;
 
 pub use ready::{ReadState, Ready};
+pub use snapshot_send::chunk_end;
 
 use crate::config::Config;
 use crate::error::{ConfigError, ProposeError};
@@ -148,6 +149,9 @@ pub struct RaftCore {
     outbox: Outbox,
     /// A received snapshot to hand out in `Ready::snapshot`.
     snapshot_to_persist: Option<Snapshot>,
+    /// A received snapshot, kept until it is durable and handed to the application (the
+    /// log keeps only its position and size).
+    snapshot_received: Option<Snapshot>,
     /// A durable snapshot to hand out in `Ready::apply_snapshot`.
     snapshot_to_apply: Option<Snapshot>,
     /// The hard state last handed out (or recovered).
@@ -175,8 +179,13 @@ impl RaftCore {
             snapshot,
             entries,
         } = initial;
-        let snapshot_to_apply = snapshot.clone();
-        let log = RaftLog::recovered(snapshot.unwrap_or_default(), entries, hard_state.commit);
+        let (meta, bytes) = snapshot
+            .as_ref()
+            .map_or((Default::default(), 0), |s| (s.meta, s.data.len() as u64));
+        let log = RaftLog::recovered(meta, bytes, entries, hard_state.commit);
+        // Handed to the application by the first Ready, then dropped: the leader's
+        // executor reads what it sends to laggards from the storage.
+        let snapshot_to_apply = snapshot;
         let mut peers: Vec<NodeId> = config
             .voters
             .iter()
@@ -210,6 +219,7 @@ impl RaftCore {
             flush: PendingFlush::default(),
             outbox: Outbox::default(),
             snapshot_to_persist: None,
+            snapshot_received: None,
             snapshot_to_apply,
             last_hard_state: hard_state,
             persist: PersistQueue::recovered(&hard_state),
@@ -336,7 +346,7 @@ impl RaftCore {
             && !self.log.snapshot_unpersisted()
         {
             // The received snapshot is durable now: the application may install it.
-            self.snapshot_to_apply = Some(self.log.snapshot().clone());
+            self.snapshot_to_apply = self.snapshot_received.take();
         }
         if self.role == Role::Leader {
             self.maybe_commit();
@@ -349,14 +359,20 @@ impl RaftCore {
         self.log.compaction_meta(index)
     }
 
-    /// The application snapshotted its state at `index`; the log up to it is dropped
-    /// from memory and `data` is kept to send to laggards. Ignored if `index` is not
-    /// newer than the current snapshot or not yet applied.
+    /// The application snapshotted its state at `index`, `snapshot_bytes` long, and the
+    /// storage holds it durably; the log up to it is dropped from memory. The core keeps
+    /// no snapshot bytes: the chunks it sends to laggards are empty, for the caller to fill
+    /// from its storage ([`chunk_end`]). Ignored if `index` is not newer than the current
+    /// snapshot or not yet applied.
     ///
     /// Returns the entries dropped from memory (empty when ignored): after a large log
     /// that is millions of them, which the caller may free off its thread.
-    pub fn compact(&mut self, index: LogIndex, data: Bytes) -> std::collections::VecDeque<Entry> {
-        let Some(freed) = self.log.compact(index, data) else {
+    pub fn compact(
+        &mut self,
+        index: LogIndex,
+        snapshot_bytes: u64,
+    ) -> std::collections::VecDeque<Entry> {
+        let Some(freed) = self.log.compact(index, snapshot_bytes) else {
             return std::collections::VecDeque::new();
         };
         tracing::debug!(node = %self.id, %index, "log compacted");

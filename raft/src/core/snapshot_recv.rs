@@ -124,9 +124,10 @@ impl RaftCore {
             return;
         }
         tracing::info!(node = %self.id, index = %meta.index, term = %meta.term, "installing snapshot");
-        self.log.restore(snapshot.clone());
+        self.log.restore(meta, snapshot.data.len() as u64);
         self.retract_stale_append_acks();
-        self.snapshot_to_persist = Some(snapshot);
+        self.snapshot_to_persist = Some(snapshot.clone());
+        self.snapshot_received = Some(snapshot);
         self.snapshot_to_apply = None;
     }
 

@@ -10,8 +10,10 @@
 //! wasted on a dead peer). If the leader compacts again meanwhile, the transfer restarts
 //! with the new snapshot.
 //!
-//! Invariant: a transfer always refers to the leader's current snapshot; chunk data is a
-//! `Bytes` slice of it (no copy).
+//! Invariant: a transfer always refers to the leader's current snapshot. The core holds
+//! no snapshot bytes: it sends each chunk with empty `data`, and the executor fills it from
+//! the storage's snapshot file before it leaves (`Storage::read_snapshot_chunk`), so a
+//! leader never keeps a second copy of a data set in memory to serve laggards.
 
 use super::progress::{ProgressState, SnapshotTransfer};
 use super::RaftCore;
@@ -26,10 +28,9 @@ pub(crate) const SNAPSHOT_STALL_HEARTBEATS: u32 = 3;
 impl RaftCore {
     /// Starts sending the current snapshot to `peer` from offset 0.
     pub(super) fn start_snapshot_transfer(&mut self, peer: NodeId) {
-        let snapshot = self.log.snapshot();
-        let transfer = SnapshotTransfer::new(snapshot.meta, snapshot.data.len() as u64);
-        tracing::info!(node = %self.id, %peer, index = %snapshot.meta.index,
-            bytes = snapshot.data.len(), "sending snapshot");
+        let (meta, bytes) = (self.log.snapshot_meta(), self.log.snapshot_bytes());
+        let transfer = SnapshotTransfer::new(meta, bytes);
+        tracing::info!(node = %self.id, %peer, index = %meta.index, bytes, "sending snapshot");
         let Some(pr) = self.progress.get_mut(&peer) else {
             return;
         };
@@ -58,18 +59,14 @@ impl RaftCore {
                 return;
             }
             let start = t.sent_offset;
-            let end = start.saturating_add(chunk_bytes).min(t.total_bytes);
+            let end = chunk_end(start, t.total_bytes, chunk_bytes);
             t.sent_offset = end;
             t.sent_all = end == t.total_bytes;
             let chunk = InstallSnapshot {
                 meta: t.meta,
                 offset: start,
                 total_bytes: t.total_bytes,
-                data: self
-                    .log
-                    .snapshot()
-                    .data
-                    .slice(to_usize(start)..to_usize(end)),
+                data: bytes::Bytes::new(), // filled by the executor
                 done: t.sent_all,
             };
             self.send(peer, MessageBody::InstallSnapshot(chunk));
@@ -173,7 +170,9 @@ impl RaftCore {
     }
 }
 
-/// Offsets come from our own snapshot's length, so they fit in `usize`.
-fn to_usize(offset: u64) -> usize {
-    usize::try_from(offset).unwrap_or(usize::MAX)
+/// Where the chunk starting at `offset` of a snapshot of `total_bytes` ends, with chunks
+/// of `chunk_bytes`: the leader's core cuts chunks this way, and whoever fills them (the
+/// executor, from the storage) reads `offset..chunk_end(..)`.
+pub fn chunk_end(offset: u64, total_bytes: u64, chunk_bytes: u64) -> u64 {
+    offset.saturating_add(chunk_bytes).min(total_bytes)
 }

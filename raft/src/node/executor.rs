@@ -33,8 +33,9 @@ use super::snapshot_writes::{SnapshotWrites, SnapshotWritten};
 use super::tick_clock::TickClock;
 use super::types::{NodeConfig, NodeError, ReadMode, StartError};
 use super::ApplyMsg;
-use crate::core::{RaftCore, Ready, Role};
+use crate::core::{chunk_end, RaftCore, Ready, Role};
 use crate::error::{ConfigError, StorageError};
+use crate::message::{Message, MessageBody};
 use crate::storage::Storage;
 use crate::transport::Transport;
 use crate::types::{Entry, LogIndex, NodeId, Snapshot, Term};
@@ -80,6 +81,8 @@ pub(crate) struct Executor {
     ticks: TickClock,
     reads: PendingReads,
     read_timeout: Duration,
+    /// The core's InstallSnapshot chunk size (`chunk_end`), to fill its chunks.
+    snapshot_chunk_bytes: u64,
     shared: Arc<Shared>,
     snapshots: SnapshotWrites,
     last_role: (Term, Role, Option<NodeId>),
@@ -131,6 +134,7 @@ impl Executor {
             clock: io.clock,
             reads: PendingReads::default(),
             read_timeout: config.read_timeout,
+            snapshot_chunk_bytes: config.raft.snapshot_chunk_bytes as u64,
             shared: io.shared,
             snapshots: SnapshotWrites::new(io.background),
             last_role: (status.term, status.role, status.leader),
@@ -292,6 +296,38 @@ impl Executor {
         }
     }
 
+    /// Fills the InstallSnapshot chunks the core sends empty (it keeps no snapshot
+    /// bytes) from the storage's snapshot. A chunk that cannot be read is dropped, with a
+    /// warning: the transfer resumes from the follower's last acknowledgement once it
+    /// counts as stalled (`core/snapshot_send.rs`).
+    fn fill_snapshot_chunks(&self, mut messages: Vec<Message>) -> Vec<Message> {
+        messages.retain_mut(|message| {
+            let MessageBody::InstallSnapshot(chunk) = &mut message.body else {
+                return true;
+            };
+            let end = chunk_end(chunk.offset, chunk.total_bytes, self.snapshot_chunk_bytes);
+            let len = usize::try_from(end.saturating_sub(chunk.offset)).unwrap_or(usize::MAX);
+            if !chunk.data.is_empty() || len == 0 {
+                return true;
+            }
+            match self
+                .persister
+                .read_snapshot_chunk(chunk.meta, chunk.offset, len)
+            {
+                Ok(data) => {
+                    chunk.data = data;
+                    true
+                }
+                Err(e) => {
+                    tracing::warn!(to = %message.to, offset = chunk.offset, error = %e,
+                        "cannot read a snapshot chunk; dropped");
+                    false
+                }
+            }
+        });
+        messages
+    }
+
     /// Compacts the core's log and saves `snapshot` on this thread.
     fn compact_now(&mut self, snapshot: Snapshot) {
         self.compact_and_persist(&snapshot, |p| p.save_snapshot(&snapshot));
@@ -307,7 +343,7 @@ impl Executor {
     ) -> bool {
         let freed = self
             .core
-            .compact(snapshot.meta.index, snapshot.data.clone());
+            .compact(snapshot.meta.index, snapshot.data.len() as u64);
         if self.core.snapshot_meta() != snapshot.meta {
             return false;
         }
@@ -389,6 +425,7 @@ impl Executor {
             dropped_reads,
         } = rd;
         if !messages.is_empty() {
+            let messages = self.fill_snapshot_chunks(messages);
             self.transport.send(messages);
         }
         let defer = must_sync

@@ -127,6 +127,16 @@ impl Persister {
         self.storage.take_freed_entries()
     }
 
+    /// A chunk of the latest snapshot, read from the storage.
+    pub(crate) fn read_snapshot_chunk(
+        &self,
+        meta: crate::types::SnapshotMeta,
+        offset: u64,
+        len: usize,
+    ) -> Result<bytes::Bytes, StorageError> {
+        self.storage.read_snapshot_chunk(meta, offset, len)
+    }
+
     /// Files snapshots made obsolete, to delete off the executor's thread.
     pub(crate) fn take_obsolete_files(&mut self) -> Option<FileCleanup> {
         self.storage.take_obsolete_files()

@@ -378,6 +378,15 @@ impl Storage for ObservedStorage {
         self.inner.take_freed_entries()
     }
 
+    fn read_snapshot_chunk(
+        &self,
+        meta: crate::types::SnapshotMeta,
+        offset: u64,
+        len: usize,
+    ) -> Result<bytes::Bytes, StorageError> {
+        self.inner.read_snapshot_chunk(meta, offset, len)
+    }
+
     fn take_obsolete_files(&mut self) -> Option<crate::storage::FileCleanup> {
         self.inner.take_obsolete_files()
     }

@@ -65,6 +65,7 @@ fn cases<H: StorageHarness>() -> Vec<(&'static str, Case<H>)> {
         snapshot_beyond_the_log_discards_it,
         snapshot_must_move_forward,
         snapshot_is_durable_without_sync,
+        snapshot_chunks_read_back_the_latest_snapshot,
         unsynced_writes_are_lost_on_power_loss,
         synced_state_survives_power_loss,
         one_sync_covers_a_batch,
@@ -317,6 +318,43 @@ fn snapshot_is_durable_without_sync<H: StorageHarness>(h: &mut H) {
         expected,
         "save_snapshot did not make itself and earlier writes durable"
     );
+}
+
+/// The leader's executor fills the chunks it sends to laggards from the storage.
+fn snapshot_chunks_read_back_the_latest_snapshot<H: StorageHarness>(h: &mut H) {
+    let mut s = h.fresh();
+    assert!(
+        s.read_snapshot_chunk(SnapshotMeta::default(), 0, 0)
+            .is_err(),
+        "no snapshot yet"
+    );
+    s.append(&entries(1..=8, 1)).unwrap();
+    s.save_snapshot(&snapshot(4, 1)).unwrap();
+    s.save_snapshot(&snapshot(6, 1)).unwrap();
+    let data = snapshot(6, 1).data;
+    let chunked = |s: &H::S| -> Vec<u8> {
+        (0..data.len() as u64)
+            .step_by(3)
+            .flat_map(|offset| {
+                let len = (data.len() - offset as usize).min(3);
+                s.read_snapshot_chunk(snapshot(6, 1).meta, offset, len)
+                    .unwrap()
+                    .to_vec()
+            })
+            .collect()
+    };
+    assert_eq!(chunked(&s), data.to_vec());
+    assert!(
+        s.read_snapshot_chunk(snapshot(4, 1).meta, 0, 1).is_err(),
+        "only the latest snapshot is served"
+    );
+    assert!(
+        s.read_snapshot_chunk(snapshot(6, 1).meta, data.len() as u64 - 1, 2)
+            .is_err(),
+        "a range beyond the snapshot"
+    );
+    let s = h.restart(s);
+    assert_eq!(chunked(&s), data.to_vec(), "after a restart too");
 }
 
 fn unsynced_writes_are_lost_on_power_loss<H: StorageHarness>(h: &mut H) {

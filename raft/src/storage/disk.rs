@@ -33,6 +33,7 @@ use super::wal::{Wal, WalOptions};
 use super::{FileCleanup, SnapshotFileJob, Storage, StorageStats};
 use crate::error::StorageError;
 use crate::types::{Entry, HardState, InitialState, LogIndex, NodeId, Snapshot, SnapshotMeta};
+use bytes::Bytes;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -214,7 +215,9 @@ impl DiskStorage {
         }
         let state = LogState {
             hard_state: replayed.hard_state,
-            snapshot,
+            // The bytes stay in the file: `initial_state` and `read_snapshot_chunk` read
+            // them from there, so no copy of a data set lives on in memory.
+            snapshot: snapshot.as_ref().map(position_only),
             entries: replayed.entries,
         };
         let fsync = options.fsync;
@@ -301,7 +304,7 @@ impl DiskStorage {
     /// (synced), covered segments and older snapshot files are deleted.
     fn record_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StorageError> {
         let started = std::time::Instant::now();
-        let (log_kept, freed) = self.state.apply_snapshot(snapshot.clone());
+        let (log_kept, freed) = self.state.apply_snapshot(position_only(snapshot));
         self.freed.push(freed);
         self.wal.append_snapshot_marker(SnapshotMarker {
             meta: snapshot.meta,
@@ -316,6 +319,14 @@ impl DiskStorage {
         tracing::info!(index = %snapshot.meta.index,
             took_ms = started.elapsed().as_millis() as u64, "snapshot recorded in the WAL");
         Ok(())
+    }
+}
+
+/// `snapshot` without its bytes (which the file holds).
+fn position_only(snapshot: &Snapshot) -> Snapshot {
+    Snapshot {
+        meta: snapshot.meta,
+        data: Bytes::new(),
     }
 }
 
@@ -411,7 +422,24 @@ impl Storage for DiskStorage {
     /// written through this handle (synced or not): call it at start-up.
     fn initial_state(&self) -> Result<InitialState, StorageError> {
         self.check_usable()?;
-        Ok(self.state.to_initial_state())
+        let mut initial = self.state.to_initial_state();
+        if let Some(snapshot) = initial.snapshot.as_mut() {
+            *snapshot = self.snapshots.load(snapshot.meta)?;
+        }
+        Ok(initial)
+    }
+
+    fn read_snapshot_chunk(
+        &self,
+        meta: SnapshotMeta,
+        offset: u64,
+        len: usize,
+    ) -> Result<Bytes, StorageError> {
+        self.check_usable()?;
+        if meta != self.state.snapshot_meta() || meta.index == LogIndex::ZERO {
+            return Err(super::not_latest(meta));
+        }
+        self.snapshots.read_chunk(meta, offset, len)
     }
 
     fn append(&mut self, entries: &[Entry]) -> Result<(), StorageError> {

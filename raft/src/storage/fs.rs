@@ -92,6 +92,18 @@ pub trait Fs: Send + Sync + fmt::Debug {
     /// The OS error.
     fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
 
+    /// Reads exactly `len` bytes at `offset` (a snapshot chunk to send).
+    ///
+    /// # Errors
+    /// The OS error; `UnexpectedEof` when the file is shorter.
+    fn read_at(&self, path: &Path, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        let all = self.read(path)?;
+        let start = usize::try_from(offset).unwrap_or(usize::MAX);
+        all.get(start..start.saturating_add(len))
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::UnexpectedEof))
+    }
+
     /// Creates a new, empty file; fails if it exists. Its name is durable only after
     /// [`Fs::sync_dir`] on its directory.
     ///
@@ -246,6 +258,14 @@ impl Fs for RealFs {
 
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
         std::fs::read(path)
+    }
+
+    fn read_at(&self, path: &Path, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        use std::os::unix::fs::FileExt;
+        let file = std::fs::File::open(path)?;
+        let mut buf = vec![0; len];
+        file.read_exact_at(&mut buf, offset)?;
+        Ok(buf)
     }
 
     fn create_new(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {

@@ -9,9 +9,10 @@
 //! - `pending` only grows between syncs: bounded by the caller's batch size.
 
 use super::log_state::LogState;
-use super::{Storage, StorageStats};
+use super::{not_latest, Storage, StorageStats};
 use crate::error::StorageError;
-use crate::types::{Entry, HardState, InitialState, Snapshot};
+use crate::types::{Entry, HardState, InitialState, Snapshot, SnapshotMeta};
+use bytes::Bytes;
 
 /// A write not yet synced.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -83,6 +84,26 @@ impl Storage for MemStorage {
     /// What has been written (in a fresh or just-crashed `MemStorage`, what was durable).
     fn initial_state(&self) -> Result<InitialState, StorageError> {
         Ok(self.written.to_initial_state())
+    }
+
+    fn read_snapshot_chunk(
+        &self,
+        meta: SnapshotMeta,
+        offset: u64,
+        len: usize,
+    ) -> Result<Bytes, StorageError> {
+        let data = match &self.written.snapshot {
+            Some(snapshot) if snapshot.meta == meta => &snapshot.data,
+            _ => return Err(not_latest(meta)),
+        };
+        let start = usize::try_from(offset).unwrap_or(usize::MAX);
+        if start.saturating_add(len) > data.len() {
+            return Err(StorageError::Contract(format!(
+                "snapshot chunk {offset}+{len} is beyond the snapshot's {} bytes",
+                data.len()
+            )));
+        }
+        Ok(data.slice(start..start + len))
     }
 
     fn append(&mut self, entries: &[Entry]) -> Result<(), StorageError> {

@@ -27,7 +27,8 @@
 //! `SimFs`, an in-memory disk that loses (or tears) unsynced data on a simulated crash.
 
 use crate::error::StorageError;
-use crate::types::{Entry, HardState, InitialState, Snapshot};
+use crate::types::{Entry, HardState, InitialState, Snapshot, SnapshotMeta};
+use bytes::Bytes;
 use std::ops::Add;
 
 #[cfg(any(test, feature = "sim"))]
@@ -185,6 +186,13 @@ impl std::fmt::Debug for FileCleanup {
     }
 }
 
+/// The error for a chunk asked of a snapshot that is not the latest.
+pub(crate) fn not_latest(meta: SnapshotMeta) -> StorageError {
+    StorageError::Contract(format!(
+        "snapshot {meta:?} is not the latest: its chunks cannot be read"
+    ))
+}
+
 /// Durable Raft state.
 ///
 /// # Correctness
@@ -247,6 +255,19 @@ pub trait Storage: Send {
     fn take_freed_entries(&mut self) -> Vec<Vec<Entry>> {
         Vec::new()
     }
+
+    /// `len` bytes of the latest snapshot's data from `offset`, a chunk for a laggard
+    /// (the core keeps no snapshot bytes). `meta` must be the latest snapshot's.
+    ///
+    /// # Errors
+    /// [`StorageError`] when `meta` is not the latest snapshot, the range is outside it,
+    /// or the read fails. Nothing about the storage changes; the caller drops the chunk.
+    fn read_snapshot_chunk(
+        &self,
+        meta: SnapshotMeta,
+        offset: u64,
+        len: usize,
+    ) -> Result<Bytes, StorageError>;
 
     /// Files snapshots made obsolete since the last call, to delete on any thread
     /// ([`FileCleanup::run`]). The default has none.

@@ -223,6 +223,33 @@ impl SnapshotStore {
         Ok(())
     }
 
+    /// Reads and validates the snapshot file at `meta`.
+    ///
+    /// # Errors
+    /// `Io` on I/O failure, `CorruptFile` when the file does not validate.
+    pub fn load(&self, meta: SnapshotMeta) -> Result<Snapshot, StorageError> {
+        let path = self.dir.join(snapshot_name(meta));
+        let bytes = self.fs.read(&path).map_err(io_error(&path))?;
+        decode_file(bytes, meta).map_err(|reason| StorageError::CorruptFile { path, reason })
+    }
+
+    /// `len` bytes of the data of the snapshot file at `meta`, from `offset` (a chunk
+    /// to send; the receiver's application verifies its own checksum once whole).
+    ///
+    /// # Errors
+    /// `Io` on I/O failure or when the file is shorter.
+    pub fn read_chunk(
+        &self,
+        meta: SnapshotMeta,
+        offset: u64,
+        len: usize,
+    ) -> Result<Bytes, StorageError> {
+        let path = self.dir.join(snapshot_name(meta));
+        let at = offset.saturating_add(HEADER_BYTES as u64);
+        let bytes = self.fs.read_at(&path, at, len).map_err(io_error(&path))?;
+        Ok(Bytes::from(bytes))
+    }
+
     /// Every snapshot file (valid or not) other than the one at `keep`, to delete.
     ///
     /// # Errors

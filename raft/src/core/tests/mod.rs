@@ -15,7 +15,7 @@ mod transfer;
 use super::{RaftCore, Ready, Role};
 use crate::config::Config;
 use crate::message::{Message, MessageBody};
-use crate::types::{Entry, EntryKind, HardState, InitialState, LogIndex, NodeId, Term};
+use crate::types::{Entry, EntryKind, HardState, InitialState, LogIndex, NodeId, Snapshot, Term};
 use bytes::Bytes;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -229,10 +229,20 @@ pub(super) struct Net {
     pub(super) applied: BTreeMap<NodeId, Vec<Entry>>,
     /// Every message delivered, in order (for counting).
     pub(super) delivered: Vec<Message>,
+    /// Each node's stored snapshot (compacted or received), from which its outgoing
+    /// snapshot chunks are filled, as the executor fills them from the storage.
+    pub(super) stored_snapshots: BTreeMap<NodeId, Snapshot>,
+    /// The data of the last snapshot each node handed to its application.
+    pub(super) installed: BTreeMap<NodeId, Bytes>,
+    chunk_bytes: BTreeMap<NodeId, u64>,
 }
 
 impl Net {
     pub(super) fn new(configs: Vec<Config>) -> Net {
+        let chunk_bytes = configs
+            .iter()
+            .map(|c| (c.id, c.snapshot_chunk_bytes as u64))
+            .collect();
         let cores: BTreeMap<NodeId, RaftCore> =
             configs.into_iter().map(|c| (c.id, core_with(c))).collect();
         let applied = cores.keys().map(|id| (*id, Vec::new())).collect();
@@ -241,7 +251,33 @@ impl Net {
             cut: BTreeSet::new(),
             applied,
             delivered: Vec::new(),
+            stored_snapshots: BTreeMap::new(),
+            installed: BTreeMap::new(),
+            chunk_bytes,
         }
+    }
+
+    /// Node `id`'s application snapshotted `data` at `index`: stored, then compacted.
+    pub(super) fn compact(&mut self, id: u64, index: LogIndex, data: Bytes) {
+        let core = self.core(id);
+        let meta = core.compaction_meta(index).expect("a compactable index");
+        core.compact(index, data.len() as u64);
+        self.stored_snapshots
+            .insert(NodeId(id), Snapshot { meta, data });
+    }
+
+    /// Fills a snapshot chunk from its sender's stored snapshot.
+    fn fill(&self, mut m: Message) -> Message {
+        if let MessageBody::InstallSnapshot(c) = &mut m.body {
+            let stored = &self.stored_snapshots[&m.from];
+            assert_eq!(
+                stored.meta, c.meta,
+                "chunks are cut from the stored snapshot"
+            );
+            let end = super::chunk_end(c.offset, c.total_bytes, self.chunk_bytes[&m.from]);
+            c.data = stored.data.slice(c.offset as usize..end as usize);
+        }
+        m
     }
 
     pub(super) fn with_voters(voters: u64, tweak: impl Fn(&mut Config)) -> Net {
@@ -282,6 +318,12 @@ impl Net {
                 let core = self.cores.get_mut(&id).unwrap();
                 while core.has_ready() {
                     let rd = core.ready();
+                    if let Some(s) = &rd.snapshot {
+                        self.stored_snapshots.insert(id, s.clone());
+                    }
+                    if let Some(s) = &rd.apply_snapshot {
+                        self.installed.insert(id, s.data.clone());
+                    }
                     queue.extend(rd.messages.iter().cloned());
                     persist(core, &rd);
                     queue.extend(rd.messages_after_persist.iter().cloned());
@@ -295,6 +337,7 @@ impl Net {
             if self.cut.contains(&(m.from, m.to)) {
                 continue;
             }
+            let m = self.fill(m);
             self.delivered.push(m.clone());
             self.cores.get_mut(&m.to).unwrap().step(m);
         }
