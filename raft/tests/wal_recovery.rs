@@ -12,7 +12,7 @@ use raft::storage::record::{
     encode_record, Decoded, RecordDecoder, WalRecord, DEFAULT_MAX_RECORD_BYTES,
 };
 use raft::storage::sim_fs::{CrashMode, SimFs};
-use raft::storage::{DiskOptions, DiskStorage, MemStorage, Storage};
+use raft::storage::{DiskOptions, DiskStorage, MemStorage, SnapshotSource, Storage};
 use raft::{
     Entry, HardState, InitialState, LogIndex, NodeId, Snapshot, SnapshotMeta, StorageError, Term,
 };
@@ -542,8 +542,33 @@ fn save_in_two_halves(s: &mut DiskStorage, new: &Snapshot) -> Result<(), Storage
     let job = s
         .snapshot_file_job(new)
         .expect("a disk storage writes files in jobs");
-    let file_stats = job.run()?;
-    s.adopt_snapshot(new, file_stats)?;
+    let file = job.run()?;
+    assert_eq!(file.data_bytes, new.data.len() as u64);
+    s.adopt_snapshot(new, file.stats)?;
+    delete_obsolete_files(s);
+    Ok(())
+}
+
+/// As [`save_in_two_halves`], the application streaming its snapshot into the file
+/// (`RaftNode::snapshot_streamed`), in small writes; the adoption names only its position.
+fn save_streamed_in_two_halves(s: &mut DiskStorage, new: &Snapshot) -> Result<(), StorageError> {
+    let data = new.data.clone();
+    let source = SnapshotSource::new(move |out| {
+        for piece in data.chunks(3) {
+            out.write_all(piece)?;
+        }
+        Ok(())
+    });
+    let job = s
+        .streamed_snapshot_file_job(new.meta, source)
+        .unwrap_or_else(|_| panic!("a disk storage writes files in jobs"));
+    let file = job.run()?;
+    assert_eq!(file.data_bytes, new.data.len() as u64);
+    let position = Snapshot {
+        meta: new.meta,
+        data: bytes::Bytes::new(),
+    };
+    s.adopt_snapshot(&position, file.stats)?;
     delete_obsolete_files(s);
     Ok(())
 }
@@ -673,6 +698,18 @@ fn crash_points_around_a_snapshot_written_in_the_background_recover_consistently
             save_in_two_halves,
         );
     }
+}
+
+/// The same, the snapshot streamed into its file by the application.
+#[test]
+fn crash_points_around_a_streamed_snapshot_recover_consistently() {
+    check_crash_points_of(
+        200,
+        snapshot(25, 1),
+        entries(26..=30, 1),
+        entries(31..=31, 1).remove(0),
+        save_streamed_in_two_halves,
+    );
 }
 
 #[test]
@@ -1639,11 +1676,11 @@ fn appends_while_a_snapshot_file_is_written_survive_with_it() {
         let fs = SimFs::new();
         let mut s = snapshot_setup(&fs, 200);
         let new = snapshot(25, 1);
-        let file_stats = s.snapshot_file_job(&new).unwrap().run().unwrap();
+        let file = s.snapshot_file_job(&new).unwrap().run().unwrap();
         s.append(&later).unwrap();
         s.sync().unwrap();
         if adopt {
-            s.adopt_snapshot(&new, file_stats).unwrap();
+            s.adopt_snapshot(&new, file.stats).unwrap();
         }
         drop(s);
         fs.crash(CrashMode::DropUnsynced);

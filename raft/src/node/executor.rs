@@ -24,7 +24,7 @@ use super::apply_queue::ApplyQueue;
 use super::background::Background;
 use super::clock::Clock;
 use super::durability_queue::DurabilityQueue;
-use super::input::{Arrived, NodeInput, ReadDone};
+use super::input::{Arrived, NodeInput, ReadDone, SnapshotData};
 use super::leader_sync::{LeaderSync, ReadyFacts};
 use super::pending_reads::PendingReads;
 use super::persister::Persister;
@@ -281,13 +281,35 @@ impl Executor {
     }
 
     /// The application snapshotted its state at `index`: its file is written in the
-    /// background when the storage allows (`snapshot_writes.rs`), else here.
-    fn compact(&mut self, index: LogIndex, data: Bytes) {
+    /// background when the storage allows (`snapshot_writes.rs`), else here. A streamed
+    /// snapshot writes itself into the file; a storage without files gets its bytes.
+    fn compact(&mut self, index: LogIndex, data: SnapshotData) {
         if self.snapshots.is_writing() {
             return self.snapshots.wait(index, data);
         }
         let Some(meta) = self.core.compaction_meta(index) else {
             return;
+        };
+        let data = match data {
+            SnapshotData::Bytes(data) => data,
+            SnapshotData::Streamed(source) => {
+                match self.persister.streamed_snapshot_file_job(meta, source) {
+                    Ok(job) => {
+                        let position = Snapshot {
+                            meta,
+                            data: Bytes::new(),
+                        };
+                        return self.snapshots.start(position, job);
+                    }
+                    Err(source) => match source.into_bytes() {
+                        Ok(data) => data,
+                        Err(e) => {
+                            tracing::warn!(%index, error = %e, "the application could not encode its snapshot");
+                            return;
+                        }
+                    },
+                }
+            }
         };
         let snapshot = Snapshot { meta, data };
         match self.persister.snapshot_file_job(&snapshot) {
@@ -330,7 +352,8 @@ impl Executor {
 
     /// Compacts the core's log and saves `snapshot` on this thread.
     fn compact_now(&mut self, snapshot: Snapshot) {
-        self.compact_and_persist(&snapshot, |p| p.save_snapshot(&snapshot));
+        let data_bytes = snapshot.data.len() as u64;
+        self.compact_and_persist(&snapshot, data_bytes, |p| p.save_snapshot(&snapshot));
     }
 
     /// Compacts the core's log to `snapshot` and, if it took it, runs `persist` (which
@@ -339,11 +362,10 @@ impl Executor {
     fn compact_and_persist(
         &mut self,
         snapshot: &Snapshot,
+        data_bytes: u64,
         persist: impl FnOnce(&mut Persister) -> Result<(), StorageError>,
     ) -> bool {
-        let freed = self
-            .core
-            .compact(snapshot.meta.index, snapshot.data.len() as u64);
+        let freed = self.core.compact(snapshot.meta.index, data_bytes);
         if self.core.snapshot_meta() != snapshot.meta {
             return false;
         }
@@ -378,13 +400,14 @@ impl Executor {
         let Some(written) = self.snapshots.take_done() else {
             return;
         };
-        let file_stats = match written.result {
-            Ok(stats) => stats,
+        let file = match written.result {
+            Ok(file) => file,
             Err(e) => return self.fail_storage(&e),
         };
         let snapshot = written.snapshot;
-        let adopted =
-            self.compact_and_persist(&snapshot, |p| p.adopt_snapshot(&snapshot, file_stats));
+        let adopted = self.compact_and_persist(&snapshot, file.data_bytes, |p| {
+            p.adopt_snapshot(&snapshot, file.stats)
+        });
         if !adopted {
             tracing::debug!(meta = ?snapshot.meta, "snapshot overtaken while its file was written");
         }

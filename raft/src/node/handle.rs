@@ -5,13 +5,13 @@ use super::background::BackgroundThread;
 use super::clock::Clock;
 use super::clock::SystemClock;
 use super::executor::{Executor, ExecutorIo};
-use super::input::{Arrived, NodeInput};
+use super::input::{Arrived, NodeInput, SnapshotData};
 use super::shared::Shared;
 use super::types::{NodeConfig, NodeError, NodeState, ReadMode, StartError};
 use super::ApplyMsg;
 use crate::core::{CoreStatus, Role};
 use crate::message::Message;
-use crate::storage::Storage;
+use crate::storage::{SnapshotSource, Storage};
 use crate::transport::Transport;
 use crate::types::{LogIndex, NodeId, Term};
 use bytes::Bytes;
@@ -136,6 +136,19 @@ impl RaftNode {
     /// The application has a snapshot of its state at `index` (an index it has applied):
     /// Raft stores it durably and drops the log it covers.
     pub fn snapshot(&self, index: LogIndex, data: Bytes) {
+        self.compact(index, SnapshotData::Bytes(data));
+    }
+
+    /// As [`RaftNode::snapshot`], for a snapshot that writes itself: `source` encodes the
+    /// application's state at `index` straight into the snapshot file, on the node's
+    /// background thread (`raft-snap-<id>`), so no encoded copy of the state is held in
+    /// memory and neither this thread nor the driver waits for it. The source may hold a
+    /// view of the state (it is dropped once written, or if the snapshot is overtaken).
+    pub fn snapshot_streamed(&self, index: LogIndex, source: SnapshotSource) {
+        self.compact(index, SnapshotData::Streamed(source));
+    }
+
+    fn compact(&self, index: LogIndex, data: SnapshotData) {
         // Blocking send: a snapshot must not be lost to a full queue.
         let _ = self
             .inbox

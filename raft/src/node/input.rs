@@ -10,6 +10,7 @@
 
 use super::types::{NodeError, ReadMode};
 use crate::message::Message;
+use crate::storage::SnapshotSource;
 use crate::types::{LogIndex, NodeId, Term};
 use bytes::Bytes;
 use std::time::Duration;
@@ -21,6 +22,13 @@ pub(crate) type ReadDone = Box<dyn FnOnce(Result<LogIndex, NodeError>) + Send>;
 /// Answers a leadership transfer request (started, or refused).
 pub(crate) type TransferDone = Box<dyn FnOnce(Result<(), NodeError>) + Send>;
 
+/// An application snapshot as handed over: its bytes, or a source that writes them into
+/// the snapshot file itself.
+pub(crate) enum SnapshotData {
+    Bytes(Bytes),
+    Streamed(SnapshotSource),
+}
+
 /// Everything the executor reacts to besides time.
 pub(crate) enum NodeInput {
     /// Messages from peers.
@@ -30,7 +38,7 @@ pub(crate) enum NodeInput {
     /// A linearizable read.
     Read { mode: ReadMode, done: ReadDone },
     /// The application snapshotted its state at `index`.
-    Compact { index: LogIndex, data: Bytes },
+    Compact { index: LogIndex, data: SnapshotData },
     /// Hand leadership to `to`.
     Transfer { to: NodeId, done: TransferDone },
     /// Stop the node.

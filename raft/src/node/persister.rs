@@ -11,7 +11,7 @@
 
 use super::shared::Shared;
 use crate::error::StorageError;
-use crate::storage::{FileCleanup, SnapshotFileJob, Storage, StorageStats};
+use crate::storage::{FileCleanup, SnapshotFileJob, SnapshotSource, Storage, StorageStats};
 use crate::types::{Entry, HardState, InitialState, LogIndex, Snapshot};
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
@@ -107,6 +107,15 @@ impl Persister {
     /// storage has none; use [`Persister::save_snapshot`]).
     pub(crate) fn snapshot_file_job(&self, snapshot: &Snapshot) -> Option<SnapshotFileJob> {
         self.storage.snapshot_file_job(snapshot)
+    }
+
+    /// The file half of saving a streamed application snapshot, if the storage has one.
+    pub(crate) fn streamed_snapshot_file_job(
+        &self,
+        meta: crate::types::SnapshotMeta,
+        source: SnapshotSource,
+    ) -> Result<SnapshotFileJob, SnapshotSource> {
+        self.storage.streamed_snapshot_file_job(meta, source)
     }
 
     /// Adopts a snapshot whose file a job made durable; like a sync, it makes every

@@ -9,17 +9,18 @@
 //! files it made obsolete deleted, on the same background thread.
 
 use super::background::Background;
+use super::input::SnapshotData;
 use crate::error::StorageError;
-use crate::storage::{FileCleanup, SnapshotFileJob, StorageStats};
+use crate::storage::{FileCleanup, SnapshotFileJob, WrittenFile};
 use crate::types::{LogIndex, Snapshot};
-use bytes::Bytes;
 use crossbeam_channel::{unbounded, Receiver, Sender};
 use std::sync::Arc;
 
-/// A finished file write, back from the background.
+/// A finished file write, back from the background. `snapshot.data` is empty when the
+/// application streamed it into the file.
 pub(crate) struct SnapshotWritten {
     pub(crate) snapshot: Snapshot,
-    pub(crate) result: Result<StorageStats, StorageError>,
+    pub(crate) result: Result<WrittenFile, StorageError>,
 }
 
 /// The snapshot writes of one executor.
@@ -28,7 +29,7 @@ pub(crate) struct SnapshotWrites {
     done_tx: Sender<SnapshotWritten>,
     done_rx: Receiver<SnapshotWritten>,
     writing: bool,
-    waiting: Option<(LogIndex, Bytes)>,
+    waiting: Option<(LogIndex, SnapshotData)>,
 }
 
 impl SnapshotWrites {
@@ -49,12 +50,12 @@ impl SnapshotWrites {
     }
 
     /// Keeps the application's snapshot at `index` until the write in progress is done.
-    pub(crate) fn wait(&mut self, index: LogIndex, data: Bytes) {
+    pub(crate) fn wait(&mut self, index: LogIndex, data: SnapshotData) {
         self.waiting = Some((index, data));
     }
 
     /// The snapshot that waited for the previous write, if any.
-    pub(crate) fn take_waiting(&mut self) -> Option<(LogIndex, Bytes)> {
+    pub(crate) fn take_waiting(&mut self) -> Option<(LogIndex, SnapshotData)> {
         self.waiting.take()
     }
 

@@ -74,6 +74,7 @@ mod persistence_rules;
 pub mod rng;
 pub mod seeds;
 pub mod storage_model;
+mod streamed_copy;
 pub mod trace;
 mod transport;
 

@@ -21,7 +21,8 @@
 
 use crate::error::StorageError;
 use crate::sim::invariants::Violation;
-use crate::storage::{SnapshotFileJob, Storage, StorageStats};
+use crate::sim::streamed_copy::StreamedCopy;
+use crate::storage::{SnapshotFileJob, SnapshotSource, Storage, StorageStats};
 use crate::types::{Entry, HardState, InitialState, LogIndex, Snapshot, Term};
 use parking_lot::Mutex;
 use std::sync::Arc;
@@ -310,6 +311,9 @@ impl DiskState {
 pub struct ObservedStorage {
     inner: Box<dyn Storage>,
     model: Arc<Mutex<StorageModel>>,
+    /// The bytes of the last streamed snapshot written, for its adoption (which names
+    /// only its position).
+    streamed: Arc<Mutex<Option<Snapshot>>>,
 }
 
 impl std::fmt::Debug for ObservedStorage {
@@ -321,7 +325,11 @@ impl std::fmt::Debug for ObservedStorage {
 impl ObservedStorage {
     /// Wraps `inner`, recording into `model`.
     pub fn new(inner: Box<dyn Storage>, model: Arc<Mutex<StorageModel>>) -> ObservedStorage {
-        ObservedStorage { inner, model }
+        ObservedStorage {
+            inner,
+            model,
+            streamed: Arc::default(),
+        }
     }
 
     /// Records a call's effect on the model: `done` if it succeeded; if it failed, the
@@ -404,11 +412,41 @@ impl Storage for ObservedStorage {
         }))
     }
 
+    /// The inner job, its source's output copied for the model.
+    fn streamed_snapshot_file_job(
+        &self,
+        meta: crate::types::SnapshotMeta,
+        source: SnapshotSource,
+    ) -> Result<SnapshotFileJob, SnapshotSource> {
+        let copy = StreamedCopy::default();
+        let job = self
+            .inner
+            .streamed_snapshot_file_job(meta, copy.wrap(source))?;
+        let (model, streamed) = (self.model.clone(), self.streamed.clone());
+        Ok(SnapshotFileJob::new(move || {
+            let result = job.run();
+            // Complete whenever the file can have been renamed into place: the source
+            // finished before the file's last writes.
+            let snapshot = Snapshot {
+                meta,
+                data: copy.take(),
+            };
+            model.lock().on_snapshot_file(&snapshot, result.is_ok());
+            *streamed.lock() = Some(snapshot);
+            result
+        }))
+    }
+
     fn adopt_snapshot(
         &mut self,
         snapshot: &Snapshot,
         file_stats: StorageStats,
     ) -> Result<(), StorageError> {
+        let streamed = self.streamed.lock().take();
+        let snapshot = &match streamed {
+            Some(full) if full.meta == snapshot.meta && snapshot.data.is_empty() => full,
+            _ => snapshot.clone(),
+        };
         let result = self.inner.adopt_snapshot(snapshot, file_stats);
         let attempted = PendingWrite::Snapshot(snapshot.clone());
         self.observe(result, |m| m.on_snapshot(snapshot), Some(attempted))

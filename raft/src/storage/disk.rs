@@ -30,7 +30,7 @@ use super::record::{
 };
 use super::snapshot::SnapshotStore;
 use super::wal::{Wal, WalOptions};
-use super::{FileCleanup, SnapshotFileJob, Storage, StorageStats};
+use super::{FileCleanup, SnapshotFileJob, SnapshotSource, Storage, StorageStats, WrittenFile};
 use crate::error::StorageError;
 use crate::types::{Entry, HardState, InitialState, LogIndex, NodeId, Snapshot, SnapshotMeta};
 use bytes::Bytes;
@@ -497,7 +497,27 @@ impl Storage for DiskStorage {
         Some(SnapshotFileJob::new(move || {
             let mut stats = StorageStats::default();
             store.save(&snapshot, &mut stats)?;
-            Ok(stats)
+            Ok(WrittenFile {
+                stats,
+                data_bytes: snapshot.data.len() as u64,
+            })
+        }))
+    }
+
+    /// As `snapshot_file_job`, the data streamed into the file as `source` encodes it.
+    fn streamed_snapshot_file_job(
+        &self,
+        meta: SnapshotMeta,
+        source: SnapshotSource,
+    ) -> Result<SnapshotFileJob, SnapshotSource> {
+        if self.check_usable().is_err() {
+            return Err(source);
+        }
+        let store = self.snapshots.clone();
+        Ok(SnapshotFileJob::new(move || {
+            let mut stats = StorageStats::default();
+            let data_bytes = store.save_with(meta, |out| source.write_to(out), &mut stats)?;
+            Ok(WrittenFile { stats, data_bytes })
         }))
     }
 

@@ -76,16 +76,23 @@ impl Add for StorageStats {
 }
 
 /// The file half of an application snapshot save, to run off the executor's thread
-/// (`Storage::snapshot_file_job`). Returns the counters of what it wrote.
+/// (`Storage::snapshot_file_job`).
 pub struct SnapshotFileJob {
-    write: Box<dyn FnOnce() -> Result<StorageStats, StorageError> + Send>,
+    write: Box<dyn FnOnce() -> Result<WrittenFile, StorageError> + Send>,
+}
+
+/// What a [`SnapshotFileJob`] wrote.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WrittenFile {
+    /// Counters of the write.
+    pub stats: StorageStats,
+    /// The snapshot's size (its data, without the file's header and trailer).
+    pub data_bytes: u64,
 }
 
 impl SnapshotFileJob {
     /// A job running `write`.
-    pub fn new(
-        write: impl FnOnce() -> Result<StorageStats, StorageError> + Send + 'static,
-    ) -> Self {
+    pub fn new(write: impl FnOnce() -> Result<WrittenFile, StorageError> + Send + 'static) -> Self {
         SnapshotFileJob {
             write: Box::new(write),
         }
@@ -95,8 +102,50 @@ impl SnapshotFileJob {
     ///
     /// # Errors
     /// The I/O failure; the file is then not (known to be) durable.
-    pub fn run(self) -> Result<StorageStats, StorageError> {
+    pub fn run(self) -> Result<WrittenFile, StorageError> {
         (self.write)()
+    }
+}
+
+/// An application snapshot that writes itself: the storage hands it the file (through
+/// `std::io::Write`) and it encodes its state straight into it, so no encoded copy of a
+/// large data set is ever held in memory (`RaftNode::snapshot_streamed`).
+pub struct SnapshotSource {
+    write: Box<dyn FnOnce(&mut dyn std::io::Write) -> std::io::Result<()> + Send>,
+}
+
+impl SnapshotSource {
+    /// A source whose data `write` produces.
+    pub fn new(
+        write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()> + Send + 'static,
+    ) -> Self {
+        SnapshotSource {
+            write: Box::new(write),
+        }
+    }
+
+    /// Writes the data into `out`.
+    ///
+    /// # Errors
+    /// What `out` or the application's encoder returned.
+    pub fn write_to(self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        (self.write)(out)
+    }
+
+    /// The data, collected in memory (for storages without a file step).
+    ///
+    /// # Errors
+    /// What the application's encoder returned.
+    pub fn into_bytes(self) -> std::io::Result<Bytes> {
+        let mut out = Vec::new();
+        self.write_to(&mut out)?;
+        Ok(Bytes::from(out))
+    }
+}
+
+impl std::fmt::Debug for SnapshotSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnapshotSource").finish_non_exhaustive()
     }
 }
 
@@ -285,8 +334,21 @@ pub trait Storage: Send {
         None
     }
 
-    /// Adopts a snapshot whose file a [`Storage::snapshot_file_job`] made durable (its
-    /// counters in `file_stats`): as `save_snapshot`, without writing the file again.
+    /// As [`Storage::snapshot_file_job`], for a snapshot the application streams: the job
+    /// writes the data into the file as `source` produces it. `Err(source)` (the default)
+    /// when this storage has no file step: the caller then collects the data in memory.
+    fn streamed_snapshot_file_job(
+        &self,
+        _meta: SnapshotMeta,
+        source: SnapshotSource,
+    ) -> Result<SnapshotFileJob, SnapshotSource> {
+        Err(source)
+    }
+
+    /// Adopts a snapshot whose file a [`Storage::snapshot_file_job`] (or
+    /// [`Storage::streamed_snapshot_file_job`]: then `snapshot.data` is empty, only its
+    /// `meta` counts) made durable (its counters in `file_stats`): as `save_snapshot`,
+    /// without writing the file again.
     ///
     /// # Errors
     /// As `save_snapshot`.

@@ -6,10 +6,11 @@
 
 use super::{CompletedRead, NodeCtx, SimNode};
 use crate::core::ReadState;
-use crate::node::input::NodeInput;
+use crate::node::input::{NodeInput, SnapshotData};
 use crate::node::{ApplyMsg, NodeError};
 use crate::sim::app::SimStateMachine;
 use crate::sim::invariants::Violation;
+use crate::storage::SnapshotSource;
 use crate::types::{Entry, EntryKind, LogIndex, Snapshot, SnapshotMeta};
 
 impl<S: SimStateMachine> SimNode<S> {
@@ -136,9 +137,10 @@ impl<S: SimStateMachine> SimNode<S> {
         let data = run.app.snapshot();
         let input = NodeInput::Compact {
             index: entry.index,
-            data,
+            data: SnapshotData::Streamed(SnapshotSource::new(move |out| out.write_all(&data))),
         };
-        // As `RaftNode::snapshot`: the application hands its snapshot to the node.
+        // As `RaftNode::snapshot_streamed`, the KV server's way: the snapshot writes itself
+        // into its file on the background thread.
         self.submit(input, ctx.now_us);
         Ok(true)
     }
