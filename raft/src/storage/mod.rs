@@ -111,8 +111,11 @@ impl SnapshotFileJob {
 /// `std::io::Write`) and it encodes its state straight into it, so no encoded copy of a
 /// large data set is ever held in memory (`RaftNode::snapshot_streamed`).
 pub struct SnapshotSource {
-    write: Box<dyn FnOnce(&mut dyn std::io::Write) -> std::io::Result<()> + Send>,
+    write: Box<WriteSnapshot>,
 }
+
+/// What a [`SnapshotSource`] runs: it writes the snapshot's data into the given writer.
+type WriteSnapshot = dyn FnOnce(&mut dyn std::io::Write) -> std::io::Result<()> + Send;
 
 impl SnapshotSource {
     /// A source whose data `write` produces.
