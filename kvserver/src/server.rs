@@ -21,6 +21,7 @@ use parking_lot::{Mutex, RwLock};
 use proto::kv::{ErrorCode, GetResponse, KvError, StatusResponse, WriteResponse};
 use raft::core::Role;
 use raft::node::{ApplyMsg, NodeError, RaftNode};
+use raft::storage::SnapshotSource;
 use raft::{LogIndex, NodeId, Term};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -81,10 +82,9 @@ pub struct KvServer {
     /// Reads that found the state machine busy; the applier serves them next round.
     deferred_reads: Mutex<Vec<ReadWaiter>>,
     snapshot_requested_at: Mutex<LogIndex>,
-    /// The thread encoding the latest captured view, if it has not been joined yet.
-    snapshot_encoder: Mutex<Option<JoinHandle<()>>>,
-    /// Size of the last snapshot taken or installed (0: none yet), for the trigger.
-    last_snapshot_bytes: AtomicU64,
+    /// Size of the last snapshot taken or installed (0: none yet), for the trigger. Shared
+    /// with the snapshot being written, which records its size once done.
+    last_snapshot_bytes: Arc<AtomicU64>,
     stopping: AtomicBool,
     fatal: Mutex<Option<String>>,
     applier: Mutex<Option<JoinHandle<()>>>,
@@ -110,8 +110,7 @@ impl KvServer {
             reads_in_flight: Arc::default(),
             deferred_reads: Mutex::new(Vec::new()),
             snapshot_requested_at: Mutex::new(LogIndex::ZERO),
-            snapshot_encoder: Mutex::new(None),
-            last_snapshot_bytes: AtomicU64::new(0),
+            last_snapshot_bytes: Arc::new(AtomicU64::new(0)),
             stopping: AtomicBool::new(false),
             fatal: Mutex::new(None),
             applier: Mutex::new(None),
@@ -143,9 +142,6 @@ impl KvServer {
     pub fn shutdown(&self) {
         self.stopping.store(true, Ordering::Release);
         if let Some(h) = self.applier.lock().take() {
-            let _ = h.join();
-        }
-        if let Some(h) = self.snapshot_encoder.lock().take() {
             let _ = h.join();
         }
         for w in self.waiters.take_all_writes() {
@@ -314,9 +310,12 @@ impl KvServer {
     }
 
     /// Snapshots the state machine once the Raft log has grown enough (`SnapshotPolicy`):
-    /// captures a view (O(1), under the write lock for that long) and encodes it on a
-    /// thread of its own, which hands the bytes to Raft. Returns whether it captured.
-    fn maybe_snapshot(self: &Arc<Self>) -> bool {
+    /// captures a view (O(1), under the write lock for that long) and hands Raft a source
+    /// that encodes it straight into the snapshot file on the node's background thread
+    /// (`RaftNode::snapshot_streamed`): no encoded copy in memory, and neither this thread
+    /// nor the driver waits for it. The view lives until it is written; no new one is
+    /// taken before then and before its writes are folded back. Returns whether it captured.
+    fn maybe_snapshot(&self) -> bool {
         let last_snapshot_bytes = self.last_snapshot_bytes.load(Ordering::Relaxed);
         if !self
             .config
@@ -330,42 +329,26 @@ impl KvServer {
         if *requested > self.node.status().snapshot_index {
             return false;
         }
-        let mut encoder = self.snapshot_encoder.lock();
-        if encoder.as_ref().is_some_and(|h| !h.is_finished()) {
-            return false;
-        }
-        if let Some(finished) = encoder.take() {
-            let _ = finished.join();
-        }
         if self.sm.read().applied_index() <= *requested {
             return false;
         }
         let Some(view) = self.sm.write().capture() else {
-            return false; // the previous view's writes are still being folded in
+            return false; // the previous view is being written, or its writes folded in
         };
         let index = view.applied_index();
-        let me = self.clone();
-        let spawned = std::thread::Builder::new()
-            .name(format!("kv-snap-{}", self.config.id))
-            .spawn(move || {
-                let started = Instant::now();
-                let data = snapshot::encode_view(&view);
-                drop(view);
-                tracing::info!(node = %me.config.id, %index, bytes = data.len(),
-                    encode_ms = started.elapsed().as_millis() as u64, "snapshotting the state machine");
-                me.last_snapshot_bytes
-                    .store(data.len() as u64, Ordering::Relaxed);
-                me.node.snapshot(index, data);
-            });
-        match spawned {
-            Ok(handle) => {
-                *encoder = Some(handle);
-                *requested = index;
-            }
-            Err(e) => {
-                tracing::warn!(node = %self.config.id, error = %e, "cannot start the snapshot encoder; will retry");
-            }
-        }
+        let (node, size) = (self.config.id, self.last_snapshot_bytes.clone());
+        let source = SnapshotSource::new(move |out| {
+            let started = Instant::now();
+            let bytes = snapshot::write_view(&view, out)?;
+            drop(view);
+            tracing::info!(%node, %index, bytes,
+                encode_ms = started.elapsed().as_millis() as u64, "state machine snapshot written");
+            size.store(bytes, Ordering::Relaxed);
+            Ok(())
+        });
+        tracing::info!(node = %self.config.id, %index, "snapshotting the state machine");
+        self.node.snapshot_streamed(index, source);
+        *requested = index;
         true
     }
 

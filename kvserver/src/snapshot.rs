@@ -2,8 +2,10 @@
 //! data and the client sessions (so retries stay exactly-once across restarts and installs).
 //!
 //! ```text
-//! header (20 bytes, little-endian)
-//!   magic "RKVS" | version u32 = 1 | body_len u64 | body_crc32 u32
+//! version 2 (written; little-endian)
+//!   magic "RKVS" | version u32 = 2 | body | body_len u64 | body_crc32 u32
+//! version 1 (still read)
+//!   magic "RKVS" | version u32 = 1 | body_len u64 | body_crc32 u32 | body
 //! body (covered by the CRC)
 //!   applied_index u64
 //!   key_count u64,     then per key in increasing order:   key_len varint | key | value_len varint | value
@@ -12,12 +14,18 @@
 //!     then per reply in seq order: seq u64 | reply_len varint | WriteResponse (protobuf)
 //! ```
 //!
+//! Version 2 puts the body's length and checksum after it so that a snapshot is streamed
+//! into its file as it is encoded ([`write_view`] through `RaftNode::snapshot_streamed`):
+//! no encoded copy of a data set is ever held in memory.
+//!
 //! Decoding never panics and never allocates from an unchecked length: every length is
 //! checked against the bytes that remain, the checksum is verified before anything is
 //! parsed, and order (keys, client ids, seqs) is verified so a decoded state machine keeps
 //! its invariants. The skip list is rebuilt in O(n) from the sorted keys.
 
 use std::collections::BTreeMap;
+
+use std::io::Write;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use prost::encoding::{decode_varint, encode_varint, encoded_len_varint};
@@ -32,86 +40,141 @@ use crate::state_machine::{Limits, SnapshotView, StateMachine};
 
 /// The first four bytes of every snapshot.
 pub const MAGIC: [u8; 4] = *b"RKVS";
-/// The format version this build writes and reads.
-pub const VERSION: u32 = 1;
-/// Bytes before the body.
-const HEADER_BYTES: usize = 4 + 4 + 8 + 4;
+/// The format version this build writes (it also reads version 1).
+pub const VERSION: u32 = 2;
+/// Bytes before the body (version 2).
+const HEADER_BYTES: usize = 4 + 4;
+/// Bytes after the body (version 2).
+const TRAILER_BYTES: usize = 8 + 4;
+/// Encoded bytes gathered before one write to the output.
+const WRITE_CHUNK_BYTES: usize = 256 << 10;
 /// Most bytes a length varint takes for a length below 2^35.
 const MAX_LEN_VARINT_BYTES: usize = 5;
 
 /// Encodes the whole state machine (data, sessions, applied index).
 pub fn encode(state: &StateMachine) -> Bytes {
-    encode_parts(
-        state.applied_index(),
-        Data {
-            len: state.len(),
-            bytes: state.data_bytes(),
-            entries: state.iter(),
-        },
-        state.sessions(),
-    )
+    let bound = body_len_bound(state.len(), state.data_bytes(), state.sessions());
+    let mut out = Vec::with_capacity(HEADER_BYTES + bound + TRAILER_BYTES);
+    let data = Data {
+        len: state.len(),
+        entries: state.iter(),
+    };
+    if let Err(error) = write_parts(state.applied_index(), data, state.sessions(), &mut out) {
+        unreachable!("a Vec grows on demand: {error}");
+    }
+    Bytes::from(out)
 }
 
-/// Encodes a view taken by [`StateMachine::capture`]; the same bytes as [`encode`] of the
-/// state machine at the view's index. Meant for a thread other than the applier.
+/// Encodes a view taken by [`StateMachine::capture`] into memory; the same bytes as
+/// [`encode`] of the state machine at the view's index.
 pub fn encode_view(view: &SnapshotView) -> Bytes {
-    encode_parts(
-        view.applied_index,
-        Data {
-            len: view.data.len(),
-            bytes: view.data_bytes,
-            entries: view.data.iter(),
-        },
-        &view.sessions,
-    )
+    let bound = body_len_bound(view.data.len(), view.data_bytes, &view.sessions);
+    let mut out = Vec::with_capacity(HEADER_BYTES + bound + TRAILER_BYTES);
+    if let Err(error) = write_view(view, &mut out) {
+        unreachable!("a Vec grows on demand: {error}");
+    }
+    Bytes::from(out)
 }
 
-/// The key-value part of a snapshot: entries in key order, their count and byte sum.
+/// Streams the encoding of a view taken by [`StateMachine::capture`] into `out`, in
+/// pieces of `WRITE_CHUNK_BYTES` (meant for a thread other than the applier, and for an
+/// `out` that is the snapshot file). Returns the bytes written.
+///
+/// # Errors
+/// What `out` returned.
+pub fn write_view(view: &SnapshotView, out: &mut dyn Write) -> std::io::Result<u64> {
+    let data = Data {
+        len: view.data.len(),
+        entries: view.data.iter(),
+    };
+    write_parts(view.applied_index, data, &view.sessions, out)
+}
+
+/// The key-value part of a snapshot: entries in key order, and their count.
 struct Data<I> {
     len: usize,
-    bytes: usize,
     entries: I,
 }
 
-fn encode_parts<'a>(
+fn write_parts<'a>(
     applied_index: LogIndex,
     data: Data<impl Iterator<Item = (&'a Bytes, &'a Bytes)>>,
     sessions: &Sessions,
-) -> Bytes {
-    let bound = body_len_bound(data.len, data.bytes, sessions);
-    let mut out = BytesMut::with_capacity(HEADER_BYTES + bound);
-    out.put_slice(&MAGIC);
-    out.put_u32_le(VERSION);
-    out.put_u64_le(0); // Body length, patched below.
-    out.put_u32_le(0); // CRC, patched below.
-    out.put_u64_le(applied_index.get());
-    out.put_u64_le(data.len as u64);
+    out: &mut dyn Write,
+) -> std::io::Result<u64> {
+    out.write_all(&MAGIC)?;
+    out.write_all(&VERSION.to_le_bytes())?;
+    let mut body = BodyWriter::new(out);
+    body.buf.put_u64_le(applied_index.get());
+    body.buf.put_u64_le(data.len as u64);
     for (key, value) in data.entries {
-        encode_varint(key.len() as u64, &mut out);
-        out.put_slice(key);
-        encode_varint(value.len() as u64, &mut out);
-        out.put_slice(value);
+        encode_varint(key.len() as u64, &mut body.buf);
+        body.buf.put_slice(key);
+        encode_varint(value.len() as u64, &mut body.buf);
+        body.buf.put_slice(value);
+        body.write_if_full()?;
     }
-    encode_sessions(sessions, &mut out);
-    let body_len = (out.len() - HEADER_BYTES) as u64;
-    let crc = crc32fast::hash(&out[HEADER_BYTES..]);
-    out[8..16].copy_from_slice(&body_len.to_le_bytes());
-    out[16..HEADER_BYTES].copy_from_slice(&crc.to_le_bytes());
-    out.freeze()
+    body.buf.put_u64_le(sessions.len() as u64);
+    for (client_id, session) in sessions.iter() {
+        encode_session(client_id, session, &mut body.buf);
+        body.write_if_full()?;
+    }
+    let (body_len, crc) = body.finish()?;
+    out.write_all(&body_len.to_le_bytes())?;
+    out.write_all(&crc.to_le_bytes())?;
+    Ok((HEADER_BYTES + TRAILER_BYTES) as u64 + body_len)
 }
 
-fn encode_sessions(sessions: &Sessions, out: &mut BytesMut) {
-    out.put_u64_le(sessions.len() as u64);
-    for (client_id, session) in sessions.iter() {
-        out.put_u64_le(client_id);
-        out.put_u64_le(session.first_unacked_seq());
-        out.put_u64_le(session.last_active_index().get());
-        out.put_u64_le(session.replies().len() as u64);
-        for (seq, reply) in session.replies() {
-            out.put_u64_le(*seq);
-            if let Err(error) = reply.encode_length_delimited(out) {
-                unreachable!("a BytesMut grows on demand: {error}");
-            }
+/// The body on its way out: encoded into a small buffer, checksummed and counted as the
+/// buffer is written.
+struct BodyWriter<'o> {
+    out: &'o mut dyn Write,
+    buf: BytesMut,
+    crc: crc32fast::Hasher,
+    len: u64,
+}
+
+impl<'o> BodyWriter<'o> {
+    fn new(out: &'o mut dyn Write) -> Self {
+        BodyWriter {
+            out,
+            buf: BytesMut::with_capacity(2 * WRITE_CHUNK_BYTES),
+            crc: crc32fast::Hasher::new(),
+            len: 0,
+        }
+    }
+
+    fn write_if_full(&mut self) -> std::io::Result<()> {
+        if self.buf.len() >= WRITE_CHUNK_BYTES {
+            self.write_buffer()?;
+        }
+        Ok(())
+    }
+
+    fn write_buffer(&mut self) -> std::io::Result<()> {
+        self.crc.update(&self.buf);
+        self.len += self.buf.len() as u64;
+        self.out.write_all(&self.buf)?;
+        self.buf.clear();
+        Ok(())
+    }
+
+    /// Writes the rest; returns the body's length and checksum.
+    fn finish(mut self) -> std::io::Result<(u64, u32)> {
+        self.write_buffer()?;
+        Ok((self.len, self.crc.finalize()))
+    }
+}
+
+fn encode_session(client_id: u64, session: &Session, out: &mut BytesMut) {
+    out.put_u64_le(client_id);
+    out.put_u64_le(session.first_unacked_seq());
+    out.put_u64_le(session.last_active_index().get());
+    out.put_u64_le(session.replies().len() as u64);
+    for (seq, reply) in session.replies() {
+        out.put_u64_le(*seq);
+        if let Err(error) = reply.encode_length_delimited(out) {
+            unreachable!("a BytesMut grows on demand: {error}");
         }
     }
 }
@@ -174,16 +237,33 @@ fn check_header(data: &[u8]) -> Result<&[u8], SnapshotError> {
     if reader.take(MAGIC.len(), "magic")? != MAGIC {
         return Err(SnapshotError::BadMagic);
     }
-    let version = reader.u32("version")?;
-    if version != VERSION {
-        return Err(SnapshotError::UnsupportedVersion {
-            found: version,
-            supported: VERSION,
-        });
-    }
-    let declared = reader.u64("body length")?;
-    let expected_crc = reader.u32("checksum")?;
-    let body = reader.buf;
+    let (declared, expected_crc, body) = match reader.u32("version")? {
+        1 => {
+            let declared = reader.u64("body length")?;
+            let crc = reader.u32("checksum")?;
+            (declared, crc, reader.buf)
+        }
+        2 => {
+            let rest = reader.buf;
+            let body_end =
+                rest.len()
+                    .checked_sub(TRAILER_BYTES)
+                    .ok_or(SnapshotError::Truncated {
+                        what: "trailer",
+                        needed: TRAILER_BYTES as u64,
+                        remaining: rest.len() as u64,
+                    })?;
+            let (body, trailer) = rest.split_at(body_end);
+            let mut trailer = Reader { buf: trailer };
+            (trailer.u64("body length")?, trailer.u32("checksum")?, body)
+        }
+        found => {
+            return Err(SnapshotError::UnsupportedVersion {
+                found,
+                supported: VERSION,
+            })
+        }
+    };
     if declared != body.len() as u64 {
         return Err(SnapshotError::BodyLength {
             declared,
@@ -361,15 +441,86 @@ mod tests {
         sm
     }
 
-    /// Wraps `body` in a header with a valid length and checksum.
+    /// Frames `body` as the current version does, with a valid length and checksum.
     fn with_header(body: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
         out.extend_from_slice(&MAGIC);
         out.extend_from_slice(&VERSION.to_le_bytes());
+        out.extend_from_slice(body);
+        out.extend_from_slice(&(body.len() as u64).to_le_bytes());
+        out.extend_from_slice(&crc32fast::hash(body).to_le_bytes());
+        out
+    }
+
+    /// Frames `body` as version 1 did (length and checksum before it).
+    fn with_v1_header(body: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend_from_slice(&MAGIC);
+        out.extend_from_slice(&1u32.to_le_bytes());
         out.extend_from_slice(&(body.len() as u64).to_le_bytes());
         out.extend_from_slice(&crc32fast::hash(body).to_le_bytes());
         out.extend_from_slice(body);
         out
+    }
+
+    /// The body of an encoded snapshot (current version).
+    fn body_of(encoded: &[u8]) -> &[u8] {
+        &encoded[HEADER_BYTES..encoded.len() - TRAILER_BYTES]
+    }
+
+    #[test]
+    fn version_1_snapshots_still_decode() {
+        let sm = sample();
+        let encoded = encode(&sm);
+        assert_eq!(decode(&with_v1_header(body_of(&encoded))).unwrap(), sm);
+    }
+
+    #[test]
+    fn streaming_writes_the_same_bytes_in_pieces() {
+        /// Records the size of every write.
+        struct Pieces(Vec<u8>, Vec<usize>);
+        impl Write for Pieces {
+            fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+                self.0.extend_from_slice(data);
+                self.1.push(data.len());
+                Ok(data.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut sm = StateMachine::new(Limits::default());
+        let value = Bytes::from(vec![7u8; 1000]);
+        for i in 0..2000u64 {
+            let request = proto::kv::WriteRequest {
+                client_id: 0,
+                seq: 0,
+                first_unacked_seq: 0,
+                op: Some(Op::Register(proto::kv::Register {})),
+            };
+            sm.apply(LogIndex(2 * i + 1), &request);
+            let put = WriteRequest {
+                client_id: 2 * i + 1,
+                seq: 1,
+                first_unacked_seq: 1,
+                op: Some(Op::Put(Put {
+                    key: format!("key-{i:05}").into(),
+                    value: value.clone(),
+                })),
+            };
+            sm.apply(LogIndex(2 * i + 2), &put);
+        }
+        let expected = encode(&sm);
+        let view = sm.capture().unwrap();
+        let mut out = Pieces(Vec::new(), Vec::new());
+        let written = write_view(&view, &mut out).unwrap();
+        assert_eq!(written, expected.len() as u64);
+        assert_eq!(out.0, expected.to_vec());
+        assert!(
+            out.1.iter().all(|n| *n <= 2 * WRITE_CHUNK_BYTES),
+            "written in bounded pieces, not whole"
+        );
+        assert!(out.1.len() > 4, "2 MB of data in several pieces");
     }
 
     #[test]
@@ -463,11 +614,11 @@ mod tests {
     #[test]
     fn wrong_version_and_magic_are_reported() {
         let mut encoded = encode(&sample()).to_vec();
-        encoded[4..8].copy_from_slice(&2u32.to_le_bytes());
+        encoded[4..8].copy_from_slice(&3u32.to_le_bytes());
         assert_eq!(
             decode(&encoded),
             Err(SnapshotError::UnsupportedVersion {
-                found: 2,
+                found: 3,
                 supported: VERSION
             })
         );
@@ -558,7 +709,7 @@ mod tests {
         fn single_mutations_of_a_valid_body_never_panic(position in any::<usize>(), byte in any::<u8>()) {
             // Re-checksummed, so the body parser itself sees the damage.
             let encoded = encode(&sample());
-            let mut body = encoded[HEADER_BYTES..].to_vec();
+            let mut body = body_of(&encoded).to_vec();
             let at = position % body.len();
             body[at] = byte;
             let _ = decode(&with_header(&body));
