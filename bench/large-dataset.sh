@@ -85,6 +85,13 @@ scenario() {
     PID[$i]=$!
   done
   until kvctl --timeout-ms 500 status > /dev/null 2>&1; do sleep 0.1; done
+  # Every node must be up: two of three make a quorum and would hide a third that failed
+  # to start (a port still held by an earlier run), skewing the comparison.
+  sleep 0.5
+  for i in 1 2 3; do
+    kill -0 "${PID[$i]}" 2> /dev/null \
+      || { echo "large-dataset: node $i did not start:" >&2; tail -3 "$dir/kv$i.log" >&2; exit 1; }
+  done
   sample_rss "$dir/rss.txt" &
   SAMPLER=$!
   local term0 term1 term2 t0 t1
