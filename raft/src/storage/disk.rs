@@ -120,6 +120,9 @@ pub struct DiskStorage {
     /// Files snapshots made obsolete, until the caller takes them to delete elsewhere
     /// (`Storage::take_obsolete_files`).
     obsolete: FileCleanup,
+    /// The snapshot read (and validated) at open, handed to the first `initial_state`
+    /// call so that start-up reads the file once; later calls read it again.
+    recovered_snapshot: parking_lot::Mutex<Option<Snapshot>>,
     /// The exclusive lock on the directory's `LOCK` file, held while this is open.
     _dir_lock: Box<dyn fmt::Debug + Send>,
 }
@@ -220,6 +223,7 @@ impl DiskStorage {
             snapshot: snapshot.as_ref().map(position_only),
             entries: replayed.entries,
         };
+        let recovered_snapshot = parking_lot::Mutex::new(snapshot);
         let fsync = options.fsync;
         let storage = DiskStorage {
             dir: dir.to_path_buf(),
@@ -231,6 +235,7 @@ impl DiskStorage {
             failure: None,
             freed: Vec::new(),
             obsolete: FileCleanup::new(fs.clone(), fsync),
+            recovered_snapshot,
             _dir_lock: dir_lock,
         };
         tracing::info!(storage = ?storage, "storage opened");
@@ -305,6 +310,7 @@ impl DiskStorage {
     fn record_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StorageError> {
         let started = std::time::Instant::now();
         let (log_kept, freed) = self.state.apply_snapshot(position_only(snapshot));
+        *self.recovered_snapshot.get_mut() = None;
         self.freed.push(freed);
         self.wal.append_snapshot_marker(SnapshotMarker {
             meta: snapshot.meta,
@@ -424,7 +430,10 @@ impl Storage for DiskStorage {
         self.check_usable()?;
         let mut initial = self.state.to_initial_state();
         if let Some(snapshot) = initial.snapshot.as_mut() {
-            *snapshot = self.snapshots.load(snapshot.meta)?;
+            *snapshot = match self.recovered_snapshot.lock().take() {
+                Some(recovered) if recovered.meta == snapshot.meta => recovered,
+                _ => self.snapshots.load(snapshot.meta)?,
+            };
         }
         Ok(initial)
     }
