@@ -201,18 +201,33 @@ impl FsFile for RealFile {
             .map_err(io::Error::from)
     }
 
+    /// Paced: 1 MiB at a time, each made durable before the next, at most
+    /// `ZERO_FILL_BYTES_PER_SEC`. Written whole and synced once, 64 MiB of zeros (on every
+    /// node of a machine at about the same moment) reached the disk as one burst, and the
+    /// WAL fdatasyncs queued behind it for 50-300 ms, every segment (the largest source of
+    /// put latency beyond p99; BENCHMARKS.md, "Large data sets").
     fn zero_fill(&mut self, len: u64) -> io::Result<()> {
         const CHUNK: u64 = 1 << 20;
+        let per_chunk = std::time::Duration::from_secs_f64(CHUNK as f64 / ZERO_FILL_BYTES_PER_SEC);
         let zeros = vec![0u8; CHUNK as usize];
         let mut at = self.end;
         while at < len {
+            let started = std::time::Instant::now();
             let n = CHUNK.min(len - at);
             self.file.write_all_at(&zeros[..n as usize], at)?;
+            self.file.sync_data()?;
             at += n;
+            if let Some(rest) = per_chunk.checked_sub(started.elapsed()) {
+                std::thread::sleep(rest);
+            }
         }
         self.file.sync_data()
     }
 }
+
+/// The pace of a spare segment's zero-fill (see `RealFile::zero_fill`): 64 MiB in about
+/// a second, well inside the time the active segment takes to fill its second half.
+const ZERO_FILL_BYTES_PER_SEC: f64 = 64.0 * 1024.0 * 1024.0;
 
 impl Fs for RealFs {
     fn supports_spare_segments(&self) -> bool {
