@@ -8,8 +8,9 @@
 //! development machine that is 180 us against 120 us per fdatasync of a few KiB
 //! (`../shared/peers/fsync_bench`), and 38k against 51k puts/s at 64 clients.
 //!
-//! Filling 64 MiB with zeros takes a good fraction of a second, so it happens off the
-//! write path: the WAL asks for a spare once its active segment is half full and takes it
+//! Filling 64 MiB with zeros takes a second (the fill is paced, 1 MiB synced at a time,
+//! so that it never reaches the disk as one burst that WAL fdatasyncs queue behind: see
+//! `RealFile::zero_fill`), so it happens off the write path: the WAL asks for a spare once its active segment is half full and takes it
 //! at the next rotation if it is ready (else it falls back to a short `fallocate`d
 //! segment, see `wal.rs`). A spare lives under a `spare-*.tmp` name until the WAL renames
 //! it to the next segment's name; leftovers of a crash are deleted at open. The thread
