@@ -31,6 +31,7 @@ use crate::types::{Entry, HardState, InitialState, Snapshot, SnapshotMeta};
 use bytes::Bytes;
 use std::ops::Add;
 
+mod cleanup;
 #[cfg(any(test, feature = "sim"))]
 pub mod conformance;
 mod disk;
@@ -46,6 +47,7 @@ pub mod sim_fs;
 mod snapshot;
 mod wal;
 
+pub use cleanup::FileCleanup;
 pub use disk::{DataDirIdentity, DiskOptions, DiskStorage};
 pub use mem::MemStorage;
 
@@ -155,86 +157,6 @@ impl std::fmt::Debug for SnapshotSource {
 impl std::fmt::Debug for SnapshotFileJob {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SnapshotFileJob").finish_non_exhaustive()
-    }
-}
-
-/// Files a snapshot made obsolete (WAL segments it covers, older snapshot files), to
-/// delete off the executor's thread (`Storage::take_obsolete_files`): unlinking hundreds
-/// of megabytes and syncing the directories took 100-450 ms per snapshot on a 2M-key data
-/// set, during which the driver sent no heartbeats. Until it runs the files are harmless:
-/// recovery skips covered segments and takes the newest valid snapshot file.
-pub struct FileCleanup {
-    fs: std::sync::Arc<dyn fs::Fs>,
-    /// Each directory with the files to delete in it.
-    dirs: Vec<(std::path::PathBuf, Vec<std::path::PathBuf>)>,
-    fsync: bool,
-}
-
-impl FileCleanup {
-    pub(crate) fn new(fs: std::sync::Arc<dyn fs::Fs>, fsync: bool) -> Self {
-        FileCleanup {
-            fs,
-            dirs: Vec::new(),
-            fsync,
-        }
-    }
-
-    /// Adds `files`, all in `dir`.
-    pub(crate) fn add(&mut self, dir: &std::path::Path, files: Vec<std::path::PathBuf>) {
-        if files.is_empty() {
-            return;
-        }
-        match self.dirs.iter_mut().find(|(d, _)| d == dir) {
-            Some((_, known)) => known.extend(files),
-            None => self.dirs.push((dir.to_path_buf(), files)),
-        }
-    }
-
-    /// The file system the files are on.
-    pub(crate) fn fs(&self) -> std::sync::Arc<dyn fs::Fs> {
-        self.fs.clone()
-    }
-
-    /// Whether there is nothing to delete.
-    pub fn is_empty(&self) -> bool {
-        self.dirs.is_empty()
-    }
-
-    /// Deletes the files (one already gone is fine) and syncs their directories. A
-    /// failure is logged, not returned: what is left is deleted by a later cleanup or
-    /// ignored by recovery.
-    pub fn run(self) {
-        let started = std::time::Instant::now();
-        let mut deleted = 0;
-        for (dir, files) in &self.dirs {
-            for file in files {
-                match self.fs.remove_file(file) {
-                    Ok(()) => deleted += 1,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => {
-                        tracing::warn!(file = %file.display(), error = %e, "cannot delete an obsolete file")
-                    }
-                }
-            }
-            if self.fsync {
-                if let Err(e) = self.fs.sync_dir(dir) {
-                    tracing::warn!(dir = %dir.display(), error = %e, "cannot sync a directory after deletions");
-                }
-            }
-        }
-        tracing::info!(
-            deleted,
-            took_ms = started.elapsed().as_millis() as u64,
-            "deleted files a snapshot made obsolete"
-        );
-    }
-}
-
-impl std::fmt::Debug for FileCleanup {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FileCleanup")
-            .field("dirs", &self.dirs)
-            .finish_non_exhaustive()
     }
 }
 
