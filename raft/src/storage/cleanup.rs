@@ -1,35 +1,25 @@
-//! Deleting the files a snapshot made obsolete, off the executor's thread and at a pace.
-//!
-//! Off the thread: unlinking hundreds of megabytes and syncing the directories took
-//! 100-450 ms per snapshot on a 2M-key data set, during which the driver sent no
-//! heartbeats. At a pace: on a file system that discards freed blocks (ext4 `discard`, as
-//! on the development VM), freeing a gigabyte at once made the WAL's fdatasyncs wait behind
-//! the discards for 50-150 ms for seconds afterwards. So a large old snapshot file is cut
-//! down in `SHRINK_STEP_BYTES` steps before its unlink, and every file's size is paced at
-//! `DELETE_BYTES_PER_SEC` (RocksDB's delete scheduler does the same for its SST files).
-//! WAL segments are only unlinked, never truncated: a cut sealed segment that a crash left
-//! behind would read as corrupt.
+//! Deleting the files a snapshot made obsolete, off the executor's thread: unlinking
+//! hundreds of megabytes and syncing the directories took 100-450 ms per snapshot on a
+//! 2M-key data set, during which the driver sent no heartbeats.
 //!
 //! Until the files are gone they are harmless: recovery skips covered segments and takes
-//! the newest valid snapshot file (a cut older one fails validation and is ignored).
+//! the newest valid snapshot file.
+//!
+//! Tried and not kept: pacing the deletions (an old snapshot cut down 32 MiB at a time,
+//! at most 256 MiB/s freed), against the WAL fdatasync stalls seen after large deletions
+//! on a file system that discards freed blocks. It changed neither the stalls nor the
+//! put tail on 2M keys (BENCHMARKS.md).
 
 use super::fs::Fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
-
-/// Bytes freed per second, at most.
-const DELETE_BYTES_PER_SEC: f64 = 256.0 * 1024.0 * 1024.0;
-/// A large file is cut down by this much at a time before it is unlinked.
-const SHRINK_STEP_BYTES: u64 = 32 << 20;
 
 /// Files snapshots made obsolete (WAL segments they cover, older snapshot files), to
 /// delete off the executor's thread (`Storage::take_obsolete_files`).
 pub struct FileCleanup {
     fs: Arc<dyn Fs>,
-    /// Each directory with the files to delete in it, and whether they may be cut
-    /// down before their unlink.
-    dirs: Vec<(PathBuf, Vec<PathBuf>, bool)>,
+    /// Each directory with the files to delete in it.
+    dirs: Vec<(PathBuf, Vec<PathBuf>)>,
     fsync: bool,
 }
 
@@ -42,19 +32,14 @@ impl FileCleanup {
         }
     }
 
-    /// Adds `files`, all in `dir`; `shrink_first`: they may be truncated in steps before
-    /// their unlink (not for WAL segments).
-    pub(crate) fn add(&mut self, dir: &Path, files: Vec<PathBuf>, shrink_first: bool) {
+    /// Adds `files`, all in `dir`.
+    pub(crate) fn add(&mut self, dir: &Path, files: Vec<PathBuf>) {
         if files.is_empty() {
             return;
         }
-        match self
-            .dirs
-            .iter_mut()
-            .find(|(d, _, shrink)| d == dir && *shrink == shrink_first)
-        {
-            Some((_, known, _)) => known.extend(files),
-            None => self.dirs.push((dir.to_path_buf(), files, shrink_first)),
+        match self.dirs.iter_mut().find(|(d, _)| d == dir) {
+            Some((_, known)) => known.extend(files),
+            None => self.dirs.push((dir.to_path_buf(), files)),
         }
     }
 
@@ -68,17 +53,17 @@ impl FileCleanup {
         self.dirs.is_empty()
     }
 
-    /// Deletes the files, paced (one already gone is fine), and syncs their directories.
+    /// Deletes the files (one already gone is fine) and syncs their directories.
     /// A failure is logged, not returned: what is left is deleted by a later cleanup or
     /// ignored by recovery.
     pub fn run(self) {
         let started = std::time::Instant::now();
         let mut deleted = 0;
-        for (dir, files, shrink_first) in &self.dirs {
+        for (dir, files) in &self.dirs {
             for file in files {
-                match self.delete(file, *shrink_first) {
-                    Ok(true) => deleted += 1,
-                    Ok(false) => {}
+                match self.fs.remove_file(file) {
+                    Ok(()) => deleted += 1,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                     Err(e) => {
                         tracing::warn!(file = %file.display(), error = %e, "cannot delete an obsolete file")
                     }
@@ -96,38 +81,6 @@ impl FileCleanup {
             "deleted files a snapshot made obsolete"
         );
     }
-
-    /// Deletes `file`; whether it was there.
-    fn delete(&self, file: &Path, shrink_first: bool) -> std::io::Result<bool> {
-        let mut len = match self.fs.file_len(file) {
-            Ok(len) => len,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(e),
-        };
-        if shrink_first && len > SHRINK_STEP_BYTES {
-            let mut handle = self.fs.open_append(file)?;
-            while len > SHRINK_STEP_BYTES {
-                len -= SHRINK_STEP_BYTES;
-                handle.set_len(len)?;
-                if self.fsync {
-                    handle.sync_data()?;
-                }
-                pace(SHRINK_STEP_BYTES);
-            }
-        }
-        match self.fs.remove_file(file) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(e),
-        }
-        pace(len);
-        Ok(true)
-    }
-}
-
-/// Waits as long as freeing `bytes` may take at `DELETE_BYTES_PER_SEC`.
-fn pace(bytes: u64) {
-    std::thread::sleep(Duration::from_secs_f64(bytes as f64 / DELETE_BYTES_PER_SEC));
 }
 
 impl std::fmt::Debug for FileCleanup {
@@ -135,5 +88,34 @@ impl std::fmt::Debug for FileCleanup {
         f.debug_struct("FileCleanup")
             .field("dirs", &self.dirs)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::sim_fs::SimFs;
+
+    #[test]
+    fn deletes_every_file_and_tolerates_missing_ones() {
+        let fs = SimFs::new();
+        let (snap, wal) = (Path::new("/d/snap"), Path::new("/d/wal"));
+        fs.create_dir_all(snap).unwrap();
+        fs.create_dir_all(wal).unwrap();
+        let big = snap.join("snap-old.snap");
+        let mut file = fs.create_new(&big).unwrap();
+        file.write_all(&[7u8; 4096]).unwrap();
+        file.sync_data().unwrap();
+        drop(file);
+        let segment = wal.join("wal-1.log");
+        fs.create_new(&segment).unwrap().write_all(b"x").unwrap();
+        let mut cleanup = FileCleanup::new(Arc::new(fs.clone()), true);
+        cleanup.add(snap, vec![big.clone(), snap.join("gone.snap")]);
+        cleanup.add(wal, vec![segment.clone()]);
+        let syncs = fs.syncs();
+        cleanup.run();
+        assert!(fs.list_files(snap).unwrap().is_empty());
+        assert!(fs.list_files(wal).unwrap().is_empty());
+        assert_eq!(fs.syncs(), syncs + 2, "each directory synced once");
     }
 }

@@ -319,9 +319,9 @@ impl DiskStorage {
         self.wal.sync()?;
         // Deleted later, off this thread (`take_obsolete_files`).
         let segments = self.wal.detach_covered(snapshot.meta.index);
-        self.obsolete.add(self.wal.dir(), segments, false);
+        self.obsolete.add(self.wal.dir(), segments);
         let old_snapshots = self.snapshots.obsolete_files(snapshot.meta)?;
-        self.obsolete.add(self.snapshots.dir(), old_snapshots, true);
+        self.obsolete.add(self.snapshots.dir(), old_snapshots);
         tracing::info!(index = %snapshot.meta.index,
             took_ms = started.elapsed().as_millis() as u64, "snapshot recorded in the WAL");
         Ok(())
