@@ -73,6 +73,13 @@ run_one() { # BIN_DIR LABEL
     "$bin/kvctl" --endpoints "$ep" --timeout-ms 500 status > /dev/null 2>&1 && break
     sleep 0.1
   done
+  # Two nodes make a quorum and would hide a third that failed to start (a port still
+  # held by an earlier run): refuse to measure then.
+  sleep 0.5
+  for i in 1 2 3; do
+    kill -0 "${PIDS[$((i - 1))]}" 2> /dev/null \
+      || die "node $i of $label did not start: $(tail -1 "$WORK/kv$i.log")"
+  done
   "$bin/kvctl" --endpoints "$ep" --timeout-ms 10000 bench --clients "$CLIENTS" \
     --duration-secs "$SECS" --warmup-secs 1 --read-ratio "$READ_RATIO" --read-mode "$READ_MODE" \
     $([[ $READ_RATIO != 0 ]] && echo --prefill) --json --quiet > "$WORK/out.json" &
