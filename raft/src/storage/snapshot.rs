@@ -234,15 +234,11 @@ impl SnapshotStore {
         keep: SnapshotMeta,
         stats: &mut StorageStats,
     ) -> Result<(), StorageError> {
-        let mut removed = false;
-        for name in self.fs.list_files(&self.dir).map_err(io_error(&self.dir))? {
-            if parse_snapshot_name(&name).is_some_and(|meta| meta != keep) {
-                let path = self.dir.join(&name);
-                self.fs.remove_file(&path).map_err(io_error(&path))?;
-                removed = true;
-            }
+        let obsolete = self.obsolete_files(keep)?;
+        for path in &obsolete {
+            self.fs.remove_file(path).map_err(io_error(path))?;
         }
-        if removed {
+        if !obsolete.is_empty() {
             self.sync_dir(stats)?;
         }
         Ok(())
