@@ -104,6 +104,13 @@ pub enum SnapshotError {
         /// How many.
         count: u64,
     },
+    /// The snapshot could not be read from where it is stored (an I/O error, or the
+    /// storage's own checksum failed).
+    #[error("cannot read the snapshot: {reason}")]
+    Read {
+        /// The reader's error.
+        reason: String,
+    },
 }
 
 /// A `KvError` with `code` and `message` (no leader hint).

@@ -222,11 +222,18 @@ impl KvServer {
                     });
                 }
                 ApplyMsg::Snapshot { index, data, .. } => {
-                    match snapshot::decode_with_limits(&data, self.config.limits) {
+                    // Decoded from the storage's file as it is read, with the lock
+                    // released (seconds for a large data set): reads meanwhile see the
+                    // state as applied so far, a consistent prefix of the log.
+                    let len = data.len();
+                    let limits = self.config.limits;
+                    let decoded = parking_lot::RwLockWriteGuard::unlocked(&mut sm, || {
+                        snapshot::decode_from(data, len, limits)
+                    });
+                    match decoded {
                         Ok(restored) => {
                             *sm = restored;
-                            self.last_snapshot_bytes
-                                .store(data.len() as u64, Ordering::Relaxed);
+                            self.last_snapshot_bytes.store(len, Ordering::Relaxed);
                             outcomes.push(Outcome::Installed { index });
                         }
                         Err(e) => {

@@ -25,10 +25,13 @@
 
 use std::collections::BTreeMap;
 
-use std::io::Write;
+use std::io::{Read, Write};
+
+mod input;
+use input::BodyInput;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use prost::encoding::{decode_varint, encode_varint, encoded_len_varint};
+use prost::encoding::{encode_varint, encoded_len_varint};
 use prost::Message;
 use proto::kv::WriteResponse;
 use raft::LogIndex;
@@ -206,21 +209,100 @@ pub fn decode(data: &[u8]) -> Result<StateMachine, SnapshotError> {
     decode_with_limits(data, Limits::default())
 }
 
-/// Decodes a snapshot into a state machine that runs with `limits`.
+/// Decodes a snapshot held in memory into a state machine that runs with `limits`.
+///
+/// # Errors
+/// As [`decode_from`].
+pub fn decode_with_limits(data: &[u8], limits: Limits) -> Result<StateMachine, SnapshotError> {
+    decode_from(data, data.len() as u64, limits)
+}
+
+/// Decodes a snapshot of `len` bytes read from `input` as a stream (the storage's
+/// snapshot file: no copy of the encoded data set is held in memory) into a state
+/// machine that runs with `limits`. The checksum covers the whole body, so it is checked
+/// at the end; until then every field is checked against the bytes the body still holds,
+/// and nothing is returned unless all of it is valid.
 ///
 /// # Errors
 /// A [`SnapshotError`] when the data is not a valid snapshot of this version: bad magic,
 /// other version, wrong length, checksum mismatch, truncated or malformed fields, keys or
-/// sessions out of order, trailing bytes.
-pub fn decode_with_limits(data: &[u8], limits: Limits) -> Result<StateMachine, SnapshotError> {
-    let body = check_header(data)?;
-    let mut reader = Reader { buf: body };
-    let applied_index = LogIndex(reader.u64("applied index")?);
-    let list = decode_data(&mut reader)?;
-    let sessions = decode_sessions(&mut reader, &limits)?;
-    if !reader.buf.is_empty() {
+/// sessions out of order, trailing bytes; or `Read` when `input` fails.
+pub fn decode_from(
+    mut input: impl Read,
+    len: u64,
+    limits: Limits,
+) -> Result<StateMachine, SnapshotError> {
+    let mut header = Header {
+        input: &mut input,
+        remaining: len,
+    };
+    if header.bytes::<4>("magic")? != MAGIC {
+        return Err(SnapshotError::BadMagic);
+    }
+    let version = u32::from_le_bytes(header.bytes::<4>("version")?);
+    let (body_len, v1_crc) = match version {
+        1 => {
+            let declared = u64::from_le_bytes(header.bytes::<8>("body length")?);
+            let crc = u32::from_le_bytes(header.bytes::<4>("checksum")?);
+            if declared != header.remaining {
+                return Err(SnapshotError::BodyLength {
+                    declared,
+                    actual: header.remaining,
+                });
+            }
+            (declared, Some(crc))
+        }
+        2 => {
+            let trailer = TRAILER_BYTES as u64;
+            let body_len =
+                header
+                    .remaining
+                    .checked_sub(trailer)
+                    .ok_or(SnapshotError::Truncated {
+                        what: "trailer",
+                        needed: trailer,
+                        remaining: header.remaining,
+                    })?;
+            (body_len, None)
+        }
+        found => {
+            return Err(SnapshotError::UnsupportedVersion {
+                found,
+                supported: VERSION,
+            })
+        }
+    };
+    let mut body = BodyInput::new(&mut input, body_len);
+    let applied_index = LogIndex(body.u64("applied index")?);
+    let list = decode_data(&mut body)?;
+    let sessions = decode_sessions(&mut body, &limits)?;
+    if body.remaining() != 0 {
         return Err(SnapshotError::TrailingBytes {
-            count: reader.buf.len() as u64,
+            count: body.remaining(),
+        });
+    }
+    let (actual_crc, input) = body.finish();
+    let expected_crc = match v1_crc {
+        Some(crc) => crc,
+        None => {
+            let mut trailer = Header {
+                input,
+                remaining: TRAILER_BYTES as u64,
+            };
+            let declared = u64::from_le_bytes(trailer.bytes::<8>("body length")?);
+            if declared != body_len {
+                return Err(SnapshotError::BodyLength {
+                    declared,
+                    actual: body_len,
+                });
+            }
+            u32::from_le_bytes(trailer.bytes::<4>("checksum")?)
+        }
+    };
+    if actual_crc != expected_crc {
+        return Err(SnapshotError::Checksum {
+            expected: expected_crc,
+            actual: actual_crc,
         });
     }
     Ok(StateMachine::from_parts(
@@ -231,74 +313,55 @@ pub fn decode_with_limits(data: &[u8], limits: Limits) -> Result<StateMachine, S
     ))
 }
 
-/// Verifies magic, version, body length and CRC; returns the body.
-fn check_header(data: &[u8]) -> Result<&[u8], SnapshotError> {
-    let mut reader = Reader { buf: data };
-    if reader.take(MAGIC.len(), "magic")? != MAGIC {
-        return Err(SnapshotError::BadMagic);
-    }
-    let (declared, expected_crc, body) = match reader.u32("version")? {
-        1 => {
-            let declared = reader.u64("body length")?;
-            let crc = reader.u32("checksum")?;
-            (declared, crc, reader.buf)
-        }
-        2 => {
-            let rest = reader.buf;
-            let body_end =
-                rest.len()
-                    .checked_sub(TRAILER_BYTES)
-                    .ok_or(SnapshotError::Truncated {
-                        what: "trailer",
-                        needed: TRAILER_BYTES as u64,
-                        remaining: rest.len() as u64,
-                    })?;
-            let (body, trailer) = rest.split_at(body_end);
-            let mut trailer = Reader { buf: trailer };
-            (trailer.u64("body length")?, trailer.u32("checksum")?, body)
-        }
-        found => {
-            return Err(SnapshotError::UnsupportedVersion {
-                found,
-                supported: VERSION,
-            })
-        }
-    };
-    if declared != body.len() as u64 {
-        return Err(SnapshotError::BodyLength {
-            declared,
-            actual: body.len() as u64,
-        });
-    }
-    let actual_crc = crc32fast::hash(body);
-    if actual_crc != expected_crc {
-        return Err(SnapshotError::Checksum {
-            expected: expected_crc,
-            actual: actual_crc,
-        });
-    }
-    Ok(body)
+/// The fixed fields around the body, read straight from the input.
+struct Header<R> {
+    input: R,
+    /// Bytes of the snapshot not read yet.
+    remaining: u64,
 }
 
-fn decode_data(
-    reader: &mut Reader<'_>,
+impl<R: Read> Header<R> {
+    fn bytes<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], SnapshotError> {
+        if (N as u64) > self.remaining {
+            return Err(SnapshotError::Truncated {
+                what,
+                needed: N as u64,
+                remaining: self.remaining,
+            });
+        }
+        let mut out = [0u8; N];
+        self.input
+            .read_exact(&mut out)
+            .map_err(|e| SnapshotError::Read {
+                reason: e.to_string(),
+            })?;
+        self.remaining -= N as u64;
+        Ok(out)
+    }
+}
+
+fn decode_data<R: Read>(
+    body: &mut BodyInput<R>,
 ) -> Result<crate::skiplist::SkipList<Bytes, Bytes>, SnapshotError> {
-    let count = reader.u64("key count")?;
+    let count = body.u64("key count")?;
     // Each entry takes at least two bytes (two length prefixes): never reserve more than the
     // input could hold.
-    let capacity = count.min(reader.buf.len() as u64 / 2);
+    let capacity = count.min(body.remaining() / 2);
     let mut builder = SortedBuilder::with_capacity(usize::try_from(capacity).unwrap_or(0));
     for position in 0..count {
-        let key = reader.prefixed("key")?;
-        let value = reader.prefixed("value")?;
+        let key = body.prefixed("key")?;
+        let value = body.prefixed("value")?;
         builder
-            .push(Bytes::copy_from_slice(key), Bytes::copy_from_slice(value))
+            .push(key, value)
             .map_err(|_| SnapshotError::KeysOutOfOrder { position })?;
     }
     Ok(builder.finish())
 }
 
-fn decode_sessions(reader: &mut Reader<'_>, limits: &Limits) -> Result<Sessions, SnapshotError> {
+fn decode_sessions<R: Read>(
+    reader: &mut BodyInput<R>,
+    limits: &Limits,
+) -> Result<Sessions, SnapshotError> {
     let mut sessions = Sessions::new(limits.max_sessions, limits.max_replies_per_session);
     let count = reader.u64("session count")?;
     let mut previous_client = None;
@@ -317,7 +380,10 @@ fn decode_sessions(reader: &mut Reader<'_>, limits: &Limits) -> Result<Sessions,
     Ok(sessions)
 }
 
-fn decode_session(reader: &mut Reader<'_>, client_id: u64) -> Result<Session, SnapshotError> {
+fn decode_session<R: Read>(
+    reader: &mut BodyInput<R>,
+    client_id: u64,
+) -> Result<Session, SnapshotError> {
     let first_unacked_seq = reader.u64("first unacked seq")?;
     let last_active_index = LogIndex(reader.u64("last active index")?);
     let reply_count = reader.u64("reply count")?;
@@ -350,52 +416,6 @@ fn decode_session(reader: &mut Reader<'_>, client_id: u64) -> Result<Session, Sn
         first_unacked_seq,
         last_active_index,
     ))
-}
-
-/// A cursor over the input that fails, rather than panics, at its end.
-struct Reader<'a> {
-    buf: &'a [u8],
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, len: usize, what: &'static str) -> Result<&'a [u8], SnapshotError> {
-        if len > self.buf.len() {
-            return Err(SnapshotError::Truncated {
-                what,
-                needed: len as u64,
-                remaining: self.buf.len() as u64,
-            });
-        }
-        let (head, rest) = self.buf.split_at(len);
-        self.buf = rest;
-        Ok(head)
-    }
-
-    fn u32(&mut self, what: &'static str) -> Result<u32, SnapshotError> {
-        let mut raw = [0u8; 4];
-        raw.copy_from_slice(self.take(4, what)?);
-        Ok(u32::from_le_bytes(raw))
-    }
-
-    fn u64(&mut self, what: &'static str) -> Result<u64, SnapshotError> {
-        let mut raw = [0u8; 8];
-        raw.copy_from_slice(self.take(8, what)?);
-        Ok(u64::from_le_bytes(raw))
-    }
-
-    /// A varint length, then that many bytes.
-    fn prefixed(&mut self, what: &'static str) -> Result<&'a [u8], SnapshotError> {
-        let len = decode_varint(&mut self.buf).map_err(|_| SnapshotError::Malformed { what })?;
-        if len > self.buf.len() as u64 {
-            return Err(SnapshotError::Truncated {
-                what,
-                needed: len,
-                remaining: self.buf.len() as u64,
-            });
-        }
-        // Checked above: `len` fits in the remaining slice, hence in usize.
-        self.take(len as usize, what)
-    }
 }
 
 #[cfg(test)]

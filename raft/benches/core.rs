@@ -60,7 +60,7 @@ impl RawCluster {
                     self.inbox.extend(rd.messages_after_persist);
                     self.cores[i].on_persist_ready(rd.number);
                     if let Some(s) = rd.apply_snapshot {
-                        self.applied[i] = s.meta.index;
+                        self.applied[i] = s.index;
                     }
                     if let Some(last) = rd.committed.last() {
                         self.applied[i] = last.index;

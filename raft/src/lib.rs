@@ -44,7 +44,10 @@
 //! 1. Feed inputs (any number), then call `ready()`. Proposals made between two
 //!    `ready()` calls go out as one AppendEntries per peer.
 //! 2. Send `rd.messages` now: they depend on nothing unpersisted.
-//! 3. Persist `rd.snapshot` (if any; durable on return), then `rd.entries` (truncate,
+//! 3. Write `rd.snapshot_chunks` (pieces of a snapshot the leader is sending, in order,
+//!    into the storage's incoming snapshot: `Storage::write_incoming_snapshot`; the core
+//!    keeps no snapshot bytes), install `rd.snapshot` (if any: the incoming snapshot is
+//!    whole; durable on return), then persist `rd.entries` (truncate,
 //!    then append from `entries[0].index`), then `rd.hard_state`; fsync if
 //!    `rd.must_sync`. `must_sync` is true when the Ready has entries, a snapshot, or a
 //!    term/vote change, and false when only the commit index changed (write it, no
@@ -57,7 +60,8 @@
 //!    `on_persist_ready`). The core learns from it which term, vote and log entries are
 //!    durable; a Ready whose entries were replaced since does not make the replacing
 //!    entries durable.
-//! 5. Apply `rd.apply_snapshot` (if any), then `rd.committed`, in order. On a follower,
+//! 5. Apply `rd.apply_snapshot` (if any: its data is read from the storage,
+//!    `Storage::open_snapshot`), then `rd.committed`, in order. On a follower,
 //!    committed entries are handed out only up to the locally persisted index, so
 //!    applying never runs ahead of the local disk. A leader hands out every committed
 //!    entry (it was written in an earlier or this Ready, and is durable on a majority
@@ -149,7 +153,8 @@
 //! let mut drive = |core: &mut RaftCore, applied: &mut Vec<Bytes>| {
 //!     while core.has_ready() {
 //!         let rd = core.ready();
-//!         // (send rd.messages; persist rd.snapshot, rd.entries, rd.hard_state; fsync)
+//!         // (send rd.messages; write rd.snapshot_chunks; persist rd.snapshot, rd.entries,
+//!         // rd.hard_state; fsync)
 //!         core.on_persist_ready(rd.number);
 //!         applied.extend(rd.committed.into_iter().map(|e| e.data).filter(|d| !d.is_empty()));
 //!     }
@@ -182,5 +187,6 @@ pub use core::{CoreStatus, RaftCore, ReadState, Ready, Role};
 pub use error::{ConfigError, ProposeError, StorageError};
 pub use message::{Message, MessageBody};
 pub use types::{
-    Entry, EntryKind, HardState, InitialState, LogIndex, NodeId, Snapshot, SnapshotMeta, Term,
+    Entry, EntryKind, HardState, InitialState, LogIndex, NodeId, ReceivedSnapshot, Snapshot,
+    SnapshotChunk, SnapshotMeta, Term,
 };

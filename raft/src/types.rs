@@ -159,6 +159,43 @@ impl fmt::Debug for Snapshot {
     }
 }
 
+/// A piece of a snapshot being received from the leader (`Ready::snapshot_chunks`): the
+/// runtime writes it into the storage's incoming snapshot
+/// (`Storage::write_incoming_snapshot`), so the core never assembles a snapshot in memory.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SnapshotChunk {
+    /// The snapshot it belongs to.
+    pub meta: SnapshotMeta,
+    /// Where `data` starts in the snapshot's data. Chunks come in order and contiguous;
+    /// offset 0 starts a new incoming snapshot.
+    pub offset: u64,
+    /// The bytes.
+    pub data: Bytes,
+}
+
+impl fmt::Debug for SnapshotChunk {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "SnapshotChunk({:?}, {}+{} B)",
+            self.meta,
+            self.offset,
+            self.data.len()
+        )
+    }
+}
+
+/// A snapshot received whole from the leader (`Ready::snapshot`): its chunks were handed
+/// out before it; the storage makes it durable and replaces the log with it
+/// (`Storage::install_incoming_snapshot`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReceivedSnapshot {
+    /// Its position in the log.
+    pub meta: SnapshotMeta,
+    /// The length of its data: every chunk up to here was handed out.
+    pub data_bytes: u64,
+}
+
 /// Everything a node recovers from durable storage at start-up.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct InitialState {

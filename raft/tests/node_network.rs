@@ -127,6 +127,9 @@ fn run_app(rx: Receiver<ApplyMsg>, app: Arc<Mutex<AppState>>) {
                 a.last_index = index;
             }
             ApplyMsg::Snapshot { index, data, .. } => {
+                let data = data
+                    .into_bytes()
+                    .expect("the snapshot file reads back whole");
                 a.applied = decode_snapshot(&data);
                 a.last_index = index;
                 a.snapshots_installed += 1;

@@ -45,7 +45,10 @@ pub use snapshot_send::chunk_end;
 use crate::config::Config;
 use crate::error::{ConfigError, ProposeError};
 use crate::message::Message;
-use crate::types::{Entry, EntryKind, HardState, InitialState, LogIndex, NodeId, Snapshot, Term};
+use crate::types::{
+    Entry, EntryKind, HardState, InitialState, LogIndex, NodeId, ReceivedSnapshot, SnapshotChunk,
+    SnapshotMeta, Term,
+};
 use bytes::Bytes;
 use lease::Lease;
 use log::RaftLog;
@@ -147,13 +150,14 @@ pub struct RaftCore {
     incoming_snapshot: Option<IncomingSnapshot>,
     flush: PendingFlush,
     outbox: Outbox,
+    /// Chunks of an incoming snapshot to hand out in `Ready::snapshot_chunks`.
+    snapshot_chunks_to_write: Vec<SnapshotChunk>,
     /// A received snapshot to hand out in `Ready::snapshot`.
-    snapshot_to_persist: Option<Snapshot>,
-    /// A received snapshot, kept until it is durable and handed to the application (the
-    /// log keeps only its position and size).
-    snapshot_received: Option<Snapshot>,
+    snapshot_to_persist: Option<ReceivedSnapshot>,
+    /// A received snapshot, kept until it is durable and handed to the application.
+    snapshot_received: Option<SnapshotMeta>,
     /// A durable snapshot to hand out in `Ready::apply_snapshot`.
-    snapshot_to_apply: Option<Snapshot>,
+    snapshot_to_apply: Option<SnapshotMeta>,
     /// The hard state last handed out (or recovered).
     last_hard_state: HardState,
     /// The Readies handed out and not yet reported durable; the durable term and vote.
@@ -183,9 +187,9 @@ impl RaftCore {
             .as_ref()
             .map_or((Default::default(), 0), |s| (s.meta, s.data.len() as u64));
         let log = RaftLog::recovered(meta, bytes, entries, hard_state.commit);
-        // Handed to the application by the first Ready, then dropped: the leader's
-        // executor reads what it sends to laggards from the storage.
-        let snapshot_to_apply = snapshot;
+        // Handed to the application by the first Ready (the runtime reads its data from the
+        // storage, as it does the chunks it sends to laggards).
+        let snapshot_to_apply = snapshot.map(|s| s.meta);
         let mut peers: Vec<NodeId> = config
             .voters
             .iter()
@@ -218,6 +222,7 @@ impl RaftCore {
             incoming_snapshot: None,
             flush: PendingFlush::default(),
             outbox: Outbox::default(),
+            snapshot_chunks_to_write: Vec::new(),
             snapshot_to_persist: None,
             snapshot_received: None,
             snapshot_to_apply,

@@ -7,7 +7,7 @@
 
 use super::{RaftCore, Role};
 use crate::message::Message;
-use crate::types::{Entry, HardState, LogIndex, Snapshot};
+use crate::types::{Entry, HardState, LogIndex, ReceivedSnapshot, SnapshotChunk, SnapshotMeta};
 
 /// A read that may be served once the application has applied `index` (ReadIndex,
 /// thesis 6.4).
@@ -27,9 +27,13 @@ pub struct Ready {
     pub number: u64,
     /// Hard state to persist, if it changed.
     pub hard_state: Option<HardState>,
-    /// A snapshot received from the leader, to persist before `entries`. It replaces the
-    /// whole log up to its index.
-    pub snapshot: Option<Snapshot>,
+    /// Chunks of a snapshot being received from the leader, to write (in order, before
+    /// `snapshot`) into the storage's incoming snapshot; they need no sync of their own.
+    pub snapshot_chunks: Vec<SnapshotChunk>,
+    /// A snapshot received whole from the leader (its chunks handed out in this or
+    /// earlier Readies), to install durably before `entries`. It replaces the whole log
+    /// up to its index.
+    pub snapshot: Option<ReceivedSnapshot>,
     /// Entries to append. Any persisted entry at or after `entries[0].index` is
     /// replaced (truncate, then append).
     pub entries: Vec<Entry>,
@@ -41,9 +45,9 @@ pub struct Ready {
     /// Messages that may be sent only after this Ready's state is durable (votes,
     /// append acknowledgements).
     pub messages_after_persist: Vec<Message>,
-    /// A snapshot the application must install before applying `committed`. It is
-    /// already durable.
-    pub apply_snapshot: Option<Snapshot>,
+    /// A snapshot the application must install before applying `committed` (its data
+    /// is read from the storage). It is already durable.
+    pub apply_snapshot: Option<SnapshotMeta>,
     /// Committed entries to apply, in order. Durable locally on a follower; on a leader,
     /// durable on a majority of followers (its own fsync may still be pending).
     pub committed: Vec<Entry>,
@@ -55,14 +59,19 @@ pub struct Ready {
 }
 
 impl Ready {
-    /// Whether this Ready asks to persist anything (entries, a snapshot, or a hard state).
+    /// Whether this Ready asks to persist anything (entries, a snapshot or its chunks, or
+    /// a hard state).
     pub fn has_persist_work(&self) -> bool {
-        self.hard_state.is_some() || self.snapshot.is_some() || !self.entries.is_empty()
+        self.hard_state.is_some()
+            || self.snapshot.is_some()
+            || !self.snapshot_chunks.is_empty()
+            || !self.entries.is_empty()
     }
 
     /// Whether there is nothing to do.
     pub fn is_empty(&self) -> bool {
         self.hard_state.is_none()
+            && self.snapshot_chunks.is_empty()
             && self.snapshot.is_none()
             && self.entries.is_empty()
             && self.messages.is_empty()
@@ -81,6 +90,7 @@ impl RaftCore {
         flush
             || self.hard_state() != self.last_hard_state
             || self.log.has_unsent()
+            || !self.snapshot_chunks_to_write.is_empty()
             || self.snapshot_to_persist.is_some()
             || self.snapshot_to_apply.is_some()
             || self.log.has_committed_to_apply()
@@ -98,6 +108,7 @@ impl RaftCore {
             || hard_state.vote != self.last_hard_state.vote;
         let changed_hard_state = (hard_state != self.last_hard_state).then_some(hard_state);
         self.last_hard_state = hard_state;
+        let snapshot_chunks = std::mem::take(&mut self.snapshot_chunks_to_write);
         let snapshot = self.snapshot_to_persist.take();
         let entries = self.log.take_unsent();
         let apply_snapshot = self.snapshot_to_apply.take();
@@ -110,6 +121,7 @@ impl RaftCore {
         let rd = Ready {
             number: self.ready_number,
             hard_state: changed_hard_state,
+            snapshot_chunks,
             snapshot,
             entries,
             must_sync,

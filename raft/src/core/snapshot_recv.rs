@@ -1,24 +1,26 @@
-//! The follower's side of InstallSnapshot (paper 7): assemble chunks in order, then
-//! install the snapshot.
+//! The follower's side of InstallSnapshot (paper 7): take chunks in order, then install
+//! the snapshot.
 //!
-//! - A chunk at the expected offset is appended and acknowledged with the next offset.
+//! - A chunk at the expected offset is handed out for writing (`Ready::snapshot_chunks`)
+//!   and acknowledged with the next offset.
 //! - A chunk already received is acknowledged again (the leader resent it); a chunk past
 //!   a gap is rejected with the offset expected, so the leader resumes there.
-//! - Offset 0 of a snapshot from another leader, term or position starts over.
+//! - Offset 0 of a snapshot from another leader, term or position starts over (the
+//!   storage starts a new incoming snapshot at every offset-0 chunk).
 //! - On the last chunk: if the log already holds the snapshot's last entry (same index
 //!   and term), the log is kept and the commit index moves up to it; otherwise the log
-//!   is replaced (`Ready::snapshot` to persist; `Ready::apply_snapshot` once the persist
-//!   is reported). Either way the final acknowledgement goes after the persist.
+//!   is replaced (`Ready::snapshot` to install; `Ready::apply_snapshot` once the install
+//!   is reported persisted). Either way the final acknowledgement goes after the persist.
 //! - A snapshot not beyond our commit index is acknowledged as done at once: we hold
 //!   everything it covers.
 //!
-//! Invariant: the assembly buffer grows only by data actually received, never by the
-//! `total_bytes` the sender claims.
+//! Invariant: the core holds no snapshot bytes. A chunk's data passes straight through
+//! to the Ready (only what was not received before), so a snapshot of any size costs the
+//! follower a chunk of memory, not the snapshot.
 
 use super::RaftCore;
 use crate::message::{InstallSnapshot, InstallSnapshotResponse, MessageBody};
-use crate::types::{NodeId, Snapshot, SnapshotMeta, Term};
-use bytes::{Bytes, BytesMut};
+use crate::types::{NodeId, ReceivedSnapshot, SnapshotChunk, SnapshotMeta, Term};
 
 /// A snapshot being received.
 #[derive(Clone, Debug)]
@@ -27,7 +29,8 @@ pub(crate) struct IncomingSnapshot {
     term: Term,
     meta: SnapshotMeta,
     total_bytes: u64,
-    buf: BytesMut,
+    /// Bytes handed out for writing so far.
+    received: u64,
 }
 
 /// What to do with a chunk.
@@ -37,7 +40,7 @@ enum ChunkOutcome {
     /// Reject; the leader should resume at `next_offset`.
     Reject(u64),
     /// The snapshot is complete.
-    Complete(Snapshot),
+    Complete(ReceivedSnapshot),
 }
 
 impl RaftCore {
@@ -73,13 +76,15 @@ impl RaftCore {
             .incoming_snapshot
             .as_ref()
             .is_some_and(|s| s.from == from && s.term == self.term && s.meta == chunk.meta);
+        let complete = ReceivedSnapshot {
+            meta: chunk.meta,
+            data_bytes: chunk.total_bytes,
+        };
         if chunk.offset == 0 && chunk.done {
-            // A single-chunk snapshot: no assembly, no copy.
+            // A single-chunk snapshot.
             self.incoming_snapshot = None;
-            return ChunkOutcome::Complete(Snapshot {
-                meta: chunk.meta,
-                data: chunk.data,
-            });
+            self.hand_out_chunk(chunk.meta, 0, chunk.data);
+            return ChunkOutcome::Complete(complete);
         }
         if !same_transfer {
             if chunk.offset != 0 {
@@ -90,33 +95,41 @@ impl RaftCore {
                 term: self.term,
                 meta: chunk.meta,
                 total_bytes: chunk.total_bytes,
-                buf: BytesMut::new(),
+                received: 0,
             });
         }
         let Some(incoming) = self.incoming_snapshot.as_mut() else {
             return ChunkOutcome::Reject(0);
         };
-        let have = incoming.buf.len() as u64;
+        let have = incoming.received;
         if chunk.offset > have {
             return ChunkOutcome::Reject(have);
         }
         let end = chunk.offset + chunk.data.len() as u64;
-        if end > have {
+        // Offset 0 is handed out even when empty: it starts the incoming snapshot.
+        if end > have || chunk.offset == 0 && !same_transfer {
+            incoming.received = end.max(have);
+            let total_bytes = incoming.total_bytes;
             let skip = usize::try_from(have - chunk.offset).unwrap_or(0);
-            incoming.buf.extend_from_slice(&chunk.data[skip..]);
-        }
-        let have = incoming.buf.len() as u64;
-        if have < incoming.total_bytes {
+            self.hand_out_chunk(chunk.meta, have, chunk.data.slice(skip..));
+            if end < total_bytes {
+                return ChunkOutcome::Ack(end);
+            }
+        } else if have < incoming.total_bytes {
             return ChunkOutcome::Ack(have);
         }
-        let meta = incoming.meta;
-        let data: Bytes = std::mem::take(&mut incoming.buf).freeze();
         self.incoming_snapshot = None;
-        ChunkOutcome::Complete(Snapshot { meta, data })
+        ChunkOutcome::Complete(complete)
+    }
+
+    /// Hands `data` (at `offset` of the snapshot at `meta`) out for writing.
+    fn hand_out_chunk(&mut self, meta: SnapshotMeta, offset: u64, data: bytes::Bytes) {
+        self.snapshot_chunks_to_write
+            .push(SnapshotChunk { meta, offset, data });
     }
 
     /// Installs a complete snapshot.
-    fn install_snapshot(&mut self, snapshot: Snapshot) {
+    fn install_snapshot(&mut self, snapshot: ReceivedSnapshot) {
         let meta = snapshot.meta;
         if self.log.match_term(meta.index, meta.term) {
             tracing::info!(node = %self.id, index = %meta.index, "snapshot matches my log; fast-forwarding commit");
@@ -124,10 +137,10 @@ impl RaftCore {
             return;
         }
         tracing::info!(node = %self.id, index = %meta.index, term = %meta.term, "installing snapshot");
-        self.log.restore(meta, snapshot.data.len() as u64);
+        self.log.restore(meta, snapshot.data_bytes);
         self.retract_stale_append_acks();
-        self.snapshot_to_persist = Some(snapshot.clone());
-        self.snapshot_received = Some(snapshot);
+        self.snapshot_to_persist = Some(snapshot);
+        self.snapshot_received = Some(meta);
         self.snapshot_to_apply = None;
     }
 

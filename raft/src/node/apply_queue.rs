@@ -7,7 +7,8 @@
 //! eventually apply; the core stops handing out more than the log holds.
 
 use super::ApplyMsg;
-use crate::types::{Entry, EntryKind, Snapshot};
+use crate::storage::SnapshotReader;
+use crate::types::{Entry, EntryKind, SnapshotMeta};
 use crossbeam_channel::{Sender, TrySendError};
 use std::collections::VecDeque;
 
@@ -27,11 +28,11 @@ impl ApplyQueue {
     }
 
     /// Queues a snapshot for the application to install.
-    pub(crate) fn push_snapshot(&mut self, snapshot: Snapshot) {
+    pub(crate) fn push_snapshot(&mut self, meta: SnapshotMeta, data: SnapshotReader) {
         self.backlog.push_back(ApplyMsg::Snapshot {
-            index: snapshot.meta.index,
-            term: snapshot.meta.term,
-            data: snapshot.data,
+            index: meta.index,
+            term: meta.term,
+            data,
         });
     }
 

@@ -437,6 +437,7 @@ impl Executor {
         let Ready {
             number,
             hard_state,
+            snapshot_chunks,
             snapshot,
             entries,
             must_sync,
@@ -459,7 +460,7 @@ impl Executor {
             });
         let written = self
             .persister
-            .write(hard_state, snapshot.as_ref(), &entries);
+            .write(hard_state, &snapshot_chunks, snapshot, &entries);
         if let Err(e) = written {
             // Nothing after this point may be sent: it would claim state that is not durable.
             return self.fail_storage(&e);
@@ -475,8 +476,11 @@ impl Executor {
             return;
         }
         self.release_durable();
-        if let Some(snapshot) = apply_snapshot {
-            self.apply.push_snapshot(snapshot);
+        if let Some(meta) = apply_snapshot {
+            match self.persister.open_snapshot(meta) {
+                Ok(data) => self.apply.push_snapshot(meta, data),
+                Err(e) => return self.fail_storage(&e),
+            }
         }
         self.apply.push_entries(committed);
         self.answer_reads(read_states, dropped_reads);

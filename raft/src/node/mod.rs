@@ -62,7 +62,7 @@ use crate::types::{LogIndex, NodeId, Term};
 use bytes::Bytes;
 
 /// What the node hands the application, in log order, over the apply channel.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum ApplyMsg {
     /// A committed command.
     Command {
@@ -89,8 +89,9 @@ pub enum ApplyMsg {
         index: LogIndex,
         /// The term of that index.
         term: Term,
-        /// The application's encoded state.
-        data: Bytes,
+        /// The application's encoded state, read from the storage as a stream (no copy
+        /// of it in memory).
+        data: crate::storage::SnapshotReader,
     },
     /// This node's view of leadership changed. Sent in order with the entries, so the
     /// application can fail the writes it is waiting on when it loses leadership.

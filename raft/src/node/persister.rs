@@ -11,8 +11,13 @@
 
 use super::shared::Shared;
 use crate::error::StorageError;
-use crate::storage::{FileCleanup, SnapshotFileJob, SnapshotSource, Storage, StorageStats};
-use crate::types::{Entry, HardState, InitialState, LogIndex, Snapshot};
+use crate::storage::{
+    FileCleanup, SnapshotFileJob, SnapshotReader, SnapshotSource, Storage, StorageStats,
+};
+use crate::types::{
+    Entry, HardState, InitialState, LogIndex, ReceivedSnapshot, Snapshot, SnapshotChunk,
+    SnapshotMeta,
+};
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -51,19 +56,23 @@ impl Persister {
         p
     }
 
-    /// Writes one Ready's durable part, in the contract's order (snapshot, durable on
-    /// return; then entries; then the hard state). Durable only after [`Persister::sync`]
-    /// (or a snapshot save).
+    /// Writes one Ready's durable part, in the contract's order (incoming snapshot
+    /// chunks; the received snapshot, durable on return; then entries; then the hard
+    /// state). Durable only after [`Persister::sync`] (or a snapshot install).
     pub(crate) fn write(
         &mut self,
         hard_state: Option<HardState>,
-        snapshot: Option<&Snapshot>,
+        snapshot_chunks: &[SnapshotChunk],
+        snapshot: Option<ReceivedSnapshot>,
         entries: &[Entry],
     ) -> Result<(), StorageError> {
+        for chunk in snapshot_chunks {
+            self.storage.write_incoming_snapshot(chunk)?;
+        }
         if let Some(snapshot) = snapshot {
             // A snapshot from the leader may replace the whole log; count it all gone
             // (an undercount only delays the application's next snapshot).
-            self.storage.save_snapshot(snapshot)?;
+            self.storage.install_incoming_snapshot(snapshot)?;
             self.track_compaction(LogIndex(u64::MAX));
             self.publish_syncs();
         }
@@ -112,7 +121,7 @@ impl Persister {
     /// The file half of saving a streamed application snapshot, if the storage has one.
     pub(crate) fn streamed_snapshot_file_job(
         &self,
-        meta: crate::types::SnapshotMeta,
+        meta: SnapshotMeta,
         source: SnapshotSource,
     ) -> Result<SnapshotFileJob, SnapshotSource> {
         self.storage.streamed_snapshot_file_job(meta, source)
@@ -131,6 +140,11 @@ impl Persister {
         Ok(())
     }
 
+    /// The latest snapshot's data, for the application to install.
+    pub(crate) fn open_snapshot(&self, meta: SnapshotMeta) -> Result<SnapshotReader, StorageError> {
+        self.storage.open_snapshot(meta)
+    }
+
     /// Entries snapshots dropped from the storage's memory, to free elsewhere.
     pub(crate) fn take_freed_entries(&mut self) -> Vec<Vec<Entry>> {
         self.storage.take_freed_entries()
@@ -139,7 +153,7 @@ impl Persister {
     /// A chunk of the latest snapshot, read from the storage.
     pub(crate) fn read_snapshot_chunk(
         &self,
-        meta: crate::types::SnapshotMeta,
+        meta: SnapshotMeta,
         offset: u64,
         len: usize,
     ) -> Result<bytes::Bytes, StorageError> {
@@ -208,7 +222,7 @@ mod tests {
         let shared = Arc::new(Shared::new(NodeId(1)));
         let mut p = Persister::new(Box::new(storage), shared.clone(), &initial);
         for i in 1..=2 {
-            p.write(None, None, &[entry(i)]).unwrap();
+            p.write(None, &[], None, &[entry(i)]).unwrap();
             p.sync().unwrap();
         }
         shared.syncs.load(Ordering::Relaxed)

@@ -22,8 +22,12 @@
 use crate::error::StorageError;
 use crate::sim::invariants::Violation;
 use crate::sim::streamed_copy::StreamedCopy;
-use crate::storage::{SnapshotFileJob, SnapshotSource, Storage, StorageStats};
-use crate::types::{Entry, HardState, InitialState, LogIndex, Snapshot, Term};
+use crate::storage::{SnapshotFileJob, SnapshotReader, SnapshotSource, Storage, StorageStats};
+use crate::types::{
+    Entry, HardState, InitialState, LogIndex, ReceivedSnapshot, Snapshot, SnapshotChunk,
+    SnapshotMeta, Term,
+};
+use bytes::BytesMut;
 use parking_lot::Mutex;
 use std::sync::Arc;
 
@@ -314,6 +318,8 @@ pub struct ObservedStorage {
     /// The bytes of the last streamed snapshot written, for its adoption (which names
     /// only its position).
     streamed: Arc<Mutex<Option<Snapshot>>>,
+    /// A copy of the snapshot being received, for the model when it is installed.
+    incoming: Option<(SnapshotMeta, BytesMut)>,
 }
 
 impl std::fmt::Debug for ObservedStorage {
@@ -329,6 +335,7 @@ impl ObservedStorage {
             inner,
             model,
             streamed: Arc::default(),
+            incoming: None,
         }
     }
 
@@ -388,7 +395,7 @@ impl Storage for ObservedStorage {
 
     fn read_snapshot_chunk(
         &self,
-        meta: crate::types::SnapshotMeta,
+        meta: SnapshotMeta,
         offset: u64,
         len: usize,
     ) -> Result<bytes::Bytes, StorageError> {
@@ -397,6 +404,47 @@ impl Storage for ObservedStorage {
 
     fn take_obsolete_files(&mut self) -> Option<crate::storage::FileCleanup> {
         self.inner.take_obsolete_files()
+    }
+
+    /// The inner write, copied for the model (which learns of the snapshot when it is
+    /// installed: until then nothing of it is recovered).
+    fn write_incoming_snapshot(&mut self, chunk: &SnapshotChunk) -> Result<(), StorageError> {
+        self.inner.write_incoming_snapshot(chunk)?;
+        if chunk.offset == 0 {
+            self.incoming = Some((chunk.meta, BytesMut::new()));
+        }
+        if let Some((_, copy)) = &mut self.incoming {
+            copy.extend_from_slice(&chunk.data);
+        }
+        Ok(())
+    }
+
+    fn install_incoming_snapshot(
+        &mut self,
+        received: ReceivedSnapshot,
+    ) -> Result<(), StorageError> {
+        let result = self.inner.install_incoming_snapshot(received);
+        if matches!(result, Err(StorageError::Contract(_))) {
+            return result;
+        }
+        let data = match self.incoming.take() {
+            Some((meta, copy)) if meta == received.meta => copy.freeze(),
+            _ => {
+                return Err(StorageError::Contract(format!(
+                    "the model holds no copy of the incoming snapshot {received:?}"
+                )))
+            }
+        };
+        let snapshot = Snapshot {
+            meta: received.meta,
+            data,
+        };
+        let attempted = PendingWrite::Snapshot(snapshot.clone());
+        self.observe(result, |m| m.on_snapshot(&snapshot), Some(attempted))
+    }
+
+    fn open_snapshot(&self, meta: SnapshotMeta) -> Result<SnapshotReader, StorageError> {
+        self.inner.open_snapshot(meta)
     }
 
     /// The inner job, telling the model once the file is durable (or, if the write
@@ -415,7 +463,7 @@ impl Storage for ObservedStorage {
     /// The inner job, its source's output copied for the model.
     fn streamed_snapshot_file_job(
         &self,
-        meta: crate::types::SnapshotMeta,
+        meta: SnapshotMeta,
         source: SnapshotSource,
     ) -> Result<SnapshotFileJob, SnapshotSource> {
         let copy = StreamedCopy::default();

@@ -13,7 +13,8 @@
 use super::Storage;
 use crate::error::StorageError;
 use crate::types::{
-    Entry, HardState, InitialState, LogIndex, NodeId, Snapshot, SnapshotMeta, Term,
+    Entry, HardState, InitialState, LogIndex, NodeId, ReceivedSnapshot, Snapshot, SnapshotChunk,
+    SnapshotMeta, Term,
 };
 use bytes::Bytes;
 
@@ -66,6 +67,10 @@ fn cases<H: StorageHarness>() -> Vec<(&'static str, Case<H>)> {
         snapshot_must_move_forward,
         snapshot_is_durable_without_sync,
         snapshot_chunks_read_back_the_latest_snapshot,
+        incoming_snapshot_installs_from_its_chunks,
+        incoming_snapshot_refuses_gaps_and_other_snapshots,
+        incoming_snapshot_is_nothing_until_installed,
+        open_snapshot_reads_the_latest_snapshot,
         unsynced_writes_are_lost_on_power_loss,
         synced_state_survives_power_loss,
         one_sync_covers_a_batch,
@@ -355,6 +360,138 @@ fn snapshot_chunks_read_back_the_latest_snapshot<H: StorageHarness>(h: &mut H) {
     );
     let s = h.restart(s);
     assert_eq!(chunked(&s), data.to_vec(), "after a restart too");
+}
+
+/// Chunks of `snapshot`'s data, `size` bytes each (the first at offset 0, even if empty).
+fn chunks_of(snapshot: &Snapshot, size: usize) -> Vec<SnapshotChunk> {
+    let len = snapshot.data.len();
+    (0..len.max(1))
+        .step_by(size)
+        .map(|offset| SnapshotChunk {
+            meta: snapshot.meta,
+            offset: offset as u64,
+            data: snapshot.data.slice(offset..(offset + size).min(len)),
+        })
+        .collect()
+}
+
+fn received(snapshot: &Snapshot) -> ReceivedSnapshot {
+    ReceivedSnapshot {
+        meta: snapshot.meta,
+        data_bytes: snapshot.data.len() as u64,
+    }
+}
+
+fn read_snapshot<S: Storage>(s: &S, meta: SnapshotMeta) -> Bytes {
+    s.open_snapshot(meta).unwrap().into_bytes().unwrap()
+}
+
+/// A follower writes a leader's snapshot chunk by chunk, then installs it: as
+/// `save_snapshot` of the whole, durable without a sync, the divergent log replaced.
+fn incoming_snapshot_installs_from_its_chunks<H: StorageHarness>(h: &mut H) {
+    let mut s = h.fresh();
+    s.append(&entries(1..=6, 1)).unwrap();
+    s.set_hard_state(hard_state(2, Some(2), 3)).unwrap();
+    let snap = snapshot(5, 2);
+    for chunk in chunks_of(&snap, 3) {
+        s.write_incoming_snapshot(&chunk).unwrap();
+    }
+    s.install_incoming_snapshot(received(&snap)).unwrap();
+    let expected = InitialState {
+        hard_state: hard_state(2, Some(2), 3),
+        snapshot: Some(snap.clone()),
+        entries: vec![],
+    };
+    assert_eq!(state(&s), expected);
+    assert_eq!(read_snapshot(&s, snap.meta), snap.data);
+    let s = h.power_loss(s);
+    assert_eq!(state(&s), expected, "installed without a sync, yet durable");
+    assert_eq!(read_snapshot(&s, snap.meta), snap.data);
+}
+
+/// Chunks must continue the incoming snapshot; installing needs all of it. A refused
+/// call changes nothing, and offset 0 starts over.
+fn incoming_snapshot_refuses_gaps_and_other_snapshots<H: StorageHarness>(h: &mut H) {
+    let mut s = h.fresh();
+    let snap = snapshot(5, 2);
+    let chunks = chunks_of(&snap, 2);
+    assert_contract(
+        s.write_incoming_snapshot(&chunks[1]),
+        "a chunk with nothing before it",
+    );
+    s.write_incoming_snapshot(&chunks[0]).unwrap();
+    assert_contract(s.write_incoming_snapshot(&chunks[2]), "a gap");
+    let mut other = chunks[1].clone();
+    other.meta = snapshot(6, 2).meta;
+    assert_contract(
+        s.write_incoming_snapshot(&other),
+        "another snapshot's chunk",
+    );
+    assert_contract(
+        s.install_incoming_snapshot(received(&snap)),
+        "a snapshot not received whole",
+    );
+    // Offset 0 starts over, and the rest then installs.
+    for chunk in &chunks {
+        s.write_incoming_snapshot(chunk).unwrap();
+    }
+    assert_contract(
+        s.install_incoming_snapshot(received(&snapshot(6, 2))),
+        "another snapshot than the one received",
+    );
+    s.install_incoming_snapshot(received(&snap)).unwrap();
+    assert_eq!(state(&s).snapshot, Some(snap.clone()));
+    assert_contract(
+        s.install_incoming_snapshot(received(&snap)),
+        "the same snapshot twice",
+    );
+}
+
+/// An incoming snapshot not installed is not recovered: not after a restart, not after
+/// a power loss.
+fn incoming_snapshot_is_nothing_until_installed<H: StorageHarness>(h: &mut H) {
+    let mut s = h.fresh();
+    s.append(&entries(1..=3, 1)).unwrap();
+    s.sync().unwrap();
+    let snap = snapshot(9, 2);
+    for chunk in chunks_of(&snap, 4) {
+        s.write_incoming_snapshot(&chunk).unwrap();
+    }
+    let s = h.restart(s);
+    assert_eq!(state(&s).snapshot, None);
+    assert_eq!(state(&s).entries, entries(1..=3, 1));
+    let mut s = h.power_loss(s);
+    assert_eq!(state(&s).snapshot, None);
+    assert_contract(
+        s.install_incoming_snapshot(received(&snap)),
+        "the chunks before the restart are gone",
+    );
+}
+
+/// The application installs the latest snapshot from `open_snapshot`, whichever way it
+/// was stored; an older one is refused.
+fn open_snapshot_reads_the_latest_snapshot<H: StorageHarness>(h: &mut H) {
+    let mut s = h.fresh();
+    assert!(
+        s.open_snapshot(SnapshotMeta::default()).is_err(),
+        "none yet"
+    );
+    s.append(&entries(1..=8, 1)).unwrap();
+    s.save_snapshot(&snapshot(4, 1)).unwrap();
+    assert_eq!(read_snapshot(&s, snapshot(4, 1).meta), snapshot(4, 1).data);
+    let reader = s.open_snapshot(snapshot(4, 1).meta).unwrap();
+    s.save_snapshot(&snapshot(6, 1)).unwrap();
+    assert_eq!(
+        reader.into_bytes().unwrap(),
+        snapshot(4, 1).data,
+        "a reader opened before a newer snapshot still reads its own"
+    );
+    assert!(
+        s.open_snapshot(snapshot(4, 1).meta).is_err(),
+        "not the latest"
+    );
+    let s = h.restart(s);
+    assert_eq!(read_snapshot(&s, snapshot(6, 1).meta), snapshot(6, 1).data);
 }
 
 fn unsynced_writes_are_lost_on_power_loss<H: StorageHarness>(h: &mut H) {

@@ -28,11 +28,17 @@ use super::log_state::LogState;
 use super::record::{
     encoded_entry_bytes, SnapshotMarker, DEFAULT_MAX_RECORD_BYTES, RECORD_HEADER_BYTES,
 };
-use super::snapshot::SnapshotStore;
+use super::snapshot::{SnapshotFile, SnapshotStore};
 use super::wal::{Wal, WalOptions};
-use super::{FileCleanup, SnapshotFileJob, SnapshotSource, Storage, StorageStats, WrittenFile};
+use super::{
+    FileCleanup, SnapshotFileJob, SnapshotReader, SnapshotSource, Storage, StorageStats,
+    WrittenFile,
+};
 use crate::error::StorageError;
-use crate::types::{Entry, HardState, InitialState, LogIndex, NodeId, Snapshot, SnapshotMeta};
+use crate::types::{
+    Entry, HardState, InitialState, LogIndex, NodeId, ReceivedSnapshot, Snapshot, SnapshotChunk,
+    SnapshotMeta,
+};
 use bytes::Bytes;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -123,6 +129,8 @@ pub struct DiskStorage {
     /// The snapshot read (and validated) at open, handed to the first `initial_state`
     /// call so that start-up reads the file once; later calls read it again.
     recovered_snapshot: parking_lot::Mutex<Option<Snapshot>>,
+    /// The snapshot being received from the leader (`write_incoming_snapshot`).
+    incoming: Option<SnapshotFile>,
     /// The exclusive lock on the directory's `LOCK` file, held while this is open.
     _dir_lock: Box<dyn fmt::Debug + Send>,
 }
@@ -236,6 +244,7 @@ impl DiskStorage {
             freed: Vec::new(),
             obsolete: FileCleanup::new(fs.clone(), fsync),
             recovered_snapshot,
+            incoming: None,
             _dir_lock: dir_lock,
         };
         tracing::info!(storage = ?storage, "storage opened");
@@ -528,6 +537,65 @@ impl Storage for DiskStorage {
             let data_bytes = store.save_with(meta, |out| source.write_to(out), &mut stats)?;
             Ok(WrittenFile { stats, data_bytes })
         }))
+    }
+
+    /// Appended to `<snapshot name>.incoming.tmp`, fdatasynced every 4 MiB as it grows
+    /// (so the install's final sync is short).
+    fn write_incoming_snapshot(&mut self, chunk: &SnapshotChunk) -> Result<(), StorageError> {
+        self.check_usable()?;
+        if chunk.offset == 0 {
+            if let Some(old) = self.incoming.take() {
+                self.snapshots.abandon(old);
+            }
+            let file = self.guarded(|s| s.snapshots.begin(chunk.meta, "incoming.tmp"))?;
+            self.incoming = Some(file);
+        }
+        let continues = self
+            .incoming
+            .as_ref()
+            .is_some_and(|f| f.meta() == chunk.meta && f.data_bytes() == chunk.offset);
+        if !continues {
+            return Err(super::incoming_gap(chunk));
+        }
+        self.guarded(|s| {
+            let Some(file) = s.incoming.as_mut() else {
+                return Err(super::incoming_gap(chunk));
+            };
+            let tmp = file.tmp_path().to_path_buf();
+            file.data().write_all(&chunk.data).map_err(io_error(&tmp))
+        })
+    }
+
+    fn install_incoming_snapshot(
+        &mut self,
+        received: ReceivedSnapshot,
+    ) -> Result<(), StorageError> {
+        let held = self.incoming.as_ref().map(|f| (f.meta(), f.data_bytes()));
+        if held != Some((received.meta, received.data_bytes)) {
+            return Err(super::not_received(received, held));
+        }
+        self.guarded(|s| {
+            s.state.check_snapshot(&received.meta)?;
+            let Some(file) = s.incoming.take() else {
+                return Err(super::not_received(received, None));
+            };
+            s.wal.sync()?;
+            let mut stats = s.snapshot_stats;
+            s.snapshots.finish(file, &mut stats)?;
+            s.snapshot_stats = stats;
+            s.record_snapshot(&Snapshot {
+                meta: received.meta,
+                data: Bytes::new(),
+            })
+        })
+    }
+
+    fn open_snapshot(&self, meta: SnapshotMeta) -> Result<SnapshotReader, StorageError> {
+        self.check_usable()?;
+        if meta != self.state.snapshot_meta() || meta.index == LogIndex::ZERO {
+            return Err(super::not_latest(meta));
+        }
+        self.snapshots.open_reader(meta)
     }
 
     fn adopt_snapshot(

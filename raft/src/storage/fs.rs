@@ -104,6 +104,15 @@ pub trait Fs: Send + Sync + fmt::Debug {
             .ok_or_else(|| io::Error::from(io::ErrorKind::UnexpectedEof))
     }
 
+    /// Opens a file to read it from its start, as a stream (an application installing a
+    /// snapshot). The default reads the whole file into memory first.
+    ///
+    /// # Errors
+    /// The OS error.
+    fn open_read(&self, path: &Path) -> io::Result<Box<dyn io::Read + Send>> {
+        Ok(Box::new(io::Cursor::new(self.read(path)?)))
+    }
+
     /// Creates a new, empty file; fails if it exists. Its name is durable only after
     /// [`Fs::sync_dir`] on its directory.
     ///
@@ -281,6 +290,13 @@ impl Fs for RealFs {
         let mut buf = vec![0; len];
         file.read_exact_at(&mut buf, offset)?;
         Ok(buf)
+    }
+
+    fn open_read(&self, path: &Path) -> io::Result<Box<dyn io::Read + Send>> {
+        Ok(Box::new(io::BufReader::with_capacity(
+            1 << 20,
+            File::open(path)?,
+        )))
     }
 
     fn create_new(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {

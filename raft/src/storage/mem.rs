@@ -9,10 +9,12 @@
 //! - `pending` only grows between syncs: bounded by the caller's batch size.
 
 use super::log_state::LogState;
-use super::{not_latest, Storage, StorageStats};
+use super::{not_latest, SnapshotReader, Storage, StorageStats};
 use crate::error::StorageError;
-use crate::types::{Entry, HardState, InitialState, Snapshot, SnapshotMeta};
-use bytes::Bytes;
+use crate::types::{
+    Entry, HardState, InitialState, ReceivedSnapshot, Snapshot, SnapshotChunk, SnapshotMeta,
+};
+use bytes::{Bytes, BytesMut};
 
 /// A write not yet synced.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -28,6 +30,8 @@ pub struct MemStorage {
     durable: LogState,
     pending: Vec<PendingWrite>,
     stats: StorageStats,
+    /// The snapshot being received from the leader, assembled (it is all memory here).
+    incoming: Option<(SnapshotMeta, BytesMut)>,
 }
 
 impl MemStorage {
@@ -62,6 +66,7 @@ impl MemStorage {
     /// A power loss: every write since the last sync is forgotten.
     pub fn crash(&mut self) {
         self.pending.clear();
+        self.incoming = None;
         self.written = self.durable.clone();
     }
 
@@ -146,5 +151,51 @@ impl Storage for MemStorage {
 
     fn stats(&self) -> StorageStats {
         self.stats
+    }
+
+    fn write_incoming_snapshot(&mut self, chunk: &SnapshotChunk) -> Result<(), StorageError> {
+        if chunk.offset == 0 {
+            self.incoming = Some((chunk.meta, BytesMut::new()));
+        }
+        match &mut self.incoming {
+            Some((meta, data)) if *meta == chunk.meta && data.len() as u64 == chunk.offset => {
+                data.extend_from_slice(&chunk.data);
+                Ok(())
+            }
+            _ => Err(super::incoming_gap(chunk)),
+        }
+    }
+
+    fn install_incoming_snapshot(
+        &mut self,
+        received: ReceivedSnapshot,
+    ) -> Result<(), StorageError> {
+        match self.incoming.take() {
+            Some((meta, data))
+                if meta == received.meta && data.len() as u64 == received.data_bytes =>
+            {
+                let snapshot = Snapshot {
+                    meta,
+                    data: data.freeze(),
+                };
+                self.save_snapshot(&snapshot).inspect_err(|_| {
+                    self.incoming = Some((meta, BytesMut::from(&snapshot.data[..])));
+                })
+            }
+            other => {
+                let held = other.as_ref().map(|(m, d)| (*m, d.len() as u64));
+                self.incoming = other;
+                Err(super::not_received(received, held))
+            }
+        }
+    }
+
+    fn open_snapshot(&self, meta: SnapshotMeta) -> Result<SnapshotReader, StorageError> {
+        match &self.written.snapshot {
+            Some(snapshot) if snapshot.meta == meta => {
+                Ok(SnapshotReader::from_bytes(snapshot.data.clone()))
+            }
+            _ => Err(not_latest(meta)),
+        }
     }
 }

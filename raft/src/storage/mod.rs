@@ -21,13 +21,20 @@
 //!  sync()                                --> ONE write() of the batch + ONE fdatasync
 //!  save_snapshot(s)                      --> sync; snap .tmp, fsync, rename, fsync dir;
 //!                                            marker + fdatasync; purge covered segments
+//!  write_incoming_snapshot(chunk)        --> appended to snap .incoming.tmp (fdatasync
+//!                                            every 4 MiB as it grows)
+//!  install_incoming_snapshot(r)          --> as save_snapshot, the file already written
+//!  open_snapshot(meta)                   --> a reader over the snapshot file (the
+//!                                            application installs from it)
 //! ```
 //!
 //! The file-system seam ([`fs::Fs`]) lets tests and the simulator run `DiskStorage` on
 //! `SimFs`, an in-memory disk that loses (or tears) unsynced data on a simulated crash.
 
 use crate::error::StorageError;
-use crate::types::{Entry, HardState, InitialState, Snapshot, SnapshotMeta};
+use crate::types::{
+    Entry, HardState, InitialState, ReceivedSnapshot, Snapshot, SnapshotChunk, SnapshotMeta,
+};
 use bytes::Bytes;
 use std::ops::Add;
 
@@ -45,11 +52,13 @@ pub mod scan;
 #[cfg(any(test, feature = "sim"))]
 pub mod sim_fs;
 mod snapshot;
+mod snapshot_reader;
 mod wal;
 
 pub use cleanup::FileCleanup;
 pub use disk::{DataDirIdentity, DiskOptions, DiskStorage};
 pub use mem::MemStorage;
+pub use snapshot_reader::SnapshotReader;
 
 /// Counters of what a storage has done, for tests and benchmarks (fsyncs per committed
 /// entry is a target metric).
@@ -167,6 +176,24 @@ pub(crate) fn not_latest(meta: SnapshotMeta) -> StorageError {
     ))
 }
 
+/// The error for an incoming snapshot chunk that does not continue what was received.
+pub(crate) fn incoming_gap(chunk: &SnapshotChunk) -> StorageError {
+    StorageError::Contract(format!(
+        "snapshot chunk {chunk:?} does not continue the incoming snapshot"
+    ))
+}
+
+/// The error for installing an incoming snapshot that is not the one received (`held`:
+/// the position and length of what was, if anything).
+pub(crate) fn not_received(
+    received: ReceivedSnapshot,
+    held: Option<(SnapshotMeta, u64)>,
+) -> StorageError {
+    StorageError::Contract(format!(
+        "cannot install {received:?}: the incoming snapshot is {held:?}"
+    ))
+}
+
 /// Durable Raft state.
 ///
 /// # Correctness
@@ -242,6 +269,35 @@ pub trait Storage: Send {
         offset: u64,
         len: usize,
     ) -> Result<Bytes, StorageError>;
+
+    /// Writes a chunk of a snapshot being received from the leader into this storage's
+    /// incoming snapshot (`Ready::snapshot_chunks`). A chunk at offset 0 starts a new
+    /// incoming snapshot, dropping any other; the others continue it, in order and
+    /// without gaps. Nothing of it need be durable before
+    /// [`Storage::install_incoming_snapshot`].
+    ///
+    /// # Errors
+    /// `Contract` for a chunk that does not continue the incoming snapshot (nothing
+    /// changes); an I/O error otherwise.
+    fn write_incoming_snapshot(&mut self, chunk: &SnapshotChunk) -> Result<(), StorageError>;
+
+    /// Installs the incoming snapshot, now whole (`Ready::snapshot`): as `save_snapshot`
+    /// would with its data.
+    ///
+    /// # Errors
+    /// `Contract` when the incoming snapshot is not `received` (another position, or
+    /// another length): nothing changes; else as `save_snapshot`.
+    fn install_incoming_snapshot(&mut self, received: ReceivedSnapshot)
+        -> Result<(), StorageError>;
+
+    /// The data of the latest snapshot (at `meta`), for the application to install
+    /// (`Ready::apply_snapshot`), read from where the storage keeps it. The reader does
+    /// not borrow the storage: it may be read on another thread, and stays readable if a
+    /// newer snapshot replaces this one meanwhile.
+    ///
+    /// # Errors
+    /// `Contract` when `meta` is not the latest snapshot; an I/O or corruption error.
+    fn open_snapshot(&self, meta: SnapshotMeta) -> Result<SnapshotReader, StorageError>;
 
     /// Files snapshots made obsolete since the last call, to delete on any thread
     /// ([`FileCleanup::run`]). The default has none.

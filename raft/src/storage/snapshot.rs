@@ -23,12 +23,16 @@ use super::StorageStats;
 use crate::error::StorageError;
 use crate::types::{LogIndex, Snapshot, SnapshotMeta, Term};
 use bytes::Bytes;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 mod format;
+mod reader;
 mod writer;
 
+use super::snapshot_reader::SnapshotReader;
+use reader::VerifiedData;
 use writer::DataWriter;
 
 /// A snapshot file that failed validation.
@@ -38,6 +42,46 @@ pub(crate) struct SkippedSnapshot {
     pub path: PathBuf,
     /// Why it was rejected.
     pub reason: String,
+}
+
+/// A snapshot file being written: its data goes in through [`SnapshotFile::data`] (in as
+/// many pieces as it comes), then [`SnapshotStore::finish`] makes it durable.
+pub(crate) struct SnapshotFile {
+    meta: SnapshotMeta,
+    tmp: PathBuf,
+    data: DataWriter,
+    header_stats: StorageStats,
+}
+
+impl SnapshotFile {
+    /// Where the data goes.
+    pub fn data(&mut self) -> &mut dyn std::io::Write {
+        &mut self.data
+    }
+
+    /// Bytes of data written so far.
+    pub fn data_bytes(&self) -> u64 {
+        self.data.data_bytes()
+    }
+
+    /// The snapshot it is the file of.
+    pub fn meta(&self) -> SnapshotMeta {
+        self.meta
+    }
+
+    /// The temp file, named in errors.
+    pub fn tmp_path(&self) -> &Path {
+        &self.tmp
+    }
+}
+
+impl std::fmt::Debug for SnapshotFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnapshotFile")
+            .field("meta", &self.meta)
+            .field("data_bytes", &self.data.data_bytes())
+            .finish_non_exhaustive()
+    }
 }
 
 /// The snapshot files of one data directory. Cloning shares the directory: a clone may
@@ -135,19 +179,57 @@ impl SnapshotStore {
         write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
         stats: &mut StorageStats,
     ) -> Result<u64, StorageError> {
-        let path = self.dir.join(snapshot_name(meta));
-        let tmp = self.dir.join(format!("{}.tmp", snapshot_name(meta)));
+        let mut file = self.begin(meta, "tmp")?;
+        write(file.data()).map_err(io_error(&file.tmp))?;
+        self.finish(file, stats)
+    }
+
+    /// Starts the file of the snapshot at `meta`: `<name>.<suffix>` (a temp file, removed
+    /// at open if a crash leaves it), its header written.
+    ///
+    /// # Errors
+    /// `Io` on failure.
+    pub fn begin(&self, meta: SnapshotMeta, suffix: &str) -> Result<SnapshotFile, StorageError> {
+        let tmp = self.dir.join(format!("{}.{suffix}", snapshot_name(meta)));
+        debug_assert!(tmp.to_string_lossy().ends_with(".tmp"));
         if self.fs.exists(&tmp).map_err(io_error(&tmp))? {
             self.fs.remove_file(&tmp).map_err(io_error(&tmp))?;
         }
         let mut file = self.fs.create_new(&tmp).map_err(io_error(&tmp))?;
         let header = format::header(meta);
         file.write_all(&header).map_err(io_error(&tmp))?;
-        stats.bytes_written += header.len() as u64;
-        let mut data = DataWriter::new(file.as_mut(), self.fsync, stats);
-        write(&mut data).map_err(io_error(&tmp))?;
-        let (data_bytes, data_crc) = data.finish().map_err(io_error(&tmp))?;
-        let trailer = format::trailer(data_bytes, data_crc);
+        let header_stats = StorageStats {
+            bytes_written: header.len() as u64,
+            ..StorageStats::default()
+        };
+        Ok(SnapshotFile {
+            meta,
+            tmp,
+            data: DataWriter::new(file, self.fsync),
+            header_stats,
+        })
+    }
+
+    /// Makes a file [`SnapshotStore::begin`] started durable: the trailer, fsync, rename
+    /// to its name, directory fsync. Returns the data's length.
+    ///
+    /// # Errors
+    /// `Io` on failure; the snapshot is then not (known to be) durable.
+    pub fn finish(
+        &self,
+        file: SnapshotFile,
+        stats: &mut StorageStats,
+    ) -> Result<u64, StorageError> {
+        let SnapshotFile {
+            meta,
+            tmp,
+            data,
+            header_stats,
+        } = file;
+        let written = data.finish().map_err(io_error(&tmp))?;
+        let mut file = written.file;
+        *stats = *stats + header_stats + written.stats;
+        let trailer = format::trailer(written.data_bytes, written.data_crc);
         file.write_all(&trailer).map_err(io_error(&tmp))?;
         stats.bytes_written += trailer.len() as u64;
         if self.fsync {
@@ -155,10 +237,62 @@ impl SnapshotStore {
             stats.syncs += 1;
         }
         drop(file);
+        let path = self.dir.join(snapshot_name(meta));
         self.fs.rename(&tmp, &path).map_err(io_error(&path))?;
         self.sync_dir(stats)?;
-        tracing::info!(index = %meta.index, term = %meta.term, bytes = data_bytes, "snapshot saved");
-        Ok(data_bytes)
+        tracing::info!(index = %meta.index, term = %meta.term, bytes = written.data_bytes, "snapshot saved");
+        Ok(written.data_bytes)
+    }
+
+    /// Deletes an unfinished file (a transfer given up); best effort, a leftover is
+    /// removed at the next open.
+    pub fn abandon(&self, file: SnapshotFile) {
+        let tmp = file.tmp.clone();
+        drop(file);
+        if let Err(e) = self.fs.remove_file(&tmp) {
+            tracing::warn!(file = %tmp.display(), error = %e, "cannot remove an unfinished snapshot");
+        }
+    }
+
+    /// The data of the snapshot file at `meta`, read as a stream and checked against the
+    /// file's checksum as it goes.
+    ///
+    /// # Errors
+    /// `Io` on I/O failure, `CorruptFile` when the header or trailer does not validate.
+    pub fn open_reader(&self, meta: SnapshotMeta) -> Result<SnapshotReader, StorageError> {
+        let path = self.dir.join(snapshot_name(meta));
+        let file_len = self.fs.file_len(&path).map_err(io_error(&path))?;
+        let head_len = usize::try_from(file_len).map_or(format::LAYOUT_HEAD_BYTES, |l| {
+            l.min(format::LAYOUT_HEAD_BYTES)
+        });
+        let head = self
+            .fs
+            .read_at(&path, 0, head_len)
+            .map_err(io_error(&path))?;
+        let tail_len = file_len.min(format::TRAILER_BYTES as u64);
+        let tail = self
+            .fs
+            .read_at(&path, file_len - tail_len, tail_len as usize)
+            .map_err(io_error(&path))?;
+        let layout = format::layout(&head, &tail, file_len, meta).map_err(|reason| {
+            StorageError::CorruptFile {
+                path: path.clone(),
+                reason,
+            }
+        })?;
+        let mut file = self.fs.open_read(&path).map_err(io_error(&path))?;
+        let skipped = std::io::copy(&mut (&mut file).take(layout.start), &mut std::io::sink())
+            .map_err(io_error(&path))?;
+        if skipped != layout.start {
+            return Err(StorageError::CorruptFile {
+                path,
+                reason: "the file is shorter than its header".into(),
+            });
+        }
+        Ok(SnapshotReader::new(
+            layout.len,
+            VerifiedData::new(file, layout),
+        ))
     }
 
     /// Reads and validates the snapshot file at `meta`.

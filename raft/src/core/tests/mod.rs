@@ -234,6 +234,8 @@ pub(super) struct Net {
     pub(super) stored_snapshots: BTreeMap<NodeId, Snapshot>,
     /// The data of the last snapshot each node handed to its application.
     pub(super) installed: BTreeMap<NodeId, Bytes>,
+    /// Chunks of a snapshot each node is receiving, as its storage would assemble them.
+    incoming: BTreeMap<NodeId, Vec<u8>>,
     chunk_bytes: BTreeMap<NodeId, u64>,
 }
 
@@ -253,6 +255,7 @@ impl Net {
             delivered: Vec::new(),
             stored_snapshots: BTreeMap::new(),
             installed: BTreeMap::new(),
+            incoming: BTreeMap::new(),
             chunk_bytes,
         }
     }
@@ -318,11 +321,24 @@ impl Net {
                 let core = self.cores.get_mut(&id).unwrap();
                 while core.has_ready() {
                     let rd = core.ready();
-                    if let Some(s) = &rd.snapshot {
-                        self.stored_snapshots.insert(id, s.clone());
+                    for chunk in &rd.snapshot_chunks {
+                        let incoming = self.incoming.entry(id).or_default();
+                        if chunk.offset == 0 {
+                            incoming.clear();
+                        }
+                        assert_eq!(chunk.offset, incoming.len() as u64, "chunks in order");
+                        incoming.extend_from_slice(&chunk.data);
                     }
-                    if let Some(s) = &rd.apply_snapshot {
-                        self.installed.insert(id, s.data.clone());
+                    if let Some(s) = &rd.snapshot {
+                        let data = Bytes::from(self.incoming.remove(&id).unwrap_or_default());
+                        assert_eq!(data.len() as u64, s.data_bytes, "every chunk handed out");
+                        let snapshot = Snapshot { meta: s.meta, data };
+                        self.stored_snapshots.insert(id, snapshot);
+                    }
+                    if let Some(meta) = &rd.apply_snapshot {
+                        let stored = &self.stored_snapshots[&id];
+                        assert_eq!(stored.meta, *meta, "the snapshot applied is the one stored");
+                        self.installed.insert(id, stored.data.clone());
                     }
                     queue.extend(rd.messages.iter().cloned());
                     persist(core, &rd);

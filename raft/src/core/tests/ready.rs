@@ -193,7 +193,7 @@ fn restart_hands_out_snapshot_then_committed_entries() {
         (t(3), i(7), i(5), i(8), i(8))
     );
     let rd = node.ready();
-    assert_eq!(rd.apply_snapshot, init.snapshot);
+    assert_eq!(rd.apply_snapshot, init.snapshot.map(|s| s.meta));
     assert_eq!(rd.committed, vec![entry(6, 2, b"e"), entry(7, 3, b"e")]);
     assert_eq!(
         (rd.hard_state, rd.entries.len(), rd.must_sync),

@@ -6,7 +6,7 @@ use crate::core::progress::ProgressState;
 use crate::message::{
     AppendEntriesResponse, HeartbeatResponse, InstallSnapshot, InstallSnapshotResponse,
 };
-use crate::types::{Snapshot, SnapshotMeta};
+use crate::types::{ReceivedSnapshot, SnapshotMeta};
 
 const DATA: &[u8] = b"abcdefghij";
 
@@ -238,13 +238,19 @@ fn follower_assembles_in_order_and_rejects_out_of_order_chunks() {
         ]
     );
     assert!(rd.snapshot.is_none());
+    // Only data not handed out before goes out, in order: the store assembles it.
+    assert_eq!(
+        chunk_offsets_and_data(&rd),
+        vec![(0, b"abcd".to_vec()), (4, b"efgh".to_vec())]
+    );
     node.step(to_follower(chunk(m, 8, b"ij", 10)));
     let rd = node.ready();
-    let installed = Snapshot {
+    assert_eq!(chunk_offsets_and_data(&rd), vec![(8, b"ij".to_vec())]);
+    let received = ReceivedSnapshot {
         meta: m,
-        data: b(DATA),
+        data_bytes: DATA.len() as u64,
     };
-    assert_eq!(rd.snapshot, Some(installed.clone()));
+    assert_eq!(rd.snapshot, Some(received));
     assert!(rd.must_sync);
     assert_eq!(
         rd.hard_state,
@@ -262,13 +268,20 @@ fn follower_assembles_in_order_and_rejects_out_of_order_chunks() {
     assert!(rd.entries.is_empty() && rd.must_sync);
     persist(&mut node, &rd);
     let rd = node.ready();
-    assert_eq!(rd.apply_snapshot, Some(installed));
+    assert_eq!(rd.apply_snapshot, Some(m));
     assert!(rd.committed.is_empty());
     let s = node.status();
     assert_eq!(
         (s.snapshot_index, s.applied, s.commit, s.last_index),
         (i(5), i(5), i(5), i(5))
     );
+}
+
+fn chunk_offsets_and_data(rd: &crate::core::Ready) -> Vec<(u64, Vec<u8>)> {
+    rd.snapshot_chunks
+        .iter()
+        .map(|c| (c.offset, c.data.to_vec()))
+        .collect()
 }
 
 // A chunk of another snapshot, not at offset 0, is rejected with offset 0.
@@ -339,7 +352,7 @@ fn entries_after_an_installed_snapshot_apply_after_it() {
     assert!(rd.must_sync);
     persist(&mut node, &rd);
     let rd = node.ready();
-    assert_eq!(rd.apply_snapshot.map(|s| s.meta), Some(meta(5, 1)));
+    assert_eq!(rd.apply_snapshot, Some(meta(5, 1)));
     assert_eq!(rd.committed, vec![entry(6, 1, b"x")]);
 }
 

@@ -77,10 +77,12 @@ impl<S: SimStateMachine> SimNode<S> {
     fn apply(&mut self, msg: ApplyMsg, ctx: &mut NodeCtx<'_>) -> Result<bool, Violation> {
         let entry = match msg {
             ApplyMsg::Snapshot { index, term, data } => {
-                let snapshot = Snapshot {
-                    meta: SnapshotMeta { index, term },
-                    data,
-                };
+                let meta = SnapshotMeta { index, term };
+                // Read from the storage's file, checked against its checksum as it goes.
+                let data = data
+                    .into_bytes()
+                    .map_err(|e| format!("{:?} cannot read the snapshot {meta:?}: {e}", self.id))?;
+                let snapshot = Snapshot { meta, data };
                 self.apply_snapshot(&snapshot, ctx)?;
                 return Ok(false);
             }

@@ -80,6 +80,73 @@ pub(super) fn data_range(prefix: &[u8], file_len: u64) -> Result<(u64, u64), Str
     Ok((start, len))
 }
 
+/// Where a validated file's data lies, and the checksum it must have.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct DataLayout {
+    pub(super) start: u64,
+    pub(super) len: u64,
+    pub(super) crc: u32,
+}
+
+/// Bytes of the start of a file [`layout`] needs (or the whole file, if shorter).
+pub(super) const LAYOUT_HEAD_BYTES: usize = V1_HEADER_BYTES;
+
+/// The data layout of a file of `file_len` bytes named for `expected`, from its first
+/// `LAYOUT_HEAD_BYTES` bytes (`head`) and its last `TRAILER_BYTES` (`tail`): the header
+/// and trailer are checked here, the data's checksum as it is read.
+pub(super) fn layout(
+    head: &[u8],
+    tail: &[u8],
+    file_len: u64,
+    expected: SnapshotMeta,
+) -> Result<DataLayout, String> {
+    let start = data_offset(head.get(..PREFIX_BYTES).unwrap_or(head))?;
+    let (meta, layout) = if start == V1_HEADER_BYTES as u64 {
+        let header = head
+            .get(..V1_HEADER_BYTES)
+            .ok_or_else(|| format!("{file_len} bytes is shorter than the header"))?;
+        if crc32fast::hash(&header[..40]) != le_u32(header, 40) {
+            return Err("header checksum mismatch".into());
+        }
+        let len = le_u64(header, 28);
+        if file_len.checked_sub(start) != Some(len) {
+            return Err(format!(
+                "the file has {file_len} bytes; its header says {len} of data"
+            ));
+        }
+        let crc = le_u32(header, 36);
+        (meta_at(header), DataLayout { start, len, crc })
+    } else {
+        let around = (HEADER_BYTES + TRAILER_BYTES) as u64;
+        if file_len < around || tail.len() != TRAILER_BYTES {
+            return Err(format!(
+                "{file_len} bytes is shorter than the header and trailer"
+            ));
+        }
+        let header = &head[..HEADER_BYTES];
+        if crc32fast::hash(&header[..28]) != le_u32(header, 28) {
+            return Err("header checksum mismatch".into());
+        }
+        if crc32fast::hash(&tail[..12]) != le_u32(tail, 12) {
+            return Err("trailer checksum mismatch (an unfinished file?)".into());
+        }
+        let len = le_u64(tail, 0);
+        if file_len - around != len {
+            return Err(format!(
+                "the file has {file_len} bytes; its trailer says {len} of data"
+            ));
+        }
+        let crc = le_u32(tail, 8);
+        (meta_at(header), DataLayout { start, len, crc })
+    };
+    if meta != expected {
+        return Err(format!(
+            "header says {meta:?} but the file name says {expected:?}"
+        ));
+    }
+    Ok(layout)
+}
+
 /// Validates a whole snapshot file named for `expected`.
 pub(super) fn decode(bytes: Vec<u8>, expected: SnapshotMeta) -> Result<Snapshot, String> {
     let start = data_offset(bytes.get(..PREFIX_BYTES).unwrap_or(&bytes))?;
@@ -207,6 +274,28 @@ mod tests {
         out.extend_from_slice(&crc.to_le_bytes());
         out.extend_from_slice(&snapshot.data);
         out
+    }
+
+    fn layout_of(bytes: &[u8], expected: SnapshotMeta) -> Result<DataLayout, String> {
+        let head = &bytes[..bytes.len().min(LAYOUT_HEAD_BYTES)];
+        let tail = &bytes[bytes.len().saturating_sub(TRAILER_BYTES)..];
+        layout(head, tail, bytes.len() as u64, expected)
+    }
+
+    #[test]
+    fn the_layout_names_the_data_and_its_checksum_in_both_versions() {
+        let s = snapshot(7, 2, b"some data");
+        for bytes in [file_bytes(&s), v1_file_bytes(&s)] {
+            let l = layout_of(&bytes, s.meta).unwrap();
+            let (start, end) = (l.start as usize, (l.start + l.len) as usize);
+            assert_eq!(&bytes[start..end], b"some data");
+            assert_eq!(l.crc, crc32fast::hash(b"some data"));
+            assert!(
+                layout_of(&bytes, snapshot(8, 2, b"").meta).is_err(),
+                "other name"
+            );
+            assert!(layout_of(&bytes[..bytes.len() - 1], s.meta).is_err(), "cut");
+        }
     }
 
     #[test]

@@ -15,38 +15,54 @@ pub(super) const SYNC_EVERY_BYTES: u64 = 4 << 20;
 /// Bytes gathered before one write to the file.
 const BUFFER_BYTES: usize = 1 << 20;
 
-/// The data part of a snapshot file being written (after its header).
-pub(super) struct DataWriter<'a> {
-    file: &'a mut dyn FsFile,
+/// The data part of a snapshot file being written (after its header). It owns the file
+/// so that a snapshot received chunk by chunk can be written across many calls.
+pub(super) struct DataWriter {
+    file: Box<dyn FsFile>,
     fsync: bool,
-    stats: &'a mut StorageStats,
+    /// What this writer did, for the storage's counters.
+    pub(super) stats: StorageStats,
     buf: Vec<u8>,
     crc: crc32fast::Hasher,
     data_bytes: u64,
     unsynced: u64,
 }
 
-impl<'a> DataWriter<'a> {
-    pub(super) fn new(
-        file: &'a mut dyn FsFile,
-        fsync: bool,
-        stats: &'a mut StorageStats,
-    ) -> DataWriter<'a> {
+/// A finished [`DataWriter`]: the file (to write the trailer into) and what the data was.
+pub(super) struct WrittenData {
+    pub(super) file: Box<dyn FsFile>,
+    pub(super) stats: StorageStats,
+    pub(super) data_bytes: u64,
+    pub(super) data_crc: u32,
+}
+
+impl DataWriter {
+    pub(super) fn new(file: Box<dyn FsFile>, fsync: bool) -> DataWriter {
         DataWriter {
             file,
             fsync,
-            stats,
-            buf: Vec::with_capacity(BUFFER_BYTES),
+            stats: StorageStats::default(),
+            buf: Vec::new(),
             crc: crc32fast::Hasher::new(),
             data_bytes: 0,
             unsynced: 0,
         }
     }
 
-    /// Writes what is buffered; returns the data's length and checksum.
-    pub(super) fn finish(mut self) -> io::Result<(u64, u32)> {
+    /// Bytes of data taken so far.
+    pub(super) fn data_bytes(&self) -> u64 {
+        self.data_bytes
+    }
+
+    /// Writes what is buffered; returns the file and the data's length and checksum.
+    pub(super) fn finish(mut self) -> io::Result<WrittenData> {
         self.write_buffer()?;
-        Ok((self.data_bytes, self.crc.finalize()))
+        Ok(WrittenData {
+            file: self.file,
+            stats: self.stats,
+            data_bytes: self.data_bytes,
+            data_crc: self.crc.finalize(),
+        })
     }
 
     fn write_buffer(&mut self) -> io::Result<()> {
@@ -66,10 +82,13 @@ impl<'a> DataWriter<'a> {
     }
 }
 
-impl Write for DataWriter<'_> {
+impl Write for DataWriter {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         self.crc.update(data);
         self.data_bytes += data.len() as u64;
+        if self.buf.capacity() == 0 {
+            self.buf.reserve_exact(BUFFER_BYTES);
+        }
         self.buf.extend_from_slice(data);
         if self.buf.len() >= BUFFER_BYTES {
             self.write_buffer()?;
