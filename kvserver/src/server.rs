@@ -223,11 +223,18 @@ impl KvServer {
                 }
                 ApplyMsg::Snapshot { index, data, .. } => {
                     // Decoded from the storage's file as it is read, with the lock
-                    // released (seconds for a large data set): reads meanwhile see the
-                    // state as applied so far, a consistent prefix of the log.
+                    // released (seconds for a large data set). The old state goes first:
+                    // it is replaced whatever happens (a snapshot that does not decode
+                    // stops the server), and keeping both would double the memory of a
+                    // large install. Meanwhile the state is empty, and every read waits
+                    // for the install (`hold_reads`; served once applied reaches its
+                    // index, from the new state).
                     let len = data.len();
                     let limits = self.config.limits;
+                    self.waiters.hold_reads();
+                    let old = std::mem::replace(&mut *sm, StateMachine::new(limits));
                     let decoded = parking_lot::RwLockWriteGuard::unlocked(&mut sm, || {
+                        drop(old);
                         snapshot::decode_from(data, len, limits)
                     });
                     match decoded {

@@ -141,6 +141,12 @@ impl Waiters {
         None
     }
 
+    /// Queues every read from now on, whatever its index, until the next
+    /// [`Waiters::advance_applied`] (the state is being replaced by a snapshot).
+    pub(crate) fn hold_reads(&self) {
+        self.inner.lock().applied = LogIndex::ZERO;
+    }
+
     /// Records the new applied index; returns the reads that may now be served.
     pub(crate) fn advance_applied(&self, applied: LogIndex) -> Vec<ReadWaiter> {
         let mut inner = self.inner.lock();
