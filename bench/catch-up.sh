@@ -57,7 +57,7 @@ tries=0
 until kvctl --timeout-ms 500 status > /dev/null 2>&1; do
   tries=$((tries + 1))
   if [[ $tries -gt 100 ]] || ! kill -0 "${PID[1]}" "${PID[2]}" "${PID[3]}" 2> /dev/null; then
-    echo "catch-up: the cluster did not start" >&2; tail -5 "$WORK"/kv*.log >&2; exit 1
+    echo "catch-up: the cluster did not start (is port $PORT_BASE taken?)" >&2; tail -5 "$WORK"/kv*.log >&2; exit 1
   fi
   sleep 0.1
 done

@@ -47,7 +47,15 @@ start() { RUST_LOG=warn "$KVSERVER" --config "$WORK/cluster.toml" --id "$1" --bo
 for i in 1 2 3; do start "$i"; done
 EP="127.0.0.1:$PORT_BASE,127.0.0.1:$((PORT_BASE + 1)),127.0.0.1:$((PORT_BASE + 2))"
 kvctl() { "$KVCTL" --endpoints "$EP" "$@"; }
-until kvctl --timeout-ms 500 status > /dev/null 2>&1; do sleep 0.1; done
+tries=0
+until kvctl --timeout-ms 500 status > /dev/null 2>&1; do
+  tries=$((tries + 1))
+  if [[ $tries -gt 100 ]] || ! kill -0 "${PID[1]}" "${PID[2]}" "${PID[3]}" 2> /dev/null; then
+    echo "restart: the cluster did not start (is port $PORT_BASE taken?)" >&2
+    tail -5 "$WORK"/kv*.log >&2; exit 1
+  fi
+  sleep 0.1
+done
 echo "restart: writing $KEYS keys" >&2
 kvctl bench --clients 64 --keys "$KEYS" --prefill --ops 1 --warmup-secs 0 --quiet > "$WORK/prefill.json" \
   || { cat "$WORK/prefill.json" >&2; tail -3 "$WORK"/kv*.log >&2; exit 1; }
@@ -74,6 +82,9 @@ try:
 except ValueError:
     print(0)' "${line:-{\}}")"
   [[ ${applied:-0} -ge $commit ]] && break
+  if ! kill -0 "${PID[$victim]}" 2> /dev/null; then
+    echo "restart: node $victim exited" >&2; tail -5 "$WORK/kv$victim.log" >&2; exit 1
+  fi
   sleep 0.01
 done
 t1="$(date +%s.%N)"
