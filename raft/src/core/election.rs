@@ -7,7 +7,7 @@
 //! heard from a live leader within the election timeout ignores (pre-)vote requests with
 //! a higher term unless they follow a leadership transfer.
 
-use super::quorum::{self, VoteOutcome};
+use super::quorum::VoteOutcome;
 use super::{RaftCore, Role};
 use crate::message::{MessageBody, RequestVote, RequestVoteResponse};
 use crate::types::{NodeId, Term};
@@ -16,6 +16,10 @@ impl RaftCore {
     /// Follower and candidate ticks: campaign when the election timer runs out.
     pub(super) fn tick_election(&mut self) {
         self.election_elapsed_ticks += 1;
+        if !self.membership.is_voter(self.id) {
+            // A learner (or a node removed from the configuration) never campaigns.
+            return;
+        }
         if self.election_elapsed_ticks >= self.randomized_election_timeout_ticks {
             tracing::debug!(node = %self.id, term = %self.term, "election timeout");
             self.campaign(false);
@@ -40,7 +44,7 @@ impl RaftCore {
             .peers
             .iter()
             .copied()
-            .filter(|p| !self.votes.contains_key(p))
+            .filter(|p| self.membership.is_voter(*p) && !self.votes.contains_key(p))
             .collect();
         self.request_votes_from(&silent, pre_vote, self.campaign_is_transfer);
     }
@@ -60,10 +64,15 @@ impl RaftCore {
         self.check_vote_outcome();
     }
 
-    /// Sends (pre-)vote requests to every peer.
+    /// Sends (pre-)vote requests to every other voter.
     fn request_votes(&mut self, pre_vote: bool, leadership_transfer: bool) {
-        let peers = self.peers.clone();
-        self.request_votes_from(&peers, pre_vote, leadership_transfer);
+        let voters: Vec<NodeId> = self
+            .membership
+            .all_voters()
+            .into_iter()
+            .filter(|v| *v != self.id)
+            .collect();
+        self.request_votes_from(&voters, pre_vote, leadership_transfer);
     }
 
     /// Sends (pre-)vote requests to `peers`.
@@ -164,7 +173,7 @@ impl RaftCore {
     /// Acts on the tally: a won pre-vote starts the real election, a won election makes
     /// us leader, a lost one sends us back to following.
     fn check_vote_outcome(&mut self) {
-        match quorum::vote_outcome(&self.votes, self.peers.len() + 1) {
+        match self.membership.vote_outcome(&self.votes) {
             VoteOutcome::Pending => {}
             VoteOutcome::Won if self.role == Role::PreCandidate => {
                 self.become_candidate();
@@ -182,11 +191,14 @@ impl RaftCore {
     /// Leader side of CheckQuorum, run once per election timeout: step down unless a
     /// majority (counting itself) was heard from since the previous check.
     pub(super) fn check_quorum_active(&mut self) {
+        let quorum_active = self.membership.has_quorum(|id| {
+            id == self.id || self.progress.get(&id).is_some_and(|p| p.recent_active)
+        });
         let active = 1 + self.progress.values().filter(|p| p.recent_active).count();
         for pr in self.progress.values_mut() {
             pr.recent_active = false;
         }
-        if active < self.quorum_size() {
+        if !quorum_active {
             tracing::info!(node = %self.id, term = %self.term, active, "lost contact with a quorum; stepping down");
             self.become_follower(self.term, None);
         }

@@ -38,7 +38,7 @@ impl RaftCore {
     /// round that is queued but not started starts here (its seq rides along); with
     /// lease reads on, every heartbeat starts a round (maybe empty) to renew the lease.
     pub(super) fn broadcast_heartbeat(&mut self) {
-        let renew_lease = self.config.lease_reads && !self.peers.is_empty();
+        let renew_lease = self.config.lease_reads && !self.quorum_is_self();
         if !self.reads.round_in_flight() && (self.reads.has_queued() || renew_lease) {
             self.reads.start_round(self.ticks);
         }

@@ -21,12 +21,14 @@ mod election;
 mod heartbeat;
 mod lease;
 mod log;
+pub mod membership;
 mod outbox;
 mod persist;
 mod progress;
 mod quorum;
 mod read_index;
 mod ready;
+mod reconfigure;
 mod recovery;
 mod replication;
 mod rng;
@@ -39,6 +41,7 @@ mod transfer;
 #[cfg(test)]
 mod tests;
 
+pub use membership::Membership;
 pub use ready::{ReadState, Ready};
 pub use snapshot_send::chunk_end;
 
@@ -116,7 +119,9 @@ struct PendingFlush {
 pub struct RaftCore {
     id: NodeId,
     config: Config,
-    /// The other voters, sorted.
+    /// The cluster's configuration: who votes, who learns, what a quorum is.
+    membership: Membership,
+    /// The other members (voters and learners), sorted: whom a leader replicates to.
     peers: Vec<NodeId>,
     role: Role,
     term: Term,
@@ -190,17 +195,17 @@ impl RaftCore {
         // Handed to the application by the first Ready (the runtime reads its data from the
         // storage, as it does the chunks it sends to laggards).
         let snapshot_to_apply = snapshot.map(|s| s.meta);
-        let mut peers: Vec<NodeId> = config
-            .voters
-            .iter()
-            .copied()
-            .filter(|v| *v != config.id)
+        let membership = Membership::from_voters(config.voters.iter().copied());
+        let peers = membership
+            .members()
+            .into_iter()
+            .filter(|m| *m != config.id)
             .collect();
-        peers.sort();
         let mut core = RaftCore {
             id: config.id,
             rng: SplitMix64::new(config.seed, config.id.0),
             match_scratch: Vec::with_capacity(config.voters.len()),
+            membership,
             peers,
             role: Role::Follower,
             term: running.term,
@@ -392,15 +397,12 @@ impl RaftCore {
         if self.role != Role::Leader {
             return false;
         }
-        // A majority of the whole cluster, from the followers alone.
-        let voters = self.peers.len() + 1;
-        let needed = voters / 2 + 1;
-        let ready = self
-            .progress
-            .values()
-            .filter(|p| p.recent_active && p.state == progress::ProgressState::Replicate)
-            .count();
-        ready >= needed
+        // A quorum of the whole cluster, from the followers alone.
+        self.membership.has_quorum(|id| {
+            self.progress
+                .get(&id)
+                .is_some_and(|p| p.recent_active && p.state == progress::ProgressState::Replicate)
+        })
     }
 
     /// On a leader: whether making its written log durable would advance the commit
@@ -501,14 +503,20 @@ impl RaftCore {
             data,
         });
         self.flush.appends = true;
-        if self.peers.is_empty() {
+        if self.quorum_is_self() {
             // Single voter: the entry commits as soon as it is durable (on_persist_ready).
             self.maybe_commit();
         }
         (index, self.term)
     }
 
-    fn quorum_size(&self) -> usize {
-        quorum::majority(self.peers.len() + 1)
+    /// Whether this node alone is a quorum (a single voter): nothing waits for others.
+    fn quorum_is_self(&self) -> bool {
+        self.membership.has_quorum(|id| id == self.id)
+    }
+
+    /// The cluster's configuration.
+    pub fn membership(&self) -> &Membership {
+        &self.membership
     }
 }

@@ -81,7 +81,7 @@ impl RaftCore {
             ctx,
             index: self.log.committed(),
         };
-        if self.peers.is_empty() {
+        if self.quorum_is_self() {
             // A single voter is always the majority: no round needed.
             self.outbox.read_states.push(read);
         } else {
@@ -117,12 +117,14 @@ impl RaftCore {
         let Some(seq) = self.reads.round.as_ref().map(|r| r.seq) else {
             return;
         };
-        let acks = 1 + self
-            .progress
-            .values()
-            .filter(|p| p.read_seq_acked >= seq)
-            .count();
-        if acks < self.quorum_size() {
+        let confirmed = self.membership.has_quorum(|id| {
+            id == self.id
+                || self
+                    .progress
+                    .get(&id)
+                    .is_some_and(|p| p.read_seq_acked >= seq)
+        });
+        if !confirmed {
             return;
         }
         if let Some(round) = self.reads.round.take() {

@@ -9,7 +9,7 @@
 //! current term (Figure 8), and only forward.
 
 use super::progress::ProgressState;
-use super::{quorum, RaftCore, Role};
+use super::{RaftCore, Role};
 use crate::message::{AppendEntries, AppendEntriesResponse, MessageBody};
 use crate::types::{LogIndex, NodeId};
 
@@ -177,11 +177,19 @@ impl RaftCore {
     /// The index a majority holds if this leader holds up to `own_match`, when that is a
     /// new commit index (above the current one, and of the current term: Figure 8).
     pub(super) fn commit_candidate(&mut self, own_match: LogIndex) -> Option<LogIndex> {
-        self.match_scratch.clear();
-        self.match_scratch.push(own_match);
-        self.match_scratch
-            .extend(self.progress.values().map(|p| p.match_index));
-        let candidate = quorum::majority_index(&mut self.match_scratch);
+        let (id, progress) = (self.id, &self.progress);
+        let match_of = |voter: NodeId| {
+            if voter == id {
+                own_match
+            } else {
+                progress
+                    .get(&voter)
+                    .map_or(LogIndex::ZERO, |p| p.match_index)
+            }
+        };
+        let candidate = self
+            .membership
+            .committed_index(match_of, &mut self.match_scratch);
         (candidate > self.log.committed() && self.log.term(candidate) == Some(self.term))
             .then_some(candidate)
     }

@@ -20,7 +20,7 @@ pub(crate) struct Transfer {
 impl RaftCore {
     /// Leader: starts (or restarts, for a different target) a transfer to `to`.
     pub(super) fn start_transfer(&mut self, to: NodeId) {
-        if to == self.id || !self.peers.contains(&to) {
+        if to == self.id || !self.membership.is_voter(to) {
             tracing::warn!(node = %self.id, %to, "leadership transfer target is not another voter; ignored");
             return;
         }
