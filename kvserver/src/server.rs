@@ -213,7 +213,9 @@ impl KvServer {
                         return outcomes;
                     }
                 },
-                ApplyMsg::Noop { index, term } => {
+                // Raft has taken the configuration change into effect; for the state
+                // machine it only advances the applied index.
+                ApplyMsg::Noop { index, term } | ApplyMsg::Membership { index, term, .. } => {
                     sm.apply_noop(index);
                     outcomes.push(Outcome::Applied {
                         index,
@@ -409,6 +411,8 @@ impl KvServer {
                 ErrorCode::InvalidArgument,
                 format!("request of {size_bytes} bytes exceeds {max_bytes}"),
             ),
+            // Only configuration changes are refused this way (none go through here yet).
+            NodeError::MembershipRefused(reason) => kv_error(ErrorCode::InvalidArgument, reason),
             NodeError::Busy => kv_error(ErrorCode::Unavailable, "server overloaded; retry"),
             NodeError::Timeout => kv_error(ErrorCode::Timeout, "leadership not confirmed in time"),
             NodeError::Stopped => kv_error(ErrorCode::Unavailable, "server stopped"),

@@ -70,9 +70,9 @@ fn start_cluster(dir: &std::path::Path) -> Vec<Node> {
             std::thread::spawn(move || {
                 for msg in rx {
                     let at = match msg {
-                        ApplyMsg::Command { index, term, .. } | ApplyMsg::Noop { index, term } => {
-                            (index, term)
-                        }
+                        ApplyMsg::Command { index, term, .. }
+                        | ApplyMsg::Noop { index, term }
+                        | ApplyMsg::Membership { index, term, .. } => (index, term),
                         ApplyMsg::Snapshot { index, term, .. } => (index, term),
                         ApplyMsg::RoleChange { .. } => continue,
                     };

@@ -21,6 +21,27 @@ pub enum ProposeError {
     /// A leadership transfer is in progress; proposals are paused until it ends.
     #[error("leadership transfer in progress")]
     TransferInProgress,
+    /// A configuration change is in the log and not applied yet: one at a time.
+    #[error("the configuration change at index {index} is not applied yet")]
+    MembershipChangePending {
+        /// The pending change's index.
+        index: crate::types::LogIndex,
+    },
+    /// A new leader accepts no configuration change before it has applied the first
+    /// entry of its term (Ongaro's single-server change bug, raft-dev 2015).
+    #[error("this leader has not applied the first entry of its term yet")]
+    LeaderNotReady,
+    /// The configuration changed since the proposer looked at it.
+    #[error("the configuration is at index {current}, the change expected {expected}")]
+    StaleMembership {
+        /// The index the change expected.
+        expected: crate::types::LogIndex,
+        /// The current configuration's index.
+        current: crate::types::LogIndex,
+    },
+    /// The change is not safe or not possible (`core::membership::ChangeError`).
+    #[error("configuration change refused: {0}")]
+    MembershipChangeRefused(#[from] crate::core::membership::ChangeError),
     /// The proposal exceeds `Config::max_proposal_bytes`.
     #[error("proposal of {size_bytes} bytes exceeds the limit of {max_bytes}")]
     TooLarge {

@@ -87,6 +87,9 @@ pub enum EntryKind {
     Normal,
     /// The empty entry a new leader appends to commit earlier terms' entries (paper 5.4.2).
     Noop,
+    /// A configuration change (`core::membership::MembershipChange`, encoded); it takes
+    /// effect when applied.
+    Membership,
 }
 
 /// One log entry.

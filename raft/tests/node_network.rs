@@ -122,7 +122,7 @@ fn run_app(rx: Receiver<ApplyMsg>, app: Arc<Mutex<AppState>>) {
                 a.applied.push((index, data));
                 a.last_index = index;
             }
-            ApplyMsg::Noop { index, .. } => {
+            ApplyMsg::Noop { index, .. } | ApplyMsg::Membership { index, .. } => {
                 assert_eq!(index, a.last_index.next(), "applied out of order");
                 a.last_index = index;
             }

@@ -52,6 +52,12 @@ impl RaftCore {
     /// Starts an election: a pre-vote round first when configured, unless this follows
     /// a leadership transfer (the old leader asked us to take over at once).
     pub(super) fn campaign(&mut self, leadership_transfer: bool) {
+        if self.has_unapplied_membership_change() {
+            tracing::warn!(node = %self.id, term = %self.term,
+                "not campaigning: a committed configuration change is not applied yet");
+            self.reset_election_timer();
+            return;
+        }
         if self.config.pre_vote && !leadership_transfer {
             self.become_pre_candidate();
             self.campaign_is_transfer = false;

@@ -10,7 +10,7 @@
 //! - `persisted < unsent`: only entries handed out in a Ready can be durable.
 //! - Entries at or below `committed` are never truncated (they match every later leader).
 
-use crate::types::{Entry, LogIndex, SnapshotMeta, Term};
+use crate::types::{Entry, EntryKind, LogIndex, SnapshotMeta, Term};
 use std::collections::VecDeque;
 
 /// Why an AppendEntries was rejected, for the leader's fast backtracking (paper 5.3).
@@ -150,6 +150,15 @@ impl RaftLog {
             out.push(entry.clone());
         }
         out
+    }
+
+    /// Whether an entry of `kind` lies in `(after, upto]` (the part still in the log).
+    pub(crate) fn has_kind_in(&self, after: LogIndex, upto: LogIndex, kind: EntryKind) -> bool {
+        let lo = after.next().max(self.first_index());
+        let (Some(start), Some(end)) = (self.offset_of(lo), self.offset_of(upto)) else {
+            return false;
+        };
+        self.entries.range(start..=end).any(|e| e.kind == kind)
     }
 
     /// The leader appends its own new entry at `last_index + 1`.

@@ -121,6 +121,12 @@ pub struct RaftCore {
     config: Config,
     /// The cluster's configuration: who votes, who learns, what a quorum is.
     membership: Membership,
+    /// The index of the entry that made `membership` (zero: the bootstrap voters).
+    membership_index: LogIndex,
+    /// Leader only: the index of the last configuration entry it appended.
+    pending_membership_index: LogIndex,
+    /// Leader only: the index of its first entry of the term (its no-op).
+    term_start_index: LogIndex,
     /// The other members (voters and learners), sorted: whom a leader replicates to.
     peers: Vec<NodeId>,
     role: Role,
@@ -206,6 +212,9 @@ impl RaftCore {
             rng: SplitMix64::new(config.seed, config.id.0),
             match_scratch: Vec::with_capacity(config.voters.len()),
             membership,
+            membership_index: LogIndex::ZERO,
+            pending_membership_index: LogIndex::ZERO,
+            term_start_index: LogIndex::ZERO,
             peers,
             role: Role::Follower,
             term: running.term,

@@ -116,6 +116,7 @@ impl RaftCore {
             self.log.snapshot_applied();
         }
         let committed = self.log.take_committed();
+        self.apply_membership_entries(&committed);
         let must_sync = !entries.is_empty() || snapshot.is_some() || term_or_vote_changed;
         let out = self.outbox.take();
         let rd = Ready {

@@ -112,7 +112,8 @@ impl RaftCore {
         self.reset_lease();
         self.log.set_apply_unpersisted(true);
         tracing::info!(node = %self.id, term = %self.term, last = %self.log.last_index(), "became leader");
-        self.append_leader_entry(EntryKind::Noop, Bytes::new());
+        let (noop, _) = self.append_leader_entry(EntryKind::Noop, Bytes::new());
+        self.term_start_index = noop;
     }
 
     /// Drops leader-only state (no-op on other roles).

@@ -49,6 +49,11 @@ impl ApplyQueue {
                     index: entry.index,
                     term: entry.term,
                 },
+                EntryKind::Membership => ApplyMsg::Membership {
+                    index: entry.index,
+                    term: entry.term,
+                    data: entry.data,
+                },
             }));
     }
 

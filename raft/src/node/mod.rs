@@ -82,6 +82,17 @@ pub enum ApplyMsg {
         /// Its term.
         term: Term,
     },
+    /// A committed configuration change, which Raft has already taken into effect. It
+    /// advances the applied index as a no-op does; `data` decodes with
+    /// `core::membership::MembershipChange::decode` (its `context` is the application's).
+    Membership {
+        /// Its log index.
+        index: LogIndex,
+        /// Its term.
+        term: Term,
+        /// The encoded change.
+        data: Bytes,
+    },
     /// Replace the application state with this snapshot (at start-up, or when the leader
     /// sent one because this node fell behind).
     Snapshot {

@@ -73,6 +73,10 @@ pub enum NodeError {
         /// The limit.
         max_bytes: usize,
     },
+    /// A configuration change was refused (pending, stale, not ready or unsafe: the
+    /// message says which).
+    #[error("{0}")]
+    MembershipRefused(String),
     /// The node's input queue is full.
     #[error("node is overloaded")]
     Busy,
@@ -96,6 +100,12 @@ impl From<ProposeError> for NodeError {
                 size_bytes,
                 max_bytes,
             },
+            e @ (ProposeError::MembershipChangePending { .. }
+            | ProposeError::LeaderNotReady
+            | ProposeError::StaleMembership { .. }
+            | ProposeError::MembershipChangeRefused(_)) => {
+                NodeError::MembershipRefused(e.to_string())
+            }
         }
     }
 }

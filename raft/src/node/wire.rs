@@ -152,6 +152,7 @@ fn entry_to_wire(e: Entry) -> pb::Entry {
     let kind = match e.kind {
         EntryKind::Normal => pb::EntryKind::Normal,
         EntryKind::Noop => pb::EntryKind::Noop,
+        EntryKind::Membership => pb::EntryKind::Membership,
     };
     pb::Entry {
         index: e.index.0,
@@ -182,6 +183,7 @@ fn entries_from_wire(
             let kind = match pb::EntryKind::try_from(e.kind) {
                 Ok(pb::EntryKind::Normal) => EntryKind::Normal,
                 Ok(pb::EntryKind::Noop) => EntryKind::Noop,
+                Ok(pb::EntryKind::Membership) => EntryKind::Membership,
                 Err(_) => return Err(WireError(format!("unknown entry kind {}", e.kind))),
             };
             Ok(Entry {

@@ -66,7 +66,8 @@ impl SimStateMachine for CommandLog {
         );
         let data = match entry.kind {
             EntryKind::Noop => Bytes::new(),
-            EntryKind::Normal => entry.data.clone(),
+            // The configuration entry's own bytes: replicas must agree on them too.
+            EntryKind::Normal | EntryKind::Membership => entry.data.clone(),
         };
         self.applied.push(data);
     }

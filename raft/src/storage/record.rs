@@ -218,6 +218,7 @@ pub fn encode_entry(
         body.push(match entry.kind {
             EntryKind::Normal => 0,
             EntryKind::Noop => 1,
+            EntryKind::Membership => 2,
         });
         body.extend_from_slice(&entry.data);
     })
@@ -395,6 +396,7 @@ fn decode_body(body: &[u8]) -> Result<WalRecord, CorruptReason> {
             let kind = match reader.u8("entry kind")? {
                 0 => EntryKind::Normal,
                 1 => EntryKind::Noop,
+                2 => EntryKind::Membership,
                 _ => return Err(CorruptReason::BadPayload("unknown entry kind")),
             };
             let data = Bytes::copy_from_slice(reader.rest);

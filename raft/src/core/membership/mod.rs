@@ -18,9 +18,11 @@
 //!   `auto_leave` is false.
 
 mod change;
+mod entry;
 mod joint;
 
 pub use change::{ChangeError, MemberChange};
+pub use entry::{MembershipChange, Transition};
 
 use crate::types::NodeId;
 use std::collections::BTreeSet;

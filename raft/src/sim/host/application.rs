@@ -99,6 +99,12 @@ impl<S: SimStateMachine> SimNode<S> {
                 kind: EntryKind::Noop,
                 data: bytes::Bytes::new(),
             },
+            ApplyMsg::Membership { index, term, data } => Entry {
+                index,
+                term,
+                kind: EntryKind::Membership,
+                data,
+            },
         };
         self.apply_entry(&entry, ctx)
     }
