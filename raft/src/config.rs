@@ -9,7 +9,9 @@ use crate::types::NodeId;
 pub struct Config {
     /// This node's id.
     pub id: NodeId,
-    /// Every voter in the cluster, including `id`. Membership is fixed.
+    /// The bootstrap voters: the configuration until a snapshot or a configuration entry
+    /// says otherwise (`core::membership`). A node not among them (joining a running
+    /// cluster) never campaigns until a configuration makes it a voter.
     pub voters: Vec<NodeId>,
     /// Base election timeout. Each node waits a random number of ticks in
     /// `[election_timeout_ticks, 2 * election_timeout_ticks)` before campaigning.
@@ -84,11 +86,10 @@ impl Config {
         if self.id == NodeId::ZERO {
             return Err(ConfigError("id must not be 0".into()));
         }
-        if !self.voters.contains(&self.id) {
-            return Err(ConfigError(format!(
-                "voters {:?} do not include id {}",
-                self.voters, self.id
-            )));
+        // `id` need not be among `voters`: a node joining a running cluster starts outside
+        // the bootstrap configuration and takes part once a configuration names it.
+        if self.voters.is_empty() {
+            return Err(ConfigError("voters must not be empty".into()));
         }
         let mut sorted = self.voters.clone();
         sorted.sort();

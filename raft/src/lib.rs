@@ -187,6 +187,6 @@ pub use core::{CoreStatus, RaftCore, ReadState, Ready, Role};
 pub use error::{ConfigError, ProposeError, StorageError};
 pub use message::{Message, MessageBody};
 pub use types::{
-    Entry, EntryKind, HardState, InitialState, LogIndex, NodeId, ReceivedSnapshot, Snapshot,
-    SnapshotChunk, SnapshotMeta, Term,
+    ConfState, Entry, EntryKind, HardState, InitialState, LogIndex, NodeId, ReceivedSnapshot,
+    Snapshot, SnapshotChunk, SnapshotMeta, Term,
 };

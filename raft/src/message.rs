@@ -132,6 +132,8 @@ pub struct InstallSnapshot {
     pub data: Bytes,
     /// This is the last chunk.
     pub done: bool,
+    /// The configuration at the snapshot's index.
+    pub conf: Option<crate::types::ConfState>,
 }
 
 /// The answer to a snapshot chunk.

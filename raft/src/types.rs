@@ -147,6 +147,16 @@ pub struct SnapshotMeta {
     pub term: Term,
 }
 
+/// A configuration and the index of the entry that made it (zero: the bootstrap voters),
+/// as a snapshot records it: the log entries that made it are gone once compacted.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct ConfState {
+    /// Who votes and who learns.
+    pub membership: crate::core::Membership,
+    /// The index of the configuration entry.
+    pub index: LogIndex,
+}
+
 /// An application snapshot: opaque bytes covering the log up to `meta.index`.
 #[derive(Clone, PartialEq, Eq, Default)]
 pub struct Snapshot {
@@ -154,11 +164,29 @@ pub struct Snapshot {
     pub meta: SnapshotMeta,
     /// The application's encoded state.
     pub data: Bytes,
+    /// The configuration at `meta.index`; `None` for a snapshot taken before
+    /// configurations were recorded (the bootstrap voters apply).
+    pub conf: Option<ConfState>,
+}
+
+impl Snapshot {
+    /// A snapshot without a recorded configuration.
+    pub fn new(meta: SnapshotMeta, data: Bytes) -> Snapshot {
+        Snapshot {
+            meta,
+            data,
+            conf: None,
+        }
+    }
 }
 
 impl fmt::Debug for Snapshot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Snapshot({:?}, {} B)", self.meta, self.data.len())
+        write!(f, "Snapshot({:?}, {} B", self.meta, self.data.len())?;
+        match &self.conf {
+            Some(conf) => write!(f, ", {} at {})", conf.membership, conf.index),
+            None => write!(f, ")"),
+        }
     }
 }
 
@@ -191,12 +219,14 @@ impl fmt::Debug for SnapshotChunk {
 /// A snapshot received whole from the leader (`Ready::snapshot`): its chunks were handed
 /// out before it; the storage makes it durable and replaces the log with it
 /// (`Storage::install_incoming_snapshot`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReceivedSnapshot {
     /// Its position in the log.
     pub meta: SnapshotMeta,
     /// The length of its data: every chunk up to here was handed out.
     pub data_bytes: u64,
+    /// The configuration at its index, as the leader sent it.
+    pub conf: Option<ConfState>,
 }
 
 /// Everything a node recovers from durable storage at start-up.

@@ -99,6 +99,7 @@ fn recovery_accepts_a_snapshot_newer_than_the_durable_term() {
                 term: Term(4),
             },
             data: Bytes::from_static(b"snap"),
+            conf: None,
         }),
         entries: Vec::new(),
     };

@@ -48,13 +48,13 @@ fn hard_state(term: u64, vote: Option<u64>, commit: u64) -> HardState {
 }
 
 fn snapshot(index: u64, term: u64) -> Snapshot {
-    Snapshot {
-        meta: SnapshotMeta {
+    Snapshot::new(
+        SnapshotMeta {
             index: LogIndex(index),
             term: Term(term),
         },
-        data: bytes::Bytes::from(format!("state@{index}@{term}")),
-    }
+        bytes::Bytes::from(format!("state@{index}@{term}")),
+    )
 }
 
 fn open_sim(fs: &SimFs, options: DiskOptions) -> Result<DiskStorage, StorageError> {
@@ -559,15 +559,16 @@ fn save_streamed_in_two_halves(s: &mut DiskStorage, new: &Snapshot) -> Result<()
         }
         Ok(())
     });
-    let job = s
-        .streamed_snapshot_file_job(new.meta, source)
-        .unwrap_or_else(|_| panic!("a disk storage writes files in jobs"));
-    let file = job.run()?;
-    assert_eq!(file.data_bytes, new.data.len() as u64);
     let position = Snapshot {
         meta: new.meta,
         data: bytes::Bytes::new(),
+        conf: new.conf.clone(),
     };
+    let job = s
+        .streamed_snapshot_file_job(&position, source)
+        .unwrap_or_else(|_| panic!("a disk storage writes files in jobs"));
+    let file = job.run()?;
+    assert_eq!(file.data_bytes, new.data.len() as u64);
     s.adopt_snapshot(&position, file.stats)?;
     delete_obsolete_files(s);
     Ok(())

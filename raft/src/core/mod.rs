@@ -49,8 +49,8 @@ use crate::config::Config;
 use crate::error::{ConfigError, ProposeError};
 use crate::message::Message;
 use crate::types::{
-    Entry, EntryKind, HardState, InitialState, LogIndex, NodeId, ReceivedSnapshot, SnapshotChunk,
-    SnapshotMeta, Term,
+    ConfState, Entry, EntryKind, HardState, InitialState, LogIndex, NodeId, ReceivedSnapshot,
+    SnapshotChunk, SnapshotMeta, Term,
 };
 use bytes::Bytes;
 use lease::Lease;
@@ -123,6 +123,12 @@ pub struct RaftCore {
     membership: Membership,
     /// The index of the entry that made `membership` (zero: the bootstrap voters).
     membership_index: LogIndex,
+    /// The configuration at the snapshot's index (`None`: the snapshot recorded none, the
+    /// bootstrap voters apply), for the snapshots this node sends and the ones it takes.
+    snapshot_conf: Option<ConfState>,
+    /// Configurations applied after the snapshot's index, in order: the one in effect at
+    /// a later compaction index goes into that snapshot.
+    conf_history: Vec<ConfState>,
     /// Leader only: the index of the last configuration entry it appended.
     pending_membership_index: LogIndex,
     /// Leader only: the index of its first entry of the term (its no-op).
@@ -187,7 +193,7 @@ impl RaftCore {
     /// A [`ConfigError`] when the configuration or the recovered state is invalid.
     pub fn new(config: Config, initial: InitialState) -> Result<RaftCore, ConfigError> {
         config.validate()?;
-        recovery::validate_initial_state(&config, &initial)?;
+        recovery::validate_initial_state(&initial)?;
         let running = recovery::current_term(&initial);
         let InitialState {
             hard_state,
@@ -200,8 +206,15 @@ impl RaftCore {
         let log = RaftLog::recovered(meta, bytes, entries, hard_state.commit);
         // Handed to the application by the first Ready (the runtime reads its data from the
         // storage, as it does the chunks it sends to laggards).
-        let snapshot_to_apply = snapshot.map(|s| s.meta);
-        let membership = Membership::from_voters(config.voters.iter().copied());
+        let snapshot_to_apply = snapshot.as_ref().map(|s| s.meta);
+        let snapshot_conf = snapshot.and_then(|s| s.conf);
+        let (membership, membership_index) = match &snapshot_conf {
+            Some(conf) => (conf.membership.clone(), conf.index),
+            None => (
+                Membership::from_voters(config.voters.iter().copied()),
+                LogIndex::ZERO,
+            ),
+        };
         let peers = membership
             .members()
             .into_iter()
@@ -212,7 +225,9 @@ impl RaftCore {
             rng: SplitMix64::new(config.seed, config.id.0),
             match_scratch: Vec::with_capacity(config.voters.len()),
             membership,
-            membership_index: LogIndex::ZERO,
+            membership_index,
+            snapshot_conf,
+            conf_history: Vec::new(),
             pending_membership_index: LogIndex::ZERO,
             term_start_index: LogIndex::ZERO,
             peers,
@@ -378,6 +393,18 @@ impl RaftCore {
         self.log.compaction_meta(index)
     }
 
+    /// The configuration in effect at `index` (at or after the snapshot's, at most the
+    /// applied index), to record in a snapshot taken there. `None`: the bootstrap voters,
+    /// no configuration entry applied since the snapshot recorded none.
+    pub fn conf_at(&self, index: LogIndex) -> Option<ConfState> {
+        self.conf_history
+            .iter()
+            .rev()
+            .find(|c| c.index <= index)
+            .or(self.snapshot_conf.as_ref())
+            .cloned()
+    }
+
     /// The application snapshotted its state at `index`, `snapshot_bytes` long, and the
     /// storage holds it durably; the log up to it is dropped from memory. The core keeps
     /// no snapshot bytes: the chunks it sends to laggards are empty, for the caller to fill
@@ -391,9 +418,12 @@ impl RaftCore {
         index: LogIndex,
         snapshot_bytes: u64,
     ) -> std::collections::VecDeque<Entry> {
+        let conf = self.conf_at(index);
         let Some(freed) = self.log.compact(index, snapshot_bytes) else {
             return std::collections::VecDeque::new();
         };
+        self.snapshot_conf = conf;
+        self.conf_history.retain(|c| c.index > index);
         tracing::debug!(node = %self.id, %index, "log compacted");
         self.restart_stale_snapshot_transfers();
         freed

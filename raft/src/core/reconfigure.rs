@@ -27,7 +27,7 @@ use super::membership::MembershipChange;
 use super::progress::Progress;
 use super::{Membership, RaftCore, Role};
 use crate::error::ProposeError;
-use crate::types::{Entry, EntryKind, LogIndex, NodeId, Term};
+use crate::types::{ConfState, Entry, EntryKind, LogIndex, NodeId, Term};
 
 impl RaftCore {
     /// Proposes a configuration change (leader only). It takes effect when applied.
@@ -95,8 +95,12 @@ impl RaftCore {
                 });
             match next {
                 Ok(next) => {
-                    self.set_membership(next);
+                    self.set_membership(next.clone());
                     self.membership_index = entry.index;
+                    self.conf_history.push(ConfState {
+                        membership: next,
+                        index: entry.index,
+                    });
                 }
                 Err(reason) => {
                     tracing::warn!(node = %self.id, index = %entry.index, %reason,
@@ -448,5 +452,52 @@ mod tests {
         );
         tick_until_campaign(&mut follower);
         assert!(follower.term() > Term(1), "campaigns once it is applied");
+    }
+
+    /// A snapshot records the configuration in effect at its index; a node restarted
+    /// from it, or a follower that installs it, takes that configuration, not the
+    /// bootstrap voters.
+    #[test]
+    fn the_configuration_travels_in_snapshots() {
+        let mut net = cluster_of_three_and_spares(4);
+        net.isolate(4);
+        let (index, _) = net
+            .core(1)
+            .propose_membership(simple(&[MemberChange::AddLearner(n(4))]))
+            .unwrap();
+        net.settle();
+        let applied = net.core(1).status().applied;
+        net.compact(1, applied, Bytes::from_static(b"state"));
+        let stored = net.stored_snapshots[&n(1)].clone();
+        let conf = stored.conf.clone().expect("the configuration is recorded");
+        assert_eq!(conf.membership.to_string(), "voters=(1 2 3) learners=(4)");
+        assert_eq!(conf.index, index);
+
+        let initial = crate::types::InitialState {
+            hard_state: crate::types::HardState {
+                term: net.core(1).term(),
+                vote: None,
+                commit: stored.meta.index,
+            },
+            snapshot: Some(stored),
+            entries: Vec::new(),
+        };
+        let restarted = RaftCore::new(config(1, 3), initial).unwrap();
+        assert_eq!(
+            restarted.membership().to_string(),
+            "voters=(1 2 3) learners=(4)"
+        );
+        assert_eq!(restarted.membership_index(), index);
+
+        assert_eq!(net.core(4).membership().to_string(), "voters=(1 2 3)");
+        net.heal();
+        heartbeat(&mut net);
+        heartbeat(&mut net);
+        assert_eq!(
+            net.core(4).membership().to_string(),
+            "voters=(1 2 3) learners=(4)",
+            "the learner learned of itself from the snapshot"
+        );
+        assert_eq!(net.core(4).membership_index(), index);
     }
 }

@@ -11,15 +11,11 @@
 //! term it has seen, with no vote — safe, because nothing revealing that term or a vote in
 //! it was sent before it was durable.
 
-use crate::config::Config;
 use crate::error::ConfigError;
 use crate::types::InitialState;
 
 /// Checks that the recovered state is internally consistent.
-pub(super) fn validate_initial_state(
-    config: &Config,
-    initial: &InitialState,
-) -> Result<(), ConfigError> {
+pub(super) fn validate_initial_state(initial: &InitialState) -> Result<(), ConfigError> {
     let meta = initial
         .snapshot
         .as_ref()
@@ -50,13 +46,8 @@ pub(super) fn validate_initial_state(
             initial.hard_state.commit
         )));
     }
-    if let Some(vote) = initial.hard_state.vote {
-        if !config.voters.contains(&vote) {
-            return Err(ConfigError(format!(
-                "recovered vote for {vote}, which is not a voter"
-            )));
-        }
-    }
+    // A recovered vote may name any node: configurations change through the log, so the
+    // candidate may be a member that `config.voters` does not list.
     Ok(())
 }
 

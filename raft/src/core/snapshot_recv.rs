@@ -79,6 +79,7 @@ impl RaftCore {
         let complete = ReceivedSnapshot {
             meta: chunk.meta,
             data_bytes: chunk.total_bytes,
+            conf: chunk.conf.clone(),
         };
         if chunk.offset == 0 && chunk.done {
             // A single-chunk snapshot.
@@ -139,6 +140,14 @@ impl RaftCore {
         tracing::info!(node = %self.id, index = %meta.index, term = %meta.term, "installing snapshot");
         self.log.restore(meta, snapshot.data_bytes);
         self.retract_stale_append_acks();
+        // The snapshot replaces the state up to its index, the configuration included
+        // (a snapshot that recorded none leaves the bootstrap voters as they are).
+        if let Some(conf) = &snapshot.conf {
+            self.set_membership(conf.membership.clone());
+            self.membership_index = conf.index;
+        }
+        self.snapshot_conf = snapshot.conf.clone();
+        self.conf_history.clear();
         self.snapshot_to_persist = Some(snapshot);
         self.snapshot_received = Some(meta);
         self.snapshot_to_apply = None;

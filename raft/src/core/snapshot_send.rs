@@ -68,6 +68,7 @@ impl RaftCore {
                 total_bytes: t.total_bytes,
                 data: bytes::Bytes::new(), // filled by the executor
                 done: t.sent_all,
+                conf: self.snapshot_conf.clone(),
             };
             self.send(peer, MessageBody::InstallSnapshot(chunk));
         }

@@ -240,6 +240,13 @@ impl Executor {
             NodeInput::Propose { data, done } => {
                 done(self.core.propose(data).map_err(NodeError::from));
             }
+            NodeInput::ProposeMembership { change, done } => {
+                done(
+                    self.core
+                        .propose_membership(change)
+                        .map_err(NodeError::from),
+                );
+            }
             NodeInput::Read { mode, done } => self.start_read(mode, done),
             NodeInput::Compact { index, data } => self.compact(index, data),
             NodeInput::Transfer { to, done } => {
@@ -290,17 +297,19 @@ impl Executor {
         let Some(meta) = self.core.compaction_meta(index) else {
             return;
         };
+        // The configuration in effect at `index` goes into the snapshot: the entries that
+        // made it are compacted away.
+        let conf = self.core.conf_at(index);
         let data = match data {
             SnapshotData::Bytes(data) => data,
             SnapshotData::Streamed(source) => {
-                match self.persister.streamed_snapshot_file_job(meta, source) {
-                    Ok(job) => {
-                        let position = Snapshot {
-                            meta,
-                            data: Bytes::new(),
-                        };
-                        return self.snapshots.start(position, job);
-                    }
+                let position = Snapshot {
+                    meta,
+                    data: Bytes::new(),
+                    conf: conf.clone(),
+                };
+                match self.persister.streamed_snapshot_file_job(&position, source) {
+                    Ok(job) => return self.snapshots.start(position, job),
                     Err(source) => match source.into_bytes() {
                         Ok(data) => data,
                         Err(e) => {
@@ -311,7 +320,7 @@ impl Executor {
                 }
             }
         };
-        let snapshot = Snapshot { meta, data };
+        let snapshot = Snapshot { meta, data, conf };
         match self.persister.snapshot_file_job(&snapshot) {
             Some(job) => self.snapshots.start(snapshot, job),
             None => self.compact_now(snapshot),
@@ -458,6 +467,7 @@ impl Executor {
                 has_snapshot: snapshot.is_some(),
                 has_after_persist: !messages_after_persist.is_empty(),
             });
+        let has_snapshot = snapshot.is_some();
         let written = self
             .persister
             .write(hard_state, &snapshot_chunks, snapshot, &entries);
@@ -465,7 +475,7 @@ impl Executor {
             // Nothing after this point may be sent: it would claim state that is not durable.
             return self.fail_storage(&e);
         }
-        if snapshot.is_some() {
+        if has_snapshot {
             self.free_in_background(VecDeque::new());
         }
         self.durability

@@ -103,6 +103,20 @@ impl RaftNode {
         });
     }
 
+    /// Proposes a configuration change (`RaftCore::propose_membership`); `done` runs on the
+    /// driver thread with its (index, term), or the refusal. The change takes effect when
+    /// applied: watch the apply channel for `ApplyMsg::Membership` at that (index, term).
+    pub fn propose_membership_with(
+        &self,
+        change: crate::core::membership::MembershipChange,
+        done: impl FnOnce(Result<(LogIndex, Term), NodeError>) + Send + 'static,
+    ) {
+        self.submit(NodeInput::ProposeMembership {
+            change,
+            done: Box::new(done),
+        });
+    }
+
     /// Confirms leadership (ReadIndex); `done` runs with the index the application must
     /// have applied before serving a linearizable read. `done` must be quick.
     pub fn read_index_with(&self, done: impl FnOnce(Result<LogIndex, NodeError>) + Send + 'static) {

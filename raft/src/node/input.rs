@@ -35,6 +35,11 @@ pub(crate) enum NodeInput {
     Messages(Vec<Message>),
     /// A command to replicate.
     Propose { data: Bytes, done: ProposeDone },
+    /// A configuration change to replicate.
+    ProposeMembership {
+        change: crate::core::membership::MembershipChange,
+        done: ProposeDone,
+    },
     /// A linearizable read.
     Read { mode: ReadMode, done: ReadDone },
     /// The application snapshotted its state at `index`.
@@ -57,7 +62,9 @@ impl NodeInput {
     /// full or the node stopped).
     pub(crate) fn refuse(self, error: NodeError) {
         match self {
-            NodeInput::Propose { done, .. } => done(Err(error)),
+            NodeInput::Propose { done, .. } | NodeInput::ProposeMembership { done, .. } => {
+                done(Err(error))
+            }
             NodeInput::Read { done, .. } => done(Err(error)),
             NodeInput::Transfer { done, .. } => done(Err(error)),
             NodeInput::Messages(_) | NodeInput::Compact { .. } | NodeInput::Shutdown => {}

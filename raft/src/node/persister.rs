@@ -121,10 +121,10 @@ impl Persister {
     /// The file half of saving a streamed application snapshot, if the storage has one.
     pub(crate) fn streamed_snapshot_file_job(
         &self,
-        meta: SnapshotMeta,
+        position: &Snapshot,
         source: SnapshotSource,
     ) -> Result<SnapshotFileJob, SnapshotSource> {
-        self.storage.streamed_snapshot_file_job(meta, source)
+        self.storage.streamed_snapshot_file_job(position, source)
     }
 
     /// Adopts a snapshot whose file a job made durable; like a sync, it makes every

@@ -2,6 +2,7 @@
 //! Decoding is fallible: a message from the network that does not make sense becomes a
 //! [`WireError`], never a panic.
 
+use crate::core::membership::{conf_from_wire, conf_to_wire};
 use crate::message::{
     AppendEntries, AppendEntriesResponse, Heartbeat, HeartbeatResponse, InstallSnapshot,
     InstallSnapshotResponse, Message, MessageBody, RequestVote, RequestVoteResponse,
@@ -58,6 +59,7 @@ pub fn to_wire(msg: Message) -> pb::RaftMessage {
             total_bytes: s.total_bytes,
             data: s.data,
             done: s.done,
+            conf: s.conf.as_ref().map(conf_to_wire),
         }),
         MessageBody::InstallSnapshotResponse(r) => {
             Body::InstallSnapshotResponse(pb::InstallSnapshotResponse {
@@ -126,6 +128,7 @@ pub fn from_wire(msg: pb::RaftMessage) -> Result<Message, WireError> {
             total_bytes: s.total_bytes,
             data: s.data,
             done: s.done,
+            conf: s.conf.map(conf_from_wire).transpose().map_err(WireError)?,
         }),
         Body::InstallSnapshotResponse(r) => {
             MessageBody::InstallSnapshotResponse(InstallSnapshotResponse {
@@ -282,6 +285,10 @@ mod tests {
             total_bytes: 20,
             data: Bytes::from_static(b"chunk"),
             done: false,
+            conf: Some(crate::types::ConfState {
+                membership: crate::core::Membership::from_voters([NodeId(1), NodeId(2)]),
+                index: LogIndex(7),
+            }),
         }));
         roundtrip(MessageBody::InstallSnapshotResponse(
             InstallSnapshotResponse {

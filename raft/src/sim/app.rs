@@ -170,6 +170,7 @@ mod tests {
                 term: Term(1),
             },
             data: log.snapshot(),
+            conf: None,
         };
         let mut restored = CommandLog::new(0);
         restored.restore(&snap).unwrap();
@@ -194,6 +195,7 @@ mod tests {
                     term: Term(1),
                 },
                 data: Bytes::copy_from_slice(data),
+                conf: None,
             };
             assert!(log.restore(&snap).is_err());
         }

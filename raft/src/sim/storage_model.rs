@@ -423,7 +423,7 @@ impl Storage for ObservedStorage {
         &mut self,
         received: ReceivedSnapshot,
     ) -> Result<(), StorageError> {
-        let result = self.inner.install_incoming_snapshot(received);
+        let result = self.inner.install_incoming_snapshot(received.clone());
         if matches!(result, Err(StorageError::Contract(_))) {
             return result;
         }
@@ -438,6 +438,7 @@ impl Storage for ObservedStorage {
         let snapshot = Snapshot {
             meta: received.meta,
             data,
+            conf: received.conf.clone(),
         };
         let attempted = PendingWrite::Snapshot(snapshot.clone());
         self.observe(result, |m| m.on_snapshot(&snapshot), Some(attempted))
@@ -463,13 +464,14 @@ impl Storage for ObservedStorage {
     /// The inner job, its source's output copied for the model.
     fn streamed_snapshot_file_job(
         &self,
-        meta: SnapshotMeta,
+        position: &Snapshot,
         source: SnapshotSource,
     ) -> Result<SnapshotFileJob, SnapshotSource> {
         let copy = StreamedCopy::default();
         let job = self
             .inner
-            .streamed_snapshot_file_job(meta, copy.wrap(source))?;
+            .streamed_snapshot_file_job(position, copy.wrap(source))?;
+        let (meta, conf) = (position.meta, position.conf.clone());
         let (model, streamed) = (self.model.clone(), self.streamed.clone());
         Ok(SnapshotFileJob::new(move || {
             let result = job.run();
@@ -478,6 +480,7 @@ impl Storage for ObservedStorage {
             let snapshot = Snapshot {
                 meta,
                 data: copy.take(),
+                conf,
             };
             model.lock().on_snapshot_file(&snapshot, result.is_ok());
             *streamed.lock() = Some(snapshot);
@@ -528,6 +531,7 @@ mod tests {
                 term: Term(term),
             },
             data: Bytes::from_static(b"s"),
+            conf: None,
         }
     }
 

@@ -106,12 +106,20 @@ pub fn entries(range: std::ops::RangeInclusive<u64>, term: u64) -> Vec<Entry> {
         .collect()
 }
 
+/// A snapshot at (`index`, `term`) whose data and recorded configuration name both (so
+/// a storage that loses or mixes up either is caught).
 fn snapshot(index: u64, term: u64) -> Snapshot {
+    let membership =
+        crate::core::Membership::from_voters([NodeId(1), NodeId(2), NodeId(index + 2)]);
     Snapshot {
         meta: SnapshotMeta {
             index: LogIndex(index),
             term: Term(term),
         },
+        conf: Some(crate::types::ConfState {
+            membership,
+            index: LogIndex(index - 1),
+        }),
         data: Bytes::from(format!("state@{index}")),
     }
 }
@@ -379,6 +387,7 @@ fn received(snapshot: &Snapshot) -> ReceivedSnapshot {
     ReceivedSnapshot {
         meta: snapshot.meta,
         data_bytes: snapshot.data.len() as u64,
+        conf: snapshot.conf.clone(),
     }
 }
 

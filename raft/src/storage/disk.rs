@@ -337,11 +337,12 @@ impl DiskStorage {
     }
 }
 
-/// `snapshot` without its bytes (which the file holds).
+/// `snapshot` without its bytes (which the file holds): its position and configuration.
 fn position_only(snapshot: &Snapshot) -> Snapshot {
     Snapshot {
         meta: snapshot.meta,
         data: Bytes::new(),
+        conf: snapshot.conf.clone(),
     }
 }
 
@@ -525,16 +526,18 @@ impl Storage for DiskStorage {
     /// As `snapshot_file_job`, the data streamed into the file as `source` encodes it.
     fn streamed_snapshot_file_job(
         &self,
-        meta: SnapshotMeta,
+        position: &Snapshot,
         source: SnapshotSource,
     ) -> Result<SnapshotFileJob, SnapshotSource> {
         if self.check_usable().is_err() {
             return Err(source);
         }
         let store = self.snapshots.clone();
+        let (meta, conf) = (position.meta, position.conf.clone());
         Ok(SnapshotFileJob::new(move || {
             let mut stats = StorageStats::default();
-            let data_bytes = store.save_with(meta, |out| source.write_to(out), &mut stats)?;
+            let write = |out: &mut dyn std::io::Write| source.write_to(out);
+            let data_bytes = store.save_with(meta, conf.as_ref(), write, &mut stats)?;
             Ok(WrittenFile { stats, data_bytes })
         }))
     }
@@ -572,20 +575,22 @@ impl Storage for DiskStorage {
     ) -> Result<(), StorageError> {
         let held = self.incoming.as_ref().map(|f| (f.meta(), f.data_bytes()));
         if held != Some((received.meta, received.data_bytes)) {
-            return Err(super::not_received(received, held));
+            return Err(super::not_received(&received, held));
         }
         self.guarded(|s| {
             s.state.check_snapshot(&received.meta)?;
             let Some(file) = s.incoming.take() else {
-                return Err(super::not_received(received, None));
+                return Err(super::not_received(&received, None));
             };
             s.wal.sync()?;
             let mut stats = s.snapshot_stats;
-            s.snapshots.finish(file, &mut stats)?;
+            s.snapshots
+                .finish(file, received.conf.as_ref(), &mut stats)?;
             s.snapshot_stats = stats;
             s.record_snapshot(&Snapshot {
                 meta: received.meta,
                 data: Bytes::new(),
+                conf: received.conf.clone(),
             })
         })
     }

@@ -177,6 +177,7 @@ impl Storage for MemStorage {
                 let snapshot = Snapshot {
                     meta,
                     data: data.freeze(),
+                    conf: received.conf.clone(),
                 };
                 self.save_snapshot(&snapshot).inspect_err(|_| {
                     self.incoming = Some((meta, BytesMut::from(&snapshot.data[..])));
@@ -185,7 +186,7 @@ impl Storage for MemStorage {
             other => {
                 let held = other.as_ref().map(|(m, d)| (*m, d.len() as u64));
                 self.incoming = other;
-                Err(super::not_received(received, held))
+                Err(super::not_received(&received, held))
             }
         }
     }

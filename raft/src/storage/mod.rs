@@ -186,7 +186,7 @@ pub(crate) fn incoming_gap(chunk: &SnapshotChunk) -> StorageError {
 /// The error for installing an incoming snapshot that is not the one received (`held`:
 /// the position and length of what was, if anything).
 pub(crate) fn not_received(
-    received: ReceivedSnapshot,
+    received: &ReceivedSnapshot,
     held: Option<(SnapshotMeta, u64)>,
 ) -> StorageError {
     StorageError::Contract(format!(
@@ -316,11 +316,12 @@ pub trait Storage: Send {
     }
 
     /// As [`Storage::snapshot_file_job`], for a snapshot the application streams: the job
-    /// writes the data into the file as `source` produces it. `Err(source)` (the default)
-    /// when this storage has no file step: the caller then collects the data in memory.
+    /// writes the data into the file as `source` produces it (`position`: the snapshot's
+    /// position and configuration, its `data` empty). `Err(source)` (the default) when this
+    /// storage has no file step: the caller then collects the data in memory.
     fn streamed_snapshot_file_job(
         &self,
-        _meta: SnapshotMeta,
+        _position: &Snapshot,
         source: SnapshotSource,
     ) -> Result<SnapshotFileJob, SnapshotSource> {
         Err(source)

@@ -21,7 +21,7 @@
 use super::fs::Fs;
 use super::StorageStats;
 use crate::error::StorageError;
-use crate::types::{LogIndex, Snapshot, SnapshotMeta, Term};
+use crate::types::{ConfState, LogIndex, Snapshot, SnapshotMeta, Term};
 use bytes::Bytes;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -163,12 +163,14 @@ impl SnapshotStore {
     /// # Errors
     /// `Io` on failure; the snapshot is then not (known to be) durable.
     pub fn save(&self, snapshot: &Snapshot, stats: &mut StorageStats) -> Result<(), StorageError> {
-        self.save_with(snapshot.meta, |out| out.write_all(&snapshot.data), stats)
+        let write = |out: &mut dyn std::io::Write| out.write_all(&snapshot.data);
+        self.save_with(snapshot.meta, snapshot.conf.as_ref(), write, stats)
             .map(|_| ())
     }
 
-    /// Durably writes the snapshot at `meta` whose data `write` produces into the file as
-    /// it goes (no copy of it in memory). Returns the data's length.
+    /// Durably writes the snapshot at `meta` (recording `conf`) whose data `write`
+    /// produces into the file as it goes (no copy of it in memory). Returns the data's
+    /// length.
     ///
     /// # Errors
     /// `Io` (naming the temp file) when `write` or the file fails; the snapshot is then
@@ -176,12 +178,13 @@ impl SnapshotStore {
     pub fn save_with(
         &self,
         meta: SnapshotMeta,
+        conf: Option<&ConfState>,
         write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
         stats: &mut StorageStats,
     ) -> Result<u64, StorageError> {
         let mut file = self.begin(meta, "tmp")?;
         write(file.data()).map_err(io_error(&file.tmp))?;
-        self.finish(file, stats)
+        self.finish(file, conf, stats)
     }
 
     /// Starts the file of the snapshot at `meta`: `<name>.<suffix>` (a temp file, removed
@@ -210,14 +213,15 @@ impl SnapshotStore {
         })
     }
 
-    /// Makes a file [`SnapshotStore::begin`] started durable: the trailer, fsync, rename
-    /// to its name, directory fsync. Returns the data's length.
+    /// Makes a file [`SnapshotStore::begin`] started durable: the trailer (recording
+    /// `conf`), fsync, rename to its name, directory fsync. Returns the data's length.
     ///
     /// # Errors
     /// `Io` on failure; the snapshot is then not (known to be) durable.
     pub fn finish(
         &self,
         file: SnapshotFile,
+        conf: Option<&ConfState>,
         stats: &mut StorageStats,
     ) -> Result<u64, StorageError> {
         let SnapshotFile {
@@ -229,7 +233,7 @@ impl SnapshotStore {
         let written = data.finish().map_err(io_error(&tmp))?;
         let mut file = written.file;
         *stats = *stats + header_stats + written.stats;
-        let trailer = format::trailer(written.data_bytes, written.data_crc);
+        let trailer = format::trailer(written.data_bytes, written.data_crc, conf);
         file.write_all(&trailer).map_err(io_error(&tmp))?;
         stats.bytes_written += trailer.len() as u64;
         if self.fsync {
@@ -260,26 +264,7 @@ impl SnapshotStore {
     /// # Errors
     /// `Io` on I/O failure, `CorruptFile` when the header or trailer does not validate.
     pub fn open_reader(&self, meta: SnapshotMeta) -> Result<SnapshotReader, StorageError> {
-        let path = self.dir.join(snapshot_name(meta));
-        let file_len = self.fs.file_len(&path).map_err(io_error(&path))?;
-        let head_len = usize::try_from(file_len).map_or(format::LAYOUT_HEAD_BYTES, |l| {
-            l.min(format::LAYOUT_HEAD_BYTES)
-        });
-        let head = self
-            .fs
-            .read_at(&path, 0, head_len)
-            .map_err(io_error(&path))?;
-        let tail_len = file_len.min(format::TRAILER_BYTES as u64);
-        let tail = self
-            .fs
-            .read_at(&path, file_len - tail_len, tail_len as usize)
-            .map_err(io_error(&path))?;
-        let layout = format::layout(&head, &tail, file_len, meta).map_err(|reason| {
-            StorageError::CorruptFile {
-                path: path.clone(),
-                reason,
-            }
-        })?;
+        let (path, layout) = self.data_layout(meta)?;
         let mut file = self.fs.open_read(&path).map_err(io_error(&path))?;
         let skipped = std::io::copy(&mut (&mut file).take(layout.start), &mut std::io::sink())
             .map_err(io_error(&path))?;
@@ -291,7 +276,7 @@ impl SnapshotStore {
         }
         Ok(SnapshotReader::new(
             layout.len,
-            VerifiedData::new(file, layout),
+            VerifiedData::new(file, &layout),
         ))
     }
 
@@ -306,37 +291,68 @@ impl SnapshotStore {
     }
 
     /// `len` bytes of the data of the snapshot file at `meta`, from `offset` (a chunk
-    /// to send; the receiver's application verifies its own checksum once whole).
+    /// to send; the receiver checks the data's checksum once it is whole).
     ///
     /// # Errors
-    /// `Io` on I/O failure or when the file is shorter.
+    /// `Io` on I/O failure, `CorruptFile` when the header or trailer does not validate,
+    /// `Contract` for a range beyond the data.
     pub fn read_chunk(
         &self,
         meta: SnapshotMeta,
         offset: u64,
         len: usize,
     ) -> Result<Bytes, StorageError> {
-        let path = self.dir.join(snapshot_name(meta));
-        let prefix = self
-            .fs
-            .read_at(&path, 0, format::PREFIX_BYTES)
-            .map_err(io_error(&path))?;
-        let file_len = self.fs.file_len(&path).map_err(io_error(&path))?;
-        let (start, data_len) =
-            format::data_range(&prefix, file_len).map_err(|reason| StorageError::CorruptFile {
-                path: path.clone(),
-                reason,
-            })?;
-        if offset.saturating_add(len as u64) > data_len {
+        let (path, layout) = self.data_layout(meta)?;
+        if offset.saturating_add(len as u64) > layout.len {
             return Err(StorageError::Contract(format!(
-                "snapshot chunk {offset}+{len} is beyond the snapshot's {data_len} bytes"
+                "snapshot chunk {offset}+{len} is beyond the snapshot's {} bytes",
+                layout.len
             )));
         }
         let bytes = self
             .fs
-            .read_at(&path, start.saturating_add(offset), len)
+            .read_at(&path, layout.start.saturating_add(offset), len)
             .map_err(io_error(&path))?;
         Ok(Bytes::from(bytes))
+    }
+
+    /// The file of the snapshot at `meta` and where its data lies (its header and
+    /// trailer read and checked; the data is not).
+    fn data_layout(
+        &self,
+        meta: SnapshotMeta,
+    ) -> Result<(PathBuf, format::DataLayout), StorageError> {
+        let path = self.dir.join(snapshot_name(meta));
+        let file_len = self.fs.file_len(&path).map_err(io_error(&path))?;
+        let read_end = |n: u64| {
+            let n = n.min(file_len);
+            self.fs
+                .read_at(
+                    &path,
+                    file_len - n,
+                    usize::try_from(n).unwrap_or(usize::MAX),
+                )
+                .map_err(io_error(&path))
+        };
+        let head_len = usize::try_from(file_len.min(format::HEAD_BYTES as u64)).unwrap_or(0);
+        let head = self
+            .fs
+            .read_at(&path, 0, head_len)
+            .map_err(io_error(&path))?;
+        let corrupt = |reason| StorageError::CorruptFile {
+            path: path.clone(),
+            reason,
+        };
+        let end = read_end(format::END_PROBE_BYTES as u64)?;
+        let tail_len = format::tail_len(&head, &end, file_len).map_err(corrupt)?;
+        if tail_len > file_len {
+            return Err(corrupt(format!(
+                "{file_len} bytes is shorter than its trailer"
+            )));
+        }
+        let tail = read_end(tail_len)?;
+        let layout = format::layout(&head, &tail, file_len, meta).map_err(corrupt)?;
+        Ok((path, layout))
     }
 
     /// Every snapshot file (valid or not) other than the one at `keep`, to delete.

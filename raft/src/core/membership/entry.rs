@@ -4,7 +4,7 @@
 //! entry to the same configuration, so they all reach the same next one.
 
 use super::{ChangeError, MemberChange, Membership};
-use crate::types::{LogIndex, NodeId};
+use crate::types::{ConfState, LogIndex, NodeId};
 use bytes::Bytes;
 use prost::Message as _;
 use proto::raft as pb;
@@ -135,6 +135,64 @@ impl MembershipChange {
     }
 }
 
+/// A recorded configuration, for the wire and the snapshot file.
+pub fn conf_to_wire(conf: &ConfState) -> pb::ConfState {
+    let ids = |s: &std::collections::BTreeSet<NodeId>| s.iter().map(|id| id.0).collect();
+    let m = &conf.membership;
+    pb::ConfState {
+        voters: ids(&m.voters),
+        voters_outgoing: ids(&m.voters_outgoing),
+        learners: ids(&m.learners),
+        learners_next: ids(&m.learners_next),
+        auto_leave: m.auto_leave,
+        index: conf.index.0,
+    }
+}
+
+/// A recorded configuration from the wire or a snapshot file.
+///
+/// # Errors
+/// A reason when it breaks a configuration's invariants (a node id 0, a learner that
+/// votes, ...): a node must not take on a configuration it cannot trust.
+pub fn conf_from_wire(conf: pb::ConfState) -> Result<ConfState, String> {
+    let ids = |v: Vec<u64>| -> Result<std::collections::BTreeSet<NodeId>, String> {
+        v.into_iter()
+            .map(|id| {
+                if id == 0 {
+                    Err("node id 0 in a configuration".to_string())
+                } else {
+                    Ok(NodeId(id))
+                }
+            })
+            .collect()
+    };
+    let membership = Membership {
+        voters: ids(conf.voters)?,
+        voters_outgoing: ids(conf.voters_outgoing)?,
+        learners: ids(conf.learners)?,
+        learners_next: ids(conf.learners_next)?,
+        auto_leave: conf.auto_leave,
+    };
+    membership.check().map_err(|e| e.to_string())?;
+    Ok(ConfState {
+        membership,
+        index: LogIndex(conf.index),
+    })
+}
+
+/// A recorded configuration as bytes (in a snapshot file).
+pub fn encode_conf(conf: &ConfState) -> Vec<u8> {
+    conf_to_wire(conf).encode_to_vec()
+}
+
+/// A recorded configuration from bytes.
+///
+/// # Errors
+/// As [`conf_from_wire`], or when the bytes do not decode.
+pub fn decode_conf(bytes: &[u8]) -> Result<ConfState, String> {
+    conf_from_wire(pb::ConfState::decode(bytes).map_err(|e| e.to_string())?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,5 +221,30 @@ mod tests {
             ..Default::default()
         };
         assert!(MembershipChange::decode(&zero.encode_to_vec()).is_err());
+    }
+
+    #[test]
+    fn recorded_configurations_round_trip_and_invalid_ones_are_refused() {
+        let mut membership = Membership::from_voters([NodeId(1), NodeId(2)]);
+        membership = membership
+            .enter_joint(
+                true,
+                &[
+                    MemberChange::AddVoter(NodeId(3)),
+                    MemberChange::AddLearner(NodeId(2)),
+                ],
+            )
+            .unwrap();
+        let conf = ConfState {
+            membership,
+            index: LogIndex(9),
+        };
+        assert_eq!(decode_conf(&encode_conf(&conf)), Ok(conf));
+        let both = pb::ConfState {
+            voters: vec![1],
+            learners: vec![1],
+            ..Default::default()
+        };
+        assert!(decode_conf(&both.encode_to_vec()).is_err());
     }
 }

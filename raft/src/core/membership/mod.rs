@@ -22,7 +22,9 @@ mod entry;
 mod joint;
 
 pub use change::{ChangeError, MemberChange};
-pub use entry::{MembershipChange, Transition};
+pub use entry::{
+    conf_from_wire, conf_to_wire, decode_conf, encode_conf, MembershipChange, Transition,
+};
 
 use crate::types::NodeId;
 use std::collections::BTreeSet;

@@ -264,9 +264,10 @@ impl Net {
     pub(super) fn compact(&mut self, id: u64, index: LogIndex, data: Bytes) {
         let core = self.core(id);
         let meta = core.compaction_meta(index).expect("a compactable index");
+        let conf = core.conf_at(index);
         core.compact(index, data.len() as u64);
         self.stored_snapshots
-            .insert(NodeId(id), Snapshot { meta, data });
+            .insert(NodeId(id), Snapshot { meta, data, conf });
     }
 
     /// Fills a snapshot chunk from its sender's stored snapshot.
@@ -332,7 +333,11 @@ impl Net {
                     if let Some(s) = &rd.snapshot {
                         let data = Bytes::from(self.incoming.remove(&id).unwrap_or_default());
                         assert_eq!(data.len() as u64, s.data_bytes, "every chunk handed out");
-                        let snapshot = Snapshot { meta: s.meta, data };
+                        let snapshot = Snapshot {
+                            meta: s.meta,
+                            data,
+                            conf: s.conf.clone(),
+                        };
                         self.stored_snapshots.insert(id, snapshot);
                     }
                     if let Some(meta) = &rd.apply_snapshot {

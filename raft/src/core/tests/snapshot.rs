@@ -25,6 +25,7 @@ fn chunk(meta: SnapshotMeta, offset: u64, data: &'static [u8], total: u64) -> In
         total_bytes: total,
         data: Bytes::from_static(data),
         done,
+        conf: None,
     }
 }
 
@@ -249,6 +250,7 @@ fn follower_assembles_in_order_and_rejects_out_of_order_chunks() {
     let received = ReceivedSnapshot {
         meta: m,
         data_bytes: DATA.len() as u64,
+        conf: None,
     };
     assert_eq!(rd.snapshot, Some(received));
     assert!(rd.must_sync);

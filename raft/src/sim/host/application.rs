@@ -82,7 +82,7 @@ impl<S: SimStateMachine> SimNode<S> {
                 let data = data
                     .into_bytes()
                     .map_err(|e| format!("{:?} cannot read the snapshot {meta:?}: {e}", self.id))?;
-                let snapshot = Snapshot { meta, data };
+                let snapshot = Snapshot::new(meta, data);
                 self.apply_snapshot(&snapshot, ctx)?;
                 return Ok(false);
             }

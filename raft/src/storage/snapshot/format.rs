@@ -1,37 +1,50 @@
 //! The bytes of a snapshot file. PURE.
 //!
-//! Version 2 (written since issue 11), little-endian:
+//! Version 3 (written since issue 13), little-endian:
 //! ```text
-//!  0        8        12       20       28           32          end-16     end-8      end-4
-//!  | magic  | version| index  | term   | header_crc | data ...  | data_len | data_crc | trailer_crc |
-//!  "RKVSNAP\0"  u32=2   u64      u64      u32                     u64        u32        u32
+//!  0        8        12       20       28           32          end-20-c   end-20     end-16     end-8      end-4
+//!  | magic  | version| index  | term   | header_crc | data ...  | conf     | conf_len | data_len | data_crc | trailer_crc |
+//!  "RKVSNAP\0"  u32=3   u64      u64      u32                     c bytes    u32        u64        u32        u32
 //! ```
-//! The length and checksum of the data come after it, so a snapshot can be streamed into
-//! its file as the application encodes it, with no copy of it in memory.
-//! `header_crc` covers bytes 0..28 and `trailer_crc` the 12 bytes before it.
+//! `conf` is the configuration at the snapshot's index (protobuf `raftkv.raft.ConfState`;
+//! empty when none was recorded). `header_crc` covers bytes 0..28 and `trailer_crc` the
+//! conf and the 16 bytes before it. The data's length and checksum come after it, so a
+//! snapshot can be streamed into its file as the application encodes it.
 //!
-//! Version 1 (still read): a 44-byte header `magic | version u32 = 1 | index | term |
-//! data_len u64 | data_crc u32 | header_crc u32 (over 0..40)`, then the data.
+//! Still read: version 2 (as version 3 without `conf` and `conf_len`: a 16-byte
+//! trailer `data_len | data_crc | trailer_crc`) and version 1 (a 44-byte header
+//! `magic | version u32 = 1 | index | term | data_len u64 | data_crc u32 | header_crc u32`
+//! (over 0..40), then the data). Neither records a configuration.
 //!
 //! A file is valid only if its checksums match, its length is exactly what its header or
-//! trailer says, and its (index, term) match the file name.
+//! trailer says, its configuration is one, and its (index, term) match the file name.
 
-use crate::types::{LogIndex, Snapshot, SnapshotMeta, Term};
+use crate::core::membership::{decode_conf, encode_conf};
+use crate::types::{ConfState, LogIndex, Snapshot, SnapshotMeta, Term};
 use bytes::Bytes;
 
 pub(super) const MAGIC: &[u8; 8] = b"RKVSNAP\0";
 /// The version this build writes.
-pub(super) const VERSION: u32 = 2;
-/// Bytes before the data, version 2.
-pub(super) const HEADER_BYTES: usize = 32;
+pub(super) const VERSION: u32 = 3;
+/// Bytes before the data, versions 2 and 3.
+const HEADER_BYTES: usize = 32;
 /// Bytes after the data, version 2.
-pub(super) const TRAILER_BYTES: usize = 16;
+const V2_TRAILER_BYTES: usize = 16;
+/// The fixed end of a version-3 file (after the conf).
+const V3_TAIL_BYTES: usize = 20;
 /// Bytes before the data, version 1.
 const V1_HEADER_BYTES: usize = 44;
-/// Enough of the start of a file to know where its data starts.
-pub(super) const PREFIX_BYTES: usize = 12;
+/// Enough of the start of a file to know its version.
+const PREFIX_BYTES: usize = 12;
+/// Bytes of the start of a file [`layout`] needs (or the whole file, if shorter).
+pub(super) const HEAD_BYTES: usize = V1_HEADER_BYTES;
+/// Bytes of the end of a file [`tail_len`] needs (or the whole file, if shorter).
+pub(super) const END_PROBE_BYTES: usize = V3_TAIL_BYTES;
+/// The largest recorded configuration a file may claim (a corrupt length must not make
+/// the reader allocate).
+const MAX_CONF_BYTES: u32 = 1 << 20;
 
-/// The version-2 header for a snapshot at `meta`.
+/// The header for a snapshot at `meta`.
 pub(super) fn header(meta: SnapshotMeta) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_BYTES);
     out.extend_from_slice(MAGIC);
@@ -43,9 +56,12 @@ pub(super) fn header(meta: SnapshotMeta) -> Vec<u8> {
     out
 }
 
-/// The version-2 trailer for `data_len` bytes of data with checksum `data_crc`.
-pub(super) fn trailer(data_len: u64, data_crc: u32) -> Vec<u8> {
-    let mut out = Vec::with_capacity(TRAILER_BYTES);
+/// What follows `data_len` bytes of data with checksum `data_crc`: the configuration and
+/// the fixed tail.
+pub(super) fn trailer(data_len: u64, data_crc: u32, conf: Option<&ConfState>) -> Vec<u8> {
+    let mut out = conf.map(encode_conf).unwrap_or_default();
+    let conf_len = u32::try_from(out.len()).unwrap_or(u32::MAX);
+    out.extend_from_slice(&conf_len.to_le_bytes());
     out.extend_from_slice(&data_len.to_le_bytes());
     out.extend_from_slice(&data_crc.to_le_bytes());
     let crc = crc32fast::hash(&out);
@@ -53,91 +69,139 @@ pub(super) fn trailer(data_len: u64, data_crc: u32) -> Vec<u8> {
     out
 }
 
-/// Where the data starts in a file that begins with `prefix` (at least `PREFIX_BYTES`).
-pub(super) fn data_offset(prefix: &[u8]) -> Result<u64, String> {
+/// The version of a file that begins with `head`.
+fn version(head: &[u8]) -> Result<u32, String> {
+    let prefix = head.get(..PREFIX_BYTES).unwrap_or(head);
     if prefix.len() < PREFIX_BYTES || &prefix[..8] != MAGIC {
         return Err("not a raftkv snapshot".into());
     }
     match le_u32(prefix, 8) {
-        1 => Ok(V1_HEADER_BYTES as u64),
-        2 => Ok(HEADER_BYTES as u64),
+        v @ 1..=3 => Ok(v),
         other => Err(format!("snapshot format version {other} is not supported")),
     }
 }
 
-/// Where the data starts and how long it is, in a file of `file_len` bytes that begins
-/// with `prefix` (a validated file: it was checked whole when it was written or opened).
-pub(super) fn data_range(prefix: &[u8], file_len: u64) -> Result<(u64, u64), String> {
-    let start = data_offset(prefix)?;
-    let after = if start == HEADER_BYTES as u64 {
-        TRAILER_BYTES as u64
-    } else {
-        0
-    };
-    let len = file_len
-        .checked_sub(start + after)
-        .ok_or_else(|| format!("{file_len} bytes is too short for a snapshot"))?;
-    Ok((start, len))
+/// How many bytes at the end of a file of `file_len` bytes [`layout`] needs, from the
+/// file's first bytes (`head`) and its last `END_PROBE_BYTES` (`end`).
+pub(super) fn tail_len(head: &[u8], end: &[u8], file_len: u64) -> Result<u64, String> {
+    match version(head)? {
+        1 => Ok(0),
+        2 => Ok(V2_TRAILER_BYTES as u64),
+        _ => {
+            if end.len() < V3_TAIL_BYTES || file_len < (HEADER_BYTES + V3_TAIL_BYTES) as u64 {
+                return Err(format!(
+                    "{file_len} bytes is shorter than the header and trailer"
+                ));
+            }
+            let conf_len = le_u32(end, 0);
+            if conf_len > MAX_CONF_BYTES {
+                return Err(format!("a configuration of {conf_len} bytes"));
+            }
+            Ok(V3_TAIL_BYTES as u64 + u64::from(conf_len))
+        }
+    }
 }
 
-/// Where a validated file's data lies, and the checksum it must have.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Where a file's data lies, its checksum, and the configuration it records.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) struct DataLayout {
     pub(super) start: u64,
     pub(super) len: u64,
     pub(super) crc: u32,
+    pub(super) conf: Option<ConfState>,
 }
 
-/// Bytes of the start of a file [`layout`] needs (or the whole file, if shorter).
-pub(super) const LAYOUT_HEAD_BYTES: usize = V1_HEADER_BYTES;
-
-/// The data layout of a file of `file_len` bytes named for `expected`, from its first
-/// `LAYOUT_HEAD_BYTES` bytes (`head`) and its last `TRAILER_BYTES` (`tail`): the header
-/// and trailer are checked here, the data's checksum as it is read.
+/// The layout of a file of `file_len` bytes named for `expected`, from its first
+/// `HEAD_BYTES` bytes (`head`) and its last [`tail_len`] bytes (`tail`): the header and
+/// trailer are checked here, the data's checksum as it is read.
 pub(super) fn layout(
     head: &[u8],
     tail: &[u8],
     file_len: u64,
     expected: SnapshotMeta,
 ) -> Result<DataLayout, String> {
-    let start = data_offset(head.get(..PREFIX_BYTES).unwrap_or(head))?;
-    let (meta, layout) = if start == V1_HEADER_BYTES as u64 {
-        let header = head
-            .get(..V1_HEADER_BYTES)
-            .ok_or_else(|| format!("{file_len} bytes is shorter than the header"))?;
-        if crc32fast::hash(&header[..40]) != le_u32(header, 40) {
-            return Err("header checksum mismatch".into());
+    let (meta, layout) = match version(head)? {
+        1 => {
+            let header = head
+                .get(..V1_HEADER_BYTES)
+                .ok_or_else(|| format!("{file_len} bytes is shorter than the header"))?;
+            if crc32fast::hash(&header[..40]) != le_u32(header, 40) {
+                return Err("header checksum mismatch".into());
+            }
+            let start = V1_HEADER_BYTES as u64;
+            let len = le_u64(header, 28);
+            if file_len.checked_sub(start) != Some(len) {
+                return Err(format!(
+                    "the file has {file_len} bytes; its header says {len} of data"
+                ));
+            }
+            let crc = le_u32(header, 36);
+            (
+                meta_at(header),
+                DataLayout {
+                    start,
+                    len,
+                    crc,
+                    conf: None,
+                },
+            )
         }
-        let len = le_u64(header, 28);
-        if file_len.checked_sub(start) != Some(len) {
-            return Err(format!(
-                "the file has {file_len} bytes; its header says {len} of data"
-            ));
+        version => {
+            let header = head
+                .get(..HEADER_BYTES)
+                .ok_or_else(|| format!("{file_len} bytes is shorter than the header"))?;
+            if crc32fast::hash(&header[..28]) != le_u32(header, 28) {
+                return Err("header checksum mismatch".into());
+            }
+            let fixed = if version == 2 {
+                V2_TRAILER_BYTES
+            } else {
+                V3_TAIL_BYTES
+            };
+            if tail.len() < fixed || (file_len as u128) < (HEADER_BYTES + tail.len()) as u128 {
+                return Err(format!(
+                    "{file_len} bytes is shorter than the header and trailer"
+                ));
+            }
+            let (conf_bytes, fixed_part) = tail.split_at(tail.len() - fixed);
+            let checked = &tail[..tail.len() - 4];
+            if crc32fast::hash(checked) != le_u32(tail, tail.len() - 4) {
+                return Err("trailer checksum mismatch (an unfinished file?)".into());
+            }
+            let (conf, rest) = if version == 2 {
+                (None, fixed_part)
+            } else {
+                if le_u32(fixed_part, 0) as usize != conf_bytes.len() {
+                    return Err("the configuration's length does not match".into());
+                }
+                let conf = if conf_bytes.is_empty() {
+                    None
+                } else {
+                    Some(
+                        decode_conf(conf_bytes)
+                            .map_err(|e| format!("recorded configuration: {e}"))?,
+                    )
+                };
+                (conf, &fixed_part[4..])
+            };
+            let start = HEADER_BYTES as u64;
+            let len = le_u64(rest, 0);
+            if file_len - start - tail.len() as u64 != len {
+                return Err(format!(
+                    "the file has {file_len} bytes; its trailer says {len} of data"
+                ));
+            }
+            let crc = le_u32(rest, 8);
+            (
+                meta_at(header),
+                DataLayout {
+                    start,
+                    len,
+                    crc,
+                    conf,
+                },
+            )
         }
-        let crc = le_u32(header, 36);
-        (meta_at(header), DataLayout { start, len, crc })
-    } else {
-        let around = (HEADER_BYTES + TRAILER_BYTES) as u64;
-        if file_len < around || tail.len() != TRAILER_BYTES {
-            return Err(format!(
-                "{file_len} bytes is shorter than the header and trailer"
-            ));
-        }
-        let header = &head[..HEADER_BYTES];
-        if crc32fast::hash(&header[..28]) != le_u32(header, 28) {
-            return Err("header checksum mismatch".into());
-        }
-        if crc32fast::hash(&tail[..12]) != le_u32(tail, 12) {
-            return Err("trailer checksum mismatch (an unfinished file?)".into());
-        }
-        let len = le_u64(tail, 0);
-        if file_len - around != len {
-            return Err(format!(
-                "the file has {file_len} bytes; its trailer says {len} of data"
-            ));
-        }
-        let crc = le_u32(tail, 8);
-        (meta_at(header), DataLayout { start, len, crc })
     };
     if meta != expected {
         return Err(format!(
@@ -149,72 +213,24 @@ pub(super) fn layout(
 
 /// Validates a whole snapshot file named for `expected`.
 pub(super) fn decode(bytes: Vec<u8>, expected: SnapshotMeta) -> Result<Snapshot, String> {
-    let start = data_offset(bytes.get(..PREFIX_BYTES).unwrap_or(&bytes))?;
-    let (meta, range) = if start == V1_HEADER_BYTES as u64 {
-        decode_v1(&bytes)?
-    } else {
-        decode_v2(&bytes)?
-    };
-    if meta != expected {
-        return Err(format!(
-            "header says {meta:?} but the file name says {expected:?}"
-        ));
+    let file_len = bytes.len() as u64;
+    let head = &bytes[..bytes.len().min(HEAD_BYTES)];
+    let end = &bytes[bytes.len().saturating_sub(END_PROBE_BYTES)..];
+    let tail_len = usize::try_from(tail_len(head, end, file_len)?).unwrap_or(usize::MAX);
+    let tail_start = bytes
+        .len()
+        .checked_sub(tail_len)
+        .ok_or_else(|| format!("{file_len} bytes is shorter than its trailer"))?;
+    let layout = layout(head, &bytes[tail_start..], file_len, expected)?;
+    let (start, end) = (layout.start as usize, (layout.start + layout.len) as usize);
+    if crc32fast::hash(&bytes[start..end]) != layout.crc {
+        return Err("data checksum mismatch".into());
     }
     Ok(Snapshot {
-        meta,
-        data: Bytes::from(bytes).slice(range),
+        meta: expected,
+        data: Bytes::from(bytes).slice(start..end),
+        conf: layout.conf,
     })
-}
-
-fn decode_v1(bytes: &[u8]) -> Result<(SnapshotMeta, std::ops::Range<usize>), String> {
-    let header = bytes
-        .get(..V1_HEADER_BYTES)
-        .ok_or_else(|| format!("{} bytes is shorter than the header", bytes.len()))?;
-    if crc32fast::hash(&header[..40]) != le_u32(header, 40) {
-        return Err("header checksum mismatch".into());
-    }
-    let data = &bytes[V1_HEADER_BYTES..];
-    if data.len() as u64 != le_u64(header, 28) {
-        return Err(format!(
-            "data is {} bytes, header says {}",
-            data.len(),
-            le_u64(header, 28)
-        ));
-    }
-    if crc32fast::hash(data) != le_u32(header, 36) {
-        return Err("data checksum mismatch".into());
-    }
-    Ok((meta_at(header), V1_HEADER_BYTES..bytes.len()))
-}
-
-fn decode_v2(bytes: &[u8]) -> Result<(SnapshotMeta, std::ops::Range<usize>), String> {
-    if bytes.len() < HEADER_BYTES + TRAILER_BYTES {
-        return Err(format!(
-            "{} bytes is shorter than the header and trailer",
-            bytes.len()
-        ));
-    }
-    let header = &bytes[..HEADER_BYTES];
-    if crc32fast::hash(&header[..28]) != le_u32(header, 28) {
-        return Err("header checksum mismatch".into());
-    }
-    let end = bytes.len() - TRAILER_BYTES;
-    let trailer = &bytes[end..];
-    if crc32fast::hash(&trailer[..12]) != le_u32(trailer, 12) {
-        return Err("trailer checksum mismatch (an unfinished file?)".into());
-    }
-    let data = &bytes[HEADER_BYTES..end];
-    if data.len() as u64 != le_u64(trailer, 0) {
-        return Err(format!(
-            "data is {} bytes, trailer says {}",
-            data.len(),
-            le_u64(trailer, 0)
-        ));
-    }
-    if crc32fast::hash(data) != le_u32(trailer, 8) {
-        return Err("data checksum mismatch".into());
-    }
-    Ok((meta_at(header), HEADER_BYTES..end))
 }
 
 fn meta_at(header: &[u8]) -> SnapshotMeta {
@@ -239,26 +255,53 @@ fn le_u32(bytes: &[u8], at: usize) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::Membership;
+    use crate::types::NodeId;
 
     fn snapshot(index: u64, term: u64, data: &'static [u8]) -> Snapshot {
-        Snapshot {
-            meta: SnapshotMeta {
+        Snapshot::new(
+            SnapshotMeta {
                 index: LogIndex(index),
                 term: Term(term),
             },
-            data: Bytes::from_static(data),
-        }
+            Bytes::from_static(data),
+        )
     }
 
-    /// A version-2 file of `snapshot`.
+    fn with_conf(mut s: Snapshot) -> Snapshot {
+        s.conf = Some(ConfState {
+            membership: Membership::from_voters([NodeId(1), NodeId(4), NodeId(5)]),
+            index: LogIndex(6),
+        });
+        s
+    }
+
+    /// A version-3 file of `snapshot`.
     fn file_bytes(snapshot: &Snapshot) -> Vec<u8> {
         let mut bytes = header(snapshot.meta);
         bytes.extend_from_slice(&snapshot.data);
         bytes.extend(trailer(
             snapshot.data.len() as u64,
             crc32fast::hash(&snapshot.data),
+            snapshot.conf.as_ref(),
         ));
         bytes
+    }
+
+    /// A version-2 file, as builds of issue 11 wrote them.
+    fn v2_file_bytes(snapshot: &Snapshot) -> Vec<u8> {
+        let mut out = header(snapshot.meta);
+        out[8..12].copy_from_slice(&2u32.to_le_bytes());
+        let crc = crc32fast::hash(&out[..28]);
+        out[28..32].copy_from_slice(&crc.to_le_bytes());
+        out.extend_from_slice(&snapshot.data);
+        let mut trailer = Vec::new();
+        trailer.extend_from_slice(&(snapshot.data.len() as u64).to_le_bytes());
+        trailer.extend_from_slice(&crc32fast::hash(&snapshot.data).to_le_bytes());
+        let crc = crc32fast::hash(&trailer);
+        trailer.extend_from_slice(&crc.to_le_bytes());
+        out.extend(trailer);
+        out
     }
 
     /// A version-1 file, as builds before issue 11 wrote them.
@@ -277,36 +320,49 @@ mod tests {
     }
 
     fn layout_of(bytes: &[u8], expected: SnapshotMeta) -> Result<DataLayout, String> {
-        let head = &bytes[..bytes.len().min(LAYOUT_HEAD_BYTES)];
-        let tail = &bytes[bytes.len().saturating_sub(TRAILER_BYTES)..];
+        let head = &bytes[..bytes.len().min(HEAD_BYTES)];
+        let end = &bytes[bytes.len().saturating_sub(END_PROBE_BYTES)..];
+        let n = tail_len(head, end, bytes.len() as u64)? as usize;
+        let tail = &bytes[bytes.len().checked_sub(n).ok_or("short")?..];
         layout(head, tail, bytes.len() as u64, expected)
     }
 
     #[test]
-    fn the_layout_names_the_data_and_its_checksum_in_both_versions() {
-        let s = snapshot(7, 2, b"some data");
-        for bytes in [file_bytes(&s), v1_file_bytes(&s)] {
-            let l = layout_of(&bytes, s.meta).unwrap();
+    fn the_layout_names_the_data_its_checksum_and_the_configuration() {
+        let plain = snapshot(7, 2, b"some data");
+        let conf = with_conf(plain.clone());
+        for (bytes, want_conf) in [
+            (file_bytes(&conf), conf.conf.clone()),
+            (file_bytes(&plain), None),
+            (v2_file_bytes(&plain), None),
+            (v1_file_bytes(&plain), None),
+        ] {
+            let l = layout_of(&bytes, plain.meta).unwrap();
             let (start, end) = (l.start as usize, (l.start + l.len) as usize);
             assert_eq!(&bytes[start..end], b"some data");
             assert_eq!(l.crc, crc32fast::hash(b"some data"));
+            assert_eq!(l.conf, want_conf);
             assert!(
                 layout_of(&bytes, snapshot(8, 2, b"").meta).is_err(),
                 "other name"
             );
-            assert!(layout_of(&bytes[..bytes.len() - 1], s.meta).is_err(), "cut");
+            assert!(
+                layout_of(&bytes[..bytes.len() - 1], plain.meta).is_err(),
+                "cut"
+            );
         }
     }
 
     #[test]
-    fn both_versions_round_trip_and_say_where_the_data_starts() {
+    fn every_version_round_trips() {
         let snap = snapshot(12, 3, b"state");
-        for (file, offset) in [(file_bytes(&snap), 32), (v1_file_bytes(&snap), 44)] {
-            assert_eq!(data_offset(&file[..PREFIX_BYTES]), Ok(offset));
-            assert_eq!(
-                data_range(&file[..PREFIX_BYTES], file.len() as u64),
-                Ok((offset, 5))
-            );
+        let conf = with_conf(snap.clone());
+        assert_eq!(decode(file_bytes(&conf), snap.meta), Ok(conf.clone()));
+        for file in [
+            file_bytes(&snap),
+            v2_file_bytes(&snap),
+            v1_file_bytes(&snap),
+        ] {
             assert_eq!(decode(file, snap.meta), Ok(snap.clone()));
         }
         let empty = snapshot(1, 1, b"");
@@ -316,7 +372,13 @@ mod tests {
     #[test]
     fn every_flipped_byte_and_truncation_is_rejected() {
         let snap = snapshot(12, 3, b"some state bytes");
-        for good in [file_bytes(&snap), v1_file_bytes(&snap)] {
+        let conf = with_conf(snap.clone());
+        for good in [
+            file_bytes(&conf),
+            file_bytes(&snap),
+            v2_file_bytes(&snap),
+            v1_file_bytes(&snap),
+        ] {
             for at in 0..good.len() {
                 let mut bad = good.clone();
                 bad[at] ^= 0x20;
@@ -332,12 +394,7 @@ mod tests {
     #[test]
     fn header_must_match_the_name() {
         let snap = snapshot(12, 3, b"x");
-        let other = SnapshotMeta {
-            index: LogIndex(13),
-            term: Term(3),
-        };
-        assert!(decode(file_bytes(&snap), other)
-            .unwrap_err()
-            .contains("file name"));
+        let other = snapshot(13, 3, b"x");
+        assert!(decode(file_bytes(&snap), other.meta).is_err());
     }
 }

@@ -15,7 +15,7 @@ pub(super) struct VerifiedData<R> {
 
 impl<R: Read> VerifiedData<R> {
     /// The data `layout` describes; `inner` must be positioned at `layout.start`.
-    pub(super) fn new(inner: R, layout: DataLayout) -> VerifiedData<R> {
+    pub(super) fn new(inner: R, layout: &DataLayout) -> VerifiedData<R> {
         VerifiedData {
             inner,
             remaining: layout.len,
@@ -61,9 +61,14 @@ mod tests {
     use super::*;
 
     fn read_all(data: &[u8], crc: u32, len: u64) -> io::Result<Vec<u8>> {
-        let layout = DataLayout { start: 0, len, crc };
+        let layout = DataLayout {
+            start: 0,
+            len,
+            crc,
+            conf: None,
+        };
         let mut out = Vec::new();
-        VerifiedData::new(data, layout).read_to_end(&mut out)?;
+        VerifiedData::new(data, &layout).read_to_end(&mut out)?;
         Ok(out)
     }
 
