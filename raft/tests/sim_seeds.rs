@@ -36,6 +36,31 @@ fn nemesis_seven_nodes() {
     nemesis("nemesis_seven_nodes", 7, 60);
 }
 
+/// The nemesis with configuration changes among its actions (issue 13): `voters` of the
+/// `nodes` start as the configuration, the others are spares that learners and new voters
+/// come from; learners added, promoted, demoted and removed, voters (the leader too)
+/// removed and replaced through joint configurations, under every fault above. Invariants
+/// count quorums of the observing node's configuration; at the end the members of the final
+/// configuration must converge.
+fn membership_nemesis(scenario: &str, nodes: usize, voters: usize, default_seeds: u64) {
+    run_seeds(scenario, default_seeds, |seed| {
+        let mut cfg = Nemesis::config(seed, nodes, scenario);
+        cfg.bootstrap_voters = voters;
+        let mut c = Cluster::new(cfg);
+        Nemesis::new(300).with_membership_changes().run(&mut c);
+    });
+}
+
+#[test]
+fn membership_changes_five_nodes_from_three_voters() {
+    membership_nemesis("membership_changes_five_nodes_from_three_voters", 5, 3, 100);
+}
+
+#[test]
+fn membership_changes_seven_nodes_from_three_voters() {
+    membership_nemesis("membership_changes_seven_nodes_from_three_voters", 7, 3, 40);
+}
+
 /// What a run looks like from outside: events, traffic, virtual time, final node states.
 fn fingerprint(
     seed: u64,

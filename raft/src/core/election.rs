@@ -52,6 +52,10 @@ impl RaftCore {
     /// Starts an election: a pre-vote round first when configured, unless this follows
     /// a leadership transfer (the old leader asked us to take over at once).
     pub(super) fn campaign(&mut self, leadership_transfer: bool) {
+        if !self.membership.is_voter(self.id) {
+            tracing::warn!(node = %self.id, "not campaigning: not a voter");
+            return;
+        }
         if self.has_unapplied_membership_change() {
             tracing::warn!(node = %self.id, term = %self.term,
                 "not campaigning: a committed configuration change is not applied yet");

@@ -31,6 +31,8 @@ impl RaftCore {
         if self.heartbeat_elapsed_ticks >= self.config.heartbeat_interval_ticks {
             self.heartbeat_elapsed_ticks = 0;
             self.broadcast_heartbeat();
+            // A leader leaving the configuration retries its hand-over.
+            self.maybe_hand_off_leadership();
         }
     }
 

@@ -98,6 +98,10 @@ pub struct CoreStatus {
     pub persisted: LogIndex,
     /// Index covered by the latest snapshot (the log starts after it).
     pub snapshot_index: LogIndex,
+    /// The configuration in effect (shared: a status is published every round).
+    pub membership: std::sync::Arc<Membership>,
+    /// The index of the entry that made it (zero: the bootstrap voters).
+    pub membership_index: LogIndex,
 }
 
 /// Mixed into the seed that draws the first campaign number (not the election-timeout
@@ -119,8 +123,9 @@ struct PendingFlush {
 pub struct RaftCore {
     id: NodeId,
     config: Config,
-    /// The cluster's configuration: who votes, who learns, what a quorum is.
-    membership: Membership,
+    /// The cluster's configuration: who votes, who learns, what a quorum is (shared with
+    /// the status published every round, so that costs no copy).
+    membership: std::sync::Arc<Membership>,
     /// The index of the entry that made `membership` (zero: the bootstrap voters).
     membership_index: LogIndex,
     /// The configuration at the snapshot's index (`None`: the snapshot recorded none, the
@@ -215,6 +220,7 @@ impl RaftCore {
                 LogIndex::ZERO,
             ),
         };
+        let membership = std::sync::Arc::new(membership);
         let peers = membership
             .members()
             .into_iter()
@@ -483,6 +489,8 @@ impl RaftCore {
             last_index: self.log.last_index(),
             persisted: self.log.persisted(),
             snapshot_index: self.log.snapshot_meta().index,
+            membership: self.membership.clone(),
+            membership_index: self.membership_index,
         }
     }
 

@@ -58,7 +58,11 @@ impl Outbox {
     /// Queues `msg`; `term_or_vote_unpersisted` says whether this node's current term or
     /// vote is not yet known durable.
     pub(crate) fn push(&mut self, msg: Message, term_or_vote_unpersisted: bool) {
-        if needs_persist(&msg.body) || (term_or_vote_unpersisted && !is_leader_request(&msg.body)) {
+        // A leader's requests carry its term too: usually durable before it could win (it
+        // asked for votes only then), but a single voter wins by its own vote at once, and
+        // with learners to replicate to it must not reveal the term before it is durable
+        // (restarted in the old term, it could lead the new term a second time).
+        if needs_persist(&msg.body) || term_or_vote_unpersisted {
             self.messages_after_persist.push(msg);
         } else {
             self.messages.push(msg);
@@ -73,19 +77,6 @@ fn needs_persist(body: &MessageBody) -> bool {
         MessageBody::RequestVoteResponse(r) => r.granted && !r.pre_vote,
         MessageBody::AppendEntriesResponse(_) => true,
         MessageBody::InstallSnapshotResponse(r) => r.done,
-        _ => false,
-    }
-}
-
-/// A leader's requests (and pre-vote requests) reveal nothing that must be durable: a
-/// leader's term became durable before it could win, and a pre-vote changes nothing.
-fn is_leader_request(body: &MessageBody) -> bool {
-    match body {
-        MessageBody::AppendEntries(_)
-        | MessageBody::Heartbeat(_)
-        | MessageBody::InstallSnapshot(_)
-        | MessageBody::TimeoutNow => true,
-        MessageBody::RequestVote(rv) => rv.pre_vote,
         _ => false,
     }
 }

@@ -20,10 +20,9 @@
 //! enough); a member that left is forgotten. A new quorum may already hold more of the
 //! log, or already confirm a read round, so both are re-checked at once.
 //!
-//! Not yet: the configuration is not in snapshot metadata, so a restart recovers the
-//! bootstrap voters plus the changes still in its log (issue 13, next step).
+//! A leader that applies a configuration in which it no longer votes steps down.
 
-use super::membership::MembershipChange;
+use super::membership::{ChangeError, MembershipChange};
 use super::progress::Progress;
 use super::{Membership, RaftCore, Role};
 use crate::error::ProposeError;
@@ -58,7 +57,10 @@ impl RaftCore {
             });
         }
         self.check_expected(&change)?;
-        change.apply_to(&self.membership)?;
+        let next = change.apply_to(&self.membership)?;
+        if !next.voters.contains(&self.id) {
+            return Err(ChangeError::RemovesLeader.into());
+        }
         let (index, term) = self.append_leader_entry(EntryKind::Membership, change.encode());
         self.pending_membership_index = index;
         tracing::info!(node = %self.id, %index, ?change, "configuration change proposed");
@@ -114,6 +116,12 @@ impl RaftCore {
     /// A leader in a joint configuration with `auto_leave`, once it is applied, proposes
     /// to leave it.
     fn maybe_auto_leave(&mut self) {
+        if !self.membership.voters.contains(&self.id) {
+            // An outgoing-only leader does not leave the joint configuration itself: it
+            // hands leadership to an incoming voter, which will.
+            self.maybe_hand_off_leadership();
+            return;
+        }
         let ready = self.role == Role::Leader
             && self.membership.is_joint()
             && self.membership.auto_leave
@@ -141,7 +149,7 @@ impl RaftCore {
     /// Switches to `membership`.
     pub(crate) fn set_membership(&mut self, membership: Membership) {
         tracing::info!(node = %self.id, from = %self.membership, to = %membership, "configuration changed");
-        self.membership = membership;
+        self.membership = std::sync::Arc::new(membership);
         let id = self.id;
         self.peers = self
             .membership
@@ -164,6 +172,40 @@ impl RaftCore {
         self.maybe_commit();
         self.maybe_finish_read_round();
         self.flush.appends = true;
+        self.maybe_hand_off_leadership();
+    }
+
+    /// A leader that is no longer a voter (removed or demoted by a change an earlier
+    /// leader proposed) keeps leading, so that the voters learn the commit index and
+    /// the log it holds, and hands leadership to the most caught-up voter (retried every
+    /// heartbeat until one takes over). Stepping down at once could leave the voters
+    /// unable to elect anyone: a voter still in the configuration before the change may
+    /// need this node's vote, which its longer log would refuse.
+    pub(super) fn maybe_hand_off_leadership(&mut self) {
+        if self.role != Role::Leader || self.transfer.is_some() {
+            return;
+        }
+        let leaving = !self.membership.is_voter(self.id)
+            || (self.membership.is_joint() && !self.membership.voters.contains(&self.id));
+        if !leaving {
+            return;
+        }
+        // Prefer the incoming voters: they stay.
+        let target = self
+            .membership
+            .voters
+            .iter()
+            .filter(|v| **v != self.id)
+            .max_by_key(|v| {
+                self.progress
+                    .get(v)
+                    .map_or(LogIndex::ZERO, |p| p.match_index)
+            })
+            .copied();
+        if let Some(target) = target {
+            tracing::info!(node = %self.id, %target, "leaving the configuration: handing leadership over");
+            self.start_transfer(target);
+        }
     }
 }
 

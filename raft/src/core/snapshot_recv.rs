@@ -14,6 +14,9 @@
 //! - A snapshot not beyond our commit index is acknowledged as done at once: we hold
 //!   everything it covers.
 //!
+//! - While a completed snapshot waits for its Ready, further chunks are dropped (the
+//!   storage writes a Ready's chunks before installing its snapshot).
+//!
 //! Invariant: the core holds no snapshot bytes. A chunk's data passes straight through
 //! to the Ready (only what was not received before), so a snapshot of any size costs the
 //! follower a chunk of memory, not the snapshot.
@@ -53,6 +56,14 @@ impl RaftCore {
             return;
         }
         let (meta, total_bytes) = (chunk.meta, chunk.total_bytes);
+        if self.snapshot_to_persist.is_some() {
+            // A snapshot completed in this batch is not handed out yet: a chunk of another
+            // would start a new incoming file before that one is installed (the storage
+            // takes a Ready's chunks before its snapshot). Dropped; the leader resends
+            // after the stall (`core/snapshot_send.rs`).
+            tracing::debug!(node = %self.id, %from, "snapshot chunk while one waits to be installed; dropped");
+            return;
+        }
         if meta.index <= self.log.committed() {
             self.incoming_snapshot = None;
             self.reply_snapshot_done(from, meta, total_bytes);

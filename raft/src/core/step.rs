@@ -13,11 +13,15 @@ use crate::message::{
     AppendEntriesResponse, HeartbeatResponse, InstallSnapshotResponse, Message, MessageBody,
     RequestVoteResponse,
 };
-use crate::types::{LogIndex, Term};
+use crate::types::{LogIndex, NodeId, Term};
 
 impl RaftCore {
     pub(super) fn step_message(&mut self, msg: Message) {
-        if msg.to != self.id || msg.from == self.id || !self.peers.contains(&msg.from) {
+        // Any other node may write to us: configurations change through the log, so a
+        // lagging member (or one joining) must hear a leader it does not know of yet.
+        // What a non-member says counts for nothing: votes and acknowledgements are
+        // counted only for members (`membership/joint.rs`, the leader's progress map).
+        if msg.to != self.id || msg.from == self.id || msg.from == NodeId::ZERO {
             tracing::warn!(node = %self.id, from = %msg.from, to = %msg.to, "dropping misaddressed message");
             return;
         }
@@ -90,13 +94,15 @@ impl RaftCore {
                     rejected: true,
                 })
             }
-            MessageBody::RequestVote(rv) if rv.pre_vote => {
-                MessageBody::RequestVoteResponse(RequestVoteResponse {
-                    pre_vote: true,
-                    granted: false,
-                    campaign: rv.campaign,
-                })
-            }
+            // A candidate of a stale term hears the current one (paper, Figure 2: "reply
+            // false if term < currentTerm"), so that it can campaign again in a term that
+            // can win. Otherwise a candidate behind a node that never campaigns itself (a
+            // learner, in its own view) would campaign in stale terms forever.
+            MessageBody::RequestVote(rv) => MessageBody::RequestVoteResponse(RequestVoteResponse {
+                pre_vote: rv.pre_vote,
+                granted: false,
+                campaign: rv.campaign,
+            }),
             _ => {
                 tracing::debug!(node = %self.id, from = %msg.from, term = %msg.term, "ignoring stale message");
                 return;

@@ -149,6 +149,11 @@ impl Executor {
     }
 
     /// Whether the node still runs (not shut down, storage not failed).
+    /// Why the executor stopped on its own, if it did (a storage failure).
+    pub(crate) fn failure(&self) -> Option<String> {
+        self.shared.fatal.lock().clone()
+    }
+
     pub(crate) fn is_running(&self) -> bool {
         self.running
     }

@@ -36,6 +36,8 @@ impl Shared {
                 last_index: LogIndex::ZERO,
                 persisted: LogIndex::ZERO,
                 snapshot_index: LogIndex::ZERO,
+                membership: Default::default(),
+                membership_index: LogIndex::ZERO,
             }),
             log_bytes: AtomicU64::new(0),
             syncs: AtomicU64::new(0),

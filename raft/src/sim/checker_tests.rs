@@ -33,6 +33,11 @@ fn status(id: u64, role: Role, term: u64, commit: u64, last: u64) -> CoreStatus 
         last_index: LogIndex(last),
         persisted: LogIndex(last),
         snapshot_index: LogIndex(0),
+        // The checkers of these tests watch three voters.
+        membership: std::sync::Arc::new(crate::core::Membership::from_voters(
+            [1, 2, 3].map(NodeId),
+        )),
+        membership_index: LogIndex(0),
     }
 }
 
@@ -343,9 +348,9 @@ fn a_read_below_an_already_applied_index_is_stale() {
 fn term_and_commit_never_go_back_within_an_incarnation() {
     let mut c = Checker::new(1);
     let d = disk(3, None, vec![entry(1, 1, b"a")]);
-    assert!(c
-        .after_event(&[obs(1, Some(status(1, Role::Leader, 3, 1, 1)), &d)])
-        .is_ok());
+    let mut leader = status(1, Role::Leader, 3, 1, 1);
+    leader.membership = std::sync::Arc::new(crate::core::Membership::from_voters([NodeId(1)]));
+    assert!(c.after_event(&[obs(1, Some(leader), &d)]).is_ok());
     let err = c
         .after_event(&[obs(1, Some(status(1, Role::Follower, 2, 1, 1)), &d)])
         .unwrap_err();

@@ -346,7 +346,8 @@ impl<S: SimStateMachine> Cluster<S> {
 
     fn after_node(&mut self, node: NodeId) {
         if self.node(node).stopped() {
-            self.note(format!("{node:?} stopped: its storage failed"));
+            let reason = self.node(node).failure().unwrap_or_default();
+            self.note(format!("{node:?} stopped: {reason}"));
             return self.crash(node);
         }
         let now = self.queue.now_us();
@@ -475,7 +476,11 @@ impl<S: SimStateMachine> Cluster<S> {
     fn node_config(&self, id: NodeId, incarnation: u64) -> NodeConfig {
         let mut raft = self.config.raft.clone();
         raft.id = id;
-        raft.voters = self.node_ids();
+        raft.voters = self
+            .node_ids()
+            .into_iter()
+            .take(self.config.bootstrap_voters.max(1))
+            .collect();
         raft.seed = mix_seed(&[self.config.seed, id.0, incarnation]);
         NodeConfig {
             raft,

@@ -11,6 +11,9 @@ use crate::types::NodeId;
 pub struct SimConfig {
     /// Number of nodes (ids `1..=nodes`).
     pub nodes: usize,
+    /// The bootstrap voters are nodes `1..=bootstrap_voters`; the others start outside the
+    /// configuration, spares for membership changes to add (default: every node).
+    pub bootstrap_voters: usize,
     /// The seed that decides everything.
     pub seed: u64,
     /// Scenario name, printed with the seed on failure.
@@ -77,6 +80,7 @@ impl SimConfig {
         };
         SimConfig {
             nodes,
+            bootstrap_voters: nodes,
             seed,
             scenario: String::new(),
             tick_us: 10_000,

@@ -5,6 +5,7 @@
 //! input queue as the node runtime's handle sends them. Every action is recorded in the
 //! trace and followed by an invariant check.
 
+use crate::core::membership::MembershipChange;
 use crate::node::input::NodeInput;
 use crate::node::{NodeError, ReadMode};
 use crate::sim::app::SimStateMachine;
@@ -201,6 +202,30 @@ impl<S: SimStateMachine> Cluster<S> {
                 "{node:?} accepted a proposal at {index:?}/{term:?}"
             ));
         }
+        result
+    }
+
+    /// Proposes a configuration change on `node`, as `RaftNode::propose_membership_with`
+    /// does (returns once the node's thread took it).
+    ///
+    /// # Errors
+    /// The node's [`NodeError`] (a refused change is `MembershipRefused`).
+    pub fn propose_membership(
+        &mut self,
+        node: NodeId,
+        change: MembershipChange,
+    ) -> Result<(LogIndex, Term), NodeError> {
+        let slot = Arc::new(Mutex::new(None));
+        let answer = slot.clone();
+        let described = format!("{change:?}");
+        let input = NodeInput::ProposeMembership {
+            change,
+            done: Box::new(move |r| *answer.lock() = Some(r)),
+        };
+        let result = self.call(node, input, || slot.lock().take());
+        self.note(format!(
+            "{node:?} membership change {described}: {result:?}"
+        ));
         result
     }
 

@@ -238,6 +238,11 @@ impl<S: SimStateMachine> SimNode<S> {
         self.run.as_ref().is_some_and(|r| !r.executor.is_running())
     }
 
+    /// Why the executor stopped on its own, if it did.
+    pub(crate) fn failure(&self) -> Option<String> {
+        self.run.as_ref().and_then(|r| r.executor.failure())
+    }
+
     /// Takes the reads finished since the last call.
     pub(crate) fn take_completed_reads(&mut self) -> Vec<CompletedRead> {
         std::mem::take(&mut self.completed_reads)

@@ -11,8 +11,11 @@
 //!    and when an entry is first seen committed.
 //! 4. State machine safety: no two nodes apply (or commit) different entries at one index, and
 //!    a restored snapshot agrees with what was committed.
-//! 5. Commit durability: when an index is first seen committed, a majority of disks hold it
-//!    durably (a leader counts itself only up to its persisted index; acks follow fsyncs).
+//! 5. Commit durability: when an index is first seen committed, a quorum of the observing
+//!    node's configuration (the one it had before this event or the one it has now: applying
+//!    a configuration entry can change it in the same round) holds it durably; with every
+//!    node a voter, a majority of all disks (a leader counts itself only up to its
+//!    persisted index; acks follow fsyncs).
 //! 6. Monotonicity: within one incarnation a node's term and commit never decrease; the durable
 //!    term and commit never decrease, even across crashes; a durable vote never changes
 //!    within a term; a restarted node resumes at least at its durable term; commit <= last index.
@@ -85,12 +88,13 @@ pub(super) struct NodeView {
     pub(super) durable_term: Term,
     pub(super) durable_vote: Option<NodeId>,
     pub(super) durable_commit: LogIndex,
+    /// The configuration the node had at the end of the previous check.
+    membership: Option<std::sync::Arc<crate::core::Membership>>,
 }
 
 /// The invariant checker of one simulated cluster.
 #[derive(Debug)]
 pub struct Checker {
-    majority: usize,
     leaders_by_term: BTreeMap<Term, NodeId>,
     entries: BTreeMap<(LogIndex, Term), EntryRecord>,
     committed: BTreeMap<LogIndex, CommittedRecord>,
@@ -113,7 +117,6 @@ impl Checker {
     /// A checker for nodes `1..=nodes`, all alive at term 0.
     pub fn new(nodes: usize) -> Checker {
         Checker {
-            majority: nodes / 2 + 1,
             leaders_by_term: BTreeMap::new(),
             entries: BTreeMap::new(),
             committed: BTreeMap::new(),
@@ -452,6 +455,7 @@ impl Checker {
             }
         }
         let v = self.view(id);
+        v.membership = Some(status.membership.clone());
         v.term = status.term;
         v.commit = status.commit;
         v.role = Some(status.role);
@@ -494,13 +498,29 @@ impl Checker {
             c.seen_in_term = c.seen_in_term.min(term);
             return Ok(());
         }
-        let durable_copies = nodes
+        let durable_on = |id: NodeId| {
+            nodes
+                .iter()
+                .any(|o| o.id == id && o.durable.holds(index, entry.term))
+        };
+        let before = self.view(node).membership.clone();
+        let now = nodes
             .iter()
-            .filter(|o| o.durable.holds(index, entry.term))
-            .count();
-        check(durable_copies >= self.majority, || {
+            .find(|o| o.id == node)
+            .and_then(|o| o.status.as_ref())
+            .map(|s| s.membership.clone());
+        let quorum = [before, now]
+            .iter()
+            .flatten()
+            .any(|m| m.has_quorum(durable_on));
+        check(quorum, || {
+            let holders: Vec<NodeId> = nodes
+                .iter()
+                .map(|o| o.id)
+                .filter(|id| durable_on(*id))
+                .collect();
             format!(
-                "commit durability: {index:?}/{:?} seen committed on {node:?} but durable on only {durable_copies} nodes",
+                "commit durability: {index:?}/{:?} seen committed on {node:?} but durable only on {holders:?}, no quorum of its configuration",
                 entry.term
             )
         })?;

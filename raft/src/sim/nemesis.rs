@@ -12,13 +12,15 @@
 //! the seed through [`Nemesis::config`]. Every invariant is checked after every event by the
 //! cluster itself; the nemesis adds the liveness check at the end.
 
+use crate::core::membership::{MemberChange, MembershipChange, Transition};
 use crate::sim::app::{cmd, SimStateMachine};
 use crate::sim::cluster::Cluster;
 use crate::sim::config::SimConfig;
 use crate::sim::host::FsyncLatency;
 use crate::sim::rng::SimRng;
-use crate::types::NodeId;
+use crate::types::{LogIndex, NodeId};
 use bytes::Bytes;
+use std::collections::BTreeSet;
 
 /// Makes the commands the nemesis proposes.
 pub type CommandMaker = Box<dyn FnMut(&mut SimRng) -> Bytes>;
@@ -30,6 +32,8 @@ pub struct Nemesis {
     /// Longest pause between two actions.
     pub max_pause_ms: u64,
     command: CommandMaker,
+    /// Configuration changes among the actions ([`Nemesis::with_membership_changes`]).
+    membership: Option<MembershipNemesis>,
 }
 
 impl std::fmt::Debug for Nemesis {
@@ -47,7 +51,18 @@ impl Nemesis {
             steps,
             max_pause_ms: 250,
             command: Box::new(|rng| cmd(rng.next_u64())),
+            membership: None,
         }
+    }
+
+    /// Adds configuration changes to the actions: learners added from the spare nodes
+    /// (those outside the bootstrap voters), promoted, demoted and removed, voters removed
+    /// (the leader among them) and replaced through joint configurations, left
+    /// automatically or explicitly, some with a stale expected index. A removed id is
+    /// never added again.
+    pub fn with_membership_changes(mut self) -> Nemesis {
+        self.membership = Some(MembershipNemesis::default());
+        self
     }
 
     /// Uses `make` to create the commands it proposes.
@@ -91,7 +106,16 @@ impl Nemesis {
 
     /// One random fault or client action.
     fn act<S: SimStateMachine>(&mut self, c: &mut Cluster<S>) {
-        let roll = c.rng().below(112);
+        // Without configuration changes the draw stays what it was, so that pinned seeds
+        // replay the same runs.
+        let extra = if self.membership.is_some() { 14 } else { 0 };
+        let roll = c.rng().below(112 + extra);
+        if roll >= 112 {
+            if let Some(m) = &mut self.membership {
+                m.act(c);
+            }
+            return;
+        }
         match roll {
             0..=34 => {
                 // Mostly at the node that believes it leads (so that entries commit), else
@@ -160,16 +184,16 @@ impl Nemesis {
     fn check_convergence<S: SimStateMachine>(&mut self, c: &mut Cluster<S>) {
         // Late messages from a long-reordering period may still be in flight.
         c.run_for_ms(2_500);
-        let n = c.len();
+        let members = match &self.membership {
+            Some(_) => MembershipNemesis::settle(c),
+            None => c.node_ids(),
+        };
+        let n = members.len();
         let data = (self.command)(c.rng());
         let index = c.one_bytes(data, n, true);
         // Within a few heartbeat intervals every node learns the final commit index.
         c.run_until(5_000, 10, |c| {
-            let s: Vec<_> = c
-                .node_ids()
-                .into_iter()
-                .filter_map(|id| c.status(id))
-                .collect();
+            let s: Vec<_> = members.iter().filter_map(|id| c.status(*id)).collect();
             // The application runs behind the node: wait for what it applied, not for
             // what the node handed out.
             s.len() == n
@@ -179,11 +203,7 @@ impl Nemesis {
                         && c.node(x.id).applied() == x.commit
                 })
         });
-        let statuses: Vec<_> = c
-            .node_ids()
-            .into_iter()
-            .filter_map(|id| c.status(id))
-            .collect();
+        let statuses: Vec<_> = members.iter().filter_map(|id| c.status(*id)).collect();
         c.ensure(statuses.len() == n, || {
             "a node is down after healing".into()
         });
@@ -204,6 +224,135 @@ impl Nemesis {
         c.ensure(pending == 0, || {
             format!("{pending} reads never finished after healing")
         });
+    }
+}
+
+/// The configuration-change part of a nemesis run.
+#[derive(Debug, Default)]
+struct MembershipNemesis {
+    /// Ids ever proposed for removal: never added again (a node id is never reused).
+    removed: BTreeSet<NodeId>,
+}
+
+impl MembershipNemesis {
+    /// One random change, proposed at the node that believes it leads.
+    fn act<S: SimStateMachine>(&mut self, c: &mut Cluster<S>) {
+        let Some(leader) = c.current_leader() else {
+            return;
+        };
+        let Some(status) = c.status(leader) else {
+            return;
+        };
+        let m = status.membership.clone();
+        let voters: Vec<NodeId> = m.voters.iter().copied().collect();
+        let learners: Vec<NodeId> = m.learners.iter().copied().collect();
+        let spares: Vec<NodeId> = c
+            .node_ids()
+            .into_iter()
+            .filter(|id| !m.contains(*id) && !self.removed.contains(id))
+            .collect();
+        let pick = |c: &mut Cluster<S>, ids: &[NodeId]| -> Option<NodeId> {
+            (!ids.is_empty()).then(|| ids[c.rng().index(ids.len())])
+        };
+        use MemberChange::{AddLearner, AddVoter, Remove};
+        let (transition, changes) = if m.is_joint() {
+            (Transition::LeaveJoint, Vec::new())
+        } else {
+            match c.rng().below(7) {
+                0 | 1 => match pick(c, &spares) {
+                    Some(s) => (Transition::Simple, vec![AddLearner(s)]),
+                    None => return,
+                },
+                2 => match pick(c, &learners) {
+                    Some(l) => (Transition::Simple, vec![AddVoter(l)]),
+                    None => return,
+                },
+                3 => match pick(c, &voters) {
+                    Some(v) if voters.len() > 1 => (Transition::Simple, vec![Remove(v)]),
+                    _ => return,
+                },
+                4 => match pick(c, &voters) {
+                    Some(v) if voters.len() > 1 => (Transition::Simple, vec![AddLearner(v)]),
+                    _ => return,
+                },
+                5 => match pick(c, &learners) {
+                    Some(l) => (Transition::Simple, vec![Remove(l)]),
+                    None => return,
+                },
+                _ => {
+                    // Replace a voter by a learner or a spare, as one joint change.
+                    let incoming = [learners.as_slice(), spares.as_slice()].concat();
+                    match (pick(c, &voters), pick(c, &incoming)) {
+                        (Some(v), Some(new)) => {
+                            let auto_leave = c.rng().chance(700);
+                            (
+                                Transition::EnterJoint { auto_leave },
+                                vec![Remove(v), AddVoter(new)],
+                            )
+                        }
+                        _ => return,
+                    }
+                }
+            }
+        };
+        let expected_index = match c.rng().below(10) {
+            0 => LogIndex::ZERO,
+            1 => LogIndex(status.membership_index.0.saturating_sub(1)),
+            _ => status.membership_index,
+        };
+        let change = MembershipChange {
+            transition,
+            changes: changes.clone(),
+            expected_index,
+            context: Bytes::new(),
+        };
+        if c.propose_membership(leader, change).is_ok() {
+            for ch in changes {
+                if let Remove(id) = ch {
+                    self.removed.insert(id);
+                }
+            }
+        }
+    }
+
+    /// After healing: waits for a configuration that is not joint (leaving it explicitly
+    /// if nothing will), and returns its members, the nodes that must converge.
+    fn settle<S: SimStateMachine>(c: &mut Cluster<S>) -> Vec<NodeId> {
+        for _ in 0..50 {
+            c.run_for_ms(200);
+            let Some(leader) = c.current_leader() else {
+                continue;
+            };
+            let Some(status) = c.status(leader) else {
+                continue;
+            };
+            if !status.membership.is_joint() {
+                return status.membership.members().into_iter().collect();
+            }
+            if !status.membership.auto_leave {
+                let _ = c.propose_membership(leader, MembershipChange::leave_joint());
+            }
+        }
+        let nodes: Vec<String> = c
+            .node_ids()
+            .into_iter()
+            .map(|id| match c.status(id) {
+                Some(s) => format!(
+                    "{id:?} {:?} {:?} commit {:?} applied {:?} last {:?} [{}] at {:?}",
+                    s.role,
+                    s.term,
+                    s.commit,
+                    s.applied,
+                    s.last_index,
+                    s.membership,
+                    s.membership_index
+                ),
+                None => format!("{id:?} down"),
+            })
+            .collect();
+        c.fail(&format!(
+            "no leader with a settled configuration after healing: {nodes:#?}"
+        ))
     }
 }
 

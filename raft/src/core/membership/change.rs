@@ -47,6 +47,10 @@ pub enum ChangeError {
     /// A simple change may add or remove one voter at most.
     #[error("more than one voter changed without a joint configuration")]
     TooManyVoterChanges,
+    /// The leader would remove or demote itself: transfer leadership first (the new
+    /// leader then proposes the change).
+    #[error("the change removes or demotes the leader: transfer leadership first")]
+    RemovesLeader,
     /// A configuration breaks an invariant (`Membership::check`).
     #[error("invalid configuration: {0}")]
     Invalid(String),

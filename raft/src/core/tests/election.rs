@@ -134,7 +134,7 @@ fn candidate_resends_vote_requests_only_to_voters_that_have_not_answered() {
 fn candidate_with_majority_becomes_leader_and_appends_noop() {
     let mut node = core(1, 3);
     tick_until_campaign(&mut node);
-    node.ready();
+    ready_persisted(&mut node); // the term and self-vote durable; the vote requests leave
     node.step(vote_resp(2, 1, 1, false, true));
     assert_eq!(node.role(), Role::Leader);
     let rd = node.ready();
@@ -621,4 +621,28 @@ fn a_late_pre_vote_grant_from_an_earlier_round_is_not_counted() {
     node.step(grant(2, second_round));
     node.step(grant(3, second_round));
     assert_eq!((node.role(), node.term()), (Role::Candidate, t(1)));
+}
+
+// Figure 2: a vote request of a stale term is refused with the current term, so that the
+// candidate can campaign again in a term that can win (found by the membership nemesis,
+// seed 932: a candidate behind a learner, which never campaigns itself, was otherwise
+// never told).
+#[test]
+fn a_stale_vote_request_is_refused_with_the_current_term() {
+    let mut node = core(2, 3);
+    node.step(vote_req(3, 2, 5, 0, 0));
+    ready_persisted(&mut node);
+    node.step(vote_req(1, 2, 3, 9, 1));
+    let rd = ready_persisted(&mut node);
+    let refusal = rd
+        .messages
+        .iter()
+        .chain(&rd.messages_after_persist)
+        .find(|m| m.to == n(1))
+        .expect("the stale candidate hears back");
+    assert_eq!(refusal.term, t(5));
+    assert!(matches!(
+        refusal.body,
+        MessageBody::RequestVoteResponse(r) if !r.granted
+    ));
 }

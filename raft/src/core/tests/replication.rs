@@ -223,6 +223,7 @@ fn inflight_window_full_stops_sending_and_responses_free_it() {
 fn probe_sends_one_append_until_a_response() {
     let mut node = core(1, 2);
     node.campaign(true);
+    ready_persisted(&mut node); // the term and self-vote durable; the vote request leaves
     node.step(vote_grant(2, 1, 1));
     let rd = ready_persisted(&mut node);
     assert_eq!(appends(&rd.messages), vec![(2, 0, 0, vec![1], 0)]);

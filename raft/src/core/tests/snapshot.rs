@@ -425,3 +425,24 @@ fn late_append_ack_past_the_snapshot_ends_the_transfer() {
     assert_eq!((pr.state, pr.match_index), (ProgressState::Replicate, i(4)));
     assert!(chunks(&node.ready().messages).is_empty());
 }
+
+// Found by the membership nemesis (seed 623): a snapshot completed in a batch and the first
+// chunk of another in the same batch; the storage writes a Ready's chunks before it installs
+// its snapshot, so the second chunk would have replaced the incoming file being installed.
+// Chunks wait (are dropped, the leader resends) until the completed snapshot is handed out.
+#[test]
+fn a_chunk_after_a_completed_snapshot_waits_for_its_ready() {
+    let mut node = follower();
+    node.step(to_follower(chunk(meta(5, 1), 0, b"small", 5)));
+    node.step(to_follower(chunk(meta(9, 1), 0, b"abcd", 10)));
+    let rd = node.ready();
+    assert_eq!(chunk_offsets_and_data(&rd), vec![(0, b"small".to_vec())]);
+    assert_eq!(rd.snapshot.as_ref().map(|s| s.meta), Some(meta(5, 1)));
+    persist(&mut node, &rd);
+    node.step(to_follower(chunk(meta(9, 1), 0, b"abcd", 10)));
+    assert_eq!(
+        chunk_offsets_and_data(&node.ready()),
+        vec![(0, b"abcd".to_vec())],
+        "taken once the first is handed out"
+    );
+}
