@@ -150,6 +150,7 @@ impl Executor {
 
     /// Whether the node still runs (not shut down, storage not failed).
     /// Why the executor stopped on its own, if it did (a storage failure).
+    #[cfg(any(test, feature = "sim"))]
     pub(crate) fn failure(&self) -> Option<String> {
         self.shared.fatal.lock().clone()
     }
