@@ -225,6 +225,11 @@ fn status_prints_one_line_per_node_in_text_and_json() {
         for field in ["id=", "role=", "term=", "commit=", "applied=", "leader="] {
             assert!(line.contains(field), "{line:?} lacks {field}");
         }
+        // The bootstrap configuration: three voters, no learners, made by no entry.
+        assert!(
+            line.contains("voters=(1 2 3) learners=() config_index=0"),
+            "{line:?}"
+        );
         assert!(line.contains(&format!("addr={addr}")), "{line:?}");
     }
     assert!(lines.iter().any(|l| l.contains("role=leader")), "{lines:?}");
@@ -242,6 +247,9 @@ fn status_prints_one_line_per_node_in_text_and_json() {
         for field in ["id", "addr", "role", "term", "commit", "applied", "leader"] {
             assert!(o.get(field).is_some(), "{o} lacks {field}");
         }
+        assert_eq!(o["voters"], serde_json::json!([1, 2, 3]), "{o}");
+        assert_eq!(o["learners"], serde_json::json!([]), "{o}");
+        assert_eq!(o["config_index"], 0, "{o}");
     }
 }
 

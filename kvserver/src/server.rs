@@ -466,6 +466,10 @@ impl KvServer {
             snapshot_index: s.snapshot_index.0,
             persist_syncs,
             persisted_entries,
+            voters: s.membership.voters.iter().map(|id| id.0).collect(),
+            voters_outgoing: s.membership.voters_outgoing.iter().map(|id| id.0).collect(),
+            learners: s.membership.learners.iter().map(|id| id.0).collect(),
+            config_index: s.membership_index.0,
         }
     }
 }

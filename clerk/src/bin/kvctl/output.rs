@@ -46,12 +46,24 @@ pub fn print_status(clerk: &Clerk, json: bool) -> ExitCode {
                 };
                 if json {
                     json!({"id": s.id, "addr": endpoint, "role": s.role, "term": s.term, "commit": s.commit,
-                           "applied": s.applied, "leader": if s.leader_id == 0 { Value::Null } else { json!(s.leader_id) }})
+                           "applied": s.applied, "leader": if s.leader_id == 0 { Value::Null } else { json!(s.leader_id) },
+                           "voters": s.voters, "voters_outgoing": s.voters_outgoing, "learners": s.learners,
+                           "config_index": s.config_index})
                     .to_string()
                 } else {
+                    let ids = |v: &[u64]| {
+                        let ids: Vec<String> = v.iter().map(u64::to_string).collect();
+                        format!("({})", ids.join(" "))
+                    };
+                    let outgoing = if s.voters_outgoing.is_empty() {
+                        String::new()
+                    } else {
+                        format!("&&{}", ids(&s.voters_outgoing))
+                    };
                     format!(
-                        "id={} addr={} role={} term={} commit={} applied={} leader={}",
-                        s.id, endpoint, s.role, s.term, s.commit, s.applied, leader
+                        "id={} addr={} role={} term={} commit={} applied={} leader={} voters={}{} learners={} config_index={}",
+                        s.id, endpoint, s.role, s.term, s.commit, s.applied, leader,
+                        ids(&s.voters), outgoing, ids(&s.learners), s.config_index
                     )
                 }
             }
