@@ -88,7 +88,8 @@
 //! ## Which messages wait for the persist
 //!
 //! 1. `messages` (send now): a leader's AppendEntries, Heartbeat, InstallSnapshot and
-//!    TimeoutNow. The leader sends entries before its own write finishes and counts
+//!    TimeoutNow (its term is durable before it can win a vote, except a single voter's,
+//!    whose messages to learners wait as in 2 until it is). The leader sends entries before its own write finishes and counts
 //!    itself in the commit quorum only up to what `on_persist_ready` reported (thesis
 //!    10.2.1). Also pre-vote requests and responses, vote rejections, heartbeat responses
 //!    and snapshot chunk acknowledgements, as long as this node's current term and vote

@@ -11,7 +11,9 @@
 //! - `messages_after_persist`: a candidate's RequestVote (its new term and self-vote must
 //!   be durable first), vote grants, AppendEntries responses (they acknowledge entries),
 //!   the final snapshot acknowledgement, and any message produced while the term or vote
-//!   is not yet known durable (see `durability`).
+//!   is not yet known durable (see `durability`) — a leader's requests included: a
+//!   single voter wins by its own vote before its term is durable, and with learners it
+//!   has someone to send to.
 //!
 //! Invariant: everything in here is bounded by the work done since the last `ready()`;
 //! the driver drains it on every Ready.

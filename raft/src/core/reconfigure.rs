@@ -20,7 +20,10 @@
 //! enough); a member that left is forgotten. A new quorum may already hold more of the
 //! log, or already confirm a read round, so both are re-checked at once.
 //!
-//! A leader that applies a configuration in which it no longer votes steps down.
+//! A leader refuses to remove or demote itself (transfer leadership first). One that ends
+//! up outside the voters anyway (an earlier leader's change; elected as an outgoing-only
+//! voter of a joint configuration) keeps leading and hands leadership to a caught-up
+//! incoming voter (`maybe_hand_off_leadership`).
 
 use super::membership::{ChangeError, MembershipChange};
 use super::progress::Progress;
