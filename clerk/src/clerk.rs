@@ -10,7 +10,8 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use proto::kv::{
     write_request::Op, Append, Cas, Delete, ErrorCode, GetRequest, KvError, KvServiceClient, Put,
-    ReadMode, Register, StatusRequest, StatusResponse, WriteRequest, WriteResponse,
+    ReadMode, Register, StatusRequest, StatusResponse, TransferLeaderRequest,
+    TransferLeaderResponse, WriteRequest, WriteResponse,
 };
 use rpc_framework::{CallOptions, Channel, ChannelConfig, RpcError};
 use std::sync::Arc;
@@ -207,6 +208,75 @@ impl Clerk {
             new_value: new_value.into(),
         });
         self.write(op).map(|r| r.swapped)
+    }
+
+    /// Hands leadership to voter `to` and waits until it leads (a server reports itself
+    /// leader with that id), within the clerk's operation timeout (10 s without one).
+    /// Returns the term it leads in.
+    ///
+    /// # Errors
+    /// `InvalidArgument` when `to` is not another voter; `Unavailable` when no leader
+    /// answered; `Timeout` when `to` did not take over in time (the transfer may still
+    /// complete, or the old leader resumed: check `status`).
+    pub fn transfer_leader(&self, to: u64) -> Result<u64, ClerkError> {
+        let deadline = std::time::Instant::now()
+            + self
+                .inner
+                .config
+                .op_timeout
+                .unwrap_or(Duration::from_secs(10));
+        let options = CallOptions {
+            timeout: Some(self.inner.config.attempt_timeout),
+        };
+        let request = TransferLeaderRequest { to };
+        let mut started = false;
+        while !started {
+            let mut refused = None;
+            for server in &self.inner.servers {
+                match server.transfer_leader(&request, &options) {
+                    Ok(TransferLeaderResponse { error: None }) => {
+                        started = true;
+                        break;
+                    }
+                    Ok(TransferLeaderResponse { error: Some(e) })
+                        if e.code() == ErrorCode::InvalidArgument =>
+                    {
+                        return Err(ClerkError::new(ErrorKind::InvalidArgument, true, e.message));
+                    }
+                    Ok(TransferLeaderResponse { error: Some(e) }) => refused = Some(e.message),
+                    Err(e) => refused = Some(e.to_string()),
+                }
+            }
+            if !started && std::time::Instant::now() >= deadline {
+                let why = refused.unwrap_or_default();
+                return Err(ClerkError::new(
+                    ErrorKind::Unavailable,
+                    true,
+                    format!("no leader took the transfer: {why}"),
+                ));
+            }
+            if !started {
+                std::thread::sleep(self.inner.config.backoff_min);
+            }
+        }
+        loop {
+            let leading = self
+                .status_all()
+                .into_iter()
+                .filter_map(|(_, s)| s.ok())
+                .find(|s| s.id == to && s.role == "leader");
+            if let Some(s) = leading {
+                return Ok(s.term);
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(ClerkError::new(
+                    ErrorKind::Timeout,
+                    false,
+                    format!("node {to} did not take over in time"),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Asks every server for its status, in endpoint order.

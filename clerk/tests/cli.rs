@@ -376,3 +376,35 @@ fn a_shell_whose_session_was_evicted_continues_with_a_new_one() {
     assert_eq!(shell.call("append a 3"), ok());
     assert_eq!(shell.call("get a")["value"], "123");
 }
+
+/// Issue 13: `kvctl transfer-leader ID` hands leadership over and returns once ID leads;
+/// a target that is not another voter is refused.
+#[test]
+fn transfer_leader_hands_leadership_to_the_named_voter() {
+    let cluster = Cluster::start();
+    let json = cluster.kvctl(&["status", "--json"]);
+    let objects: Vec<Value> = stdout(&json)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let leader = objects
+        .iter()
+        .find(|o| o["role"] == "leader")
+        .and_then(|o| o["id"].as_u64())
+        .expect("a leader");
+    let target = (1..=3).find(|id| *id != leader).unwrap();
+    let out = cluster.kvctl(&["transfer-leader", &target.to_string(), "--json"]);
+    assert_exit(&out, 0);
+    let reply: Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(reply["leader"], target, "{reply}");
+    let status = cluster.kvctl(&["status"]);
+    assert!(
+        stdout(&status)
+            .lines()
+            .any(|l| l.contains(&format!("id={target} ")) && l.contains("role=leader")),
+        "{}",
+        stdout(&status)
+    );
+    let refused = cluster.kvctl(&["transfer-leader", "9"]);
+    assert_exit(&refused, 2);
+}

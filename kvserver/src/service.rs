@@ -8,8 +8,8 @@ use crate::command;
 use crate::server::{get_error, write_error, KvServer};
 use crate::waiters::ReadReply;
 use proto::kv::{
-    ErrorCode, GetRequest, GetResponse, ReadMode, StatusRequest, StatusResponse, WriteRequest,
-    WriteResponse,
+    ErrorCode, GetRequest, GetResponse, ReadMode, StatusRequest, StatusResponse,
+    TransferLeaderRequest, TransferLeaderResponse, WriteRequest, WriteResponse,
 };
 use rpc_framework::Reply;
 use std::sync::atomic::Ordering;
@@ -103,5 +103,36 @@ impl proto::kv::KvService for KvServiceImpl {
 
     fn status(&self, _request: StatusRequest, reply: Reply<StatusResponse>) {
         reply.ok(self.server.status());
+    }
+
+    fn transfer_leader(
+        &self,
+        request: TransferLeaderRequest,
+        reply: Reply<TransferLeaderResponse>,
+    ) {
+        let s = &self.server;
+        if !s.node.state().is_leader {
+            return reply.ok(TransferLeaderResponse {
+                error: s.not_leader(None),
+            });
+        }
+        let to = raft::NodeId(request.to);
+        let status = s.node.status();
+        if to == status.id || !status.membership.is_voter(to) {
+            let error = crate::waiters::kv_error(
+                ErrorCode::InvalidArgument,
+                format!(
+                    "node {} is not another voter ({})",
+                    request.to, status.membership
+                ),
+            );
+            return reply.ok(TransferLeaderResponse { error });
+        }
+        let server = s.clone();
+        s.node.transfer_leader_with(to, move |result| {
+            reply.ok(TransferLeaderResponse {
+                error: result.err().and_then(|e| server.node_error(e)),
+            });
+        });
     }
 }

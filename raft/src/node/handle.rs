@@ -175,17 +175,23 @@ impl RaftNode {
     /// [`NodeError::NotLeader`] when this node is not the leader.
     pub fn transfer_leader(&self, to: NodeId) -> Result<(), NodeError> {
         let (tx, rx) = bounded(1);
-        let done = Box::new(move |r| {
+        self.transfer_leader_with(to, move |r| {
             let _ = tx.send(r);
         });
-        if self
-            .inbox
-            .send(self.arrived(NodeInput::Transfer { to, done }))
-            .is_err()
-        {
-            return Err(NodeError::Stopped);
-        }
         rx.recv().unwrap_or(Err(NodeError::Stopped))
+    }
+
+    /// As [`RaftNode::transfer_leader`], answering through `done` (on the driver thread,
+    /// or on the caller's when the node refuses at once). `done` must be quick.
+    pub fn transfer_leader_with(
+        &self,
+        to: NodeId,
+        done: impl FnOnce(Result<(), NodeError>) + Send + 'static,
+    ) {
+        self.submit(NodeInput::Transfer {
+            to,
+            done: Box::new(done),
+        });
     }
 
     /// Delivers messages from peers (called by the RaftService or a test router). Dropped

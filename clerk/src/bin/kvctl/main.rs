@@ -87,6 +87,14 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Hand leadership to voter ID and wait until it leads.
+    TransferLeader {
+        /// The voter to lead.
+        id: u64,
+        /// One JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Interactive shell on a terminal; one command per line otherwise.
     Shell {
         /// One JSON object per result line.
@@ -141,6 +149,9 @@ fn main() -> ExitCode {
         match cli.command {
             Cmd::Status { json } => Ok(output::print_status(&make_clerk(config)?, json)),
             Cmd::Shell { json } => Ok(shell::run(&make_clerk(config)?, json)),
+            Cmd::TransferLeader { id, json } => {
+                Ok(output::print_transfer(&make_clerk(config)?, id, json))
+            }
             Cmd::Bench(args) => bench::run(config, &args),
             Cmd::Get { key } => Ok(one(config, Command::Get { key })?),
             Cmd::Put { key, value } => Ok(one(config, Command::Put { key, value })?),

@@ -89,6 +89,28 @@ pub fn print_status(clerk: &Clerk, json: bool) -> ExitCode {
     }
 }
 
+/// `kvctl transfer-leader ID`: exit 0 once ID leads; 2, as every failed operation, when it
+/// cannot lead (not another voter), no leader took the transfer, or it did not lead in time.
+pub fn print_transfer(clerk: &Clerk, to: u64, json: bool) -> ExitCode {
+    let result = clerk.transfer_leader(to);
+    let line = match &result {
+        Ok(term) if json => json!({"leader": to, "term": term}).to_string(),
+        Ok(term) => format!("node {to} leads (term {term})"),
+        Err(e) if json => json!({"error": e.to_string()}).to_string(),
+        Err(e) => format!("error: {e}"),
+    };
+    match result {
+        Ok(_) => {
+            println!("{line}");
+            ExitCode::SUCCESS
+        }
+        Err(_) => {
+            eprintln!("{line}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 #[derive(Deserialize)]
 struct ConfigFile {
     nodes: Vec<ConfigNode>,
