@@ -9,7 +9,8 @@ use crate::session::Session;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use proto::kv::{
-    write_request::Op, Append, Cas, Delete, ErrorCode, GetRequest, KvError, KvServiceClient, Put,
+    change_membership_request, write_request::Op, Append, Cas, ChangeMembershipRequest,
+    ChangeMembershipResponse, Delete, ErrorCode, GetRequest, KvError, KvServiceClient, Put,
     ReadMode, Register, StatusRequest, StatusResponse, TransferLeaderRequest,
     TransferLeaderResponse, WriteRequest, WriteResponse,
 };
@@ -219,12 +220,7 @@ impl Clerk {
     /// answered; `Timeout` when `to` did not take over in time (the transfer may still
     /// complete, or the old leader resumed: check `status`).
     pub fn transfer_leader(&self, to: u64) -> Result<u64, ClerkError> {
-        let deadline = std::time::Instant::now()
-            + self
-                .inner
-                .config
-                .op_timeout
-                .unwrap_or(Duration::from_secs(10));
+        let deadline = self.deadline();
         let options = CallOptions {
             timeout: Some(self.inner.config.attempt_timeout),
         };
@@ -277,6 +273,120 @@ impl Clerk {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// The status of the node that leads (its configuration is the cluster's), if one
+    /// answers.
+    pub fn leader_status(&self) -> Option<StatusResponse> {
+        self.status_all()
+            .into_iter()
+            .filter_map(|(_, s)| s.ok())
+            .filter(|s| s.role == "leader")
+            .max_by_key(|s| s.term)
+    }
+
+    /// Removes voter or learner `id` from the configuration and waits until the leader
+    /// has applied the change; returns the leader's status then. The leader itself is
+    /// removed after it handed leadership to another voter (a leader does not remove
+    /// itself). `expected_index` (0 = any) is the configuration index the caller saw.
+    ///
+    /// # Errors
+    /// `InvalidArgument` when the change is refused (not a member, the last voter, a stale
+    /// `expected_index`, another change pending); `Unavailable` when no leader answered;
+    /// `Timeout` when the change was not applied in time (it may still be).
+    pub fn remove_member(
+        &self,
+        id: u64,
+        expected_index: u64,
+    ) -> Result<StatusResponse, ClerkError> {
+        let deadline = self.deadline();
+        let leader = self
+            .leader_status()
+            .ok_or_else(|| ClerkError::new(ErrorKind::Unavailable, true, "no leader answered"))?;
+        if leader.id == id {
+            let other = leader
+                .voters
+                .iter()
+                .copied()
+                .find(|v| *v != id)
+                .ok_or_else(|| {
+                    ClerkError::new(
+                        ErrorKind::InvalidArgument,
+                        true,
+                        "cannot remove the last voter",
+                    )
+                })?;
+            self.transfer_leader(other)?;
+        }
+        let request = ChangeMembershipRequest {
+            changes: vec![change_membership_request::Change {
+                kind: change_membership_request::Kind::Remove as i32,
+                node_id: id,
+            }],
+            joint: false,
+            expected_index,
+        };
+        let options = CallOptions {
+            timeout: Some(self.inner.config.attempt_timeout),
+        };
+        let index = loop {
+            let mut refused = None;
+            let mut accepted = None;
+            for server in &self.inner.servers {
+                match server.change_membership(&request, &options) {
+                    Ok(ChangeMembershipResponse { error: None, index }) => {
+                        accepted = Some(index);
+                        break;
+                    }
+                    Ok(ChangeMembershipResponse { error: Some(e), .. })
+                        if e.code() == ErrorCode::InvalidArgument =>
+                    {
+                        return Err(ClerkError::new(ErrorKind::InvalidArgument, true, e.message));
+                    }
+                    Ok(ChangeMembershipResponse { error: Some(e), .. }) => {
+                        refused = Some(e.message)
+                    }
+                    Err(e) => refused = Some(e.to_string()),
+                }
+            }
+            if let Some(index) = accepted {
+                break index;
+            }
+            if std::time::Instant::now() >= deadline {
+                let why = refused.unwrap_or_default();
+                return Err(ClerkError::new(
+                    ErrorKind::Unavailable,
+                    true,
+                    format!("no leader took the change: {why}"),
+                ));
+            }
+            std::thread::sleep(self.inner.config.backoff_min);
+        };
+        loop {
+            if let Some(s) = self.leader_status() {
+                if s.config_index >= index && s.voters_outgoing.is_empty() {
+                    return Ok(s);
+                }
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(ClerkError::new(
+                    ErrorKind::Timeout,
+                    false,
+                    format!("the change at index {index} was not applied in time"),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// When an operation started now must give up.
+    fn deadline(&self) -> std::time::Instant {
+        std::time::Instant::now()
+            + self
+                .inner
+                .config
+                .op_timeout
+                .unwrap_or(Duration::from_secs(10))
     }
 
     /// Asks every server for its status, in endpoint order.

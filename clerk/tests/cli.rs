@@ -408,3 +408,48 @@ fn transfer_leader_hands_leadership_to_the_named_voter() {
     let refused = cluster.kvctl(&["transfer-leader", "9"]);
     assert_exit(&refused, 2);
 }
+
+/// Issue 13: `kvctl member remove` takes a follower out, then the leader (which hands
+/// leadership over first); the cluster keeps serving writes with the voters left, and a
+/// stale expected index or the last voter is refused.
+#[test]
+fn member_remove_shrinks_the_cluster_and_removes_the_leader_through_a_transfer() {
+    let cluster = Cluster::start();
+    let list = cluster.kvctl(&["member", "list", "--json"]);
+    assert_exit(&list, 0);
+    let before: Value = serde_json::from_str(stdout(&list).trim()).unwrap();
+    assert_eq!(before["voters"], serde_json::json!([1, 2, 3]), "{before}");
+    let leader = before["leader"].as_u64().unwrap();
+    let follower = (1..=3).find(|id| *id != leader).unwrap();
+
+    let stale = cluster.kvctl(&[
+        "member",
+        "remove",
+        &follower.to_string(),
+        "--expect-index",
+        "7",
+    ]);
+    assert_exit(&stale, 2);
+
+    let out = cluster.kvctl(&["member", "remove", &follower.to_string(), "--json"]);
+    assert_exit(&out, 0);
+    let after: Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    let voters: Vec<u64> = (1..=3).filter(|id| *id != follower).collect();
+    assert_eq!(after["voters"], serde_json::json!(voters), "{after}");
+    assert!(after["config_index"].as_u64().unwrap() > 0, "{after}");
+    assert_exit(&cluster.kvctl(&["put", "k", "v1"]), 0);
+
+    let out = cluster.kvctl(&["member", "remove", &leader.to_string(), "--json"]);
+    assert_exit(&out, 0);
+    let last: Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    let remaining = voters.iter().copied().find(|id| *id != leader).unwrap();
+    assert_eq!(last["voters"], serde_json::json!([remaining]), "{last}");
+    assert_eq!(last["leader"], remaining, "{last}");
+    assert_exit(&cluster.kvctl(&["put", "k", "v2"]), 0);
+    let get = cluster.kvctl(&["get", "k"]);
+    assert_exit(&get, 0);
+    assert_eq!(stdout(&get).trim(), "v2");
+
+    let refused = cluster.kvctl(&["member", "remove", &remaining.to_string()]);
+    assert_exit(&refused, 2);
+}

@@ -8,9 +8,11 @@ use crate::command;
 use crate::server::{get_error, write_error, KvServer};
 use crate::waiters::ReadReply;
 use proto::kv::{
-    ErrorCode, GetRequest, GetResponse, ReadMode, StatusRequest, StatusResponse,
-    TransferLeaderRequest, TransferLeaderResponse, WriteRequest, WriteResponse,
+    ChangeMembershipRequest, ChangeMembershipResponse, ErrorCode, GetRequest, GetResponse,
+    ReadMode, StatusRequest, StatusResponse, TransferLeaderRequest, TransferLeaderResponse,
+    WriteRequest, WriteResponse,
 };
+use raft::core::membership::{MemberChange, MembershipChange, Transition};
 use rpc_framework::Reply;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -135,4 +137,74 @@ impl proto::kv::KvService for KvServiceImpl {
             });
         });
     }
+
+    fn change_membership(
+        &self,
+        request: ChangeMembershipRequest,
+        reply: Reply<ChangeMembershipResponse>,
+    ) {
+        let s = &self.server;
+        if !s.node.state().is_leader {
+            return reply.ok(ChangeMembershipResponse {
+                error: s.not_leader(None),
+                index: 0,
+            });
+        }
+        let change = match membership_change(&request) {
+            Ok(change) => change,
+            Err(message) => {
+                return reply.ok(ChangeMembershipResponse {
+                    error: crate::waiters::kv_error(ErrorCode::InvalidArgument, message),
+                    index: 0,
+                })
+            }
+        };
+        let server = s.clone();
+        s.node
+            .propose_membership_with(change, move |result| match result {
+                Ok((index, _)) => reply.ok(ChangeMembershipResponse {
+                    error: None,
+                    index: index.0,
+                }),
+                Err(e) => reply.ok(ChangeMembershipResponse {
+                    error: server.node_error(e),
+                    index: 0,
+                }),
+            });
+    }
+}
+
+/// The Raft change a request asks for.
+fn membership_change(request: &ChangeMembershipRequest) -> Result<MembershipChange, String> {
+    use proto::kv::change_membership_request::Kind;
+    if request.changes.is_empty() {
+        return Err("no change asked".into());
+    }
+    let changes = request
+        .changes
+        .iter()
+        .map(|c| {
+            if c.node_id == 0 {
+                return Err("node id 0".to_string());
+            }
+            let id = raft::NodeId(c.node_id);
+            match Kind::try_from(c.kind) {
+                Ok(Kind::AddVoter) => Ok(MemberChange::AddVoter(id)),
+                Ok(Kind::AddLearner) => Ok(MemberChange::AddLearner(id)),
+                Ok(Kind::Remove) => Ok(MemberChange::Remove(id)),
+                Err(_) => Err(format!("unknown change kind {}", c.kind)),
+            }
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    let transition = if request.joint {
+        Transition::EnterJoint { auto_leave: true }
+    } else {
+        Transition::Simple
+    };
+    Ok(MembershipChange {
+        transition,
+        changes,
+        expected_index: raft::LogIndex(request.expected_index),
+        context: bytes::Bytes::new(),
+    })
 }

@@ -87,6 +87,9 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// The cluster's configuration, and changes to it.
+    #[command(subcommand)]
+    Member(MemberCmd),
     /// Hand leadership to voter ID and wait until it leads.
     TransferLeader {
         /// The voter to lead.
@@ -103,6 +106,27 @@ enum Cmd {
     },
     /// Closed-loop load generator.
     Bench(bench::BenchArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum MemberCmd {
+    /// The leader's configuration: voters, learners, configuration index.
+    List {
+        /// One JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove voter or learner ID (the leader hands leadership over first) and wait until
+    /// the leader applied it.
+    Remove {
+        id: u64,
+        /// Refuse unless the configuration is still at this index (`member list`).
+        #[arg(long, default_value_t = 0)]
+        expect_index: u64,
+        /// One JSON object.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -149,6 +173,19 @@ fn main() -> ExitCode {
         match cli.command {
             Cmd::Status { json } => Ok(output::print_status(&make_clerk(config)?, json)),
             Cmd::Shell { json } => Ok(shell::run(&make_clerk(config)?, json)),
+            Cmd::Member(MemberCmd::List { json }) => {
+                Ok(output::print_members(&make_clerk(config)?, json))
+            }
+            Cmd::Member(MemberCmd::Remove {
+                id,
+                expect_index,
+                json,
+            }) => Ok(output::print_removal(
+                &make_clerk(config)?,
+                id,
+                expect_index,
+                json,
+            )),
             Cmd::TransferLeader { id, json } => {
                 Ok(output::print_transfer(&make_clerk(config)?, id, json))
             }

@@ -89,6 +89,61 @@ pub fn print_status(clerk: &Clerk, json: bool) -> ExitCode {
     }
 }
 
+/// One configuration line: `voters=(1 2 3) learners=(4) config_index=17` (or JSON).
+fn configuration(s: &proto::kv::StatusResponse, json: bool) -> String {
+    if json {
+        return json!({"leader": s.id, "voters": s.voters, "voters_outgoing": s.voters_outgoing,
+                       "learners": s.learners, "config_index": s.config_index})
+        .to_string();
+    }
+    let ids = |v: &[u64]| {
+        let ids: Vec<String> = v.iter().map(u64::to_string).collect();
+        format!("({})", ids.join(" "))
+    };
+    let outgoing = if s.voters_outgoing.is_empty() {
+        String::new()
+    } else {
+        format!("&&{}", ids(&s.voters_outgoing))
+    };
+    format!(
+        "leader={} voters={}{} learners={} config_index={}",
+        s.id,
+        ids(&s.voters),
+        outgoing,
+        ids(&s.learners),
+        s.config_index
+    )
+}
+
+/// `kvctl member list`: the leader's configuration; exit 2 if no leader answered.
+pub fn print_members(clerk: &Clerk, json: bool) -> ExitCode {
+    match clerk.leader_status() {
+        Some(s) => {
+            println!("{}", configuration(&s, json));
+            ExitCode::SUCCESS
+        }
+        None => {
+            eprintln!("kvctl: no leader answered");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// `kvctl member remove ID`: the configuration once the leader applied the removal;
+/// exit 2 when it was refused or not applied in time.
+pub fn print_removal(clerk: &Clerk, id: u64, expect_index: u64, json: bool) -> ExitCode {
+    match clerk.remove_member(id, expect_index) {
+        Ok(s) => {
+            println!("{}", configuration(&s, json));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("kvctl: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 /// `kvctl transfer-leader ID`: exit 0 once ID leads; 2, as every failed operation, when it
 /// cannot lead (not another voter), no leader took the transfer, or it did not lead in time.
 pub fn print_transfer(clerk: &Clerk, to: u64, json: bool) -> ExitCode {
