@@ -411,7 +411,7 @@ impl KvServer {
                 ErrorCode::InvalidArgument,
                 format!("request of {size_bytes} bytes exceeds {max_bytes}"),
             ),
-            // Only configuration changes are refused this way (none go through here yet).
+            // A configuration change refused (pending, stale, unsafe, removing the leader).
             NodeError::MembershipRefused(reason) => kv_error(ErrorCode::InvalidArgument, reason),
             NodeError::Busy => kv_error(ErrorCode::Unavailable, "server overloaded; retry"),
             NodeError::Timeout => kv_error(ErrorCode::Timeout, "leadership not confirmed in time"),
