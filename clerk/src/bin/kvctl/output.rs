@@ -51,19 +51,16 @@ pub fn print_status(clerk: &Clerk, json: bool) -> ExitCode {
                            "config_index": s.config_index})
                     .to_string()
                 } else {
-                    let ids = |v: &[u64]| {
-                        let ids: Vec<String> = v.iter().map(u64::to_string).collect();
-                        format!("({})", ids.join(" "))
-                    };
-                    let outgoing = if s.voters_outgoing.is_empty() {
-                        String::new()
-                    } else {
-                        format!("&&{}", ids(&s.voters_outgoing))
-                    };
                     format!(
-                        "id={} addr={} role={} term={} commit={} applied={} leader={} voters={}{} learners={} config_index={}",
-                        s.id, endpoint, s.role, s.term, s.commit, s.applied, leader,
-                        ids(&s.voters), outgoing, ids(&s.learners), s.config_index
+                        "id={} addr={} role={} term={} commit={} applied={} leader={} {}",
+                        s.id,
+                        endpoint,
+                        s.role,
+                        s.term,
+                        s.commit,
+                        s.applied,
+                        leader,
+                        configuration_text(&s)
                     )
                 }
             }
@@ -96,6 +93,12 @@ fn configuration(s: &proto::kv::StatusResponse, json: bool) -> String {
                        "learners": s.learners, "config_index": s.config_index})
         .to_string();
     }
+    format!("leader={} {}", s.id, configuration_text(s))
+}
+
+/// `voters=(1 2 4)&&(1 2 3) learners=(5) config_index=17` (the `&&` part only during a
+/// joint change), the notation of the Raft core's `Membership`.
+fn configuration_text(s: &proto::kv::StatusResponse) -> String {
     let ids = |v: &[u64]| {
         let ids: Vec<String> = v.iter().map(u64::to_string).collect();
         format!("({})", ids.join(" "))
@@ -106,8 +109,7 @@ fn configuration(s: &proto::kv::StatusResponse, json: bool) -> String {
         format!("&&{}", ids(&s.voters_outgoing))
     };
     format!(
-        "leader={} voters={}{} learners={} config_index={}",
-        s.id,
+        "voters={}{} learners={} config_index={}",
         ids(&s.voters),
         outgoing,
         ids(&s.learners),
