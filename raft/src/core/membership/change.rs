@@ -47,6 +47,9 @@ pub enum ChangeError {
     /// A simple change may add or remove one voter at most.
     #[error("more than one voter changed without a joint configuration")]
     TooManyVoterChanges,
+    /// The id was removed from the cluster once: ids are never reused.
+    #[error("node {0} was removed from the cluster; its id cannot be added again")]
+    RemovedId(NodeId),
     /// The leader would remove or demote itself: transfer leadership first (the new
     /// leader then proposes the change).
     #[error("the change removes or demotes the leader: transfer leadership first")]
@@ -118,9 +121,19 @@ impl Membership {
     fn apply_all(&mut self, changes: &[MemberChange]) -> Result<(), ChangeError> {
         for change in changes {
             match *change {
+                MemberChange::AddVoter(id) | MemberChange::AddLearner(id)
+                    if self.removed.contains(&id) =>
+                {
+                    return Err(ChangeError::RemovedId(id));
+                }
                 MemberChange::AddVoter(id) => self.make_voter(id),
                 MemberChange::AddLearner(id) => self.make_learner(id),
-                MemberChange::Remove(id) => self.remove(id),
+                MemberChange::Remove(id) => {
+                    if self.contains(id) {
+                        self.removed.insert(id);
+                    }
+                    self.remove(id);
+                }
             }
         }
         if self.voters.is_empty() {

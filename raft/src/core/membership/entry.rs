@@ -146,6 +146,7 @@ pub fn conf_to_wire(conf: &ConfState) -> pb::ConfState {
         learners_next: ids(&m.learners_next),
         auto_leave: m.auto_leave,
         index: conf.index.0,
+        removed: ids(&m.removed),
     }
 }
 
@@ -172,6 +173,7 @@ pub fn conf_from_wire(conf: pb::ConfState) -> Result<ConfState, String> {
         learners: ids(conf.learners)?,
         learners_next: ids(conf.learners_next)?,
         auto_leave: conf.auto_leave,
+        removed: ids(conf.removed)?,
     };
     membership.check().map_err(|e| e.to_string())?;
     Ok(ConfState {
@@ -235,6 +237,7 @@ mod tests {
                 ],
             )
             .unwrap();
+        membership.removed.insert(NodeId(7));
         let conf = ConfState {
             membership,
             index: LogIndex(9),

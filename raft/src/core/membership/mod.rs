@@ -15,7 +15,9 @@
 //! - `learners_next` holds only outgoing voters that are not incoming voters (demoted
 //!   during a joint change: they become learners when it ends);
 //! - outside a joint configuration, `voters_outgoing` and `learners_next` are empty and
-//!   `auto_leave` is false.
+//!   `auto_leave` is false;
+//! - no removed id is an incoming voter or a learner (it may still be an outgoing voter
+//!   until the joint configuration is left).
 
 mod change;
 mod entry;
@@ -43,6 +45,10 @@ pub struct Membership {
     pub learners_next: BTreeSet<NodeId>,
     /// Whether the leader leaves the joint configuration by itself once it is applied.
     pub auto_leave: bool,
+    /// Every id ever removed: never added again (a node's id names its data; a removed
+    /// node that came back under its old id could vote with a log the cluster forgot).
+    /// History, not configuration: [`fmt::Display`] leaves it out.
+    pub removed: BTreeSet<NodeId>,
 }
 
 impl Membership {
@@ -97,6 +103,13 @@ impl Membership {
         let invalid = |what: String| Err(ChangeError::Invalid(what));
         if let Some(id) = self.learners.iter().find(|id| self.is_voter(**id)) {
             return invalid(format!("{id} is both a learner and a voter"));
+        }
+        if let Some(id) = self
+            .removed
+            .iter()
+            .find(|id| self.voters.contains(id) || self.learners.contains(id))
+        {
+            return invalid(format!("{id} was removed but is a member"));
         }
         for id in &self.learners_next {
             if !self.voters_outgoing.contains(id) || self.voters.contains(id) {

@@ -223,3 +223,31 @@ fn joint_promote_and_demote() {
          voters=(1 4) learners=(3)",
     );
 }
+
+/// Issue 13: a removed id is never added again, as a voter or a learner, in a simple or a
+/// joint change; an id merely demoted to learner is not removed.
+#[test]
+fn a_removed_id_is_never_added_again() {
+    expect(
+        &[
+            (Simple, "v1"),
+            (Simple, "v2"),
+            (Simple, "v3"),
+            (Simple, "r3"),
+            (Simple, "v3"),
+            (Simple, "l3"),
+            (JOINT, "v4 l3"),
+            (Simple, "l2"),
+            (Simple, "v2"),
+        ],
+        "voters=(1)
+         voters=(1 2)
+         voters=(1 2 3)
+         voters=(1 2)
+         error: RemovedId(n3)
+         error: RemovedId(n3)
+         error: RemovedId(n3)
+         voters=(1) learners=(2)
+         voters=(1 2)",
+    );
+}
