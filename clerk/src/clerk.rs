@@ -9,10 +9,9 @@ use crate::session::Session;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use proto::kv::{
-    change_membership_request, write_request::Op, Append, Cas, ChangeMembershipRequest,
-    ChangeMembershipResponse, Delete, ErrorCode, GetRequest, KvError, KvServiceClient, Put,
-    ReadMode, Register, StatusRequest, StatusResponse, TransferLeaderRequest,
-    TransferLeaderResponse, WriteRequest, WriteResponse,
+    change_membership_request, write_request::Op, Append, Cas, ChangeMembershipRequest, Delete,
+    ErrorCode, GetRequest, KvError, KvServiceClient, Put, ReadMode, Register, StatusRequest,
+    StatusResponse, TransferLeaderRequest, WriteRequest, WriteResponse,
 };
 use rpc_framework::{CallOptions, Channel, ChannelConfig, RpcError};
 use std::sync::Arc;
@@ -221,55 +220,84 @@ impl Clerk {
     /// complete, or the old leader resumed: check `status`).
     pub fn transfer_leader(&self, to: u64) -> Result<u64, ClerkError> {
         let deadline = self.deadline();
+        let request = TransferLeaderRequest { to };
+        self.at_leader(deadline, "the transfer", |server, options| {
+            server
+                .transfer_leader(&request, options)
+                .map(|r| r.error.map_or(Ok(()), Err))
+        })?;
+        self.wait_for_status(
+            deadline,
+            || format!("node {to} did not take over in time"),
+            |statuses| {
+                statuses
+                    .iter()
+                    .find(|s| s.id == to && s.role == "leader")
+                    .map(|s| s.term)
+            },
+        )
+    }
+
+    /// Sends an administrative request to each server in turn until one (the leader)
+    /// takes it, rounds apart by the minimum backoff, until `deadline`. `call` returns the
+    /// server's answer: its value, or the `KvError` it refused with.
+    ///
+    /// # Errors
+    /// `InvalidArgument` at once when a server refuses the request as invalid;
+    /// `Unavailable` when no server took it by `deadline`.
+    fn at_leader<T>(
+        &self,
+        deadline: std::time::Instant,
+        what: &str,
+        call: impl Fn(&KvServiceClient, &CallOptions) -> Result<Result<T, KvError>, RpcError>,
+    ) -> Result<T, ClerkError> {
         let options = CallOptions {
             timeout: Some(self.inner.config.attempt_timeout),
         };
-        let request = TransferLeaderRequest { to };
-        let mut started = false;
-        while !started {
+        loop {
             let mut refused = None;
             for server in &self.inner.servers {
-                match server.transfer_leader(&request, &options) {
-                    Ok(TransferLeaderResponse { error: None }) => {
-                        started = true;
-                        break;
-                    }
-                    Ok(TransferLeaderResponse { error: Some(e) })
-                        if e.code() == ErrorCode::InvalidArgument =>
-                    {
+                match call(server, &options) {
+                    Ok(Ok(value)) => return Ok(value),
+                    Ok(Err(e)) if e.code() == ErrorCode::InvalidArgument => {
                         return Err(ClerkError::new(ErrorKind::InvalidArgument, true, e.message));
                     }
-                    Ok(TransferLeaderResponse { error: Some(e) }) => refused = Some(e.message),
+                    Ok(Err(e)) => refused = Some(e.message),
                     Err(e) => refused = Some(e.to_string()),
                 }
             }
-            if !started && std::time::Instant::now() >= deadline {
+            if std::time::Instant::now() >= deadline {
                 let why = refused.unwrap_or_default();
                 return Err(ClerkError::new(
                     ErrorKind::Unavailable,
                     true,
-                    format!("no leader took the transfer: {why}"),
+                    format!("no leader took {what}: {why}"),
                 ));
             }
-            if !started {
-                std::thread::sleep(self.inner.config.backoff_min);
-            }
+            std::thread::sleep(self.inner.config.backoff_min);
         }
+    }
+
+    /// Polls every server's status until `done` finds what it waits for in the answers,
+    /// or `deadline` passes (`Timeout`, with `late`'s message: the awaited state may
+    /// still come).
+    fn wait_for_status<T>(
+        &self,
+        deadline: std::time::Instant,
+        late: impl Fn() -> String,
+        mut done: impl FnMut(&[StatusResponse]) -> Option<T>,
+    ) -> Result<T, ClerkError> {
         loop {
-            let leading = self
+            let statuses: Vec<StatusResponse> = self
                 .status_all()
                 .into_iter()
                 .filter_map(|(_, s)| s.ok())
-                .find(|s| s.id == to && s.role == "leader");
-            if let Some(s) = leading {
-                return Ok(s.term);
+                .collect();
+            if let Some(value) = done(&statuses) {
+                return Ok(value);
             }
             if std::time::Instant::now() >= deadline {
-                return Err(ClerkError::new(
-                    ErrorKind::Timeout,
-                    false,
-                    format!("node {to} did not take over in time"),
-                ));
+                return Err(ClerkError::new(ErrorKind::Timeout, false, late()));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -278,11 +306,12 @@ impl Clerk {
     /// The status of the node that leads (its configuration is the cluster's), if one
     /// answers.
     pub fn leader_status(&self) -> Option<StatusResponse> {
-        self.status_all()
+        let statuses: Vec<StatusResponse> = self
+            .status_all()
             .into_iter()
             .filter_map(|(_, s)| s.ok())
-            .filter(|s| s.role == "leader")
-            .max_by_key(|s| s.term)
+            .collect();
+        leader_of(&statuses).cloned()
     }
 
     /// Removes voter or learner `id` from the configuration and waits until the leader
@@ -326,57 +355,20 @@ impl Clerk {
             joint: false,
             expected_index,
         };
-        let options = CallOptions {
-            timeout: Some(self.inner.config.attempt_timeout),
-        };
-        let index = loop {
-            let mut refused = None;
-            let mut accepted = None;
-            for server in &self.inner.servers {
-                match server.change_membership(&request, &options) {
-                    Ok(ChangeMembershipResponse { error: None, index }) => {
-                        accepted = Some(index);
-                        break;
-                    }
-                    Ok(ChangeMembershipResponse { error: Some(e), .. })
-                        if e.code() == ErrorCode::InvalidArgument =>
-                    {
-                        return Err(ClerkError::new(ErrorKind::InvalidArgument, true, e.message));
-                    }
-                    Ok(ChangeMembershipResponse { error: Some(e), .. }) => {
-                        refused = Some(e.message)
-                    }
-                    Err(e) => refused = Some(e.to_string()),
-                }
-            }
-            if let Some(index) = accepted {
-                break index;
-            }
-            if std::time::Instant::now() >= deadline {
-                let why = refused.unwrap_or_default();
-                return Err(ClerkError::new(
-                    ErrorKind::Unavailable,
-                    true,
-                    format!("no leader took the change: {why}"),
-                ));
-            }
-            std::thread::sleep(self.inner.config.backoff_min);
-        };
-        loop {
-            if let Some(s) = self.leader_status() {
-                if s.config_index >= index && s.voters_outgoing.is_empty() {
-                    return Ok(s);
-                }
-            }
-            if std::time::Instant::now() >= deadline {
-                return Err(ClerkError::new(
-                    ErrorKind::Timeout,
-                    false,
-                    format!("the change at index {index} was not applied in time"),
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let index = self.at_leader(deadline, "the change", |server, options| {
+            server
+                .change_membership(&request, options)
+                .map(|r| r.error.map_or(Ok(r.index), Err))
+        })?;
+        self.wait_for_status(
+            deadline,
+            || format!("the change at index {index} was not applied in time"),
+            |statuses| {
+                leader_of(statuses)
+                    .filter(|s| s.config_index >= index && s.voters_outgoing.is_empty())
+                    .cloned()
+            },
+        )
     }
 
     /// When an operation started now must give up.
@@ -595,4 +587,12 @@ impl Clerk {
             next: Next::Rotate,
         }
     }
+}
+
+/// The status of the newest leader among `statuses`.
+fn leader_of(statuses: &[StatusResponse]) -> Option<&StatusResponse> {
+    statuses
+        .iter()
+        .filter(|s| s.role == "leader")
+        .max_by_key(|s| s.term)
 }
